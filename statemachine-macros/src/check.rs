@@ -1,0 +1,321 @@
+//! The rules a table must follow, one function per rule.
+//!
+//! Each rule reports at the token that breaks it, and every rule runs, so one macro call
+//! reports every broken rule at once. The rules that follow paths through the table run
+//! only when every transition resolved; otherwise they would echo unknown names.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use proc_macro2::Span;
+use quote::ToTokens;
+
+use crate::errors::Errors;
+use crate::model::{Machine, quoted_list, snake_case, unraw, upper_camel_case};
+
+/// Runs every rule on the model.
+pub(crate) fn check(machine: &Machine, complete: bool, errors: &mut Errors) {
+    check_state_names(machine, errors);
+    check_event_names(machine, errors);
+    check_generated_names(machine, errors);
+    check_initial(machine, errors);
+    check_final_states_have_no_way_out(machine, errors);
+    check_conflicting_transitions(machine, errors);
+    check_target_data(machine, errors);
+    if complete {
+        check_reachable(machine, errors);
+        check_way_out(machine, errors);
+        check_events_used(machine, errors);
+    }
+}
+
+/// State names are UpperCamelCase, because each names a type.
+fn check_state_names(machine: &Machine, errors: &mut Errors) {
+    for state in &machine.states {
+        let name = unraw(&state.name);
+        let camel = name.chars().next().is_some_and(char::is_uppercase) && !name.contains('_');
+        if !camel {
+            errors.push(
+                state.name.span(),
+                format!(
+                    "state names are UpperCamelCase because each names a type: write `{}`",
+                    upper_camel_case(&snake_case(&name))
+                ),
+            );
+        }
+    }
+}
+
+/// Method names the generated machine type already has.
+const RESERVED_EVENT_NAMES: &[&str] = &["new", "id", "seq", "data", "state", "state_name", "into_parts"];
+
+/// Event names are snake_case, because each names a method, and do not clash with the
+/// machine's own methods.
+fn check_event_names(machine: &Machine, errors: &mut Errors) {
+    for event in &machine.events {
+        let name = unraw(&event.name);
+        let snake = name.chars().next().is_some_and(|c| c.is_lowercase())
+            && !name.chars().any(char::is_uppercase);
+        if !snake {
+            errors.push(
+                event.name.span(),
+                format!(
+                    "event names are snake_case because each names a method: write `{}`",
+                    snake_case(&name).trim_start_matches('_')
+                ),
+            );
+        } else if RESERVED_EVENT_NAMES.contains(&name.as_str()) {
+            errors.push(
+                event.name.span(),
+                format!(
+                    "event `{name}` would clash with the method `{}::{name}` every machine has; rename the event",
+                    machine.name
+                ),
+            );
+        }
+    }
+}
+
+/// Every type the macro generates has its own name: the machine, its dynamic view, its
+/// event enum, its state trait, one type per state and one payload type per event.
+fn check_generated_names(machine: &Machine, errors: &mut Errors) {
+    let mut taken: HashMap<String, String> = HashMap::new();
+    taken.insert(machine.name.to_string(), format!("the machine `{}`", machine.name));
+    for (generated, what) in [
+        (machine.any_name(), "its dynamic view"),
+        (machine.event_enum_name(), "its event enum"),
+        (machine.state_trait_name(), "its state trait"),
+    ] {
+        taken.insert(generated.to_string(), format!("{what} `{generated}`"));
+    }
+    for state in &machine.states {
+        let name = state.name.to_string();
+        if let Some(owner) = taken.get(&name) {
+            errors.push(
+                state.name.span(),
+                format!("state `{name}` would have the same type name as {owner}; rename the state"),
+            );
+        } else {
+            taken.insert(name.clone(), format!("state `{name}`"));
+        }
+    }
+    for event in &machine.events {
+        let type_name = event.type_name.to_string();
+        if let Some(owner) = taken.get(&type_name) {
+            errors.push(
+                event.name.span(),
+                format!(
+                    "event `{}` generates the payload type `{type_name}`, which is already {owner}; rename one of them",
+                    event.name
+                ),
+            );
+        } else {
+            taken.insert(type_name, format!("the payload type of event `{}`", event.name));
+        }
+    }
+}
+
+/// Exactly one state is `initial`, and it is not `final`.
+fn check_initial(machine: &Machine, errors: &mut Errors) {
+    let mut first: Option<&crate::model::State> = None;
+    for state in &machine.states {
+        let Some(initial) = state.initial else { continue };
+        match first {
+            None => first = Some(state),
+            Some(first) => errors.push(
+                initial,
+                format!(
+                    "`{}` already has the initial state `{}`; only one state can be `initial`",
+                    machine.name, first.name
+                ),
+            ),
+        }
+        if let Some(final_span) = state.final_span {
+            errors.push(
+                final_span,
+                format!(
+                    "the initial state `{}` cannot be `final`: the machine would end before it starts",
+                    state.name
+                ),
+            );
+        }
+    }
+    if first.is_none() {
+        errors.push(
+            machine.name.span(),
+            format!(
+                "machine `{}` has no initial state; mark the state it starts in with `initial state Name;`",
+                machine.name
+            ),
+        );
+    }
+}
+
+/// No transition leaves a `final` state.
+fn check_final_states_have_no_way_out(machine: &Machine, errors: &mut Errors) {
+    for transition in &machine.transitions {
+        for (&source, ident) in transition.sources.iter().zip(&transition.source_idents) {
+            if machine.states[source].final_span.is_some() {
+                errors.push(
+                    ident.span(),
+                    format!(
+                        "`{ident}` is a final state, so no transition can leave it; \
+                         remove this transition or remove `final` from `state {ident}`"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// For one state and event, the table must say which transition is taken: at most one
+/// transition is unguarded, it comes after every guarded one (it is the fallback), and
+/// no transition is written twice.
+fn check_conflicting_transitions(machine: &Machine, errors: &mut Errors) {
+    for (state_index, state) in machine.states.iter().enumerate() {
+        for (event_index, event) in machine.events.iter().enumerate() {
+            let mut seen: Vec<(&crate::model::Transition, Option<String>)> = Vec::new();
+            for transition in machine.candidates(state_index, event_index) {
+                let guard = transition.guard.as_ref().map(|g| g.to_token_stream().to_string());
+                let span = source_span(transition, state_index);
+                if let Some((earlier, _)) = seen
+                    .iter()
+                    .find(|(t, g)| t.target == transition.target && *g == guard)
+                {
+                    errors.push(
+                        span,
+                        format!(
+                            "duplicate transition `{} + {} => {}`{}; it is already declared above",
+                            state.name,
+                            event.name,
+                            machine.states[earlier.target].name,
+                            guard.as_ref().map(|g| format!(" with guard `[{g}]`")).unwrap_or_default()
+                        ),
+                    );
+                } else if let Some((fallback, _)) = seen.iter().find(|(_, g)| g.is_none()) {
+                    errors.push(
+                        span,
+                        format!(
+                            "`{} + {}` already goes to `{}` with no guard, so this transition can \
+                             never be taken; guard the earlier one with `[..]`, or move the \
+                             unguarded one last as the fallback",
+                            state.name, event.name, machine.states[fallback.target].name
+                        ),
+                    );
+                }
+                seen.push((transition, guard));
+            }
+        }
+    }
+}
+
+/// The span of `state` among a transition's sources.
+fn source_span(transition: &crate::model::Transition, state: usize) -> Span {
+    transition
+        .sources
+        .iter()
+        .position(|&s| s == state)
+        .and_then(|i| transition.source_idents.get(i))
+        .map_or(transition.arrow, proc_macro2::Ident::span)
+}
+
+/// A transition without an action builds the target state's data itself: each field of
+/// the target comes from the event's payload or, failing that, from every source state.
+fn check_target_data(machine: &Machine, errors: &mut Errors) {
+    for transition in &machine.transitions {
+        if transition.action.is_some() {
+            continue;
+        }
+        let target = &machine.states[transition.target];
+        let event = &machine.events[transition.event];
+        let mut missing = Vec::new();
+        for field in target.fields.iter().filter_map(|f| f.ident.as_ref()) {
+            if event.fields.iter().any(|f| f.ident.as_ref() == Some(field)) {
+                continue;
+            }
+            let lacking: Vec<String> = transition
+                .sources
+                .iter()
+                .map(|&s| &machine.states[s])
+                .filter(|s| !s.fields.iter().any(|f| f.ident.as_ref() == Some(field)))
+                .map(|s| s.name.to_string())
+                .collect();
+            if !lacking.is_empty() {
+                missing.push(format!(
+                    "`{field}` is neither in event `{}` nor in state {}",
+                    event.name,
+                    quoted_list(&lacking)
+                ));
+            }
+        }
+        if !missing.is_empty() {
+            errors.push(
+                transition.target_ident.span(),
+                format!(
+                    "cannot build the data of `{}` on `{}`: {}; add the field to `event {}`, \
+                     or give the transition an action (`/ build_{}`) that returns `{}`",
+                    target.name,
+                    event.name,
+                    missing.join("; "),
+                    event.name,
+                    snake_case(&unraw(&target.name)),
+                    target.name
+                ),
+            );
+        }
+    }
+}
+
+/// Every state can be reached from the initial state.
+fn check_reachable(machine: &Machine, errors: &mut Errors) {
+    let Some(initial) = machine.initial() else { return };
+    let mut reached = HashSet::from([initial]);
+    let mut queue = VecDeque::from([initial]);
+    while let Some(state) = queue.pop_front() {
+        for transition in machine.transitions.iter().filter(|t| t.sources.contains(&state)) {
+            if reached.insert(transition.target) {
+                queue.push_back(transition.target);
+            }
+        }
+    }
+    for (index, state) in machine.states.iter().enumerate() {
+        if !reached.contains(&index) {
+            errors.push(
+                state.name.span(),
+                format!(
+                    "state `{}` cannot be reached from the initial state `{}`; add a transition into it or remove it",
+                    state.name, machine.states[initial].name
+                ),
+            );
+        }
+    }
+}
+
+/// A state that is not `final` has a transition out of it: a machine never gets stuck.
+fn check_way_out(machine: &Machine, errors: &mut Errors) {
+    for (index, state) in machine.states.iter().enumerate() {
+        if state.final_span.is_none() && !machine.transitions.iter().any(|t| t.sources.contains(&index)) {
+            errors.push(
+                state.name.span(),
+                format!(
+                    "state `{}` is not final but no transition leaves it; add a transition from it or mark it `final state {}`",
+                    state.name, state.name
+                ),
+            );
+        }
+    }
+}
+
+/// Every declared event is used by some transition.
+fn check_events_used(machine: &Machine, errors: &mut Errors) {
+    for (index, event) in machine.events.iter().enumerate() {
+        if !machine.transitions.iter().any(|t| t.event == index) {
+            errors.push(
+                event.name.span(),
+                format!(
+                    "event `{}` is declared but no transition uses it; use it in a transition or remove it",
+                    event.name
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Code generation: from a checked model to the items the user's crate compiles.
+//!
+//! One file per generated item under `expand/`. Generated code names everything by full
+//! path (`::core::…`, `::statemachine::…`) and prefixes its locals with `__`, so it never
+//! collides with the user's names.
+
+mod definition;
+mod dynamic;
+mod events;
+mod fallback;
+mod machine;
+mod states;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote};
+use syn::{Attribute, Expr, Field, Ident, Lit, Meta, Visibility};
+
+use crate::check;
+use crate::errors::Errors;
+use crate::model::{self, Machine, Transition};
+use crate::parse::MachineSyntax;
+
+/// Runs the pipeline: parse, lower, check, generate.
+///
+/// `Err` means the input is not a machine at all (its header did not parse). Any error
+/// inside the table gives `Ok`: the errors as `compile_error!`s, plus stub items so the
+/// rest of the user's crate does not drown them in follow-on errors.
+pub(crate) fn state_machine(input: TokenStream) -> syn::Result<TokenStream> {
+    let syntax: MachineSyntax = syn::parse2(input)?;
+    let mut errors = Errors::default();
+    for error in &syntax.errors {
+        errors.push_error(error.clone());
+    }
+    if !errors.is_empty() {
+        return Ok(with_fallback(errors, &syntax));
+    }
+    let lowered = model::lower(&syntax, &mut errors);
+    check::check(&lowered.machine, lowered.complete, &mut errors);
+    if !errors.is_empty() {
+        return Ok(with_fallback(errors, &syntax));
+    }
+    match expand(&lowered.machine) {
+        Some(tokens) => Ok(tokens),
+        None => {
+            // Unreachable after a clean check; kept total rather than panicking.
+            errors.push(lowered.machine.machine_span, "this machine has no initial state");
+            Ok(with_fallback(errors, &syntax))
+        }
+    }
+}
+
+fn with_fallback(errors: Errors, syntax: &MachineSyntax) -> TokenStream {
+    let mut tokens = errors.into_compile_errors();
+    tokens.extend(fallback::stubs(syntax));
+    tokens
+}
+
+/// Every generated item, or `None` if the model lacks an initial state.
+fn expand(machine: &Machine) -> Option<TokenStream> {
+    let ctx = Context::new(machine)?;
+    let mut tokens = TokenStream::new();
+    tokens.extend(states::expand(&ctx));
+    tokens.extend(events::expand(&ctx));
+    tokens.extend(machine::expand(&ctx));
+    tokens.extend(dynamic::expand(&ctx));
+    tokens.extend(definition::expand(&ctx));
+    Some(tokens)
+}
+
+/// What every generator needs: the model plus the names and types derived from it.
+struct Context<'a> {
+    /// The checked model.
+    machine: &'a Machine,
+    /// Index of the initial state.
+    initial: usize,
+    /// The shared data type (`()` when none is declared).
+    data: TokenStream,
+    /// The guard reason type.
+    reason: TokenStream,
+    /// For each state, the events it accepts with the transitions that may be taken.
+    routes: Vec<Vec<Route<'a>>>,
+}
+
+/// The transitions one state takes for one event.
+struct Route<'a> {
+    /// The event.
+    event: usize,
+    /// The candidate transitions in the order their guards are tried.
+    candidates: Vec<&'a Transition>,
+    /// The distinct target states, in order of first appearance.
+    targets: Vec<usize>,
+    /// Whether every candidate is guarded, so the event can be refused.
+    refusable: bool,
+}
+
+impl<'a> Context<'a> {
+    fn new(machine: &'a Machine) -> Option<Self> {
+        let initial = machine.initial()?;
+        let data = match &machine.data {
+            Some(ty) => ty.to_token_stream(),
+            None => quote!(()),
+        };
+        let reason = match &machine.reason {
+            Some(ty) => ty.to_token_stream(),
+            None => quote!(::statemachine::Reason),
+        };
+        let routes = (0..machine.states.len())
+            .map(|state| {
+                machine
+                    .accepted_events(state)
+                    .into_iter()
+                    .map(|event| {
+                        let candidates: Vec<&Transition> =
+                            machine.candidates(state, event).collect();
+                        let mut targets: Vec<usize> = Vec::new();
+                        for t in &candidates {
+                            if !targets.contains(&t.target) {
+                                targets.push(t.target);
+                            }
+                        }
+                        let refusable = candidates.iter().all(|t| t.guard.is_some());
+                        Route {
+                            event,
+                            candidates,
+                            targets,
+                            refusable,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        Some(Self {
+            machine,
+            initial,
+            data,
+            reason,
+            routes,
+        })
+    }
+
+    /// The route `state` takes for `event`, if it accepts it.
+    fn route(&self, state: usize, event: usize) -> Option<&Route<'a>> {
+        self.routes.get(state)?.iter().find(|r| r.event == event)
+    }
+
+    /// The visibility of generated items.
+    fn vis(&self) -> &Visibility {
+        &self.machine.vis
+    }
+}
+
+/// The text of the doc comments among `attrs`, one line per attribute.
+fn doc_text(attrs: &[Attribute]) -> String {
+    let mut lines = Vec::new();
+    for attr in attrs {
+        if let Meta::NameValue(meta) = &attr.meta
+            && meta.path.is_ident("doc")
+            && let Expr::Lit(expr) = &meta.value
+            && let Lit::Str(text) = &expr.lit
+        {
+            let value = text.value();
+            lines.push(value.strip_prefix(' ').unwrap_or(&value).to_owned());
+        }
+    }
+    lines.join("\n")
+}
+
+/// Whether `attrs` hold a doc comment.
+fn has_docs(attrs: &[Attribute]) -> bool {
+    attrs.iter().any(|attr| attr.path().is_ident("doc"))
+}
+
+/// A field as generated: the user's attributes, `pub` unless a visibility is written,
+/// and a doc comment naming its owner when the table gives none.
+fn public_field(field: &Field, owner: &str) -> Field {
+    let mut field = field.clone();
+    if matches!(field.vis, Visibility::Inherited) {
+        let span = field.ident.as_ref().map_or_else(Span::call_site, Ident::span);
+        field.vis = Visibility::Public(syn::token::Pub { span });
+    }
+    if !has_docs(&field.attrs) {
+        let name = field.ident.as_ref().map(ToString::to_string).unwrap_or_default();
+        let doc = format!("`{name}` of {owner}.");
+        field.attrs.push(syn::parse_quote!(#[doc = #doc]));
+    }
+    field
+}
+
+/// Tokens rendered for a person: `Vec<String>`, `checks::in_stock`.
+fn tokens_text(tokens: &impl ToTokens) -> String {
+    let raw = tokens.to_token_stream().to_string();
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ' ' {
+            let prev = out.chars().last();
+            let next = chars.peek().copied();
+            let glue_after = matches!(prev, Some('<' | ':' | '&' | '(' | '[' | '\''));
+            let glue_before = matches!(next, Some('<' | '>' | ':' | ',' | ')' | ']' | ';'));
+            if glue_after || glue_before {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `Confirmed --ship [in_stock]--> Shipped`, as written in generated docs.
+fn arrow_text(machine: &Machine, state: usize, transition: &Transition) -> String {
+    let mut label = machine.events[transition.event].name.to_string();
+    if let Some(guard) = &transition.guard {
+        label.push_str(&format!(" [{}]", tokens_text(guard)));
+    }
+    if let Some(action) = &transition.action {
+        label.push_str(&format!(" / {}", tokens_text(action)));
+    }
+    format!(
+        "`{} --{}--> {}`",
+        machine.states[state].name, label, machine.states[transition.target].name
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tokens_text;
+
+    #[test]
+    fn tokens_text_reads_like_source() {
+        let ty: syn::Type = syn::parse_quote!(Vec<Option<String>>);
+        assert_eq!(tokens_text(&ty), "Vec<Option<String>>");
+        let ty: syn::Type = syn::parse_quote!(std::collections::HashMap<u32, &'static str>);
+        assert_eq!(tokens_text(&ty), "std::collections::HashMap<u32, &'static str>");
+        let path: syn::Path = syn::parse_quote!(checks::in_stock);
+        assert_eq!(tokens_text(&path), "checks::in_stock");
+    }
+}

@@ -1,0 +1,139 @@
+//! The static definition (`AnyOrder::DEFINITION`) and the shape hash.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{Context, doc_text, tokens_text};
+
+/// The `Definition` constant, behind `AnyOrder::DEFINITION`.
+pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
+    let machine = ctx.machine;
+    let any = machine.any_name();
+    let private = quote!(::statemachine::__private);
+    let name = machine.name.to_string();
+    let version = machine.version;
+    let hash = shape_hash(ctx);
+    let initial = ctx.initial;
+
+    let states = machine.states.iter().map(|state| {
+        let state_name = state.name.to_string();
+        let initial = state.initial.is_some();
+        let is_final = state.final_span.is_some();
+        let fields = fields(&state.fields);
+        let entry = option(state.entry.as_ref().map(tokens_text));
+        let exit = option(state.exit.as_ref().map(tokens_text));
+        let doc = doc_text(&state.attrs);
+        quote!(#private::state(#state_name, #initial, #is_final, &[#(#fields),*], #entry, #exit, #doc))
+    });
+    let events = machine.events.iter().map(|event| {
+        let event_name = event.name.to_string();
+        let fields = fields(&event.fields);
+        let doc = doc_text(&event.attrs);
+        quote!(#private::event(#event_name, &[#(#fields),*], #doc))
+    });
+    let transitions = machine.transitions.iter().map(|t| {
+        let from = t.sources.iter().map(|&s| machine.states[s].name.to_string());
+        let event = machine.events[t.event].name.to_string();
+        let to = machine.states[t.target].name.to_string();
+        let guard = option(t.guard.as_ref().map(tokens_text));
+        let action = option(t.action.as_ref().map(tokens_text));
+        quote!(#private::transition(&[#(#from),*], #event, #to, #guard, #action))
+    });
+
+    quote! {
+        impl #any {
+            #[doc(hidden)]
+            const __DEFINITION: ::statemachine::Definition = {
+                const STATES: &[::statemachine::StateInfo] = &[#(#states),*];
+                const EVENTS: &[::statemachine::EventInfo] = &[#(#events),*];
+                const TRANSITIONS: &[::statemachine::TransitionInfo] = &[#(#transitions),*];
+                #private::definition(#name, #version, #hash, &STATES[#initial], STATES, EVENTS, TRANSITIONS)
+            };
+        }
+    }
+}
+
+fn fields(fields: &[syn::Field]) -> Vec<TokenStream> {
+    fields
+        .iter()
+        .filter_map(|f| {
+            let name = f.ident.as_ref()?.to_string();
+            let ty = tokens_text(&f.ty);
+            Some(quote!(::statemachine::__private::field(#name, #ty)))
+        })
+        .collect()
+}
+
+fn option(text: Option<String>) -> TokenStream {
+    match text {
+        Some(text) => quote!(::core::option::Option::Some(#text)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// A hash of everything in the table that decides which snapshots fit it: states (with
+/// their fields, `initial` and `final`), events (with their fields) and transitions
+/// (sources, event, guard, target). Doc comments, hooks and actions do not count.
+///
+/// FNV-1a (64 bit) over a canonical text, so the value is the same on every platform
+/// and every compiler version.
+fn shape_hash(ctx: &Context<'_>) -> u64 {
+    let machine = ctx.machine;
+    let mut text = format!("machine {}\n", machine.name);
+    for state in &machine.states {
+        text.push_str(&format!(
+            "state {} initial={} final={}",
+            state.name,
+            state.initial.is_some(),
+            state.final_span.is_some()
+        ));
+        for f in &state.fields {
+            text.push_str(&format!(" {}", field_text(f)));
+        }
+        text.push('\n');
+    }
+    for event in &machine.events {
+        text.push_str(&format!("event {}", event.name));
+        for f in &event.fields {
+            text.push_str(&format!(" {}", field_text(f)));
+        }
+        text.push('\n');
+    }
+    for t in &machine.transitions {
+        let from: Vec<String> = t.sources.iter().map(|&s| machine.states[s].name.to_string()).collect();
+        text.push_str(&format!(
+            "transition {} + {} [{}] => {}\n",
+            from.join(" | "),
+            machine.events[t.event].name,
+            t.guard.as_ref().map(tokens_text).unwrap_or_default(),
+            machine.states[t.target].name
+        ));
+    }
+    fnv1a(text.as_bytes())
+}
+
+fn field_text(field: &syn::Field) -> String {
+    let name = field.ident.as_ref().map(ToString::to_string).unwrap_or_default();
+    format!("{name}:{}", tokens_text(&field.ty))
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes
+        .iter()
+        .fold(OFFSET, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fnv1a;
+
+    #[test]
+    fn fnv1a_matches_reference_vectors() {
+        // From the FNV reference: http://www.isthe.com/chongo/tech/comp/fnv/
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+}

@@ -1,0 +1,238 @@
+//! The dynamic view `AnyOrder`: one variant per state, `fire` for events that arrive at
+//! run time, and conversions both ways between typed and dynamic machines.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::Context;
+use super::machine::fire_method_name;
+
+/// `AnyOrder`, its `fire`, `StateMachine` impl and the typed conversions.
+pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
+    let machine = ctx.machine;
+    let vis = ctx.vis();
+    let name = &machine.name;
+    let any = machine.any_name();
+    let event_enum = machine.event_enum_name();
+    let derives = &machine.derives;
+    let data = &ctx.data;
+    let reason = &ctx.reason;
+    let machine_name = name.to_string();
+    let state_trait = machine.state_trait_name();
+
+    let states: Vec<_> = machine.states.iter().map(|s| &s.name).collect();
+    let variant_docs = states
+        .iter()
+        .map(|s| format!("`{name}` in state `{s}`."));
+    let allowed = machine.states.iter().enumerate().map(|(index, _)| {
+        let events = ctx.routes[index]
+            .iter()
+            .map(|route| machine.events[route.event].name.to_string());
+        quote!(&[#(#events),*])
+    });
+    let is_final = machine.states.iter().map(|s| s.final_span.is_some());
+
+    let mut arms = TokenStream::new();
+    for (state_index, state) in machine.states.iter().enumerate() {
+        let state_name = &state.name;
+        for route in &ctx.routes[state_index] {
+            let event = &machine.events[route.event];
+            let payload = &event.type_name;
+            let fire = fire_method_name(event);
+            let into_any = match route.targets.as_slice() {
+                [target] => {
+                    let target = &machine.states[*target].name;
+                    quote!(#any::#target(__next))
+                }
+                _ => quote!(__next),
+            };
+            let call = quote!(__machine.#fire(__event));
+            let arm = if route.refusable {
+                quote! {
+                    match #call {
+                        ::core::result::Result::Ok(__next) => ::core::result::Result::Ok(#into_any),
+                        ::core::result::Result::Err(__rejected) => ::core::result::Result::Err(
+                            __rejected.map(#any::#state_name, #event_enum::#payload),
+                        ),
+                    }
+                }
+            } else {
+                quote! {{
+                    let __next = #call;
+                    ::core::result::Result::Ok(#into_any)
+                }}
+            };
+            arms.extend(quote! {
+                (#any::#state_name(__machine), #event_enum::#payload(__event)) => #arm,
+            });
+        }
+    }
+
+    let any_doc = format!(
+        "An `{name}` in any state: the dynamic view, for events that arrive at run time.\n\n\
+         Convert a typed machine with `From`/`Into`, and back with `TryFrom`; apply any \
+         [`{event_enum}`] with [`fire`](Self::fire)."
+    );
+    let definition_doc = format!("The transition table of `{name}` as data.");
+    quote! {
+        #[doc = #any_doc]
+        #(#derives)*
+        #[allow(clippy::large_enum_variant)]
+        #vis enum #any {
+            #(
+                #[doc = #variant_docs]
+                #states(#name<#states>),
+            )*
+        }
+
+        impl #any {
+            #[doc = #definition_doc]
+            pub const DEFINITION: &'static ::statemachine::Definition = &Self::__DEFINITION;
+
+            /// The instance's identifier.
+            #[inline]
+            pub fn id(&self) -> &::statemachine::InstanceId {
+                match self {
+                    #(Self::#states(__machine) => __machine.id(),)*
+                }
+            }
+
+            /// How many transitions this instance has taken since it was created.
+            #[inline]
+            pub fn seq(&self) -> u64 {
+                match self {
+                    #(Self::#states(__machine) => __machine.seq(),)*
+                }
+            }
+
+            /// The data every state carries.
+            #[inline]
+            pub fn data(&self) -> &#data {
+                match self {
+                    #(Self::#states(__machine) => __machine.data(),)*
+                }
+            }
+
+            /// The current state's name, as written in the table.
+            #[inline]
+            pub fn state_name(&self) -> &'static str {
+                match self {
+                    #(Self::#states(__machine) => __machine.state_name(),)*
+                }
+            }
+
+            /// The events the current state takes, in declaration order (guards may
+            /// still refuse them).
+            #[inline]
+            pub fn allowed_events(&self) -> &'static [&'static str] {
+                match self {
+                    #(Self::#states(_) => #allowed,)*
+                }
+            }
+
+            /// Whether the current state is final.
+            #[inline]
+            pub fn is_final(&self) -> bool {
+                match self {
+                    #(Self::#states(_) => #is_final,)*
+                }
+            }
+
+            /// Applies an event of any kind: the transition the table gives for the current
+            /// state and this event, exactly as the typed method would.
+            ///
+            /// # Errors
+            ///
+            /// The machine and the event come back unchanged in
+            /// [`Rejected`](::statemachine::Rejected): with
+            /// [`Refusal::NotAllowed`](::statemachine::Refusal::NotAllowed) and the events
+            /// that are valid when the table has no such transition, with
+            /// [`Refusal::Guard`](::statemachine::Refusal::Guard) when a guard refused.
+            #[allow(clippy::type_complexity)]
+            pub fn fire(
+                self,
+                event: impl ::core::convert::Into<#event_enum>,
+            ) -> ::core::result::Result<Self, ::statemachine::Rejected<Self, #event_enum, #reason>> {
+                #[allow(unreachable_patterns)]
+                match (self, ::core::convert::Into::into(event)) {
+                    #arms
+                    (__machine, __event) => {
+                        let __refusal = ::statemachine::Refusal::NotAllowed {
+                            machine: #machine_name,
+                            state: __machine.state_name(),
+                            event: __event.name(),
+                            allowed: __machine.allowed_events(),
+                        };
+                        ::core::result::Result::Err(::statemachine::Rejected::new(__machine, __event, __refusal))
+                    }
+                }
+            }
+        }
+
+        impl ::statemachine::StateMachine for #any {
+            type Data = #data;
+            type Event = #event_enum;
+            type Reason = #reason;
+
+            const DEFINITION: &'static ::statemachine::Definition = #any::DEFINITION;
+
+            #[inline]
+            fn id(&self) -> &::statemachine::InstanceId {
+                #any::id(self)
+            }
+
+            #[inline]
+            fn seq(&self) -> u64 {
+                #any::seq(self)
+            }
+
+            #[inline]
+            fn state_name(&self) -> &'static str {
+                #any::state_name(self)
+            }
+
+            #[inline]
+            fn data(&self) -> &Self::Data {
+                #any::data(self)
+            }
+
+            #[inline]
+            fn fire(
+                self,
+                event: Self::Event,
+            ) -> ::core::result::Result<Self, ::statemachine::Rejected<Self, Self::Event, Self::Reason>> {
+                #any::fire(self, event)
+            }
+        }
+
+        #(
+            impl ::core::convert::From<#name<#states>> for #any {
+                #[inline]
+                fn from(machine: #name<#states>) -> Self {
+                    Self::#states(machine)
+                }
+            }
+
+            impl ::core::convert::TryFrom<#any> for #name<#states> {
+                type Error = ::statemachine::WrongState<#any>;
+
+                #[inline]
+                fn try_from(machine: #any) -> ::core::result::Result<Self, Self::Error> {
+                    #[allow(unreachable_patterns)]
+                    match machine {
+                        #any::#states(__machine) => ::core::result::Result::Ok(__machine),
+                        __other => {
+                            let __found = __other.state_name();
+                            ::core::result::Result::Err(::statemachine::WrongState::new(
+                                __other,
+                                #machine_name,
+                                <#states as #state_trait>::NAME,
+                                __found,
+                            ))
+                        }
+                    }
+                }
+            }
+        )*
+    }
+}

@@ -1,0 +1,95 @@
+//! One payload type per event, and the event enum of the dynamic view.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{Context, has_docs, public_field};
+
+/// The payload types (`Ship { tracking }`, `Deliver`) and `OrderEvent`.
+pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
+    let machine = ctx.machine;
+    let vis = ctx.vis();
+    let name = &machine.name;
+    let event_enum = machine.event_enum_name();
+    let derives = &machine.derives;
+
+    let mut tokens = TokenStream::new();
+    let mut variants = Vec::new();
+    let mut names = Vec::new();
+    for (event_index, event) in machine.events.iter().enumerate() {
+        let type_name = &event.type_name;
+        let attrs = &event.attrs;
+        let event_name = event.name.to_string();
+        let mut summary = String::new();
+        if has_docs(attrs) {
+            summary.push('\n');
+        }
+        let sources: Vec<String> = machine
+            .states
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| ctx.route(*i, event_index).is_some())
+            .map(|(_, s)| format!("`{}`", s.name))
+            .collect();
+        summary.push_str(&format!(
+            "The payload of event `{event_name}` of [`{name}`], taken in {}.",
+            sources.join(", ")
+        ));
+        let body = if event.fields.is_empty() {
+            quote!(;)
+        } else {
+            let owner = format!("event `{event_name}`");
+            let fields = event.fields.iter().map(|f| public_field(f, &owner));
+            quote!({ #(#fields,)* })
+        };
+        let variant_doc = format!("Event `{event_name}`.");
+        tokens.extend(quote! {
+            #(#attrs)*
+            #[doc = #summary]
+            #(#derives)*
+            #vis struct #type_name #body
+
+            impl ::core::convert::From<#type_name> for #event_enum {
+                #[inline]
+                fn from(event: #type_name) -> Self {
+                    Self::#type_name(event)
+                }
+            }
+        });
+        variants.push(quote! {
+            #[doc = #variant_doc]
+            #type_name(#type_name)
+        });
+        names.push(quote!(Self::#type_name(_) => #event_name));
+    }
+
+    let enum_doc = format!(
+        "Any event of [`{name}`], for events that arrive at run time; see [`Any{name}::fire`]."
+    );
+    tokens.extend(quote! {
+        #[doc = #enum_doc]
+        #(#derives)*
+        #[allow(clippy::large_enum_variant)]
+        #vis enum #event_enum {
+            #(#variants,)*
+        }
+
+        impl #event_enum {
+            /// The event's name, as written in the table.
+            #[inline]
+            pub fn name(&self) -> &'static str {
+                match self {
+                    #(#names,)*
+                }
+            }
+        }
+
+        impl ::statemachine::Event for #event_enum {
+            #[inline]
+            fn name(&self) -> &'static str {
+                #event_enum::name(self)
+            }
+        }
+    });
+    tokens
+}

@@ -1,0 +1,73 @@
+//! One type per state, and the trait they share.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{Context, has_docs, public_field};
+
+/// The state types (`Pending`, `Confirmed { payment_id }`, ...) and `OrderState`.
+pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
+    let machine = ctx.machine;
+    let vis = ctx.vis();
+    let name = &machine.name;
+    let state_trait = machine.state_trait_name();
+    let derives = &machine.derives;
+
+    let trait_doc = format!(
+        "A state of [`{name}`]: implemented by each of its {} state types.",
+        machine.states.len()
+    );
+    let mut tokens = quote! {
+        #[doc = #trait_doc]
+        #vis trait #state_trait {
+            /// The state's name, as written in the table.
+            const NAME: &'static str;
+        }
+    };
+
+    for (index, state) in machine.states.iter().enumerate() {
+        let state_name = &state.name;
+        let attrs = &state.attrs;
+        let mut summary = String::new();
+        if has_docs(attrs) {
+            summary.push('\n');
+        }
+        let role = match (state.initial.is_some(), state.final_span.is_some()) {
+            (true, _) => "the initial state",
+            (false, true) => "a final state",
+            (false, false) => "a state",
+        };
+        summary.push_str(&format!("`{state_name}` is {role} of [`{name}`]."));
+        let routes = &ctx.routes[index];
+        if !routes.is_empty() {
+            summary.push_str("\n\nEvents it takes:\n");
+            for route in routes {
+                for t in &route.candidates {
+                    summary.push_str(&format!(
+                        "\n- {}",
+                        super::arrow_text(machine, index, t)
+                    ));
+                }
+            }
+        }
+        let body = if state.fields.is_empty() {
+            quote!(;)
+        } else {
+            let owner = format!("state `{state_name}`");
+            let fields = state.fields.iter().map(|f| public_field(f, &owner));
+            quote!({ #(#fields,)* })
+        };
+        let name_text = state_name.to_string();
+        tokens.extend(quote! {
+            #(#attrs)*
+            #[doc = #summary]
+            #(#derives)*
+            #vis struct #state_name #body
+
+            impl #state_trait for #state_name {
+                const NAME: &'static str = #name_text;
+            }
+        });
+    }
+    tokens
+}

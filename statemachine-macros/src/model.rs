@@ -1,0 +1,519 @@
+//! The table as a model: names resolved to indices, every item in its place.
+//!
+//! Lowering from syntax reports what can be seen while collecting items (duplicates,
+//! unknown names, misplaced attributes); the rules that look at the whole table live in
+//! `check`. Expansion reads only this model.
+
+use std::collections::HashMap;
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{Attribute, Field, Ident, Path, Type, Visibility};
+
+use crate::errors::Errors;
+use crate::parse::{HookKind, Item, MachineSyntax, StateDecl, TransitionDecl};
+
+/// A machine whose names all resolve.
+#[cfg_attr(test, derive(Debug))]
+pub(crate) struct Machine {
+    /// Doc comments and attributes for the machine type, `derive`s excluded.
+    pub attrs: Vec<Attribute>,
+    /// `#[derive(..)]` attributes written on the machine; every generated type gets them.
+    pub derives: Vec<Attribute>,
+    /// Visibility of the generated items.
+    pub vis: Visibility,
+    /// The machine's name (`Order`).
+    pub name: Ident,
+    /// The shared data type; `()` when the table declares none.
+    pub data: Option<Type>,
+    /// The table's version (at least 1).
+    pub version: u32,
+    /// The guard reason type; `::statemachine::Reason` when the table declares none.
+    pub reason: Option<Type>,
+    /// The states, in declaration order.
+    pub states: Vec<State>,
+    /// The events, in declaration order.
+    pub events: Vec<Event>,
+    /// The transitions whose names resolved, in declaration order.
+    pub transitions: Vec<Transition>,
+    /// Where `machine` is written, for errors about the table as a whole.
+    pub machine_span: Span,
+}
+
+/// A state of the machine.
+#[cfg_attr(test, derive(Debug))]
+pub(crate) struct State {
+    /// Doc comments and attributes for the state type.
+    pub attrs: Vec<Attribute>,
+    /// The state's name, which is also its type's name.
+    pub name: Ident,
+    /// The state's own data.
+    pub fields: Vec<Field>,
+    /// Where `initial` is written, if it is.
+    pub initial: Option<Span>,
+    /// Where `final` is written, if it is.
+    pub final_span: Option<Span>,
+    /// The entry hook.
+    pub entry: Option<Path>,
+    /// The exit hook.
+    pub exit: Option<Path>,
+}
+
+/// An event of the machine.
+#[cfg_attr(test, derive(Debug))]
+pub(crate) struct Event {
+    /// Doc comments and attributes for the payload type.
+    pub attrs: Vec<Attribute>,
+    /// The event's name, which is also its method's name (`ship`).
+    pub name: Ident,
+    /// The payload type's name (`Ship`).
+    pub type_name: Ident,
+    /// The payload.
+    pub fields: Vec<Field>,
+}
+
+/// A transition whose states and event resolved.
+#[cfg_attr(test, derive(Debug))]
+pub(crate) struct Transition {
+    /// Doc comments for the generated method.
+    pub docs: Vec<Attribute>,
+    /// Indices of the source states, in the order written.
+    pub sources: Vec<usize>,
+    /// The source names as written, for spans.
+    pub source_idents: Vec<Ident>,
+    /// Index of the event.
+    pub event: usize,
+    /// Index of the target state.
+    pub target: usize,
+    /// The target name as written, for spans.
+    pub target_ident: Ident,
+    /// The guard function.
+    pub guard: Option<Path>,
+    /// The action function.
+    pub action: Option<Path>,
+    /// The `=>`, for errors about the transition as a whole.
+    pub arrow: Span,
+}
+
+/// What lowering produced.
+pub(crate) struct Lowered {
+    /// The model.
+    pub machine: Machine,
+    /// Whether every transition resolved. When some did not, the checks that follow
+    /// paths through the table are skipped: they would only echo the unknown names.
+    pub complete: bool,
+}
+
+impl Machine {
+    /// The initial state's index, when exactly one state is initial.
+    pub fn initial(&self) -> Option<usize> {
+        let mut initials = self.states.iter().enumerate().filter(|(_, s)| s.initial.is_some());
+        match (initials.next(), initials.next()) {
+            (Some((index, _)), None) => Some(index),
+            _ => None,
+        }
+    }
+
+    /// The transitions for `event` in `state`, in declaration order.
+    pub fn candidates(&self, state: usize, event: usize) -> impl Iterator<Item = &Transition> {
+        self.transitions
+            .iter()
+            .filter(move |t| t.event == event && t.sources.contains(&state))
+    }
+
+    /// The events `state` accepts, each once, in declaration order.
+    pub fn accepted_events(&self, state: usize) -> Vec<usize> {
+        (0..self.events.len())
+            .filter(|&event| self.candidates(state, event).next().is_some())
+            .collect()
+    }
+
+    /// The name of the dynamic enum (`AnyOrder`).
+    pub fn any_name(&self) -> Ident {
+        Ident::new(&format!("Any{}", self.name), self.name.span())
+    }
+
+    /// The name of the event enum (`OrderEvent`).
+    pub fn event_enum_name(&self) -> Ident {
+        Ident::new(&format!("{}Event", self.name), self.name.span())
+    }
+
+    /// The name of the trait every state type implements (`OrderState`).
+    pub fn state_trait_name(&self) -> Ident {
+        Ident::new(&format!("{}State", self.name), self.name.span())
+    }
+
+    /// The name of the hidden module holding the invalid-transition traits.
+    pub fn typestate_module_name(&self) -> Ident {
+        Ident::new(
+            &format!("__{}_typestate", snake_case(&unraw(&self.name))),
+            Span::call_site(),
+        )
+    }
+}
+
+/// Lowers the parsed table, reporting duplicates, unknown names and misplaced
+/// attributes.
+pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
+    let (derives, attrs): (Vec<Attribute>, Vec<Attribute>) = syntax
+        .attrs
+        .iter()
+        .cloned()
+        .partition(|attr| attr.path().is_ident("derive"));
+
+    let mut version = None;
+    let mut reason: Option<Type> = None;
+    let mut states: Vec<State> = Vec::new();
+    let mut events: Vec<Event> = Vec::new();
+    let mut transitions = Vec::new();
+
+    for item in &syntax.items {
+        match item {
+            Item::Version(decl) => {
+                reject_attributes(&decl.attrs, "`version`", errors);
+                if version.is_some() {
+                    errors.push(decl.keyword.span, "`version` is declared twice; keep one");
+                    continue;
+                }
+                match decl.value.base10_parse::<u32>() {
+                    Ok(0) => errors.push(decl.value.span(), "versions start at 1"),
+                    Ok(value) if decl.value.suffix().is_empty() => version = Some(value),
+                    Ok(_) => errors.push(
+                        decl.value.span(),
+                        "write the version as a plain number, like `version 2;`",
+                    ),
+                    Err(_) => errors.push(
+                        decl.value.span(),
+                        "a version is a whole number from 1 to 4294967295",
+                    ),
+                }
+                // Keep a placeholder so a bad number is not also reported as missing.
+                version.get_or_insert(1);
+            }
+            Item::Reason(decl) => {
+                reject_attributes(&decl.attrs, "`reason`", errors);
+                if reason.is_some() {
+                    errors.push(decl.keyword.span, "`reason` is declared twice; keep one");
+                } else {
+                    reason = Some(decl.ty.clone());
+                }
+            }
+            Item::State(decl) => {
+                if let Some(first) = states.iter().find(|s| s.name == decl.name) {
+                    errors.push(
+                        decl.name.span(),
+                        format!(
+                            "state `{}` is declared twice; the first declaration is above",
+                            first.name
+                        ),
+                    );
+                    continue;
+                }
+                states.push(lower_state(decl, errors));
+            }
+            Item::Event(decl) => {
+                if let Some(first) = events.iter().find(|e| e.name == decl.name) {
+                    errors.push(
+                        decl.name.span(),
+                        format!(
+                            "event `{}` is declared twice; the first declaration is above",
+                            first.name
+                        ),
+                    );
+                    continue;
+                }
+                check_unique_fields(&decl.fields, &format!("event `{}`", decl.name), errors);
+                let type_name = event_type_name(&decl.name).unwrap_or_else(|| {
+                    errors.push(
+                        decl.name.span(),
+                        format!(
+                            "event `{}` cannot name its payload type `{}`; rename the event",
+                            decl.name,
+                            upper_camel_case(&unraw(&decl.name))
+                        ),
+                    );
+                    Ident::new("__InvalidEventName", decl.name.span())
+                });
+                events.push(Event {
+                    attrs: decl.attrs.clone(),
+                    name: decl.name.clone(),
+                    type_name,
+                    fields: decl.fields.clone(),
+                });
+            }
+            Item::Transition(decl) => transitions.push(decl),
+        }
+    }
+
+    if version.is_none() {
+        errors.push(
+            syntax.name.span(),
+            format!(
+                "machine `{}` has no version; add `version 1;` to its table",
+                syntax.name
+            ),
+        );
+    }
+
+    let state_index: HashMap<String, usize> = states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.to_string(), i))
+        .collect();
+    let event_index: HashMap<String, usize> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.name.to_string(), i))
+        .collect();
+
+    let mut complete = true;
+    let mut resolved = Vec::new();
+    for decl in transitions {
+        match resolve_transition(decl, &states, &state_index, &events, &event_index, errors) {
+            Some(transition) => resolved.push(transition),
+            None => complete = false,
+        }
+    }
+
+    Lowered {
+        machine: Machine {
+            attrs,
+            derives,
+            vis: syntax.vis.clone(),
+            name: syntax.name.clone(),
+            data: syntax.data.clone(),
+            version: version.unwrap_or(1),
+            reason,
+            states,
+            events,
+            transitions: resolved,
+            machine_span: syntax.machine_token.span,
+        },
+        complete,
+    }
+}
+
+fn lower_state(decl: &StateDecl, errors: &mut Errors) -> State {
+    check_unique_fields(&decl.fields, &format!("state `{}`", decl.name), errors);
+    let mut entry = None;
+    let mut exit = None;
+    for hook in &decl.hooks {
+        let slot = match hook.kind {
+            HookKind::Entry => &mut entry,
+            HookKind::Exit => &mut exit,
+        };
+        if slot.is_some() {
+            errors.push(
+                hook.keyword.span(),
+                format!(
+                    "state `{}` already has an `{}` hook; call both functions from one",
+                    decl.name, hook.keyword
+                ),
+            );
+        } else {
+            *slot = Some(hook.path.clone());
+        }
+    }
+    State {
+        attrs: decl.attrs.clone(),
+        name: decl.name.clone(),
+        fields: decl.fields.clone(),
+        initial: decl.initial.map(|t| t.span),
+        final_span: decl.final_token.map(|t| t.span),
+        entry,
+        exit,
+    }
+}
+
+/// A field name appears once per state or event.
+fn check_unique_fields(fields: &[Field], owner: &str, errors: &mut Errors) {
+    for (i, field) in fields.iter().enumerate() {
+        let Some(name) = &field.ident else { continue };
+        if fields[..i].iter().any(|f| f.ident.as_ref() == Some(name)) {
+            errors.push(
+                name.span(),
+                format!("field `{name}` is declared twice in {owner}"),
+            );
+        }
+    }
+}
+
+/// Only doc comments can be written on items that generate no type.
+fn reject_attributes(attrs: &[Attribute], item: &str, errors: &mut Errors) {
+    for attr in attrs {
+        errors.push(
+            attr.span(),
+            format!("attributes and doc comments cannot be written on {item}"),
+        );
+    }
+}
+
+fn resolve_transition(
+    decl: &TransitionDecl,
+    states: &[State],
+    state_index: &HashMap<String, usize>,
+    events: &[Event],
+    event_index: &HashMap<String, usize>,
+    errors: &mut Errors,
+) -> Option<Transition> {
+    let mut docs = Vec::new();
+    for attr in &decl.attrs {
+        if attr.path().is_ident("doc") {
+            docs.push(attr.clone());
+        } else {
+            errors.push(
+                attr.span(),
+                "only doc comments can be written on a transition",
+            );
+        }
+    }
+
+    let mut ok = true;
+    let mut sources = Vec::new();
+    for (i, source) in decl.sources.iter().enumerate() {
+        if decl.sources[..i].contains(source) {
+            errors.push(
+                source.span(),
+                format!("source state `{source}` is listed twice in this transition"),
+            );
+            continue;
+        }
+        match lookup_state(source, states, state_index, errors) {
+            Some(index) => sources.push(index),
+            None => ok = false,
+        }
+    }
+    let target = lookup_state(&decl.target, states, state_index, errors);
+    let event = match event_index.get(&decl.event.to_string()) {
+        Some(&index) => Some(index),
+        None => {
+            let names: Vec<String> = events.iter().map(|e| e.name.to_string()).collect();
+            errors.push(
+                decl.event.span(),
+                unknown_name("event", &decl.event, &names, "event"),
+            );
+            None
+        }
+    };
+    let (Some(target), Some(event), true) = (target, event, ok) else {
+        return None;
+    };
+    Some(Transition {
+        docs,
+        sources,
+        source_idents: decl.sources.clone(),
+        event,
+        target,
+        target_ident: decl.target.clone(),
+        guard: decl.guard.clone(),
+        action: decl.action.clone(),
+        arrow: decl.arrow.spans[0],
+    })
+}
+
+fn lookup_state(
+    name: &Ident,
+    states: &[State],
+    state_index: &HashMap<String, usize>,
+    errors: &mut Errors,
+) -> Option<usize> {
+    if let Some(&index) = state_index.get(&name.to_string()) {
+        return Some(index);
+    }
+    let names: Vec<String> = states.iter().map(|s| s.name.to_string()).collect();
+    errors.push(name.span(), unknown_name("state", name, &names, "state"));
+    None
+}
+
+/// "unknown state `Pendng`, did you mean `Pending`?", or the list of declared names.
+fn unknown_name(what: &str, name: &Ident, declared: &[String], keyword: &str) -> String {
+    let text = name.to_string();
+    let closest = declared
+        .iter()
+        .map(|d| (crate::parse::edit_distance(d, &text), d))
+        .filter(|(distance, d)| *distance <= 2.max(d.len() / 3))
+        .min_by_key(|(distance, _)| *distance);
+    match closest {
+        Some((_, suggestion)) => format!("unknown {what} `{text}`, did you mean `{suggestion}`?"),
+        None if declared.is_empty() => {
+            format!("unknown {what} `{text}`; declare it with `{keyword} {text}`")
+        }
+        None => format!(
+            "unknown {what} `{text}`; declare it with `{keyword} {text}` or use one of {}",
+            quoted_list(declared.iter())
+        ),
+    }
+}
+
+/// "`a`, `b`, `c`"
+pub(crate) fn quoted_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|item| format!("`{item}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The name without a leading `r#`.
+pub(crate) fn unraw(ident: &Ident) -> String {
+    let text = ident.to_string();
+    match text.strip_prefix("r#") {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    }
+}
+
+/// The payload type's name for an event (`cancel_order` -> `CancelOrder`), if that is a
+/// valid identifier (`__` and `self_` do not give one).
+pub(crate) fn event_type_name(event: &Ident) -> Option<Ident> {
+    let mut ident: Ident = syn::parse_str(&upper_camel_case(&unraw(event))).ok()?;
+    ident.set_span(event.span());
+    Some(ident)
+}
+
+/// `cancel_order` -> `CancelOrder`.
+pub(crate) fn upper_camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `OrderLifecycle` -> `order_lifecycle`.
+pub(crate) fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_conversions_follow_rust_naming() {
+        assert_eq!(upper_camel_case("cancel_order"), "CancelOrder");
+        assert_eq!(upper_camel_case("ship"), "Ship");
+        assert_eq!(upper_camel_case("retry_2"), "Retry2");
+        assert_eq!(snake_case("OrderLifecycle"), "order_lifecycle");
+        assert_eq!(snake_case("Order"), "order");
+    }
+}

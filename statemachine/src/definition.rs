@@ -1,0 +1,192 @@
+//! The static definition of a machine: its table as data, and diagrams drawn from it.
+//!
+//! Every machine exposes its definition as `AnyOrder::DEFINITION` (and through
+//! [`StateMachine::DEFINITION`](crate::StateMachine::DEFINITION)). It is what the
+//! dynamic view, the diagrams and the snapshot checks read; it is generated from the
+//! same table as the types, so it cannot drift from them.
+
+use std::fmt::Write as _;
+
+/// A machine's transition table as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Definition {
+    /// The machine's name, as declared (`Order`).
+    pub name: &'static str,
+    /// The table's version (`version 1;`).
+    pub version: u32,
+    /// A hash of the table's shape: states, their fields, events, their fields and
+    /// transitions (with guards and actions). It changes whenever the table changes in
+    /// a way that matters to stored instances; doc comments do not change it.
+    pub shape_hash: u64,
+    /// The initial state: machines start here.
+    pub initial: &'static StateInfo,
+    /// The states, in declaration order.
+    pub states: &'static [StateInfo],
+    /// The events, in declaration order.
+    pub events: &'static [EventInfo],
+    /// The transitions, in declaration order (the order guards are tried in).
+    pub transitions: &'static [TransitionInfo],
+}
+
+/// One state of a [`Definition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StateInfo {
+    /// The state's name (`Confirmed`).
+    pub name: &'static str,
+    /// Whether machines start here. Exactly one state is initial.
+    pub initial: bool,
+    /// Whether this is a final state (no transition leaves it).
+    pub is_final: bool,
+    /// The state's own data.
+    pub fields: &'static [FieldInfo],
+    /// The entry hook, as written in the table.
+    pub entry: Option<&'static str>,
+    /// The exit hook, as written in the table.
+    pub exit: Option<&'static str>,
+    /// The state's doc comment.
+    pub doc: &'static str,
+}
+
+/// One event of a [`Definition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EventInfo {
+    /// The event's name (`ship`).
+    pub name: &'static str,
+    /// The event's payload.
+    pub fields: &'static [FieldInfo],
+    /// The event's doc comment.
+    pub doc: &'static str,
+}
+
+/// A named field of a state or an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FieldInfo {
+    /// The field's name.
+    pub name: &'static str,
+    /// The field's type, as written in the table.
+    pub ty: &'static str,
+}
+
+/// One line of the transition table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransitionInfo {
+    /// The source states (`Pending | Confirmed` gives two).
+    pub from: &'static [&'static str],
+    /// The event.
+    pub event: &'static str,
+    /// The target state.
+    pub to: &'static str,
+    /// The guard, as written in the table.
+    pub guard: Option<&'static str>,
+    /// The action, as written in the table.
+    pub action: Option<&'static str>,
+}
+
+impl Definition {
+    /// The state with this name.
+    pub fn state(&self, name: &str) -> Option<&'static StateInfo> {
+        let states: &'static [StateInfo] = self.states;
+        states.iter().find(|s| s.name == name)
+    }
+
+    /// The event with this name.
+    pub fn event(&self, name: &str) -> Option<&'static EventInfo> {
+        let events: &'static [EventInfo] = self.events;
+        events.iter().find(|e| e.name == name)
+    }
+
+    /// The final states, in declaration order.
+    pub fn finals(&self) -> impl Iterator<Item = &'static StateInfo> {
+        let states: &'static [StateInfo] = self.states;
+        states.iter().filter(|s| s.is_final)
+    }
+
+    /// The transitions that leave `state`, in the order the table tries them.
+    pub fn transitions_from(&self, state: &str) -> impl Iterator<Item = &'static TransitionInfo> {
+        let transitions: &'static [TransitionInfo] = self.transitions;
+        transitions.iter().filter(move |t| t.from.contains(&state))
+    }
+
+    /// The transitions for `event` in `state`, in the order the table tries them:
+    /// the first whose guard allows it (or that has none) is taken.
+    pub fn candidates(
+        &self,
+        state: &str,
+        event: &str,
+    ) -> impl Iterator<Item = &'static TransitionInfo> {
+        self.transitions_from(state).filter(move |t| t.event == event)
+    }
+
+    /// The events `state` accepts, each once, in declaration order.
+    pub fn allowed_events(&self, state: &str) -> Vec<&'static str> {
+        let events: &'static [EventInfo] = self.events;
+        events
+            .iter()
+            .map(|e| e.name)
+            .filter(|e| self.candidates(state, e).next().is_some())
+            .collect()
+    }
+
+    /// Renders the table as a Mermaid `stateDiagram-v2`.
+    ///
+    /// Each transition is an arrow labelled `event [guard] / action`; a transition from
+    /// several states is drawn once per source.
+    pub fn to_mermaid(&self) -> String {
+        let mut out = String::from("stateDiagram-v2\n");
+        let _ = writeln!(out, "    [*] --> {}", self.initial.name);
+        for t in self.transitions {
+            for from in t.from {
+                let _ = writeln!(out, "    {from} --> {}: {}", t.to, label(t));
+            }
+        }
+        for state in self.finals() {
+            let _ = writeln!(out, "    {} --> [*]", state.name);
+        }
+        out
+    }
+
+    /// Renders the table as a Graphviz `digraph`.
+    ///
+    /// Final states are drawn with a double border; a point marks the start.
+    pub fn to_dot(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "digraph {} {{", self.name);
+        out.push_str("    rankdir=LR;\n");
+        out.push_str("    node [shape=box, style=rounded];\n");
+        out.push_str("    __start [shape=point, label=\"\"];\n");
+        for state in self.states {
+            if state.is_final {
+                let _ = writeln!(out, "    {} [peripheries=2];", state.name);
+            }
+        }
+        let _ = writeln!(out, "    __start -> {};", self.initial.name);
+        for t in self.transitions {
+            for from in t.from {
+                let _ = writeln!(
+                    out,
+                    "    {from} -> {} [label=\"{}\"];",
+                    t.to,
+                    label(t).replace('\\', "\\\\").replace('"', "\\\"")
+                );
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+fn label(t: &TransitionInfo) -> String {
+    let mut label = String::from(t.event);
+    if let Some(guard) = t.guard {
+        let _ = write!(label, " [{guard}]");
+    }
+    if let Some(action) = t.action {
+        let _ = write!(label, " / {action}");
+    }
+    label
+}

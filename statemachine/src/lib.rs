@@ -1,0 +1,48 @@
+#![doc = include_str!("../../README.md")]
+#![forbid(unsafe_code)]
+
+mod definition;
+mod error;
+mod id;
+mod machine;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub mod dsl {
+    #![doc = include_str!("../../docs/dsl.md")]
+}
+
+pub use definition::{Definition, EventInfo, FieldInfo, StateInfo, TransitionInfo};
+pub use error::{Reason, Refusal, Rejected, WrongState};
+pub use id::InstanceId;
+pub use machine::{Event, StateMachine};
+
+/// Declares a state machine: its states, events and transitions, checked at compile
+/// time.
+///
+/// The grammar is documented in [`dsl`]; the [crate documentation](crate) walks through
+/// what the macro generates for the order example.
+///
+/// ```
+/// use statemachine::state_machine;
+///
+/// state_machine! {
+///     /// A light switch.
+///     pub machine Switch {
+///         version 1;
+///         initial state Off;
+///         state On;
+///         event toggle;
+///         Off + toggle => On;
+///         On + toggle => Off;
+///     }
+/// }
+///
+/// let switch = Switch::new("hall");
+/// let switch: Switch<On> = switch.toggle();
+/// assert_eq!(switch.seq(), 1);
+/// ```
+#[doc(inline)]
+pub use statemachine_macros::state_machine;
