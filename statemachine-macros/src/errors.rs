@@ -16,6 +16,11 @@ impl Errors {
         self.errors.push(syn::Error::new(span, message));
     }
 
+    /// Records `message` over all of `tokens` (an attribute, a type).
+    pub fn push_spanned(&mut self, tokens: impl quote::ToTokens, message: impl Display) {
+        self.errors.push(syn::Error::new_spanned(tokens, message));
+    }
+
     /// Records an error built elsewhere (a syntax error).
     pub fn push_error(&mut self, error: syn::Error) {
         self.errors.push(error);

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 
 use proc_macro2::Span;
-use syn::spanned::Spanned;
 use syn::{Attribute, Field, Ident, Path, Type, Visibility};
 
 use crate::errors::Errors;
@@ -341,8 +340,8 @@ fn check_unique_fields(fields: &[Field], owner: &str, errors: &mut Errors) {
 /// Only doc comments can be written on items that generate no type.
 fn reject_attributes(attrs: &[Attribute], item: &str, errors: &mut Errors) {
     for attr in attrs {
-        errors.push(
-            attr.span(),
+        errors.push_spanned(
+            attr,
             format!("attributes and doc comments cannot be written on {item}"),
         );
     }
@@ -361,10 +360,7 @@ fn resolve_transition(
         if attr.path().is_ident("doc") {
             docs.push(attr.clone());
         } else {
-            errors.push(
-                attr.span(),
-                "only doc comments can be written on a transition",
-            );
+            errors.push_spanned(attr, "only doc comments can be written on a transition");
         }
     }
 

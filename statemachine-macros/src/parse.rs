@@ -162,15 +162,25 @@ impl Parse for MachineSyntax {
                 "expected `machine`: a table starts with `machine Name(Data) { ... }`",
             )
         })?;
-        let name: Ident = input.parse()?;
+        let name: Ident = input.parse().map_err(|e| {
+            syn::Error::new(e.span(), "expected the machine's name, like `machine Order`")
+        })?;
         let data = if input.peek(token::Paren) {
             let content;
             syn::parenthesized!(content in input);
-            let ty: Type = content.parse()?;
-            if !content.is_empty() {
-                return Err(content.error("expected one shared data type, like `(OrderData)`"));
-            }
-            Some(ty)
+            Some(inside(&content, |content| {
+                if content.is_empty() {
+                    return Err(content.error(
+                        "expected the shared data type, like `(OrderData)`; \
+                         leave out the parentheses for a machine without shared data",
+                    ));
+                }
+                let ty: Type = content.parse()?;
+                if !content.is_empty() {
+                    return Err(content.error("expected one shared data type, like `(OrderData)`"));
+                }
+                Ok(ty)
+            })?)
         } else {
             None
         };
@@ -207,6 +217,26 @@ impl Parse for MachineSyntax {
             errors,
         })
     }
+}
+
+/// Parses the content of a delimited group. On error, the rest of the group is consumed:
+/// syn reports leftover tokens in a group as a second, vaguer error, and would do so in
+/// place of every error collected so far.
+fn inside<T>(
+    content: ParseStream,
+    parse: impl FnOnce(ParseStream) -> syn::Result<T>,
+) -> syn::Result<T> {
+    let result = parse(content);
+    if result.is_err() {
+        let _ = content.step(|cursor| {
+            let mut rest = *cursor;
+            while let Some((_, next)) = rest.token_tree() {
+                rest = next;
+            }
+            Ok(((), rest))
+        });
+    }
+    result
 }
 
 /// Resumes after a syntax error: drops every token up to and including the next `;`.
@@ -331,17 +361,20 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
             };
             let content;
             syn::parenthesized!(content in input);
-            let path = content.call(Path::parse_mod_style).map_err(|e| {
-                syn::Error::new(
-                    e.span(),
-                    format!("expected a hook function, like `{keyword}(notify_customer)`"),
-                )
+            let path = inside(&content, |content| {
+                let path = content.call(Path::parse_mod_style).map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        format!("expected a hook function, like `{keyword}(notify_customer)`"),
+                    )
+                })?;
+                if !content.is_empty() {
+                    return Err(content.error(format!(
+                        "expected one hook function, like `{keyword}(notify_customer)`"
+                    )));
+                }
+                Ok(path)
             })?;
-            if !content.is_empty() {
-                return Err(content.error(format!(
-                    "expected one hook function, like `{keyword}(notify_customer)`"
-                )));
-            }
             hooks.push(HookDecl {
                 kind,
                 keyword,
@@ -353,6 +386,8 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
                 keyword.span,
                 "timeouts (`after(..)`) are reserved but not supported yet",
             ));
+        } else if let Some(clause) = misspelt_clause(input) {
+            return Err(clause);
         } else {
             break;
         }
@@ -372,6 +407,19 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
         fields: fields.unwrap_or_default(),
         hooks,
     })
+}
+
+/// A word after a state that is close to a clause keyword (`enter(..)`), as an error.
+fn misspelt_clause(input: ParseStream) -> Option<syn::Error> {
+    let word = input.fork().parse::<Ident>().ok()?;
+    let text = word.to_string();
+    let clause = ["entry", "exit", "after"]
+        .into_iter()
+        .find(|clause| edit_distance(clause, &text) <= 2)?;
+    Some(syn::Error::new(
+        word.span(),
+        format!("unknown clause `{text}`, did you mean `{clause}`?"),
+    ))
 }
 
 fn parse_event(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<EventDecl> {
@@ -402,8 +450,30 @@ fn parse_fields(input: ParseStream) -> syn::Result<Option<Vec<Field>>> {
     let content;
     syn::braced!(content in input);
     let fields: Punctuated<Field, Token![,]> =
-        content.parse_terminated(Field::parse_named, Token![,])?;
+        inside(&content, |content| content.parse_terminated(parse_field, Token![,]))?;
     Ok(Some(fields.into_iter().collect()))
+}
+
+/// `name: Type`, with attributes and an optional visibility.
+fn parse_field(input: ParseStream) -> syn::Result<Field> {
+    let attrs = input.call(Attribute::parse_outer)?;
+    let vis: Visibility = input.parse()?;
+    let ident: Ident = input
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), "expected a field name, like `payment_id: String`"))?;
+    let colon_token: Token![:] = input.parse().map_err(|e| {
+        syn::Error::new(e.span(), format!("expected `: Type` after field `{ident}`"))
+    })?;
+    let ty: Type = input.parse()?;
+    Ok(Field {
+        attrs,
+        vis,
+        modifiers: syn::FieldModifiers::default(),
+        ident: Some(ident),
+        colon_token: Some(colon_token),
+        ty,
+        default: None,
+    })
 }
 
 fn parse_transition(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<TransitionDecl> {
@@ -421,13 +491,17 @@ fn parse_transition(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<Tr
     let guard = if input.peek(token::Bracket) {
         let content;
         syn::bracketed!(content in input);
-        let path = content.call(Path::parse_mod_style).map_err(|e| {
-            syn::Error::new(e.span(), "expected a guard function, like `[in_stock]`")
-        })?;
-        if !content.is_empty() {
-            return Err(content.error("expected one guard function, like `[in_stock]`"));
-        }
-        Some(path)
+        Some(inside(&content, |content| {
+            let path = content.call(Path::parse_mod_style).map_err(|e| {
+                syn::Error::new(e.span(), "expected a guard function, like `[in_stock]`")
+            })?;
+            if !content.is_empty() {
+                return Err(content.error(
+                    "expected one guard function, like `[in_stock]`; combine conditions inside it",
+                ));
+            }
+            Ok(path)
+        })?)
     } else {
         None
     };

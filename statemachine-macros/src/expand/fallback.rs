@@ -31,13 +31,20 @@ pub(super) fn stubs(syntax: &MachineSyntax) -> TokenStream {
             _ => continue,
         };
         if seen.insert(type_name.to_string()) {
-            types.extend(quote!(#vis struct #type_name;));
+            types.extend(quote! {
+                #[allow(dead_code, non_camel_case_types)]
+                #vis struct #type_name;
+            });
         }
     }
     quote! {
+        #[allow(dead_code, non_camel_case_types)]
         #vis struct #name<S>(::core::marker::PhantomData<S>);
+        #[allow(dead_code)]
         #vis enum #any {}
+        #[allow(dead_code)]
         #vis enum #event_enum {}
+        #[allow(dead_code)]
         #vis trait #state_trait {}
         #types
     }

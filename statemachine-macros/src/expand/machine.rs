@@ -364,6 +364,9 @@ fn apply(ctx: &Context<'_>, state: usize, transition: &Transition) -> TokenStrea
             let span = transition.target_ident.span();
             let fields = target.fields.iter().filter_map(|f| f.ident.as_ref()).map(|field| {
                 let from_event = event.fields.iter().any(|f| f.ident.as_ref() == Some(field));
+                // Spanned at the transition's target, so a type mismatch points there.
+                let mut field = field.clone();
+                field.set_span(span);
                 let holder = if from_event {
                     quote_spanned!(span=> __event)
                 } else {

@@ -1,0 +1,20 @@
+use statemachine::state_machine;
+
+state_machine! {
+    pub machine Order {
+        version 1;
+        initial state Pending;
+        state Confirmed { payment_id: String }
+        final state Delivered;
+        event confirm { payment_id: String }
+        event deliver;
+        Pending + confirm / record_payment => Confirmed;
+        Confirmed + deliver => Delivered;
+    }
+}
+
+fn record_payment(_: &mut (), _: Pending, _: Confirm) -> Delivered {
+    Delivered
+}
+
+fn main() {}

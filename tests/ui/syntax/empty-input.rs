@@ -1,0 +1,5 @@
+use statemachine::state_machine;
+
+state_machine! {}
+
+fn main() {}

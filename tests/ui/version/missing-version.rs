@@ -1,0 +1,15 @@
+use statemachine::state_machine;
+
+state_machine! {
+    pub machine Order {
+        initial state Pending;
+        state Confirmed;
+        final state Delivered;
+        event confirm;
+        event deliver;
+        Pending + confirm => Confirmed;
+        Confirmed + deliver => Delivered;
+    }
+}
+
+fn main() {}
