@@ -11,6 +11,8 @@ mod errors;
 mod expand;
 mod model;
 mod parse;
+#[cfg(test)]
+mod robustness;
 
 /// Declares a state machine; see the `statemachine` crate for the grammar.
 #[proc_macro]
