@@ -1,1 +1,182 @@
-//! Shared fixtures of the workspace tests.
+//! Fixtures shared by the workspace tests: a support-ticket machine that uses every
+//! feature of the table (state data, payloads, guards, a guarded branch with a
+//! fallback, a branch where every candidate is guarded, actions, entry and exit hooks,
+//! several sources, a self-loop) and a typed refusal reason.
+
+use statemachine::state_machine;
+
+state_machine! {
+    /// A support ticket from the first message to its resolution.
+    #[derive(Debug, Clone, PartialEq)]
+    pub machine Ticket(TicketData) {
+        version 2;
+        reason TicketRefusal;
+
+        /// Just arrived.
+        initial state Open entry(log_opened);
+        state Triaged { priority: u8 }
+        state InProgress { assignee: String, priority: u8 }
+        state Blocked { reason: String } exit(log_unblocked);
+        state Escalated entry(count_escalation);
+        final state Resolved;
+        final state Closed;
+
+        event triage { priority: u8 }
+        event assign { assignee: String }
+        event block { reason: String }
+        event unblock;
+        event escalate;
+        event resolve;
+        event close;
+
+        Open + triage [valid_priority] => Triaged;
+        Triaged + assign => InProgress;
+        /// Urgent tickets escalate; others stay triaged (a guarded branch with a fallback).
+        Triaged + escalate [urgent] => Escalated;
+        Triaged + escalate => Triaged;
+        InProgress + block / block_work => Blocked;
+        Blocked + unblock / resume => InProgress;
+        /// Every candidate is guarded: the event can be refused.
+        Blocked + escalate [blocked_twice] => Escalated;
+        Blocked + escalate [has_assignee] / retriage => Triaged;
+        Escalated + assign [senior] / assign_senior => InProgress;
+        InProgress | Blocked + resolve => Resolved;
+        Open | Triaged | Escalated + close => Closed;
+    }
+}
+
+/// What every state of a ticket carries.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TicketData {
+    /// What happened, oldest first.
+    pub log: Vec<String>,
+    /// How often the ticket was escalated.
+    pub escalations: u32,
+    /// How often the ticket was blocked.
+    pub blocks: u32,
+    /// Who worked on it last.
+    pub last_assignee: String,
+    /// The priority it had when work started.
+    pub priority: u8,
+}
+
+/// Why a ticket refused an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketRefusal {
+    /// A priority outside 0..=5.
+    PriorityOutOfRange(u8),
+    /// Not urgent enough to escalate.
+    NotUrgent,
+    /// Blocked only once so far.
+    NotBlockedTwice,
+    /// Nobody worked on it yet.
+    NoAssignee,
+    /// Escalated tickets go to seniors.
+    NotSenior(String),
+}
+
+impl std::fmt::Display for TicketRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PriorityOutOfRange(p) => write!(f, "priority {p} is outside 0..=5"),
+            Self::NotUrgent => f.write_str("not urgent"),
+            Self::NotBlockedTwice => f.write_str("blocked only once"),
+            Self::NoAssignee => f.write_str("nobody worked on it"),
+            Self::NotSenior(who) => write!(f, "{who} is not a senior"),
+        }
+    }
+}
+
+/// Entry hook of `Open`.
+pub fn log_opened(data: &mut TicketData, _: &Open) {
+    data.log.push("opened".into());
+}
+
+/// Exit hook of `Blocked`.
+pub fn log_unblocked(data: &mut TicketData, blocked: &Blocked) {
+    data.log.push(format!("left blocked ({})", blocked.reason));
+}
+
+/// Entry hook of `Escalated`.
+pub fn count_escalation(data: &mut TicketData, _: &Escalated) {
+    data.escalations += 1;
+}
+
+/// Guard of `Open + triage`.
+pub fn valid_priority(_: &TicketData, _: &Open, event: &Triage) -> Result<(), TicketRefusal> {
+    if event.priority <= 5 {
+        Ok(())
+    } else {
+        Err(TicketRefusal::PriorityOutOfRange(event.priority))
+    }
+}
+
+/// Guard of `Triaged + escalate`.
+pub fn urgent(_: &TicketData, state: &Triaged, _: &Escalate) -> Result<(), TicketRefusal> {
+    if state.priority >= 4 {
+        Ok(())
+    } else {
+        Err(TicketRefusal::NotUrgent)
+    }
+}
+
+/// Guard of `Blocked + escalate` (first candidate).
+pub fn blocked_twice(data: &TicketData, _: &Blocked, _: &Escalate) -> Result<(), TicketRefusal> {
+    if data.blocks >= 2 {
+        Ok(())
+    } else {
+        Err(TicketRefusal::NotBlockedTwice)
+    }
+}
+
+/// Guard of `Blocked + escalate` (second candidate).
+pub fn has_assignee(data: &TicketData, _: &Blocked, _: &Escalate) -> Result<(), TicketRefusal> {
+    if data.last_assignee.is_empty() {
+        Err(TicketRefusal::NoAssignee)
+    } else {
+        Ok(())
+    }
+}
+
+/// Guard of `Escalated + assign`.
+pub fn senior(_: &TicketData, _: &Escalated, event: &Assign) -> Result<(), TicketRefusal> {
+    if event.assignee.starts_with("senior-") {
+        Ok(())
+    } else {
+        Err(TicketRefusal::NotSenior(event.assignee.clone()))
+    }
+}
+
+/// Action of `InProgress + block`.
+pub fn block_work(data: &mut TicketData, work: InProgress, event: Block) -> Blocked {
+    data.blocks += 1;
+    data.last_assignee = work.assignee;
+    data.priority = work.priority;
+    Blocked {
+        reason: event.reason,
+    }
+}
+
+/// Action of `Blocked + unblock`.
+pub fn resume(data: &mut TicketData, _: Blocked, _: Unblock) -> InProgress {
+    InProgress {
+        assignee: data.last_assignee.clone(),
+        priority: data.priority,
+    }
+}
+
+/// Action of `Blocked + escalate` when it goes back to triage.
+pub fn retriage(data: &mut TicketData, _: Blocked, _: Escalate) -> Triaged {
+    Triaged {
+        priority: data.priority,
+    }
+}
+
+/// Action of `Escalated + assign`.
+pub fn assign_senior(data: &mut TicketData, _: Escalated, event: Assign) -> InProgress {
+    data.last_assignee.clone_from(&event.assignee);
+    InProgress {
+        assignee: event.assignee,
+        priority: 5,
+    }
+}

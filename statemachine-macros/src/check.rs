@@ -46,7 +46,15 @@ fn check_state_names(machine: &Machine, errors: &mut Errors) {
 }
 
 /// Method names the generated machine type already has.
-const RESERVED_EVENT_NAMES: &[&str] = &["new", "id", "seq", "data", "state", "state_name", "into_parts"];
+const RESERVED_EVENT_NAMES: &[&str] = &[
+    "new",
+    "id",
+    "seq",
+    "data",
+    "state",
+    "state_name",
+    "into_parts",
+];
 
 /// Event names are snake_case, because each names a method, and do not clash with the
 /// machine's own methods.
@@ -79,7 +87,10 @@ fn check_event_names(machine: &Machine, errors: &mut Errors) {
 /// event enum, its state trait, one type per state and one payload type per event.
 fn check_generated_names(machine: &Machine, errors: &mut Errors) {
     let mut taken: HashMap<String, String> = HashMap::new();
-    taken.insert(machine.name.to_string(), format!("the machine `{}`", machine.name));
+    taken.insert(
+        machine.name.to_string(),
+        format!("the machine `{}`", machine.name),
+    );
     for (generated, what) in [
         (machine.any_name(), "its dynamic view"),
         (machine.event_enum_name(), "its event enum"),
@@ -92,7 +103,9 @@ fn check_generated_names(machine: &Machine, errors: &mut Errors) {
         if let Some(owner) = taken.get(&name) {
             errors.push(
                 state.name.span(),
-                format!("state `{name}` would have the same type name as {owner}; rename the state"),
+                format!(
+                    "state `{name}` would have the same type name as {owner}; rename the state"
+                ),
             );
         } else {
             taken.insert(name.clone(), format!("state `{name}`"));
@@ -109,7 +122,10 @@ fn check_generated_names(machine: &Machine, errors: &mut Errors) {
                 ),
             );
         } else {
-            taken.insert(type_name, format!("the payload type of event `{}`", event.name));
+            taken.insert(
+                type_name,
+                format!("the payload type of event `{}`", event.name),
+            );
         }
     }
 }
@@ -118,7 +134,9 @@ fn check_generated_names(machine: &Machine, errors: &mut Errors) {
 fn check_initial(machine: &Machine, errors: &mut Errors) {
     let mut first: Option<&crate::model::State> = None;
     for state in &machine.states {
-        let Some(initial) = state.initial else { continue };
+        let Some(initial) = state.initial else {
+            continue;
+        };
         match first {
             None => first = Some(state),
             Some(first) => errors.push(
@@ -175,7 +193,10 @@ fn check_conflicting_transitions(machine: &Machine, errors: &mut Errors) {
         for (event_index, event) in machine.events.iter().enumerate() {
             let mut seen: Vec<(&crate::model::Transition, Option<String>)> = Vec::new();
             for transition in machine.candidates(state_index, event_index) {
-                let guard = transition.guard.as_ref().map(|g| g.to_token_stream().to_string());
+                let guard = transition
+                    .guard
+                    .as_ref()
+                    .map(|g| g.to_token_stream().to_string());
                 let span = source_span(transition, state_index);
                 if let Some((earlier, _)) = seen
                     .iter()
@@ -188,7 +209,10 @@ fn check_conflicting_transitions(machine: &Machine, errors: &mut Errors) {
                             state.name,
                             event.name,
                             machine.states[earlier.target].name,
-                            guard.as_ref().map(|g| format!(" with guard `[{g}]`")).unwrap_or_default()
+                            guard
+                                .as_ref()
+                                .map(|g| format!(" with guard `[{g}]`"))
+                                .unwrap_or_default()
                         ),
                     );
                 } else if let Some((fallback, _)) = seen.iter().find(|(_, g)| g.is_none()) {
@@ -267,11 +291,17 @@ fn check_target_data(machine: &Machine, errors: &mut Errors) {
 
 /// Every state can be reached from the initial state.
 fn check_reachable(machine: &Machine, errors: &mut Errors) {
-    let Some(initial) = machine.initial() else { return };
+    let Some(initial) = machine.initial() else {
+        return;
+    };
     let mut reached = HashSet::from([initial]);
     let mut queue = VecDeque::from([initial]);
     while let Some(state) = queue.pop_front() {
-        for transition in machine.transitions.iter().filter(|t| t.sources.contains(&state)) {
+        for transition in machine
+            .transitions
+            .iter()
+            .filter(|t| t.sources.contains(&state))
+        {
             if reached.insert(transition.target) {
                 queue.push_back(transition.target);
             }
@@ -293,7 +323,12 @@ fn check_reachable(machine: &Machine, errors: &mut Errors) {
 /// A state that is not `final` has a transition out of it: a machine never gets stuck.
 fn check_way_out(machine: &Machine, errors: &mut Errors) {
     for (index, state) in machine.states.iter().enumerate() {
-        if state.final_span.is_none() && !machine.transitions.iter().any(|t| t.sources.contains(&index)) {
+        if state.final_span.is_none()
+            && !machine
+                .transitions
+                .iter()
+                .any(|t| t.sources.contains(&index))
+        {
             errors.push(
                 state.name.span(),
                 format!(

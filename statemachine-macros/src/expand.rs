@@ -43,7 +43,10 @@ pub(crate) fn state_machine(input: TokenStream) -> syn::Result<TokenStream> {
         Some(tokens) => Ok(tokens),
         None => {
             // Unreachable after a clean check; kept total rather than panicking.
-            errors.push(lowered.machine.machine_span, "this machine has no initial state");
+            errors.push(
+                lowered.machine.machine_span,
+                "this machine has no initial state",
+            );
             Ok(with_fallback(errors, &syntax))
         }
     }
@@ -175,11 +178,18 @@ fn has_docs(attrs: &[Attribute]) -> bool {
 fn public_field(field: &Field, owner: &str) -> Field {
     let mut field = field.clone();
     if matches!(field.vis, Visibility::Inherited) {
-        let span = field.ident.as_ref().map_or_else(Span::call_site, Ident::span);
+        let span = field
+            .ident
+            .as_ref()
+            .map_or_else(Span::call_site, Ident::span);
         field.vis = Visibility::Public(syn::token::Pub { span });
     }
     if !has_docs(&field.attrs) {
-        let name = field.ident.as_ref().map(ToString::to_string).unwrap_or_default();
+        let name = field
+            .ident
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         let doc = format!("`{name}` of {owner}.");
         field.attrs.push(syn::parse_quote!(#[doc = #doc]));
     }
@@ -230,7 +240,10 @@ mod tests {
         let ty: syn::Type = syn::parse_quote!(Vec<Option<String>>);
         assert_eq!(tokens_text(&ty), "Vec<Option<String>>");
         let ty: syn::Type = syn::parse_quote!(std::collections::HashMap<u32, &'static str>);
-        assert_eq!(tokens_text(&ty), "std::collections::HashMap<u32, &'static str>");
+        assert_eq!(
+            tokens_text(&ty),
+            "std::collections::HashMap<u32, &'static str>"
+        );
         let path: syn::Path = syn::parse_quote!(checks::in_stock);
         assert_eq!(tokens_text(&path), "checks::in_stock");
     }

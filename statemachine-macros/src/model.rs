@@ -106,7 +106,11 @@ pub(crate) struct Lowered {
 impl Machine {
     /// The initial state's index, when exactly one state is initial.
     pub fn initial(&self) -> Option<usize> {
-        let mut initials = self.states.iter().enumerate().filter(|(_, s)| s.initial.is_some());
+        let mut initials = self
+            .states
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.initial.is_some());
         match (initials.next(), initials.next()) {
             (Some((index, _)), None) => Some(index),
             _ => None,

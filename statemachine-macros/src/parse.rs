@@ -163,7 +163,10 @@ impl Parse for MachineSyntax {
             )
         })?;
         let name: Ident = input.parse().map_err(|e| {
-            syn::Error::new(e.span(), "expected the machine's name, like `machine Order`")
+            syn::Error::new(
+                e.span(),
+                "expected the machine's name, like `machine Order`",
+            )
         })?;
         let data = if input.peek(token::Paren) {
             let content;
@@ -272,7 +275,9 @@ fn parse_item(input: ParseStream) -> syn::Result<Item> {
         let ty = input.parse()?;
         expect_semicolon(input, "after the reason type")?;
         Ok(Item::Reason(ReasonDecl { attrs, keyword, ty }))
-    } else if lookahead.peek(kw::initial) || lookahead.peek(Token![final]) || lookahead.peek(kw::state)
+    } else if lookahead.peek(kw::initial)
+        || lookahead.peek(Token![final])
+        || lookahead.peek(kw::state)
     {
         parse_state(input, attrs).map(Item::State)
     } else if lookahead.peek(kw::event) {
@@ -346,9 +351,9 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
         return Err(input.error("expected `state` after `initial` or `final`"));
     }
     input.parse::<kw::state>()?;
-    let name: Ident = input
-        .parse()
-        .map_err(|e| syn::Error::new(e.span(), "expected the state's name, like `state Pending`"))?;
+    let name: Ident = input.parse().map_err(|e| {
+        syn::Error::new(e.span(), "expected the state's name, like `state Pending`")
+    })?;
     let fields = parse_fields(input)?;
     let mut hooks = Vec::new();
     loop {
@@ -449,8 +454,9 @@ fn parse_fields(input: ParseStream) -> syn::Result<Option<Vec<Field>>> {
     }
     let content;
     syn::braced!(content in input);
-    let fields: Punctuated<Field, Token![,]> =
-        inside(&content, |content| content.parse_terminated(parse_field, Token![,]))?;
+    let fields: Punctuated<Field, Token![,]> = inside(&content, |content| {
+        content.parse_terminated(parse_field, Token![,])
+    })?;
     Ok(Some(fields.into_iter().collect()))
 }
 
@@ -458,9 +464,9 @@ fn parse_fields(input: ParseStream) -> syn::Result<Option<Vec<Field>>> {
 fn parse_field(input: ParseStream) -> syn::Result<Field> {
     let attrs = input.call(Attribute::parse_outer)?;
     let vis: Visibility = input.parse()?;
-    let ident: Ident = input
-        .parse()
-        .map_err(|e| syn::Error::new(e.span(), "expected a field name, like `payment_id: String`"))?;
+    let ident: Ident = input.parse().map_err(|e| {
+        syn::Error::new(e.span(), "expected a field name, like `payment_id: String`")
+    })?;
     let colon_token: Token![:] = input.parse().map_err(|e| {
         syn::Error::new(e.span(), format!("expected `: Type` after field `{ident}`"))
     })?;
@@ -480,13 +486,18 @@ fn parse_transition(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<Tr
     let mut sources = vec![input.parse::<Ident>()?];
     while input.peek(Token![|]) {
         input.parse::<Token![|]>()?;
-        sources.push(input.parse().map_err(|e| {
-            syn::Error::new(e.span(), "expected a source state after `|`")
-        })?);
+        sources.push(
+            input
+                .parse()
+                .map_err(|e| syn::Error::new(e.span(), "expected a source state after `|`"))?,
+        );
     }
     input.parse::<Token![+]>()?;
     let event: Ident = input.parse().map_err(|e| {
-        syn::Error::new(e.span(), "expected an event name after `+`, like `Pending + confirm`")
+        syn::Error::new(
+            e.span(),
+            "expected an event name after `+`, like `Pending + confirm`",
+        )
     })?;
     let guard = if input.peek(token::Bracket) {
         let content;
@@ -508,7 +519,10 @@ fn parse_transition(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<Tr
     let action = if input.peek(Token![/]) {
         input.parse::<Token![/]>()?;
         Some(input.call(Path::parse_mod_style).map_err(|e| {
-            syn::Error::new(e.span(), "expected an action function after `/`, like `/ charge`")
+            syn::Error::new(
+                e.span(),
+                "expected an action function after `/`, like `/ charge`",
+            )
         })?)
     } else {
         None
@@ -556,7 +570,9 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let above = row[j + 1];
-            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
             diagonal = above;
         }
     }

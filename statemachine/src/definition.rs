@@ -119,7 +119,8 @@ impl Definition {
         state: &str,
         event: &str,
     ) -> impl Iterator<Item = &'static TransitionInfo> {
-        self.transitions_from(state).filter(move |t| t.event == event)
+        self.transitions_from(state)
+            .filter(move |t| t.event == event)
     }
 
     /// The events `state` accepts, each once, in declaration order.

@@ -141,14 +141,15 @@ impl fmt::Display for AllowedList<'_> {
 /// use statemachine::state_machine;
 ///
 /// state_machine! {
+///     #[derive(Debug)]
 ///     machine Door {
 ///         version 1;
 ///         initial state Closed;
-///         state Open;
+///         state Opened;
 ///         event open;
 ///         event close;
-///         Closed + open => Open;
-///         Open + close => Closed;
+///         Closed + open => Opened;
+///         Opened + close => Closed;
 ///     }
 /// }
 ///
@@ -161,9 +162,14 @@ impl fmt::Display for AllowedList<'_> {
 /// let door = rejected.into_machine(); // nothing lost
 /// assert_eq!(door.state_name(), "Closed");
 /// ```
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{refusal}")]
-pub struct Rejected<M, E, R> {
+///
+/// The parts are boxed: a refusal is the rare path, and keeping the error one pointer wide
+/// keeps `Result<Machine, Rejected<..>>` as small as the machine itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected<M, E, R>(Box<RejectedParts<M, E, R>>);
+
+#[derive(Debug, Clone, PartialEq)]
+struct RejectedParts<M, E, R> {
     machine: M,
     event: E,
     refusal: Refusal<R>,
@@ -172,41 +178,42 @@ pub struct Rejected<M, E, R> {
 impl<M, E, R> Rejected<M, E, R> {
     /// Bundles a refused event with the machine and event it hands back.
     pub fn new(machine: M, event: E, refusal: Refusal<R>) -> Self {
-        Self {
+        Self(Box::new(RejectedParts {
             machine,
             event,
             refusal,
-        }
+        }))
     }
 
     /// Why the event was refused.
     pub fn refusal(&self) -> &Refusal<R> {
-        &self.refusal
+        &self.0.refusal
     }
 
     /// The machine, unchanged.
     pub fn machine(&self) -> &M {
-        &self.machine
+        &self.0.machine
     }
 
     /// The event that was refused.
     pub fn event(&self) -> &E {
-        &self.event
+        &self.0.event
     }
 
     /// The guard's reason, when a guard refused.
     pub fn reason(&self) -> Option<&R> {
-        self.refusal.reason()
+        self.0.refusal.reason()
     }
 
     /// Takes the unchanged machine back.
     pub fn into_machine(self) -> M {
-        self.machine
+        self.0.machine
     }
 
     /// Takes everything back: the machine, the event and the refusal.
     pub fn into_parts(self) -> (M, E, Refusal<R>) {
-        (self.machine, self.event, self.refusal)
+        let parts = *self.0;
+        (parts.machine, parts.event, parts.refusal)
     }
 
     /// Converts the handed-back machine and event, keeping the refusal.
@@ -217,21 +224,35 @@ impl<M, E, R> Rejected<M, E, R> {
         machine: impl FnOnce(M) -> M2,
         event: impl FnOnce(E) -> E2,
     ) -> Rejected<M2, E2, R> {
-        Rejected {
-            machine: machine(self.machine),
-            event: event(self.event),
-            refusal: self.refusal,
-        }
+        let parts = *self.0;
+        Rejected::new(machine(parts.machine), event(parts.event), parts.refusal)
     }
+}
+
+impl<M, E, R: fmt::Display> fmt::Display for Rejected<M, E, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.refusal, f)
+    }
+}
+
+impl<M: fmt::Debug, E: fmt::Debug, R: fmt::Debug + fmt::Display> std::error::Error
+    for Rejected<M, E, R>
+{
 }
 
 /// A dynamic machine was not in the state a typed conversion asked for.
 ///
 /// Returned by the generated `TryFrom<AnyOrder> for Order<S>`; hands the dynamic
 /// machine back.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("expected `{machine_name}` in state `{expected}`, but it is in state `{found}`")]
-pub struct WrongState<M> {
+/// A dynamic machine was not in the state a typed conversion asked for.
+///
+/// Returned by the generated `TryFrom<AnyOrder> for Order<S>`; hands the dynamic
+/// machine back (boxed, like [`Rejected`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrongState<M>(Box<WrongStateParts<M>>);
+
+#[derive(Debug, Clone, PartialEq)]
+struct WrongStateParts<M> {
     machine: M,
     machine_name: &'static str,
     expected: &'static str,
@@ -246,31 +267,43 @@ impl<M> WrongState<M> {
         expected: &'static str,
         found: &'static str,
     ) -> Self {
-        Self {
+        Self(Box::new(WrongStateParts {
             machine,
             machine_name,
             expected,
             found,
-        }
+        }))
     }
 
     /// The state that was asked for.
     pub fn expected(&self) -> &'static str {
-        self.expected
+        self.0.expected
     }
 
     /// The state the machine is in.
     pub fn found(&self) -> &'static str {
-        self.found
+        self.0.found
     }
 
     /// The machine, unchanged.
     pub fn machine(&self) -> &M {
-        &self.machine
+        &self.0.machine
     }
 
     /// Takes the unchanged machine back.
     pub fn into_machine(self) -> M {
-        self.machine
+        self.0.machine
     }
 }
+
+impl<M> fmt::Display for WrongState<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "expected `{}` in state `{}`, but it is in state `{}`",
+            self.0.machine_name, self.0.expected, self.0.found
+        )
+    }
+}
+
+impl<M: fmt::Debug> std::error::Error for WrongState<M> {}

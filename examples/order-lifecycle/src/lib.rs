@@ -65,7 +65,11 @@ pub struct Line {
 
 /// Guard of `Confirmed + ship`: every line must be in stock.
 pub fn in_stock(order: &OrderData, _: &Confirmed, _: &Ship) -> Result<(), String> {
-    match order.items.iter().find(|line| line.in_stock < line.quantity) {
+    match order
+        .items
+        .iter()
+        .find(|line| line.in_stock < line.quantity)
+    {
         Some(line) => Err(format!(
             "{} of {} wanted but {} in stock",
             line.quantity, line.sku, line.in_stock

@@ -32,7 +32,10 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         quote!(#private::event(#event_name, &[#(#fields),*], #doc))
     });
     let transitions = machine.transitions.iter().map(|t| {
-        let from = t.sources.iter().map(|&s| machine.states[s].name.to_string());
+        let from = t
+            .sources
+            .iter()
+            .map(|&s| machine.states[s].name.to_string());
         let event = machine.events[t.event].name.to_string();
         let to = machine.states[t.target].name.to_string();
         let guard = option(t.guard.as_ref().map(tokens_text));
@@ -41,6 +44,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
     });
 
     quote! {
+        #[allow(dead_code)]
         impl #any {
             #[doc(hidden)]
             const __DEFINITION: ::statemachine::Definition = {
@@ -100,7 +104,11 @@ fn shape_hash(ctx: &Context<'_>) -> u64 {
         text.push('\n');
     }
     for t in &machine.transitions {
-        let from: Vec<String> = t.sources.iter().map(|&s| machine.states[s].name.to_string()).collect();
+        let from: Vec<String> = t
+            .sources
+            .iter()
+            .map(|&s| machine.states[s].name.to_string())
+            .collect();
         text.push_str(&format!(
             "transition {} + {} [{}] => {}\n",
             from.join(" | "),
@@ -113,7 +121,11 @@ fn shape_hash(ctx: &Context<'_>) -> u64 {
 }
 
 fn field_text(field: &syn::Field) -> String {
-    let name = field.ident.as_ref().map(ToString::to_string).unwrap_or_default();
+    let name = field
+        .ident
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     format!("{name}:{}", tokens_text(&field.ty))
 }
 

@@ -21,9 +21,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
     let state_trait = machine.state_trait_name();
 
     let states: Vec<_> = machine.states.iter().map(|s| &s.name).collect();
-    let variant_docs = states
-        .iter()
-        .map(|s| format!("`{name}` in state `{s}`."));
+    let variant_docs = states.iter().map(|s| format!("`{name}` in state `{s}`."));
     let allowed = machine.states.iter().enumerate().map(|(index, _)| {
         let events = ctx.routes[index]
             .iter()
@@ -77,7 +75,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
     quote! {
         #[doc = #any_doc]
         #(#derives)*
-        #[allow(clippy::large_enum_variant)]
+        #[allow(clippy::large_enum_variant, dead_code)]
         #vis enum #any {
             #(
                 #[doc = #variant_docs]
@@ -85,6 +83,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             )*
         }
 
+        #[allow(dead_code)]
         impl #any {
             #[doc = #definition_doc]
             pub const DEFINITION: &'static ::statemachine::Definition = &Self::__DEFINITION;

@@ -69,11 +69,12 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
     tokens.extend(quote! {
         #[doc = #enum_doc]
         #(#derives)*
-        #[allow(clippy::large_enum_variant)]
+        #[allow(clippy::large_enum_variant, dead_code)]
         #vis enum #event_enum {
             #(#variants,)*
         }
 
+        #[allow(dead_code)]
         impl #event_enum {
             /// The event's name, as written in the table.
             #[inline]

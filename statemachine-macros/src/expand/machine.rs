@@ -44,8 +44,16 @@ fn definition(ctx: &Context<'_>) -> TokenStream {
     ));
     for t in &machine.transitions {
         let from = quoted_list(t.sources.iter().map(|&s| &machine.states[s].name));
-        let guard = t.guard.as_ref().map(|g| format!("`{}`", tokens_text(g))).unwrap_or_default();
-        let action = t.action.as_ref().map(|a| format!("`{}`", tokens_text(a))).unwrap_or_default();
+        let guard = t
+            .guard
+            .as_ref()
+            .map(|g| format!("`{}`", tokens_text(g)))
+            .unwrap_or_default();
+        let action = t
+            .action
+            .as_ref()
+            .map(|a| format!("`{}`", tokens_text(a)))
+            .unwrap_or_default();
         doc.push_str(&format!(
             "| {from} | `{}` | {guard} | {action} | `{}` |\n",
             machine.events[t.event].name, machine.states[t.target].name
@@ -85,7 +93,10 @@ fn constructor(ctx: &Context<'_>) -> TokenStream {
         "Starts `{name}` `id` in its initial state `{initial_name}`, with sequence number 0."
     );
     let entry = initial.entry.as_ref().map(|hook| {
-        doc.push_str(&format!(" Runs `{initial_name}`'s entry hook `{}`.", tokens_text(hook)));
+        doc.push_str(&format!(
+            " Runs `{initial_name}`'s entry hook `{}`.",
+            tokens_text(hook)
+        ));
         quote_spanned!(hook.span()=> #hook(&mut __machine.data, &__machine.state);)
     });
     let binding = if entry.is_some() {
@@ -94,6 +105,7 @@ fn constructor(ctx: &Context<'_>) -> TokenStream {
         quote!(__machine)
     };
     quote! {
+        #[allow(dead_code)]
         impl #name<#initial_name> {
             #[doc = #doc]
             #[inline]
@@ -121,6 +133,7 @@ fn accessors(ctx: &Context<'_>) -> TokenStream {
     let state_trait = ctx.machine.state_trait_name();
     let data = &ctx.data;
     quote! {
+        #[allow(dead_code)]
         impl<S: #state_trait> #name<S> {
             /// The instance's identifier.
             #[inline]
@@ -174,6 +187,7 @@ fn state_impl(ctx: &Context<'_>, state: usize) -> TokenStream {
         }
     }
     quote! {
+        #[allow(dead_code)]
         impl #name<#state_name> {
             #methods
         }
@@ -218,7 +232,11 @@ fn transition_methods(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> Tok
     let fire = fire_method_name(event);
     let payload = &event.type_name;
     let ret = return_type(ctx, state, route);
-    let field_names: Vec<_> = event.fields.iter().filter_map(|f| f.ident.as_ref()).collect();
+    let field_names: Vec<_> = event
+        .fields
+        .iter()
+        .filter_map(|f| f.ident.as_ref())
+        .collect();
     let field_types: Vec<_> = event.fields.iter().map(|f| &f.ty).collect();
     let construct = if event.fields.is_empty() {
         quote!(#payload)
@@ -243,7 +261,9 @@ fn transition_methods(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> Tok
         );
     }
     if !event.fields.is_empty() {
-        doc.push_str(&format!("The arguments are the payload of event `{method}`.\n\n"));
+        doc.push_str(&format!(
+            "The arguments are the payload of event `{method}`.\n\n"
+        ));
     }
     if route.refusable {
         doc.push_str(
@@ -362,18 +382,22 @@ fn apply(ctx: &Context<'_>, state: usize, transition: &Transition) -> TokenStrea
         None if target.fields.is_empty() => quote!(#target_name),
         None => {
             let span = transition.target_ident.span();
-            let fields = target.fields.iter().filter_map(|f| f.ident.as_ref()).map(|field| {
-                let from_event = event.fields.iter().any(|f| f.ident.as_ref() == Some(field));
-                // Spanned at the transition's target, so a type mismatch points there.
-                let mut field = field.clone();
-                field.set_span(span);
-                let holder = if from_event {
-                    quote_spanned!(span=> __event)
-                } else {
-                    quote_spanned!(span=> __state)
-                };
-                quote_spanned!(span=> #field: #holder.#field)
-            });
+            let fields = target
+                .fields
+                .iter()
+                .filter_map(|f| f.ident.as_ref())
+                .map(|field| {
+                    let from_event = event.fields.iter().any(|f| f.ident.as_ref() == Some(field));
+                    // Spanned at the transition's target, so a type mismatch points there.
+                    let mut field = field.clone();
+                    field.set_span(span);
+                    let holder = if from_event {
+                        quote_spanned!(span=> __event)
+                    } else {
+                        quote_spanned!(span=> __state)
+                    };
+                    quote_spanned!(span=> #field: #holder.#field)
+                });
             quote_spanned!(span=> #target_name { #(#fields),* })
         }
     };
@@ -404,10 +428,17 @@ fn refusing_stub(
     let module = machine.typestate_module_name();
     let refusal = refusal_trait_name(machine, state, event_index);
     let method = &event.name;
-    let field_names: Vec<_> = event.fields.iter().filter_map(|f| f.ident.as_ref()).collect();
+    let field_names: Vec<_> = event
+        .fields
+        .iter()
+        .filter_map(|f| f.ident.as_ref())
+        .collect();
     let field_types: Vec<_> = event.fields.iter().map(|f| &f.ty).collect();
     let ret = (0..machine.states.len())
-        .find_map(|s| ctx.route(s, event_index).map(|route| return_type(ctx, s, route)))
+        .find_map(|s| {
+            ctx.route(s, event_index)
+                .map(|route| return_type(ctx, s, route))
+        })
         .unwrap_or_else(|| quote!(::core::convert::Infallible));
     // The bound is spanned at the state's declaration, so the compiler's "required by
     // this bound" note shows one line of the table, not the whole macro.
@@ -467,13 +498,19 @@ fn refusal_traits(ctx: &Context<'_>) -> TokenStream {
                 "`{machine_name}` in state `{}` cannot take event `{}`",
                 state.name, event.name
             );
-            let label = format!("`{}` is not a transition out of `{}`", event.name, state.name);
+            let label = format!(
+                "`{}` is not a transition out of `{}`",
+                event.name, state.name
+            );
             let takers: Vec<_> = (0..machine.states.len())
                 .filter(|&s| ctx.route(s, event_index).is_some())
                 .map(|s| &machine.states[s].name)
                 .collect();
             let where_note = format!("`{}` is valid in {}", event.name, quoted_list(takers));
-            let doc = format!("Not implemented: `{}` cannot take `{}`.", state.name, event.name);
+            let doc = format!(
+                "Not implemented: `{}` cannot take `{}`.",
+                state.name, event.name
+            );
             traits.extend(quote_spanned! {state.name.span()=>
                 #[doc = #doc]
                 #[diagnostic::on_unimplemented(
@@ -493,7 +530,7 @@ fn refusal_traits(ctx: &Context<'_>) -> TokenStream {
     quote! {
         #[doc = #doc]
         #[doc(hidden)]
-        #[allow(non_camel_case_types)]
+        #[allow(non_camel_case_types, dead_code)]
         #vis mod #module {
             #traits
         }

@@ -19,6 +19,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
     );
     let mut tokens = quote! {
         #[doc = #trait_doc]
+        #[allow(dead_code)]
         #vis trait #state_trait {
             /// The state's name, as written in the table.
             const NAME: &'static str;
@@ -43,10 +44,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             summary.push_str("\n\nEvents it takes:\n");
             for route in routes {
                 for t in &route.candidates {
-                    summary.push_str(&format!(
-                        "\n- {}",
-                        super::arrow_text(machine, index, t)
-                    ));
+                    summary.push_str(&format!("\n- {}", super::arrow_text(machine, index, t)));
                 }
             }
         }
