@@ -140,7 +140,7 @@ fn the_definition_lists_the_table_in_declaration_order() {
     assert_eq!(def.transitions[1].action, Some("archive"));
     assert_eq!(def.allowed_events("Approved"), ["finish", "deny"]);
     assert!(def.allowed_events("Done").is_empty());
-    assert!(std::ptr::eq(<AnyApproval as StateMachine>::DEFINITION, def));
+    assert_eq!(<AnyApproval as StateMachine>::DEFINITION, def);
 }
 
 #[test]

@@ -5,8 +5,9 @@
 
 use std::process::ExitCode;
 
-use order_lifecycle::{AnyOrder, Cancel, Confirm, Line, Order, OrderData, OrderEvent, Ship};
-use statemachine::Refusal;
+use order_lifecycle::{
+    AnyOrder, Cancel, Confirm, Deliver, Line, Order, OrderData, OrderEvent, Ship,
+};
 
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
@@ -53,31 +54,27 @@ fn order_data(customer: &str, lamps_in_stock: u32) -> OrderData {
 fn typed_happy_path() {
     println!("== typed API: order-1001, every step checked by the compiler");
     let order = Order::new("order-1001", order_data("Ada", 5));
-    log(&AnyOrder::from(order.clone()), "created");
+    created(&AnyOrder::from(order.clone()));
 
     let order = order.confirm("pay_7Qx2".into());
-    log_moved("confirm", &AnyOrder::from(order.clone()));
+    moved("Pending", "confirm", &AnyOrder::from(order.clone()));
 
     // `order.deliver()` here would not compile: `Order` in state `Confirmed` cannot take
     // event `deliver`.
     let order = match order.ship("1Z999AA10123456784".into()) {
         Ok(order) => order,
         Err(rejected) => {
-            println!("  refused: {rejected}");
+            refused(rejected.machine().id().as_str(), &rejected.to_string());
             return;
         }
     };
-    log_moved("ship", &AnyOrder::from(order.clone()));
+    moved("Confirmed", "ship", &AnyOrder::from(order.clone()));
     for message in &order.data().notifications {
-        println!("{:>32} notified: {message}", "");
+        println!("{:12}notified: {message}", "");
     }
 
     let order = order.deliver();
-    log_moved("deliver", &AnyOrder::from(order.clone()));
-    println!(
-        "  order-1001 is delivered after {} transitions; `Delivered` is final",
-        order.seq()
-    );
+    moved("Shipped", "deliver", &AnyOrder::from(order.clone()));
 }
 
 /// The dynamic API: events arrive as text (from a queue, a webhook, a form) and are
@@ -90,44 +87,40 @@ fn dynamic_from_events() {
         "ship tracking=1Z999AA10987654321",
         "cancel reason=lamps are out of stock",
         "ship tracking=1Z999AA10987654321",
+        "refund",
     ];
     let mut order = AnyOrder::from(Order::new("order-1002", order_data("Grace", 1)));
-    log(&order, "created");
+    created(&order);
     for line in incoming {
         let event = match parse_event(line) {
             Ok(event) => event,
             Err(error) => {
-                println!("  ignored `{line}`: {error}");
+                refused(
+                    order.id().as_str(),
+                    &format!("`{line}` is not an event: {error}"),
+                );
                 continue;
             }
         };
+        let from = order.state_name();
         let name = event.name();
         order = match order.fire(event) {
             Ok(next) => {
-                log_moved(name, &next);
+                moved(from, name, &next);
                 next
             }
             Err(rejected) => {
-                let why = match rejected.refusal() {
-                    Refusal::NotAllowed { .. } => "not allowed",
-                    Refusal::Guard { .. } => "guard said no",
-                };
-                println!(
-                    "{:<11} {:<9} {:<10} refused ({why}): {rejected}",
-                    order_id(rejected.machine()),
-                    rejected.machine().state_name(),
-                    name
-                );
+                refused(rejected.machine().id().as_str(), &rejected.to_string());
                 rejected.into_machine()
             }
         };
     }
-    let data = order.data();
     println!(
-        "  order-1002 ends in `{}` after {} transitions; refunds due: {:?}",
+        "{:12}ends in {} after {} transitions; refunds due: {}",
+        "",
         order.state_name(),
         order.seq(),
-        data.refunds
+        order.data().refunds.join(", ")
     );
 }
 
@@ -150,29 +143,31 @@ fn parse_event(line: &str) -> Result<OrderEvent, String> {
             tracking: value("tracking")?,
         }
         .into(),
-        "deliver" => order_lifecycle::Deliver.into(),
+        "deliver" => Deliver.into(),
         "cancel" => Cancel {
             reason: value("reason")?,
         }
         .into(),
-        other => return Err(format!("no event is called `{other}`")),
+        other => {
+            let known: Vec<_> = AnyOrder::DEFINITION.events.iter().map(|e| e.name).collect();
+            return Err(format!(
+                "the order knows {}, not `{other}`",
+                known.join(", ")
+            ));
+        }
     })
 }
 
-fn order_id(order: &AnyOrder) -> &str {
-    order.id().as_str()
-}
-
-fn log(order: &AnyOrder, what: &str) {
+fn created(order: &AnyOrder) {
     println!(
-        "{:<11} {:<9} {:<10} {what}",
-        order_id(order),
-        order.state_name(),
-        ""
+        "{:<12}created for {} in {}",
+        order.id().as_str(),
+        order.data().customer,
+        order.state_name()
     );
 }
 
-fn log_moved(event: &str, order: &AnyOrder) {
+fn moved(from: &str, event: &str, order: &AnyOrder) {
     let detail = match order {
         AnyOrder::Pending(_) => String::new(),
         AnyOrder::Confirmed(o) => format!("payment {}", o.state().payment_id),
@@ -181,11 +176,13 @@ fn log_moved(event: &str, order: &AnyOrder) {
         AnyOrder::Cancelled(o) => format!("final; reason: {}", o.state().reason),
     };
     println!(
-        "{:<11} {:<9} {:<10} -> {:<9} #{} {detail}",
-        order_id(order),
-        "",
-        event,
-        order.state_name(),
-        order.seq()
+        "{:<12}#{} {from} --{event}--> {}  {detail}",
+        order.id().as_str(),
+        order.seq(),
+        order.state_name()
     );
+}
+
+fn refused(id: &str, why: &str) {
+    println!("{id:<12}refused: {why}");
 }

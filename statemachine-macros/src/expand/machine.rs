@@ -81,8 +81,8 @@ fn constructor(ctx: &Context<'_>) -> TokenStream {
     let data = &ctx.data;
 
     let (data_param, data_value) = match machine.data {
-        Some(_) => (quote!(data: #data,), quote!(data)),
-        None => (TokenStream::new(), quote!(())),
+        Some(_) => (quote!(data: #data,), TokenStream::new()),
+        None => (TokenStream::new(), quote!(: ())),
     };
     let (state_param, state_value) = if initial.fields.is_empty() {
         (TokenStream::new(), quote!(#initial_name))
@@ -117,7 +117,7 @@ fn constructor(ctx: &Context<'_>) -> TokenStream {
                 let #binding = #name {
                     id: ::core::convert::Into::into(id),
                     seq: 0,
-                    data: #data_value,
+                    data #data_value,
                     state: #state_value,
                 };
                 #entry
