@@ -3,6 +3,7 @@
 //! fallback, a branch where every candidate is guarded, actions, entry and exit hooks,
 //! several sources, a self-loop) and a typed refusal reason.
 
+use serde::{Deserialize, Serialize};
 use statemachine::state_machine;
 
 state_machine! {
@@ -46,7 +47,7 @@ state_machine! {
 }
 
 /// What every state of a ticket carries.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TicketData {
     /// What happened, oldest first.
     pub log: Vec<String>,

@@ -14,6 +14,8 @@ use crate::model::{Machine, quoted_list, snake_case, unraw, upper_camel_case};
 
 /// Runs every rule on the model.
 pub(crate) fn check(machine: &Machine, complete: bool, errors: &mut Errors) {
+    check_types(machine, errors);
+    check_no_serde_derives(machine, errors);
     check_state_names(machine, errors);
     check_event_names(machine, errors);
     check_generated_names(machine, errors);
@@ -25,6 +27,78 @@ pub(crate) fn check(machine: &Machine, complete: bool, errors: &mut Errors) {
         check_reachable(machine, errors);
         check_way_out(machine, errors);
         check_events_used(machine, errors);
+    }
+}
+
+/// The shared data, the reason and every field have a type the generated code can name
+/// in any position: a path, a tuple, an array or a reference (not `impl Trait`, a bare
+/// trait object, `_` or `!`).
+fn check_types(machine: &Machine, errors: &mut Errors) {
+    fn nameable(ty: &syn::Type) -> bool {
+        match ty {
+            syn::Type::Path(_) => true,
+            syn::Type::Tuple(tuple) => tuple.elems.iter().all(nameable),
+            syn::Type::Array(array) => nameable(&array.elem),
+            syn::Type::Reference(reference) => nameable(&reference.elem),
+            syn::Type::Paren(paren) => nameable(&paren.elem),
+            syn::Type::Group(group) => nameable(&group.elem),
+            _ => false,
+        }
+    }
+    let mut check = |ty: &syn::Type, what: &str| {
+        if !nameable(ty) {
+            errors.push_spanned(
+                ty,
+                format!("{what} must be a named type, like `String` or `Vec<Line>`"),
+            );
+        }
+    };
+    if let Some(data) = &machine.data {
+        check(data, "the shared data");
+    }
+    if let Some(reason) = &machine.reason {
+        check(reason, "the reason");
+    }
+    for field in machine
+        .states
+        .iter()
+        .flat_map(|s| &s.fields)
+        .chain(machine.events.iter().flat_map(|e| &e.fields))
+    {
+        check(&field.ty, "a field");
+    }
+}
+
+/// Serde is derived for every generated type already (snapshots need it), so deriving it
+/// again would implement it twice.
+fn check_no_serde_derives(machine: &Machine, errors: &mut Errors) {
+    let attrs = machine
+        .derives
+        .iter()
+        .chain(machine.states.iter().flat_map(|s| &s.attrs))
+        .chain(machine.events.iter().flat_map(|e| &e.attrs))
+        .filter(|attr| attr.path().is_ident("derive"));
+    for attr in attrs {
+        let Ok(paths) = attr.parse_args_with(
+            syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+        ) else {
+            continue;
+        };
+        for path in paths {
+            let Some(last) = path.segments.last() else {
+                continue;
+            };
+            if last.ident == "Serialize" || last.ident == "Deserialize" {
+                errors.push_spanned(
+                    &path,
+                    format!(
+                        "`{}` is already derived for every type the machine generates \
+                         (snapshots need it); remove it from `derive`",
+                        last.ident
+                    ),
+                );
+            }
+        }
     }
 }
 

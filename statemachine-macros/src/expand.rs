@@ -152,6 +152,18 @@ impl<'a> Context<'a> {
     }
 }
 
+/// `#[derive(Serialize, Deserialize)]` through the runtime's re-export, so the user's
+/// crate needs no `serde` dependency of its own.
+fn serde_derives() -> TokenStream {
+    quote! {
+        #[derive(
+            ::statemachine::__private::serde::Serialize,
+            ::statemachine::__private::serde::Deserialize
+        )]
+        #[serde(crate = "::statemachine::__private::serde")]
+    }
+}
+
 /// The text of the doc comments among `attrs`, one line per attribute.
 fn doc_text(attrs: &[Attribute]) -> String {
     let mut lines = Vec::new();

@@ -2,11 +2,15 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Identifies one instance of a machine (one order, one approval, one onboarding).
 ///
 /// It is the caller's key: an order number, a UUID rendered as text, anything that is
 /// unique among the instances of one machine. The library never invents or parses it.
+/// Cloning is cheap (a reference count), so audit records can carry it freely.
 ///
 /// ```
 /// use statemachine::InstanceId;
@@ -15,23 +19,24 @@ use std::fmt;
 /// assert_eq!(id.as_str(), "order-1001");
 /// assert_eq!(id, "order-1001");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct InstanceId(String);
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstanceId(Arc<str>);
 
 impl InstanceId {
     /// Wraps a caller-chosen identifier.
-    pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
+    pub fn new(id: impl AsRef<str>) -> Self {
+        Self(Arc::from(id.as_ref()))
     }
 
     /// The identifier as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
 
-    /// Gives back the owned text.
-    pub fn into_string(self) -> String {
-        self.0
+impl fmt::Debug for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
     }
 }
 
@@ -43,19 +48,25 @@ impl fmt::Display for InstanceId {
 
 impl From<&str> for InstanceId {
     fn from(id: &str) -> Self {
-        Self(id.to_owned())
+        Self(Arc::from(id))
     }
 }
 
 impl From<String> for InstanceId {
     fn from(id: String) -> Self {
-        Self(id)
+        Self(Arc::from(id))
     }
 }
 
 impl From<&String> for InstanceId {
     fn from(id: &String) -> Self {
-        Self(id.clone())
+        Self(Arc::from(id.as_str()))
+    }
+}
+
+impl From<&InstanceId> for InstanceId {
+    fn from(id: &InstanceId) -> Self {
+        id.clone()
     }
 }
 
@@ -73,12 +84,24 @@ impl AsRef<str> for InstanceId {
 
 impl PartialEq<str> for InstanceId {
     fn eq(&self, other: &str) -> bool {
-        self.0 == other
+        &*self.0 == other
     }
 }
 
 impl PartialEq<&str> for InstanceId {
     fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
+        &*self.0 == *other
+    }
+}
+
+impl Serialize for InstanceId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for InstanceId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::from)
     }
 }

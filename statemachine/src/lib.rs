@@ -1,10 +1,14 @@
 #![doc = include_str!("../../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod audit;
 mod definition;
 mod error;
 mod id;
 mod machine;
+mod repository;
+pub mod snapshot;
+pub mod store;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -14,10 +18,18 @@ pub mod dsl {
     #![doc = include_str!("../../docs/dsl.md")]
 }
 
+pub use audit::{
+    Audit, AuditRecord, Clock, Journal, ManualClock, Observer, RecordKind, Registry, SystemClock,
+};
 pub use definition::{Definition, EventInfo, FieldInfo, StateInfo, TransitionInfo};
 pub use error::{Reason, Refusal, Rejected, WrongState};
 pub use id::InstanceId;
 pub use machine::{Event, StateMachine};
+pub use repository::{Applied, ApplyError, Failed, Meta, ReplayError, Repository, replay};
+pub use snapshot::{RestoreError, Snapshot, SnapshotError, StateSnapshot};
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{MemoryStore, Store, StoreError};
 
 /// Declares a state machine: its states, events and transitions, checked at compile
 /// time.

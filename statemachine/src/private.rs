@@ -81,3 +81,154 @@ pub const fn transition(
 pub fn guard<R, E: Into<R>>(verdict: Result<(), E>) -> Result<(), R> {
     verdict.map_err(Into::into)
 }
+
+pub use crate::audit::{Happened, RecordKind, Recorder};
+pub use serde;
+pub use serde_json;
+
+use crate::snapshot::{RestoreError, Snapshot, SnapshotError, StateSnapshot, shape_text};
+use crate::{InstanceId, Registry};
+
+/// What shared data and state data must be to go into snapshots.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is stored in snapshots, so it must implement `serde::Serialize` and `serde::Deserialize`",
+    label = "stored in every snapshot of this machine",
+    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}`"
+)]
+pub trait Storable: serde::Serialize + serde::de::DeserializeOwned {}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> Storable for T {}
+
+/// Converts a machine's shared data to and from JSON. Made once per machine (the one
+/// place the compiler checks that the data can be stored, so a type that cannot is
+/// reported once, at the type in the table).
+pub struct DataCodec<D> {
+    to: fn(&D) -> Result<serde_json::Value, serde_json::Error>,
+    from: fn(&serde_json::Value) -> Result<D, serde_json::Error>,
+}
+
+impl<D: Storable> DataCodec<D> {
+    /// The codec for `D`.
+    pub const fn new() -> Self {
+        Self {
+            to: to_value::<D>,
+            from: from_value::<D>,
+        }
+    }
+}
+
+impl<D: Storable> Default for DataCodec<D> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn to_value<D: Storable>(data: &D) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::to_value(data)
+}
+
+fn from_value<D: Storable>(value: &serde_json::Value) -> Result<D, serde_json::Error> {
+    D::deserialize(value)
+}
+
+/// Builds a snapshot from a machine's parts.
+pub fn snapshot<S: serde::Serialize, D>(
+    codec: &DataCodec<D>,
+    definition: &'static Definition,
+    id: &InstanceId,
+    seq: u64,
+    state_name: &'static str,
+    state: &S,
+    data: &D,
+) -> Result<Snapshot, SnapshotError> {
+    let failed = |part: &'static str, error: serde_json::Error| SnapshotError {
+        machine: definition.name.to_owned(),
+        id: id.clone(),
+        part,
+        reason: error.to_string(),
+    };
+    Ok(Snapshot {
+        machine: definition.name.to_owned(),
+        version: definition.version,
+        shape: shape_text(definition.shape_hash),
+        id: id.clone(),
+        seq,
+        state: StateSnapshot {
+            name: state_name.to_owned(),
+            data: serde_json::to_value(state).map_err(|e| failed("state data", e))?,
+        },
+        data: (codec.to)(data).map_err(|e| failed("shared data", e))?,
+    })
+}
+
+/// Checks machine, version, shape and sequence number before a restore.
+pub fn check_snapshot(snapshot: &Snapshot, definition: &Definition) -> Result<(), RestoreError> {
+    crate::snapshot::check(snapshot, definition)
+}
+
+/// Restores the shared data of a snapshot.
+pub fn restore_data<D>(codec: &DataCodec<D>, snapshot: &Snapshot) -> Result<D, RestoreError> {
+    (codec.from)(&snapshot.data).map_err(|e| RestoreError::Data {
+        machine: snapshot.machine.clone(),
+        id: snapshot.id.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// Restores the data of the snapshot's state.
+pub fn restore_state<S: serde::de::DeserializeOwned>(
+    snapshot: &Snapshot,
+) -> Result<S, RestoreError> {
+    S::deserialize(&snapshot.state.data).map_err(|e| RestoreError::StateData {
+        machine: snapshot.machine.clone(),
+        id: snapshot.id.clone(),
+        state: snapshot.state.name.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// The error for a snapshot whose state the table does not have.
+pub fn unknown_state(snapshot: &Snapshot, definition: &Definition) -> RestoreError {
+    RestoreError::UnknownState {
+        machine: snapshot.machine.clone(),
+        id: snapshot.id.clone(),
+        state: snapshot.state.name.clone(),
+        known: definition
+            .states
+            .iter()
+            .map(|s| s.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// Whether a snapshot was written by an older version that a declared migration covers.
+pub fn needs_migration(snapshot: &Snapshot, definition: &Definition) -> bool {
+    snapshot.machine == definition.name && snapshot.version < definition.version
+}
+
+/// A guard's reason in words, for the audit record. Goes through the machine's
+/// `StateMachine` impl, so a reason type without `Display` is reported once, at the
+/// `reason` item.
+pub fn reason_text<M: crate::StateMachine>(reason: &M::Reason) -> String {
+    reason.to_string()
+}
+
+/// The words of a `NotAllowed` refusal, for the audit record.
+pub fn not_allowed_text(
+    machine: &'static str,
+    state: &'static str,
+    event: &'static str,
+    allowed: &'static [&'static str],
+) -> String {
+    crate::Refusal::<std::convert::Infallible>::NotAllowed {
+        machine,
+        state,
+        event,
+        allowed,
+    }
+    .to_string()
+}
+
+/// The type-level registry's type, for the generated `observers()`.
+pub type ObserverRegistry = Registry;

@@ -3,6 +3,7 @@
 //! The binary drives it through the typed API (where a wrong call does not compile) and
 //! through the dynamic API (where events arrive as data and a wrong one is refused).
 
+use serde::{Deserialize, Serialize};
 use statemachine::state_machine;
 
 state_machine! {
@@ -40,7 +41,7 @@ state_machine! {
 }
 
 /// What every state of an order carries.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct OrderData {
     /// Who ordered.
     pub customer: String,
@@ -53,7 +54,7 @@ pub struct OrderData {
 }
 
 /// One line of an order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Line {
     /// The article's stock-keeping unit.
     pub sku: String,

@@ -21,6 +21,16 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
     let state_trait = machine.state_trait_name();
 
     let states: Vec<_> = machine.states.iter().map(|s| &s.name).collect();
+    let state_texts: Vec<String> = states.iter().map(ToString::to_string).collect();
+    let payloads: Vec<_> = machine.events.iter().map(|e| &e.type_name).collect();
+    let version = machine.version;
+    let migration = migration_check(ctx);
+    // Spanned at the data type, so a type that cannot be stored is reported there.
+    let data_span = machine
+        .data
+        .as_ref()
+        .map_or_else(proc_macro2::Span::call_site, syn::spanned::Spanned::span);
+    let codec = quote::quote_spanned!(data_span=> ::statemachine::__private::DataCodec::new());
     let variant_docs = states.iter().map(|s| format!("`{name}` in state `{s}`."));
     let allowed = machine.states.iter().enumerate().map(|(index, _)| {
         let events = ctx.routes[index]
@@ -88,6 +98,9 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             #[doc = #definition_doc]
             pub const DEFINITION: &'static ::statemachine::Definition = &Self::__DEFINITION;
 
+            #[doc(hidden)]
+            const __DATA: ::statemachine::__private::DataCodec<#data> = #codec;
+
             /// The instance's identifier.
             #[inline]
             pub fn id(&self) -> &::statemachine::InstanceId {
@@ -129,6 +142,72 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
                 }
             }
 
+            /// The instance's audit context: its observers, clock, actor and correlation id.
+            #[inline]
+            pub fn audit(&self) -> &::statemachine::Audit {
+                match self {
+                    #(Self::#states(__machine) => __machine.audit(),)*
+                }
+            }
+
+            /// The instance's audit context, to add observers or say who acts.
+            #[inline]
+            pub fn audit_mut(&mut self) -> &mut ::statemachine::Audit {
+                match self {
+                    #(Self::#states(__machine) => __machine.audit_mut(),)*
+                }
+            }
+
+            /// The observers of every instance of this machine: each sees every audit
+            /// record, synchronously.
+            pub fn observers() -> &'static ::statemachine::Registry {
+                static OBSERVERS: ::statemachine::Registry = ::statemachine::Registry::new();
+                &OBSERVERS
+            }
+
+            /// The machine's value as a [`Snapshot`](::statemachine::Snapshot).
+            ///
+            /// # Errors
+            ///
+            /// When the shared data or the state's data does not serialize to JSON.
+            pub fn snapshot(&self) -> ::core::result::Result<::statemachine::Snapshot, ::statemachine::SnapshotError> {
+                match self {
+                    #(Self::#states(__machine) => __machine.snapshot(),)*
+                }
+            }
+
+            /// The machine a snapshot describes. Runs no hook and no action: the machine
+            /// continues where it was, with an empty audit context.
+            ///
+            /// # Errors
+            ///
+            /// A [`RestoreError`](::statemachine::RestoreError) for another machine's
+            /// snapshot, a version or shape this code does not know, a state the table
+            /// does not have, and data that does not fit its type.
+            pub fn restore(
+                snapshot: ::statemachine::Snapshot,
+            ) -> ::core::result::Result<Self, ::statemachine::RestoreError> {
+                #migration
+                ::statemachine::__private::check_snapshot(&snapshot, Self::DEFINITION)?;
+                let __data: #data = ::statemachine::__private::restore_data(&Self::__DATA, &snapshot)?;
+                let __id = snapshot.id.clone();
+                let __seq = snapshot.seq;
+                match snapshot.state.name.as_str() {
+                    #(
+                        #state_texts => ::core::result::Result::Ok(Self::#states(#name {
+                            id: __id,
+                            seq: __seq,
+                            data: __data,
+                            state: ::statemachine::__private::restore_state::<#states>(&snapshot)?,
+                            audit: ::core::default::Default::default(),
+                        })),
+                    )*
+                    _ => ::core::result::Result::Err(
+                        ::statemachine::__private::unknown_state(&snapshot, Self::DEFINITION),
+                    ),
+                }
+            }
+
             /// Whether the current state is final.
             #[inline]
             pub fn is_final(&self) -> bool {
@@ -162,6 +241,35 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
                             event: __event.name(),
                             allowed: __machine.allowed_events(),
                         };
+                        if let ::core::option::Option::Some(__recorder) =
+                            ::statemachine::__private::Recorder::new(__machine.audit(), Self::observers())
+                        {
+                            let __payload = match &__event {
+                                #(#event_enum::#payloads(__payload) => __recorder.payload(__payload),)*
+                            };
+                            __recorder.record(
+                                ::statemachine::__private::Happened {
+                                    machine: #machine_name,
+                                    version: #version,
+                                    id: __machine.id(),
+                                    seq: __machine.seq(),
+                                    kind: ::statemachine::__private::RecordKind::Refused,
+                                    from: ::core::option::Option::Some(__machine.state_name()),
+                                    event: ::core::option::Option::Some(__event.name()),
+                                    to: ::core::option::Option::None,
+                                    guard: ::core::option::Option::None,
+                                    reason: ::core::option::Option::Some(
+                                        ::statemachine::__private::not_allowed_text(
+                                            #machine_name,
+                                            __machine.state_name(),
+                                            __event.name(),
+                                            __machine.allowed_events(),
+                                        ),
+                                    ),
+                                },
+                                __payload,
+                            );
+                        }
                         ::core::result::Result::Err(::statemachine::Rejected::new(__machine, __event, __refusal))
                     }
                 }
@@ -202,6 +310,30 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             ) -> ::core::result::Result<Self, ::statemachine::Rejected<Self, Self::Event, Self::Reason>> {
                 #any::fire(self, event)
             }
+
+            #[inline]
+            fn audit(&self) -> &::statemachine::Audit {
+                #any::audit(self)
+            }
+
+            #[inline]
+            fn audit_mut(&mut self) -> &mut ::statemachine::Audit {
+                #any::audit_mut(self)
+            }
+
+            fn observers() -> &'static ::statemachine::Registry {
+                #any::observers()
+            }
+
+            fn snapshot(&self) -> ::core::result::Result<::statemachine::Snapshot, ::statemachine::SnapshotError> {
+                #any::snapshot(self)
+            }
+
+            fn restore(
+                snapshot: ::statemachine::Snapshot,
+            ) -> ::core::result::Result<Self, ::statemachine::RestoreError> {
+                #any::restore(snapshot)
+            }
         }
 
         #(
@@ -234,4 +366,9 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             }
         )*
     }
+}
+
+/// Delegates older snapshots to the machine the table migrates from, when it declares one.
+fn migration_check(_ctx: &Context<'_>) -> TokenStream {
+    TokenStream::new()
 }

@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{Context, has_docs, public_field};
+use super::{Context, has_docs, public_field, serde_derives};
 
 /// The payload types (`Ship { tracking }`, `Deliver`) and `OrderEvent`.
 pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
@@ -12,6 +12,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
     let name = &machine.name;
     let event_enum = machine.event_enum_name();
     let derives = &machine.derives;
+    let serde = serde_derives();
 
     let mut tokens = TokenStream::new();
     let mut variants = Vec::new();
@@ -47,6 +48,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             #(#attrs)*
             #[doc = #summary]
             #(#derives)*
+            #serde
             #vis struct #type_name #body
 
             impl ::core::convert::From<#type_name> for #event_enum {
@@ -58,17 +60,21 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         });
         variants.push(quote! {
             #[doc = #variant_doc]
+            #[serde(rename = #event_name)]
             #type_name(#type_name)
         });
         names.push(quote!(Self::#type_name(_) => #event_name));
     }
 
     let enum_doc = format!(
-        "Any event of [`{name}`], for events that arrive at run time; see [`Any{name}::fire`]."
+        "Any event of [`{name}`], for events that arrive at run time; see [`Any{name}::fire`].\n\n\
+         As JSON: `{{\"event\": \"<name>\", \"payload\": {{ <fields> }}}}`."
     );
     tokens.extend(quote! {
         #[doc = #enum_doc]
         #(#derives)*
+        #serde
+        #[serde(tag = "event", content = "payload")]
         #[allow(clippy::large_enum_variant, dead_code)]
         #vis enum #event_enum {
             #(#variants,)*

@@ -68,6 +68,7 @@ fn definition(ctx: &Context<'_>) -> TokenStream {
             seq: u64,
             data: #data,
             state: S,
+            audit: ::statemachine::Audit,
         }
     }
 }
@@ -90,7 +91,8 @@ fn constructor(ctx: &Context<'_>) -> TokenStream {
         (quote!(state: #initial_name,), quote!(state))
     };
     let mut doc = format!(
-        "Starts `{name}` `id` in its initial state `{initial_name}`, with sequence number 0."
+        "Starts `{name}` `id` in its initial state `{initial_name}`, with sequence number 0. \
+         Observers registered on [`Any{name}::observers`] see a `created` record."
     );
     let entry = initial.entry.as_ref().map(|hook| {
         doc.push_str(&format!(
@@ -104,6 +106,21 @@ fn constructor(ctx: &Context<'_>) -> TokenStream {
     } else {
         quote!(__machine)
     };
+    let initial_text = initial_name.to_string();
+    let record = record(
+        ctx,
+        &quote!(__machine),
+        Record {
+            kind: "Created",
+            from: None,
+            event: None,
+            to: Some(&initial_text),
+            guard: None,
+            refused: false,
+            payload: quote!(::core::option::Option::None),
+        },
+    );
+    let any = machine.any_name();
     quote! {
         #[allow(dead_code)]
         impl #name<#initial_name> {
@@ -119,11 +136,72 @@ fn constructor(ctx: &Context<'_>) -> TokenStream {
                     seq: 0,
                     data #data_value,
                     state: #state_value,
+                    audit: ::core::default::Default::default(),
                 };
                 #entry
+                if let ::core::option::Option::Some(__recorder) =
+                    ::statemachine::__private::Recorder::new(&__machine.audit, #any::observers())
+                {
+                    #record
+                }
                 __machine
             }
         }
+    }
+}
+
+/// What a record says, for [`record`].
+struct Record<'a> {
+    /// `Created`, `Applied` or `Refused`.
+    kind: &'a str,
+    from: Option<&'a str>,
+    event: Option<&'a str>,
+    to: Option<&'a str>,
+    guard: Option<String>,
+    /// Whether `__reason` (the guard's or the table's refusal) is in scope.
+    refused: bool,
+    /// The payload expression (`__payload` or `None`).
+    payload: TokenStream,
+}
+
+/// `__recorder.record(..)` about `machine_expr`: the machine in its new state, or the
+/// refused one.
+fn record(ctx: &Context<'_>, machine_expr: &TokenStream, record: Record<'_>) -> TokenStream {
+    let machine = ctx.machine;
+    let name = machine.name.to_string();
+    let version = machine.version;
+    let option = |text: Option<&str>| match text {
+        Some(text) => quote!(::core::option::Option::Some(#text)),
+        None => quote!(::core::option::Option::None),
+    };
+    let kind = format_ident!("{}", record.kind);
+    let from = option(record.from);
+    let event = option(record.event);
+    let to = option(record.to);
+    let guard = option(record.guard.as_deref());
+    let any = machine.any_name();
+    let reason = if record.refused {
+        quote!(::core::option::Option::Some(::statemachine::__private::reason_text::<#any>(&__reason)))
+    } else {
+        quote!(::core::option::Option::None)
+    };
+    let payload = record.payload;
+    quote! {
+        __recorder.record(
+            ::statemachine::__private::Happened {
+                machine: #name,
+                version: #version,
+                id: &#machine_expr.id,
+                seq: #machine_expr.seq,
+                kind: ::statemachine::__private::RecordKind::#kind,
+                from: #from,
+                event: #event,
+                to: #to,
+                guard: #guard,
+                reason: #reason,
+            },
+            #payload,
+        );
     }
 }
 
@@ -132,6 +210,18 @@ fn accessors(ctx: &Context<'_>) -> TokenStream {
     let name = &ctx.machine.name;
     let state_trait = ctx.machine.state_trait_name();
     let data = &ctx.data;
+    let any = ctx.machine.any_name();
+    let snapshot = quote! {
+        ::statemachine::__private::snapshot(
+            &#any::__DATA,
+            #any::DEFINITION,
+            &self.id,
+            self.seq,
+            <S as #state_trait>::NAME,
+            &self.state,
+            &self.data,
+        )
+    };
     quote! {
         #[allow(dead_code)]
         impl<S: #state_trait> #name<S> {
@@ -169,6 +259,31 @@ fn accessors(ctx: &Context<'_>) -> TokenStream {
             #[inline]
             pub fn into_parts(self) -> (::statemachine::InstanceId, u64, #data, S) {
                 (self.id, self.seq, self.data, self.state)
+            }
+
+            /// The instance's audit context: its observers, clock, actor and correlation id.
+            #[inline]
+            pub fn audit(&self) -> &::statemachine::Audit {
+                &self.audit
+            }
+
+            /// The instance's audit context, to add observers or say who acts.
+            #[inline]
+            pub fn audit_mut(&mut self) -> &mut ::statemachine::Audit {
+                &mut self.audit
+            }
+
+            /// The machine's value as a [`Snapshot`](::statemachine::Snapshot), the same as
+            /// its dynamic view would give.
+            ///
+            /// # Errors
+            ///
+            /// When the shared data or the state's data does not serialize to JSON.
+            pub fn snapshot(&self) -> ::core::result::Result<::statemachine::Snapshot, ::statemachine::SnapshotError>
+            where
+                S: ::statemachine::__private::serde::Serialize,
+            {
+                #snapshot
             }
         }
     }
@@ -297,19 +412,47 @@ pub(super) fn fire_method_name(event: &crate::model::Event) -> syn::Ident {
     format_ident!("__fire_{}", unraw(&event.name))
 }
 
-/// Tries the route's guards in order and applies the first transition they allow.
+/// Tries the route's guards in order and applies the first transition they allow,
+/// recording what happened when anyone listens.
 fn fire_body(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream {
     let machine = ctx.machine;
     let machine_name = machine.name.to_string();
+    let any = machine.any_name();
     let state_name = machine.states[state].name.to_string();
     let event_name = machine.events[route.event].name.to_string();
     let reason = &ctx.reason;
     let last = route.candidates.len().saturating_sub(1);
-    let mut body = TokenStream::new();
+    let mut body = quote! {
+        let __recorder = ::statemachine::__private::Recorder::new(&self.audit, #any::observers());
+        let __payload = match &__recorder {
+            ::core::option::Option::Some(__recorder) => __recorder.payload(&__event),
+            ::core::option::Option::None => ::core::option::Option::None,
+        };
+    };
     for (i, transition) in route.candidates.iter().enumerate() {
-        let mut apply = apply(ctx, state, transition);
+        let target_name = machine.states[transition.target].name.to_string();
+        let applied = record(
+            ctx,
+            &quote!(__next),
+            Record {
+                kind: "Applied",
+                from: Some(&state_name),
+                event: Some(&event_name),
+                to: Some(&target_name),
+                guard: None,
+                refused: false,
+                payload: quote!(__payload),
+            },
+        );
+        let moved = apply(ctx, state, transition);
+        let mut apply = quote! {{
+            let __next = #moved;
+            if let ::core::option::Option::Some(__recorder) = &__recorder {
+                #applied
+            }
+            __next
+        }};
         if route.targets.len() > 1 {
-            let any = machine.any_name();
             let target = &machine.states[transition.target].name;
             apply = quote!(#any::#target(#apply));
         }
@@ -328,12 +471,28 @@ fn fire_body(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream 
         };
         if i == last {
             let guard_name = tokens_text(guard);
+            let refused = record(
+                ctx,
+                &quote!(self),
+                Record {
+                    kind: "Refused",
+                    from: Some(&state_name),
+                    event: Some(&event_name),
+                    to: None,
+                    guard: Some(guard_name.clone()),
+                    refused: true,
+                    payload: quote!(__payload),
+                },
+            );
             body.extend(quote! {
                 #verdict
                 match __verdict {
                     ::core::result::Result::Ok(()) => #apply,
-                    ::core::result::Result::Err(__reason) => ::core::result::Result::Err(
-                        ::statemachine::Rejected::new(
+                    ::core::result::Result::Err(__reason) => {
+                        if let ::core::option::Option::Some(__recorder) = &__recorder {
+                            #refused
+                        }
+                        ::core::result::Result::Err(::statemachine::Rejected::new(
                             self,
                             __event,
                             ::statemachine::Refusal::Guard {
@@ -343,8 +502,8 @@ fn fire_body(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream 
                                 guard: #guard_name,
                                 reason: __reason,
                             },
-                        ),
-                    ),
+                        ))
+                    }
                 }
             });
         } else {
@@ -407,11 +566,11 @@ fn apply(ctx: &Context<'_>, state: usize, transition: &Transition) -> TokenStrea
         quote!(__data)
     };
     quote! {{
-        let #name { id: __id, seq: __seq, data: #data, state: __state } = self;
+        let #name { id: __id, seq: __seq, data: #data, state: __state, audit: __audit } = self;
         #exit
         let __target: #target_name = #build;
         #entry
-        #name { id: __id, seq: __seq + 1, data: __data, state: __target }
+        #name { id: __id, seq: __seq + 1, data: __data, state: __target, audit: __audit }
     }}
 }
 

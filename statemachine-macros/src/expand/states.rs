@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{Context, has_docs, public_field};
+use super::{Context, has_docs, public_field, serde_derives};
 
 /// The state types (`Pending`, `Confirmed { payment_id }`, ...) and `OrderState`.
 pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
@@ -12,6 +12,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
     let name = &machine.name;
     let state_trait = machine.state_trait_name();
     let derives = &machine.derives;
+    let serde = serde_derives();
 
     let trait_doc = format!(
         "A state of [`{name}`]: implemented by each of its {} state types.",
@@ -60,6 +61,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             #(#attrs)*
             #[doc = #summary]
             #(#derives)*
+            #serde
             #vis struct #state_name #body
 
             impl #state_trait for #state_name {

@@ -1,0 +1,574 @@
+//! The audit trail: a record of every transition and refusal, the clock that stamps it,
+//! and the observers that see it.
+//!
+//! Every transition, typed or dynamic, produces an [`AuditRecord`] and hands it,
+//! synchronously, to the observers registered on the machine type
+//! (`AnyOrder::observers()`) and on the instance ([`Audit`]), and emits a `tracing`
+//! event (target `statemachine`) with the same fields. When nobody listens, nothing is
+//! built: the cost of an unobserved transition is three predictable branches.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::InstanceId;
+
+/// Where time comes from. Replace it to test timeouts and stamps without sleeping.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+}
+
+/// The operating system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that moves only when told to: for tests and simulations.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use statemachine::{Clock, ManualClock};
+///
+/// let clock = ManualClock::new(SystemTime::UNIX_EPOCH);
+/// clock.advance(Duration::from_secs(90));
+/// assert_eq!(clock.now(), SystemTime::UNIX_EPOCH + Duration::from_secs(90));
+/// ```
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<SystemTime>,
+}
+
+impl ManualClock {
+    /// A clock that reads `start` until it is advanced.
+    pub fn new(start: SystemTime) -> Self {
+        Self {
+            now: Mutex::new(start),
+        }
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let mut now = self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *now += by;
+    }
+
+    /// Sets the clock to `to`, forward or back.
+    pub fn set(&self, to: SystemTime) {
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = to;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// What an audit record says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// The instance was created in its initial state (sequence number 0).
+    Created,
+    /// A transition was taken; `seq` is the sequence number it produced.
+    Applied,
+    /// The event was refused (not allowed, or a guard said no); nothing changed.
+    Refused,
+}
+
+impl RecordKind {
+    /// The kind as stored: `created`, `applied` or `refused`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Applied => "applied",
+            Self::Refused => "refused",
+        }
+    }
+
+    /// Whether the record moved the sequence number (`created` or `applied`).
+    pub fn is_transition(self) -> bool {
+        !matches!(self, Self::Refused)
+    }
+
+    /// Parses a stored kind.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "created" => Some(Self::Created),
+            "applied" => Some(Self::Applied),
+            "refused" => Some(Self::Refused),
+            _ => None,
+        }
+    }
+}
+
+/// One line of the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// The machine's name.
+    pub machine: Cow<'static, str>,
+    /// The table version the instance ran on.
+    pub version: u32,
+    /// The instance.
+    pub id: InstanceId,
+    /// For `created` 0, for `applied` the sequence number the transition produced, for
+    /// `refused` the (unchanged) sequence number of the instance.
+    pub seq: u64,
+    /// What happened.
+    pub kind: RecordKind,
+    /// The state before (`None` for `created`).
+    pub from: Option<Cow<'static, str>>,
+    /// The event (`None` for `created`).
+    pub event: Option<Cow<'static, str>>,
+    /// The state after (`None` for `refused`).
+    pub to: Option<Cow<'static, str>>,
+    /// The guard that refused, if one did.
+    pub guard: Option<Cow<'static, str>>,
+    /// Why the event was refused.
+    pub reason: Option<String>,
+    /// The event's payload as JSON (or, for `created`, the initial snapshot), when an
+    /// observer asked for payloads.
+    pub payload: Option<serde_json::Value>,
+    /// When it happened, by the instance's clock.
+    #[serde(with = "micros")]
+    pub at: SystemTime,
+    /// Who caused it, as the caller said.
+    pub actor: Option<String>,
+    /// The caller's correlation id (a request, a message, a trace).
+    pub correlation_id: Option<String>,
+    /// The idempotency key the event was applied with.
+    pub idempotency_key: Option<String>,
+}
+
+/// `SystemTime` as microseconds since the Unix epoch.
+pub(crate) mod micros {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Microseconds since the epoch; negative before it.
+    pub(crate) fn to_micros(time: SystemTime) -> i64 {
+        match time.duration_since(UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
+            Err(before) => i64::try_from(before.duration().as_micros()).map_or(i64::MIN, |m| -m),
+        }
+    }
+
+    /// The time `micros` microseconds after the epoch (before it when negative).
+    pub(crate) fn from_micros(micros: i64) -> SystemTime {
+        let magnitude = Duration::from_micros(micros.unsigned_abs());
+        if micros >= 0 {
+            UNIX_EPOCH.checked_add(magnitude).unwrap_or(UNIX_EPOCH)
+        } else {
+            UNIX_EPOCH.checked_sub(magnitude).unwrap_or(UNIX_EPOCH)
+        }
+    }
+
+    pub(crate) fn serialize<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(to_micros(*time))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        i64::deserialize(d).map(from_micros)
+    }
+}
+
+/// Sees audit records as they happen, synchronously, on the thread that fired the event.
+///
+/// Any `Fn(&AuditRecord) + Send + Sync` is an observer.
+pub trait Observer: Send + Sync {
+    /// Called once per record.
+    fn observe(&self, record: &AuditRecord);
+
+    /// Whether records should carry the event's payload (serialized to JSON, which
+    /// costs an allocation per record). Off unless an observer asks.
+    fn wants_payloads(&self) -> bool {
+        false
+    }
+}
+
+impl<F: Fn(&AuditRecord) + Send + Sync> Observer for F {
+    fn observe(&self, record: &AuditRecord) {
+        self(record);
+    }
+}
+
+/// An observer that keeps every record it sees, with payloads.
+///
+/// ```
+/// use std::sync::Arc;
+/// use statemachine::{Journal, state_machine};
+///
+/// state_machine! {
+///     machine Switch {
+///         version 1;
+///         initial state Off;
+///         state On;
+///         event toggle;
+///         Off + toggle => On;
+///         On + toggle => Off;
+///     }
+/// }
+///
+/// let journal = Arc::new(Journal::default());
+/// let mut switch = Switch::new("hall");
+/// switch.audit_mut().observe(journal.clone());
+/// let switch = switch.toggle().toggle();
+/// let records = journal.take();
+/// assert_eq!(records.len(), 2);
+/// assert_eq!(records[1].seq, 2);
+/// assert_eq!(records[1].to.as_deref(), Some("Off"));
+/// # let _ = switch;
+/// ```
+#[derive(Debug, Default)]
+pub struct Journal {
+    records: Mutex<Vec<AuditRecord>>,
+}
+
+impl Journal {
+    /// Takes the records seen so far, oldest first, leaving the journal empty.
+    pub fn take(&self) -> Vec<AuditRecord> {
+        std::mem::take(&mut *self.records.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// How many records are waiting.
+    pub fn len(&self) -> usize {
+        self.records.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether no record is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Observer for Journal {
+    fn observe(&self, record: &AuditRecord) {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(record.clone());
+    }
+
+    fn wants_payloads(&self) -> bool {
+        true
+    }
+}
+
+/// The audit context of one instance: its observers, its clock, and who is acting.
+///
+/// It travels with the machine (`order.audit_mut()`), is not part of the machine's value
+/// (it is ignored by `PartialEq` and not stored in snapshots), and is cheap when empty:
+/// one pointer.
+#[derive(Clone, Default)]
+pub struct Audit(Option<Arc<AuditContext>>);
+
+#[derive(Clone, Default)]
+struct AuditContext {
+    /// Records waiting to be written by a repository, with payloads.
+    pending: Option<Arc<Journal>>,
+    observers: Vec<Arc<dyn Observer>>,
+    clock: Option<Arc<dyn Clock>>,
+    actor: Option<String>,
+    correlation_id: Option<String>,
+    idempotency_key: Option<String>,
+}
+
+impl Audit {
+    fn context(&mut self) -> &mut AuditContext {
+        Arc::make_mut(self.0.get_or_insert_with(Default::default))
+    }
+
+    /// Adds an observer that sees this instance's records.
+    pub fn observe(&mut self, observer: Arc<dyn Observer>) -> &mut Self {
+        self.context().observers.push(observer);
+        self
+    }
+
+    /// Stamps this instance's records with `clock` instead of the system clock.
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) -> &mut Self {
+        self.context().clock = Some(clock);
+        self
+    }
+
+    /// Records `actor` as the one causing the following transitions.
+    pub fn set_actor(&mut self, actor: impl Into<String>) -> &mut Self {
+        self.context().actor = Some(actor.into());
+        self
+    }
+
+    /// Records `id` as the correlation id of the following transitions.
+    pub fn set_correlation_id(&mut self, id: impl Into<String>) -> &mut Self {
+        self.context().correlation_id = Some(id.into());
+        self
+    }
+
+    /// Records `key` as the idempotency key of the following transitions.
+    pub fn set_idempotency_key(&mut self, key: Option<String>) -> &mut Self {
+        self.context().idempotency_key = key;
+        self
+    }
+
+    /// Removes everything: observers, clock, actor, correlation id.
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    /// Starts collecting this instance's records for a repository to write.
+    pub(crate) fn attach_pending(&mut self) -> Arc<Journal> {
+        let journal = Arc::new(Journal::default());
+        self.context().pending = Some(journal.clone());
+        journal
+    }
+
+    /// The records collected for a repository, if one attached a journal.
+    pub(crate) fn pending(&self) -> Option<&Arc<Journal>> {
+        self.0.as_deref().and_then(|c| c.pending.as_ref())
+    }
+
+    /// The clock records are stamped with.
+    pub(crate) fn now(&self) -> SystemTime {
+        match self.0.as_deref().and_then(|c| c.clock.as_deref()) {
+            Some(clock) => clock.now(),
+            None => SystemTime::now(),
+        }
+    }
+
+    /// The actor, correlation id and idempotency key set on this instance.
+    pub(crate) fn caller(&self) -> (Option<String>, Option<String>, Option<String>) {
+        match self.0.as_deref() {
+            Some(c) => (
+                c.actor.clone(),
+                c.correlation_id.clone(),
+                c.idempotency_key.clone(),
+            ),
+            None => (None, None, None),
+        }
+    }
+
+    fn observers(&self) -> &[Arc<dyn Observer>] {
+        self.0.as_deref().map_or(&[], |c| &c.observers)
+    }
+}
+
+impl fmt::Debug for Audit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_deref() {
+            None => f.write_str("Audit"),
+            Some(c) => f
+                .debug_struct("Audit")
+                .field("observers", &c.observers.len())
+                .field("actor", &c.actor)
+                .field("correlation_id", &c.correlation_id)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// The audit context is not part of the machine's value: two machines that differ only
+/// in who observes them are equal.
+impl PartialEq for Audit {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// Observers registered on a machine type: they see the records of every instance.
+///
+/// Reach it through the generated `AnyOrder::observers()`.
+pub struct Registry {
+    any: AtomicBool,
+    observers: RwLock<Vec<Arc<dyn Observer>>>,
+}
+
+impl Registry {
+    /// An empty registry, for a `static`.
+    pub const fn new() -> Self {
+        Self {
+            any: AtomicBool::new(false),
+            observers: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Adds an observer for every instance of the machine.
+    pub fn observe(&self, observer: Arc<dyn Observer>) {
+        let mut observers = self.observers.write().unwrap_or_else(|p| p.into_inner());
+        observers.push(observer);
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// Removes every observer.
+    pub fn clear(&self) {
+        let mut observers = self.observers.write().unwrap_or_else(|p| p.into_inner());
+        observers.clear();
+        self.any.store(false, Ordering::Release);
+    }
+
+    fn has_observers(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.observers.read().map(|o| o.len()).unwrap_or(0);
+        f.debug_struct("Registry")
+            .field("observers", &count)
+            .finish()
+    }
+}
+
+/// What the generated code knows about a transition or refusal, before a record is
+/// built from it.
+#[doc(hidden)]
+pub struct Happened<'a> {
+    pub machine: &'static str,
+    pub version: u32,
+    pub id: &'a InstanceId,
+    pub seq: u64,
+    pub kind: RecordKind,
+    pub from: Option<&'static str>,
+    pub event: Option<&'static str>,
+    pub to: Option<&'static str>,
+    pub guard: Option<&'static str>,
+    pub reason: Option<String>,
+}
+
+/// Decides, cheaply, whether anyone listens, and hands them the record.
+///
+/// It holds its own handle on the instance's audit context, so the machine can move
+/// (into its next state) while the record is being made.
+#[doc(hidden)]
+pub struct Recorder {
+    audit: Audit,
+    registry: &'static Registry,
+    tracing: bool,
+    payloads: bool,
+}
+
+impl Recorder {
+    /// `None` when no observer and no `tracing` subscriber listens: the common, cheap
+    /// case, in which nothing is built.
+    #[inline]
+    pub fn new(audit: &Audit, registry: &'static Registry) -> Option<Self> {
+        let tracing = tracing::enabled!(target: "statemachine", tracing::Level::INFO);
+        if audit.0.is_none() && !registry.has_observers() && !tracing {
+            return None;
+        }
+        Some(Self::build(audit, registry, tracing))
+    }
+
+    #[cold]
+    fn build(audit: &Audit, registry: &'static Registry, tracing: bool) -> Self {
+        let payloads = audit.pending().is_some()
+            || audit.observers().iter().any(|o| o.wants_payloads())
+            || (registry.has_observers()
+                && registry
+                    .observers
+                    .read()
+                    .map(|o| o.iter().any(|o| o.wants_payloads()))
+                    .unwrap_or(false));
+        Self {
+            audit: audit.clone(),
+            registry,
+            tracing,
+            payloads,
+        }
+    }
+
+    /// Serializes the event's payload if an observer wants it.
+    pub fn payload<E: Serialize>(&self, event: &E) -> Option<serde_json::Value> {
+        if !self.payloads {
+            return None;
+        }
+        match serde_json::to_value(event) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                tracing::warn!(target: "statemachine", %error, "event payload could not be serialized for the audit trail");
+                None
+            }
+        }
+    }
+
+    /// Builds the record and hands it to every observer and to `tracing`.
+    pub fn record(&self, happened: Happened<'_>, payload: Option<serde_json::Value>) {
+        let context = self.audit.0.as_deref();
+        let at = self.audit.now();
+        let record = AuditRecord {
+            machine: Cow::Borrowed(happened.machine),
+            version: happened.version,
+            id: happened.id.clone(),
+            seq: happened.seq,
+            kind: happened.kind,
+            from: happened.from.map(Cow::Borrowed),
+            event: happened.event.map(Cow::Borrowed),
+            to: happened.to.map(Cow::Borrowed),
+            guard: happened.guard.map(Cow::Borrowed),
+            reason: happened.reason,
+            payload,
+            at,
+            actor: context.and_then(|c| c.actor.clone()),
+            correlation_id: context.and_then(|c| c.correlation_id.clone()),
+            idempotency_key: context.and_then(|c| c.idempotency_key.clone()),
+        };
+        if self.tracing {
+            tracing::info!(
+                target: "statemachine",
+                machine = %record.machine,
+                id = %record.id,
+                seq = record.seq,
+                kind = record.kind.as_str(),
+                from = record.from.as_deref(),
+                event = record.event.as_deref(),
+                to = record.to.as_deref(),
+                guard = record.guard.as_deref(),
+                reason = record.reason.as_deref(),
+                actor = record.actor.as_deref(),
+                correlation_id = record.correlation_id.as_deref(),
+                "{}",
+                record.kind.as_str(),
+            );
+        }
+        if let Some(pending) = self.audit.pending() {
+            pending.observe(&record);
+        }
+        for observer in self.audit.observers() {
+            observer.observe(&record);
+        }
+        if self.registry.has_observers() {
+            let observers = self
+                .registry
+                .observers
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            for observer in observers.iter() {
+                observer.observe(&record);
+            }
+        }
+    }
+}

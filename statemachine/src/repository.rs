@@ -1,0 +1,579 @@
+//! The common path: create, load, apply an event by id, read the history.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::store::{Commit, Committed, InstanceSummary, Store, StoreError};
+use crate::{
+    AuditRecord, Clock, Event, InstanceId, RecordKind, Rejected, RestoreError, Snapshot,
+    StateMachine, SystemClock,
+};
+
+/// Who and why, for one [`Repository::apply`].
+///
+/// ```
+/// use statemachine::Meta;
+///
+/// let meta = Meta::new().key("webhook-evt-81").actor("payments").correlation_id("req-7");
+/// assert_eq!(meta.idempotency_key.as_deref(), Some("webhook-evt-81"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Applying the same event with the same key twice has the effect of once.
+    pub idempotency_key: Option<String>,
+    /// Who causes the transition, for the audit trail.
+    pub actor: Option<String>,
+    /// The caller's correlation id, for the audit trail.
+    pub correlation_id: Option<String>,
+}
+
+impl Meta {
+    /// No key, no actor, no correlation id.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the idempotency key.
+    #[must_use]
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Sets the actor.
+    #[must_use]
+    pub fn actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = Some(actor.into());
+        self
+    }
+
+    /// Sets the correlation id.
+    #[must_use]
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+}
+
+/// What [`Repository::apply`] did.
+#[derive(Debug)]
+pub struct Applied<M> {
+    /// The instance as it is now.
+    pub machine: M,
+    /// The sequence number the event produced (the first time, for a duplicate).
+    pub seq: u64,
+    /// The state the event left.
+    pub from: String,
+    /// The event.
+    pub event: String,
+    /// The state the event entered.
+    pub to: String,
+    /// Whether the idempotency key had been applied before, so nothing happened now.
+    pub duplicate: bool,
+}
+
+/// Why [`Repository::apply`] did not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError<M: StateMachine> {
+    /// The machine refused the event; the instance is unchanged (the refusal is in its
+    /// audit trail). Holds the instance as loaded and the event.
+    #[error(transparent)]
+    Rejected(Rejected<M, M::Event, M::Reason>),
+    /// The store failed, or other writers kept winning until the retries ran out.
+    /// Holds the event, so the caller can try again.
+    #[error("{error}")]
+    Store {
+        /// The event, handed back.
+        event: M::Event,
+        /// What went wrong.
+        #[source]
+        error: StoreError,
+    },
+}
+
+/// A machine the store did not take, handed back with the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Failed<M> {
+    /// The machine, as the caller handed it in.
+    pub machine: M,
+    /// What went wrong.
+    #[source]
+    pub error: StoreError,
+}
+
+/// Machines of one kind in one store: the common path from an event to a committed
+/// transition.
+///
+/// ```
+/// use statemachine::{Meta, MemoryStore, Repository, state_machine};
+///
+/// state_machine! {
+///     #[derive(Debug)]
+///     pub machine Door {
+///         version 1;
+///         initial state Closed;
+///         state Opened;
+///         event open;
+///         event close;
+///         Closed + open => Opened;
+///         Opened + close => Closed;
+///     }
+/// }
+///
+/// let doors = Repository::<AnyDoor, _>::new(MemoryStore::new());
+/// doors.create(Door::new("front").into()).unwrap();
+/// let applied = doors.apply(&"front".into(), Open, &Meta::new().key("evt-1")).unwrap();
+/// assert_eq!((applied.from.as_str(), applied.to.as_str()), ("Closed", "Opened"));
+/// // The same key again: the effect of once, and the first result.
+/// let again = doors.apply(&"front".into(), Open, &Meta::new().key("evt-1")).unwrap();
+/// assert!(again.duplicate);
+/// assert_eq!(again.seq, 1);
+/// assert_eq!(doors.history(&"front".into()).unwrap().len(), 2); // created, applied
+/// ```
+pub struct Repository<M, S> {
+    store: S,
+    clock: Arc<dyn Clock>,
+    max_retries: u32,
+    machine: PhantomData<fn() -> M>,
+}
+
+impl<M, S: std::fmt::Debug> std::fmt::Debug for Repository<M, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("store", &self.store)
+            .field("max_retries", &self.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: StateMachine, S: Store> Repository<M, S> {
+    /// Machines of type `M` in `store`, stamped by the system clock, retrying a
+    /// conflicting write up to 8 times.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            clock: Arc::new(SystemClock),
+            max_retries: 8,
+            machine: PhantomData,
+        }
+    }
+
+    /// Stamps records and rows with `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How many times [`apply`](Self::apply) reloads and retries after losing a race.
+    #[must_use]
+    pub fn with_max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    fn machine_name() -> &'static str {
+        M::DEFINITION.name
+    }
+
+    /// Stores a new instance with a `created` record (whose payload is the first
+    /// snapshot), and returns it ready to take events.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::DuplicateId`] (and the others), with the machine handed back.
+    pub fn create(&self, machine: M) -> Result<M, Failed<M>> {
+        let snapshot = match machine.snapshot() {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                return Err(Failed {
+                    machine,
+                    error: error.into(),
+                });
+            }
+        };
+        let at = self.clock.now();
+        let (actor, correlation_id, idempotency_key) = machine.audit().caller();
+        let record = AuditRecord {
+            machine: Self::machine_name().into(),
+            version: M::DEFINITION.version,
+            id: snapshot.id.clone(),
+            seq: snapshot.seq,
+            kind: RecordKind::Created,
+            from: None,
+            event: None,
+            to: Some(machine.state_name().into()),
+            guard: None,
+            reason: None,
+            payload: serde_json::to_value(&snapshot).ok(),
+            at,
+            actor,
+            correlation_id,
+            idempotency_key,
+        };
+        match self
+            .store
+            .create(&snapshot, std::slice::from_ref(&record), at)
+        {
+            Ok(()) => Ok(self.attach(machine)),
+            Err(error) => Err(Failed { machine, error }),
+        }
+    }
+
+    fn attach(&self, mut machine: M) -> M {
+        let audit = machine.audit_mut();
+        audit.set_clock(self.clock.clone());
+        audit.attach_pending();
+        machine
+    }
+
+    /// Loads an instance, ready to take events; [`save`](Self::save) writes what they did.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`], [`StoreError::Corrupt`], or [`StoreError::Restore`] when
+    /// the stored snapshot does not fit `M`.
+    pub fn load(&self, id: &InstanceId) -> Result<M, StoreError> {
+        let stored = self.store.load(Self::machine_name(), id)?;
+        Ok(self.attach(M::restore(stored.snapshot)?))
+    }
+
+    /// Writes what happened to a machine since it was loaded or saved: its new snapshot
+    /// and audit records, guarded by the sequence number it was loaded at.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when another writer got there first (load again and
+    /// redo), and the other store errors; the machine is handed back either way.
+    pub fn save(&self, machine: M) -> Result<M, Failed<M>> {
+        let Some(pending) = machine.audit().pending().cloned() else {
+            let error = StoreError::Corrupt {
+                machine: Self::machine_name().to_owned(),
+                id: machine.id().clone(),
+                reason: "this machine was not loaded or created through a repository, so \
+                         nothing records what happened to it; create it with `create`"
+                    .to_owned(),
+            };
+            return Err(Failed { machine, error });
+        };
+        let records = pending.take();
+        let applied = records
+            .iter()
+            .filter(|r| r.kind == RecordKind::Applied)
+            .count();
+        if applied == 0 {
+            return match self.store.append(&records) {
+                Ok(()) => Ok(machine),
+                Err(error) => Err(Failed { machine, error }),
+            };
+        }
+        let expected_seq = machine.seq().saturating_sub(applied as u64);
+        let key = machine.audit().caller().2;
+        let result = machine
+            .snapshot()
+            .map_err(StoreError::from)
+            .and_then(|snapshot| {
+                self.store.commit(&Commit {
+                    expected_seq,
+                    snapshot: &snapshot,
+                    records: &records,
+                    idempotency_key: key.as_deref(),
+                    at: self.clock.now(),
+                })
+            });
+        match result {
+            Ok(_) => Ok(machine),
+            Err(error) => Err(Failed { machine, error }),
+        }
+    }
+
+    /// Loads the instance, applies `event`, and commits the transition, reloading and
+    /// retrying when another writer got there first. With an idempotency key, applying
+    /// the same event twice has the effect of once and returns the first result.
+    ///
+    /// # Errors
+    ///
+    /// [`ApplyError::Rejected`] when the machine refuses the event (recorded in the
+    /// audit trail), [`ApplyError::Store`] when the store fails or the retries run out.
+    pub fn apply(
+        &self,
+        id: &InstanceId,
+        event: impl Into<M::Event>,
+        meta: &Meta,
+    ) -> Result<Applied<M>, ApplyError<M>> {
+        let event = event.into();
+        // The audit trail replays events from JSON, and a retry needs the event again:
+        // an event that does not read back from its own JSON is refused up front.
+        let copy = serde_json::to_value(&event)
+            .map_err(|e| e.to_string())
+            .and_then(|json| {
+                let copy =
+                    serde_json::from_value::<M::Event>(json.clone()).map_err(|e| e.to_string())?;
+                Ok((json, copy))
+            });
+        let (json, spare) = match copy {
+            Ok(copy) => copy,
+            Err(reason) => {
+                let error = StoreError::Corrupt {
+                    machine: Self::machine_name().to_owned(),
+                    id: id.clone(),
+                    reason: format!(
+                        "event `{}` does not round-trip through JSON ({reason}), so it cannot be \
+                         recorded for replay; fix its Serialize/Deserialize",
+                        event.name()
+                    ),
+                };
+                return Err(ApplyError::Store { event, error });
+            }
+        };
+        let mut next = Some(event);
+        let mut attempt = 0;
+        loop {
+            let current = match next
+                .take()
+                .map_or_else(|| serde_json::from_value(json.clone()), Ok)
+            {
+                Ok(current) => current,
+                Err(e) => {
+                    let error = StoreError::Corrupt {
+                        machine: Self::machine_name().to_owned(),
+                        id: id.clone(),
+                        reason: format!("the event no longer reads back from its JSON: {e}"),
+                    };
+                    return Err(ApplyError::Store {
+                        event: spare,
+                        error,
+                    });
+                }
+            };
+            match self.try_apply(id, current, meta) {
+                Ok(applied) => return Ok(applied),
+                Err(Attempt::Rejected(rejected)) => return Err(ApplyError::Rejected(rejected)),
+                Err(Attempt::Store(error)) if error.is_conflict() && attempt < self.max_retries => {
+                    attempt += 1;
+                    tracing::debug!(
+                        target: "statemachine",
+                        machine = Self::machine_name(),
+                        %id,
+                        attempt,
+                        "another writer committed first; reloading and retrying"
+                    );
+                }
+                Err(Attempt::Store(error)) => {
+                    return Err(ApplyError::Store {
+                        event: spare,
+                        error,
+                    });
+                }
+            }
+        }
+    }
+
+    fn try_apply(
+        &self,
+        id: &InstanceId,
+        event: M::Event,
+        meta: &Meta,
+    ) -> Result<Applied<M>, Attempt<M>> {
+        let machine_name = Self::machine_name();
+        if let Some(key) = &meta.idempotency_key
+            && let Some(first) = self
+                .store
+                .idempotent(machine_name, id, key)
+                .map_err(Attempt::Store)?
+        {
+            return self.duplicate(id, first);
+        }
+        let mut machine = self.load(id).map_err(Attempt::Store)?;
+        let audit = machine.audit_mut();
+        if let Some(actor) = &meta.actor {
+            audit.set_actor(actor.clone());
+        }
+        if let Some(correlation_id) = &meta.correlation_id {
+            audit.set_correlation_id(correlation_id.clone());
+        }
+        audit.set_idempotency_key(meta.idempotency_key.clone());
+        let pending = machine.audit().pending().cloned();
+        let from = machine.state_name();
+        let expected_seq = machine.seq();
+        let event_name = event.name();
+        let take = || pending.as_ref().map(|p| p.take()).unwrap_or_default();
+        match machine.fire(event) {
+            Err(rejected) => {
+                self.store.append(&take()).map_err(Attempt::Store)?;
+                Err(Attempt::Rejected(rejected))
+            }
+            Ok(next) => {
+                let records = take();
+                let snapshot = next.snapshot().map_err(|e| Attempt::Store(e.into()))?;
+                let commit = Commit {
+                    expected_seq,
+                    snapshot: &snapshot,
+                    records: &records,
+                    idempotency_key: meta.idempotency_key.as_deref(),
+                    at: self.clock.now(),
+                };
+                match self.store.commit(&commit).map_err(Attempt::Store)? {
+                    Committed::Written => Ok(Applied {
+                        seq: next.seq(),
+                        from: from.to_owned(),
+                        event: event_name.to_owned(),
+                        to: next.state_name().to_owned(),
+                        machine: next,
+                        duplicate: false,
+                    }),
+                    Committed::Duplicate(first) => self.duplicate(id, first),
+                }
+            }
+        }
+    }
+
+    fn duplicate(
+        &self,
+        id: &InstanceId,
+        first: crate::store::FirstResult,
+    ) -> Result<Applied<M>, Attempt<M>> {
+        Ok(Applied {
+            machine: self.load(id).map_err(Attempt::Store)?,
+            seq: first.seq,
+            from: first.from,
+            event: first.event,
+            to: first.to,
+            duplicate: true,
+        })
+    }
+
+    /// An instance's audit trail, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails or a record is damaged.
+    pub fn history(&self, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {
+        self.store.history(Self::machine_name(), id)
+    }
+
+    /// The instances, by id, optionally only those in `state`.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub fn list(&self, state: Option<&str>) -> Result<Vec<InstanceSummary>, StoreError> {
+        self.store.list(Self::machine_name(), state)
+    }
+}
+
+/// How one attempt of [`Repository::apply`] failed.
+enum Attempt<M: StateMachine> {
+    Rejected(Rejected<M, M::Event, M::Reason>),
+    Store(StoreError),
+}
+
+/// Why an instance's history does not replay to its snapshot.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The history does not start with a `created` record carrying a snapshot.
+    #[error(
+        "the history of `{id}` does not start with a `created` record carrying its first snapshot"
+    )]
+    NoCreation {
+        /// The instance.
+        id: InstanceId,
+    },
+    /// The first snapshot does not restore.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    /// A record's event does not read back.
+    #[error("record #{seq} of `{id}`: its event does not read back ({reason})")]
+    Event {
+        /// The instance.
+        id: InstanceId,
+        /// The record's sequence number.
+        seq: u64,
+        /// What the deserializer said.
+        reason: String,
+    },
+    /// Replaying a record did not do what the record says.
+    #[error("record #{seq} of `{id}` says `{expected}`, but replaying it gave `{found}`")]
+    Diverged {
+        /// The instance.
+        id: InstanceId,
+        /// The record's sequence number.
+        seq: u64,
+        /// What the record says happened.
+        expected: String,
+        /// What replaying it did.
+        found: String,
+    },
+}
+
+/// Rebuilds a machine from its audit trail: the `created` record's snapshot, then every
+/// `applied` record's event, in order. Refusals are skipped (they changed nothing).
+///
+/// The result equals the stored snapshot when the trail is complete and the guards,
+/// actions and hooks are deterministic.
+///
+/// # Errors
+///
+/// A [`ReplayError`] saying which record does not replay.
+pub fn replay<M: StateMachine>(records: &[AuditRecord]) -> Result<M, ReplayError> {
+    let mut records = records.iter().filter(|r| r.kind.is_transition());
+    let first = records.next();
+    let Some(snapshot) = first
+        .filter(|r| r.kind == RecordKind::Created)
+        .and_then(|r| r.payload.clone())
+        .and_then(|p| serde_json::from_value::<Snapshot>(p).ok())
+    else {
+        return Err(ReplayError::NoCreation {
+            id: first
+                .map(|r| r.id.clone())
+                .unwrap_or_else(|| InstanceId::from("")),
+        });
+    };
+    let mut machine = M::restore(snapshot)?;
+    for record in records {
+        let event: M::Event = serde_json::from_value(json!({
+            "event": record.event,
+            "payload": record.payload,
+        }))
+        .map_err(|e| ReplayError::Event {
+            id: record.id.clone(),
+            seq: record.seq,
+            reason: e.to_string(),
+        })?;
+        let expected = format!(
+            "#{} {}",
+            record.seq,
+            record.to.as_deref().unwrap_or_default()
+        );
+        machine = match machine.fire(event) {
+            Ok(next) => next,
+            Err(rejected) => {
+                return Err(ReplayError::Diverged {
+                    id: record.id.clone(),
+                    seq: record.seq,
+                    expected,
+                    found: rejected.to_string(),
+                });
+            }
+        };
+        let found = format!("#{} {}", machine.seq(), machine.state_name());
+        if found != expected {
+            return Err(ReplayError::Diverged {
+                id: record.id.clone(),
+                seq: record.seq,
+                expected,
+                found,
+            });
+        }
+    }
+    Ok(machine)
+}

@@ -1,0 +1,274 @@
+//! Snapshots: a machine's whole value, as data that can be stored and restored.
+//!
+//! A [`Snapshot`] holds the machine's name, table version and shape hash, the
+//! instance id and sequence number, the current state (by name, with its data) and the
+//! shared data. Typed and dynamic machines snapshot to the same format
+//! (`order.snapshot()`, `any.snapshot()`); `AnyOrder::restore` turns one back into a
+//! machine, or says exactly why it cannot. Restoring runs no hooks and no actions: the
+//! machine continues where it was.
+//!
+//! As JSON:
+//!
+//! ```json
+//! {
+//!   "machine": "Order",
+//!   "version": 1,
+//!   "shape": "3f1c0a5e9d2b7c41",
+//!   "id": "order-1001",
+//!   "seq": 2,
+//!   "state": { "name": "Shipped", "data": { "payment_id": "pay_1", "tracking": "1Z9" } },
+//!   "data": { "customer": "Ada", "items": [] }
+//! }
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Definition, InstanceId};
+
+/// A machine's value as data. See the [module docs](self) for the format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The machine's name.
+    pub machine: String,
+    /// The table version that wrote the snapshot.
+    pub version: u32,
+    /// The table's shape hash, as 16 hex digits.
+    pub shape: String,
+    /// The instance.
+    pub id: InstanceId,
+    /// Transitions taken since the instance was created.
+    pub seq: u64,
+    /// The current state.
+    pub state: StateSnapshot,
+    /// The shared data.
+    pub data: serde_json::Value,
+}
+
+/// The current state of a [`Snapshot`]: its name and its own data (`null` for a state
+/// without fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateSnapshot {
+    /// The state's name, as written in the table.
+    pub name: String,
+    /// The state's data.
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+impl Snapshot {
+    /// The snapshot as JSON text.
+    pub fn to_json(&self) -> String {
+        // A `Snapshot` holds only strings, numbers and JSON values: it always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a snapshot from JSON text.
+    ///
+    /// # Errors
+    ///
+    /// [`RestoreError::Malformed`] when the text is not a snapshot.
+    pub fn from_json(json: &str) -> Result<Self, RestoreError> {
+        serde_json::from_str(json).map_err(|e| RestoreError::Malformed {
+            reason: e.to_string(),
+        })
+    }
+
+    /// Reads a snapshot from JSON bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`RestoreError::Malformed`] when the bytes are not a snapshot.
+    pub fn from_slice(json: &[u8]) -> Result<Self, RestoreError> {
+        serde_json::from_slice(json).map_err(|e| RestoreError::Malformed {
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// The shape hash as written in snapshots: 16 lowercase hex digits.
+pub fn shape_text(hash: u64) -> String {
+    format!("{hash:016x}")
+}
+
+/// Why a snapshot could not be restored. Each message says what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// The data is not a snapshot at all.
+    #[error(
+        "not a snapshot ({reason}); the stored data is damaged or was not written by \
+         statemachine: restore it from a backup or repair it by hand"
+    )]
+    Malformed {
+        /// What the parser said.
+        reason: String,
+    },
+    /// The snapshot belongs to another machine.
+    #[error(
+        "snapshot of instance `{id}` belongs to machine `{found}`, not `{expected}`: \
+         restore it with `{found}`'s type"
+    )]
+    WrongMachine {
+        /// The instance.
+        id: InstanceId,
+        /// The machine this code restores.
+        expected: String,
+        /// The machine named in the snapshot.
+        found: String,
+    },
+    /// The snapshot was written by a version of the table this code does not know.
+    #[error(
+        "snapshot of `{machine}` instance `{id}` was written by version {found} of its table, \
+         but this code has version {expected}{}",
+        version_advice(*found, *expected)
+    )]
+    UnknownVersion {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// The version this code has.
+        expected: u32,
+        /// The version in the snapshot.
+        found: u32,
+    },
+    /// Same version, different table: the table changed without a version bump.
+    #[error(
+        "snapshot of `{machine}` instance `{id}` has shape {found}, but version {version} of the \
+         table has shape {expected}: the table changed without a new version; restore it with \
+         the code that wrote it, or raise `version` and declare `migrate from`"
+    )]
+    ShapeMismatch {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// The version both claim.
+        version: u32,
+        /// The shape of this code's table.
+        expected: String,
+        /// The shape in the snapshot.
+        found: String,
+    },
+    /// The snapshot is in a state the table does not have.
+    #[error(
+        "snapshot of `{machine}` instance `{id}` is in state `{state}`, which the table does not \
+         have (states: {known}); it was written by another table: restore it with that one"
+    )]
+    UnknownState {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// The state named in the snapshot.
+        state: String,
+        /// The table's states, comma separated.
+        known: String,
+    },
+    /// The state's data does not fit the state's type.
+    #[error(
+        "snapshot of `{machine}` instance `{id}`: the data of state `{state}` does not fit its \
+         type ({reason}); repair the stored data or restore it with the code that wrote it"
+    )]
+    StateData {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// The state.
+        state: String,
+        /// What the deserializer said.
+        reason: String,
+    },
+    /// The shared data does not fit the machine's data type.
+    #[error(
+        "snapshot of `{machine}` instance `{id}`: the shared data does not fit its type \
+         ({reason}); repair the stored data or restore it with the code that wrote it"
+    )]
+    Data {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// What the deserializer said.
+        reason: String,
+    },
+    /// The sequence number cannot be stored or advanced.
+    #[error(
+        "snapshot of `{machine}` instance `{id}` has sequence number {seq}, beyond the largest \
+         a store keeps ({}); the stored data is damaged",
+        i64::MAX
+    )]
+    SeqOutOfRange {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// The sequence number in the snapshot.
+        seq: u64,
+    },
+}
+
+fn version_advice(found: u32, expected: u32) -> &'static str {
+    if found > expected {
+        ": it was written by newer code; run that code, or a newer build of this program"
+    } else {
+        ": restore it with the old table's type (instances finish on the version they \
+         started on), or declare `migrate from` in the new table"
+    }
+}
+
+/// Why a machine could not be turned into a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "could not snapshot `{machine}` instance `{id}`: {reason}; the {part} must serialize to JSON \
+     (a map needs string keys, a number must be finite)"
+)]
+pub struct SnapshotError {
+    /// The machine.
+    pub machine: String,
+    /// The instance.
+    pub id: InstanceId,
+    /// Which part failed: `shared data` or `state data`.
+    pub part: &'static str,
+    /// What the serializer said.
+    pub reason: String,
+}
+
+/// Checks everything about a snapshot that does not depend on its state: the machine,
+/// the version, the shape and the sequence number. Used by generated `restore`.
+pub(crate) fn check(snapshot: &Snapshot, definition: &Definition) -> Result<(), RestoreError> {
+    if snapshot.machine != definition.name {
+        return Err(RestoreError::WrongMachine {
+            id: snapshot.id.clone(),
+            expected: definition.name.to_owned(),
+            found: snapshot.machine.clone(),
+        });
+    }
+    if snapshot.version != definition.version {
+        return Err(RestoreError::UnknownVersion {
+            machine: snapshot.machine.clone(),
+            id: snapshot.id.clone(),
+            expected: definition.version,
+            found: snapshot.version,
+        });
+    }
+    let expected = shape_text(definition.shape_hash);
+    if snapshot.shape != expected {
+        return Err(RestoreError::ShapeMismatch {
+            machine: snapshot.machine.clone(),
+            id: snapshot.id.clone(),
+            version: snapshot.version,
+            expected,
+            found: snapshot.shape.clone(),
+        });
+    }
+    if i64::try_from(snapshot.seq).is_err() {
+        return Err(RestoreError::SeqOutOfRange {
+            machine: snapshot.machine.clone(),
+            id: snapshot.id.clone(),
+            seq: snapshot.seq,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! Where machines live between events: one [`Store`] trait, an in-memory store and a
+//! SQLite store.
+//!
+//! A store keeps, per machine and instance, the latest [`Snapshot`], every
+//! [`AuditRecord`], and the idempotency keys of the events it applied. It knows nothing
+//! about any particular machine: the [`Repository`](crate::Repository) turns typed
+//! machines into what a store writes, and back.
+//!
+//! # Guarantees
+//!
+//! - A transition's new snapshot, its audit records and its idempotency key are written
+//!   in one transaction ([`Store::commit`]): all of them or none.
+//! - The write is guarded by the sequence number the writer loaded: if another writer
+//!   got there first, the commit fails with [`StoreError::Conflict`] and writes nothing.
+//!   No update is ever lost.
+//! - An idempotency key is recorded once per instance; committing it again returns the
+//!   first result ([`Committed::Duplicate`]) and writes nothing.
+//! - Whatever comes back from storage is checked: a row that does not parse, or does not
+//!   match its own key, is [`StoreError::Corrupt`], never a panic.
+
+mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use std::time::SystemTime;
+
+use crate::{AuditRecord, InstanceId, RestoreError, Snapshot, SnapshotError};
+
+pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
+
+/// One instance as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredInstance {
+    /// The latest snapshot.
+    pub snapshot: Snapshot,
+    /// When the instance was created.
+    pub created_at: SystemTime,
+    /// When its latest transition was written.
+    pub updated_at: SystemTime,
+}
+
+/// A line of [`Store::list`]: what an instance is doing, without its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSummary {
+    /// The instance.
+    pub id: InstanceId,
+    /// The table version it runs on.
+    pub version: u32,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its current state.
+    pub state: String,
+    /// When its latest transition was written.
+    pub updated_at: SystemTime,
+}
+
+/// What an idempotency key was first applied as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstResult {
+    /// The sequence number the first application produced.
+    pub seq: u64,
+    /// The state it left.
+    pub from: String,
+    /// The event.
+    pub event: String,
+    /// The state it entered.
+    pub to: String,
+    /// When it was written.
+    pub at: SystemTime,
+}
+
+/// A transition to write: the new snapshot, its records and its idempotency key.
+#[derive(Debug, Clone, Copy)]
+pub struct Commit<'a> {
+    /// The sequence number the writer loaded; the write happens only if the stored
+    /// instance still has it.
+    pub expected_seq: u64,
+    /// The new snapshot (its `seq` is greater than `expected_seq`).
+    pub snapshot: &'a Snapshot,
+    /// The audit records of the transition(s), oldest first.
+    pub records: &'a [AuditRecord],
+    /// The key the event was applied with, if any.
+    pub idempotency_key: Option<&'a str>,
+    /// When the write happens, by the caller's clock.
+    pub at: SystemTime,
+}
+
+/// What a [`Store::commit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
+    /// The snapshot, records and key were written.
+    Written,
+    /// The idempotency key was already applied; nothing was written.
+    Duplicate(FirstResult),
+}
+
+/// Why a store could not do what was asked. Every variant names the instance.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No such instance.
+    #[error("no `{machine}` instance `{id}` is stored; create it first, or check the id")]
+    NotFound {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+    },
+    /// The instance already exists.
+    #[error("`{machine}` instance `{id}` already exists; load it instead of creating it again")]
+    DuplicateId {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+    },
+    /// Another writer committed first: the stored sequence number moved on.
+    #[error(
+        "`{machine}` instance `{id}` was changed by another writer (expected sequence number \
+         {expected}, found {found}); load it again and re-apply the event"
+    )]
+    Conflict {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// The sequence number the writer loaded.
+        expected: u64,
+        /// The sequence number stored now.
+        found: u64,
+    },
+    /// A stored row cannot be read back.
+    #[error(
+        "stored `{machine}` instance `{id}` is damaged: {reason}; restore it from a backup or \
+         repair the row by hand"
+    )]
+    Corrupt {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The stored snapshot does not fit the machine.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    /// The machine could not be turned into a snapshot.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The database was written by a newer release with a schema this one does not know.
+    #[error(
+        "the database's schema is version {found}, newer than this release knows ({supported}); \
+         upgrade statemachine, or open another database"
+    )]
+    Schema {
+        /// The schema version found.
+        found: i64,
+        /// The newest schema this release knows.
+        supported: i64,
+    },
+    /// The storage itself failed (disk, file, lock, connection).
+    #[error(
+        "storage failed{}: {source}; check the database and retry",
+        for_instance(machine, id)
+    )]
+    Io {
+        /// The machine, if the failure concerns one.
+        machine: Option<String>,
+        /// The instance, if the failure concerns one.
+        id: Option<InstanceId>,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn for_instance(machine: &Option<String>, id: &Option<InstanceId>) -> String {
+    match (machine, id) {
+        (Some(machine), Some(id)) => format!(" for `{machine}` instance `{id}`"),
+        (Some(machine), None) => format!(" for `{machine}`"),
+        _ => String::new(),
+    }
+}
+
+impl StoreError {
+    /// Whether retrying the same operation, after loading again, may succeed.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Conflict { .. })
+    }
+}
+
+/// Durable storage for machines of any kind. See the [module docs](self) for what every
+/// implementation guarantees; the workspace's conformance suite checks them.
+pub trait Store: Send + Sync {
+    /// Stores a new instance: its first snapshot and its `created` record.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::DuplicateId`] if the instance exists.
+    fn create(
+        &self,
+        snapshot: &Snapshot,
+        records: &[AuditRecord],
+        at: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Loads an instance's latest snapshot.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`], or [`StoreError::Corrupt`] for a row that cannot be read.
+    fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError>;
+
+    /// Writes a transition, atomically and guarded by the sequence number.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when the stored sequence number is not
+    /// `commit.expected_seq`, [`StoreError::NotFound`] when there is no such instance.
+    fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError>;
+
+    /// Appends records that change no snapshot (refusals).
+    ///
+    /// # Errors
+    ///
+    /// When the storage fails.
+    fn append(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
+
+    /// An instance's audit trail, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// When the storage fails or a record cannot be read.
+    fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// The instances of a machine, optionally only those in `state`, by id.
+    ///
+    /// # Errors
+    ///
+    /// When the storage fails.
+    fn list(&self, machine: &str, state: Option<&str>) -> Result<Vec<InstanceSummary>, StoreError>;
+
+    /// What `key` was first applied as on this instance, if it was.
+    ///
+    /// # Errors
+    ///
+    /// When the storage fails.
+    fn idempotent(
+        &self,
+        machine: &str,
+        id: &InstanceId,
+        key: &str,
+    ) -> Result<Option<FirstResult>, StoreError>;
+}
+
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn create(
+        &self,
+        snapshot: &Snapshot,
+        records: &[AuditRecord],
+        at: SystemTime,
+    ) -> Result<(), StoreError> {
+        (**self).create(snapshot, records, at)
+    }
+    fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
+        (**self).load(machine, id)
+    }
+    fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
+        (**self).commit(commit)
+    }
+    fn append(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        (**self).append(records)
+    }
+    fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {
+        (**self).history(machine, id)
+    }
+    fn list(&self, machine: &str, state: Option<&str>) -> Result<Vec<InstanceSummary>, StoreError> {
+        (**self).list(machine, state)
+    }
+    fn idempotent(
+        &self,
+        machine: &str,
+        id: &InstanceId,
+        key: &str,
+    ) -> Result<Option<FirstResult>, StoreError> {
+        (**self).idempotent(machine, id, key)
+    }
+}
+
+/// The first result of `key` among `records`, for stores that check keys in memory.
+pub(crate) fn first_result(records: &[AuditRecord], at: SystemTime) -> Option<FirstResult> {
+    let last = records
+        .iter()
+        .rev()
+        .find(|r| r.kind == crate::RecordKind::Applied)?;
+    let first = records
+        .iter()
+        .find(|r| r.kind == crate::RecordKind::Applied)?;
+    Some(FirstResult {
+        seq: last.seq,
+        from: first.from.as_deref().unwrap_or_default().to_owned(),
+        event: first.event.as_deref().unwrap_or_default().to_owned(),
+        to: last.to.as_deref().unwrap_or_default().to_owned(),
+        at,
+    })
+}
+
+/// Parses a stored snapshot and checks it against the row it was stored in.
+pub(crate) fn parse_snapshot(
+    machine: &str,
+    id: &InstanceId,
+    json: &str,
+    seq: u64,
+    state: &str,
+) -> Result<Snapshot, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        machine: machine.to_owned(),
+        id: id.clone(),
+        reason,
+    };
+    let snapshot = Snapshot::from_json(json).map_err(|e| corrupt(e.to_string()))?;
+    if snapshot.machine != machine || snapshot.id != *id {
+        return Err(corrupt(format!(
+            "the row holds the snapshot of `{}` instance `{}`",
+            snapshot.machine, snapshot.id
+        )));
+    }
+    if snapshot.seq != seq || snapshot.state.name != state {
+        return Err(corrupt(format!(
+            "the row says sequence number {seq} in `{state}`, its snapshot {} in `{}`",
+            snapshot.seq, snapshot.state.name
+        )));
+    }
+    Ok(snapshot)
+}
