@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::store::{Commit, Committed, InstanceSummary, Store, StoreError};
+use crate::store::{Commit, Committed, FirstResult, InstanceSummary, Store, StoreError};
 use crate::{
     AuditRecord, Clock, Event, InstanceId, RecordKind, Rejected, RestoreError, Snapshot,
     StateMachine, SystemClock,
@@ -81,6 +81,21 @@ pub enum ApplyError<M: StateMachine> {
     /// audit trail). Holds the instance as loaded and the event.
     #[error(transparent)]
     Rejected(Rejected<M, M::Event, M::Reason>),
+    /// The idempotency key was used before, and that first use was refused: the same
+    /// key gets the same answer. Holds the event and what the first use said.
+    #[error(
+        "idempotency key already used: `{}` was refused at sequence number {} ({}); the same \
+         key is refused again",
+        first.event,
+        first.seq,
+        first.reason.as_deref().unwrap_or("no reason given")
+    )]
+    AlreadyRefused {
+        /// The event, handed back.
+        event: M::Event,
+        /// What the key's first use did.
+        first: FirstResult,
+    },
     /// The store failed, or other writers kept winning until the retries ran out.
     /// Holds the event, so the caller can try again.
     #[error("{error}")]
@@ -269,26 +284,30 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             .iter()
             .filter(|r| r.kind == RecordKind::Applied)
             .count();
-        if applied == 0 {
-            return match self.store.append(&records) {
-                Ok(()) => Ok(machine),
-                Err(error) => Err(Failed { machine, error }),
-            };
-        }
         let expected_seq = machine.seq().saturating_sub(applied as u64);
         let key = machine.audit().caller().2;
-        let result = machine
-            .snapshot()
-            .map_err(StoreError::from)
-            .and_then(|snapshot| {
-                self.store.commit(&Commit {
-                    expected_seq,
-                    snapshot: &snapshot,
-                    records: &records,
-                    idempotency_key: key.as_deref(),
-                    at: self.clock.now(),
-                })
-            });
+        let snapshot = if applied == 0 {
+            None
+        } else {
+            match machine.snapshot() {
+                Ok(snapshot) => Some(snapshot),
+                Err(error) => {
+                    return Err(Failed {
+                        machine,
+                        error: error.into(),
+                    });
+                }
+            }
+        };
+        let result = self.store.commit(&Commit {
+            machine: Self::machine_name(),
+            id: machine.id(),
+            expected_seq,
+            snapshot: snapshot.as_ref(),
+            records: &records,
+            idempotency_key: key.as_deref(),
+            at: self.clock.now(),
+        });
         match result {
             Ok(_) => Ok(machine),
             Err(error) => Err(Failed { machine, error }),
@@ -357,6 +376,12 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             match self.try_apply(id, current, meta) {
                 Ok(applied) => return Ok(applied),
                 Err(Attempt::Rejected(rejected)) => return Err(ApplyError::Rejected(rejected)),
+                Err(Attempt::Refused(first)) => {
+                    return Err(ApplyError::AlreadyRefused {
+                        event: spare,
+                        first,
+                    });
+                }
                 Err(Attempt::Store(error)) if error.is_conflict() && attempt < self.max_retries => {
                     attempt += 1;
                     tracing::debug!(
@@ -406,47 +431,45 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         let expected_seq = machine.seq();
         let event_name = event.name();
         let take = || pending.as_ref().map(|p| p.take()).unwrap_or_default();
-        match machine.fire(event) {
-            Err(rejected) => {
-                self.store.append(&take()).map_err(Attempt::Store)?;
-                Err(Attempt::Rejected(rejected))
-            }
-            Ok(next) => {
-                let records = take();
-                let snapshot = next.snapshot().map_err(|e| Attempt::Store(e.into()))?;
-                let commit = Commit {
-                    expected_seq,
-                    snapshot: &snapshot,
-                    records: &records,
-                    idempotency_key: meta.idempotency_key.as_deref(),
-                    at: self.clock.now(),
-                };
-                match self.store.commit(&commit).map_err(Attempt::Store)? {
-                    Committed::Written => Ok(Applied {
-                        seq: next.seq(),
-                        from: from.to_owned(),
-                        event: event_name.to_owned(),
-                        to: next.state_name().to_owned(),
-                        machine: next,
-                        duplicate: false,
-                    }),
-                    Committed::Duplicate(first) => self.duplicate(id, first),
-                }
-            }
+        let outcome = machine.fire(event);
+        let records = take();
+        let snapshot = match &outcome {
+            Ok(next) => Some(next.snapshot().map_err(|e| Attempt::Store(e.into()))?),
+            Err(_) => None,
+        };
+        let commit = Commit {
+            machine: machine_name,
+            id,
+            expected_seq,
+            snapshot: snapshot.as_ref(),
+            records: &records,
+            idempotency_key: meta.idempotency_key.as_deref(),
+            at: self.clock.now(),
+        };
+        match (self.store.commit(&commit).map_err(Attempt::Store)?, outcome) {
+            (Committed::Duplicate(first), _) => self.duplicate(id, first),
+            (Committed::Written, Ok(next)) => Ok(Applied {
+                seq: next.seq(),
+                from: from.to_owned(),
+                event: event_name.to_owned(),
+                to: next.state_name().to_owned(),
+                machine: next,
+                duplicate: false,
+            }),
+            (Committed::Written, Err(rejected)) => Err(Attempt::Rejected(rejected)),
         }
     }
 
-    fn duplicate(
-        &self,
-        id: &InstanceId,
-        first: crate::store::FirstResult,
-    ) -> Result<Applied<M>, Attempt<M>> {
+    fn duplicate(&self, id: &InstanceId, first: FirstResult) -> Result<Applied<M>, Attempt<M>> {
+        if first.refused() {
+            return Err(Attempt::Refused(first));
+        }
         Ok(Applied {
             machine: self.load(id).map_err(Attempt::Store)?,
             seq: first.seq,
             from: first.from,
             event: first.event,
-            to: first.to,
+            to: first.to.unwrap_or_default(),
             duplicate: true,
         })
     }
@@ -473,6 +496,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
 /// How one attempt of [`Repository::apply`] failed.
 enum Attempt<M: StateMachine> {
     Rejected(Rejected<M, M::Event, M::Reason>),
+    Refused(FirstResult),
     Store(StoreError),
 }
 

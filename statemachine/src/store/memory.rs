@@ -49,7 +49,7 @@ impl MemoryStore {
     /// Replaces the stored snapshot text of an instance as it is, for tests that need a
     /// damaged row. Returns whether the instance exists.
     #[doc(hidden)]
-    pub fn corrupt(&self, machine: &str, id: &InstanceId, json: &str) -> bool {
+    pub fn overwrite_snapshot(&self, machine: &str, id: &InstanceId, json: &str) -> bool {
         match self
             .inner()
             .instances
@@ -116,8 +116,7 @@ impl Store for MemoryStore {
     }
 
     fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
-        let snapshot = commit.snapshot;
-        let key = (snapshot.machine.clone(), snapshot.id.clone());
+        let key = (commit.machine.to_owned(), commit.id.clone());
         let mut inner = self.inner();
         if let Some(idempotency_key) = commit.idempotency_key
             && let Some(first) =
@@ -141,35 +140,25 @@ impl Store for MemoryStore {
                 found: current.seq,
             });
         }
-        let created_at = current.created_at;
-        inner
-            .instances
-            .insert(key.clone(), row(snapshot, created_at, commit.at));
+        if let Some(snapshot) = commit.snapshot {
+            let created_at = current.created_at;
+            inner
+                .instances
+                .insert(key.clone(), row(snapshot, created_at, commit.at));
+        }
         inner
             .audit
             .entry(key.clone())
             .or_default()
             .extend_from_slice(commit.records);
         if let Some(idempotency_key) = commit.idempotency_key
-            && let Some(first) = super::first_result(commit.records, commit.at)
+            && let Some(first) = super::first_result(commit)
         {
             inner
                 .keys
                 .insert((key.0, key.1, idempotency_key.to_owned()), first);
         }
         Ok(Committed::Written)
-    }
-
-    fn append(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        let mut inner = self.inner();
-        for record in records {
-            inner
-                .audit
-                .entry((record.machine.to_string(), record.id.clone()))
-                .or_default()
-                .push(record.clone());
-        }
-        Ok(())
     }
 
     fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {

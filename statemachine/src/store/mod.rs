@@ -13,8 +13,9 @@
 //! - The write is guarded by the sequence number the writer loaded: if another writer
 //!   got there first, the commit fails with [`StoreError::Conflict`] and writes nothing.
 //!   No update is ever lost.
-//! - An idempotency key is recorded once per instance; committing it again returns the
-//!   first result ([`Committed::Duplicate`]) and writes nothing.
+//! - An idempotency key is recorded once per instance, with its first outcome (applied
+//!   or refused); committing it again returns that first result
+//!   ([`Committed::Duplicate`]) and writes nothing.
 //! - Whatever comes back from storage is checked: a row that does not parse, or does not
 //!   match its own key, is [`StoreError::Corrupt`], never a panic.
 
@@ -56,32 +57,49 @@ pub struct InstanceSummary {
     pub updated_at: SystemTime,
 }
 
-/// What an idempotency key was first applied as.
+/// What an idempotency key's first use did: a transition, or a refusal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirstResult {
-    /// The sequence number the first application produced.
+    /// The sequence number the transition produced, or (for a refusal) the instance's
+    /// sequence number when it refused.
     pub seq: u64,
-    /// The state it left.
+    /// The state the event found.
     pub from: String,
     /// The event.
     pub event: String,
-    /// The state it entered.
-    pub to: String,
+    /// The state it entered; `None` when the event was refused.
+    pub to: Option<String>,
+    /// Why it was refused; `None` when it was applied.
+    pub reason: Option<String>,
     /// When it was written.
     pub at: SystemTime,
 }
 
-/// A transition to write: the new snapshot, its records and its idempotency key.
+impl FirstResult {
+    /// Whether the key's first use was refused.
+    pub fn refused(&self) -> bool {
+        self.to.is_none()
+    }
+}
+
+/// What happened to one instance, to write in one transaction: a new snapshot with the
+/// records of the transition(s) that produced it, or (no snapshot) a refusal's record.
 #[derive(Debug, Clone, Copy)]
 pub struct Commit<'a> {
+    /// The machine.
+    pub machine: &'a str,
+    /// The instance.
+    pub id: &'a InstanceId,
     /// The sequence number the writer loaded; the write happens only if the stored
-    /// instance still has it.
+    /// instance still has it (a refusal is only valid for the state it was made in).
     pub expected_seq: u64,
-    /// The new snapshot (its `seq` is greater than `expected_seq`).
-    pub snapshot: &'a Snapshot,
-    /// The audit records of the transition(s), oldest first.
+    /// The new snapshot (its `seq` is greater than `expected_seq`); `None` when nothing
+    /// but the audit trail changes (a refusal).
+    pub snapshot: Option<&'a Snapshot>,
+    /// The audit records, oldest first.
     pub records: &'a [AuditRecord],
-    /// The key the event was applied with, if any.
+    /// The key the event was applied with, if any. Its first use, applied or refused,
+    /// is its result forever.
     pub idempotency_key: Option<&'a str>,
     /// When the write happens, by the caller's clock.
     pub at: SystemTime,
@@ -90,9 +108,9 @@ pub struct Commit<'a> {
 /// What a [`Store::commit`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Committed {
-    /// The snapshot, records and key were written.
+    /// The snapshot (if any), records and key were written.
     Written,
-    /// The idempotency key was already applied; nothing was written.
+    /// The idempotency key was used before; nothing was written.
     Duplicate(FirstResult),
 }
 
@@ -214,20 +232,14 @@ pub trait Store: Send + Sync {
     /// [`StoreError::NotFound`], or [`StoreError::Corrupt`] for a row that cannot be read.
     fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError>;
 
-    /// Writes a transition, atomically and guarded by the sequence number.
+    /// Writes what happened to an instance, atomically and guarded by the sequence
+    /// number: a transition's snapshot, records and key, or a refusal's record and key.
     ///
     /// # Errors
     ///
     /// [`StoreError::Conflict`] when the stored sequence number is not
     /// `commit.expected_seq`, [`StoreError::NotFound`] when there is no such instance.
     fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError>;
-
-    /// Appends records that change no snapshot (refusals).
-    ///
-    /// # Errors
-    ///
-    /// When the storage fails.
-    fn append(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
 
     /// An instance's audit trail, oldest first.
     ///
@@ -256,7 +268,7 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<FirstResult>, StoreError>;
 }
 
-impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+impl<S: Store + ?Sized> Store for &S {
     fn create(
         &self,
         snapshot: &Snapshot,
@@ -270,9 +282,6 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
         (**self).commit(commit)
-    }
-    fn append(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        (**self).append(records)
     }
     fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {
         (**self).history(machine, id)
@@ -290,21 +299,61 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
 }
 
-/// The first result of `key` among `records`, for stores that check keys in memory.
-pub(crate) fn first_result(records: &[AuditRecord], at: SystemTime) -> Option<FirstResult> {
-    let last = records
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn create(
+        &self,
+        snapshot: &Snapshot,
+        records: &[AuditRecord],
+        at: SystemTime,
+    ) -> Result<(), StoreError> {
+        (**self).create(snapshot, records, at)
+    }
+    fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
+        (**self).load(machine, id)
+    }
+    fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
+        (**self).commit(commit)
+    }
+    fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {
+        (**self).history(machine, id)
+    }
+    fn list(&self, machine: &str, state: Option<&str>) -> Result<Vec<InstanceSummary>, StoreError> {
+        (**self).list(machine, state)
+    }
+    fn idempotent(
+        &self,
+        machine: &str,
+        id: &InstanceId,
+        key: &str,
+    ) -> Result<Option<FirstResult>, StoreError> {
+        (**self).idempotent(machine, id, key)
+    }
+}
+
+/// What a commit's records say its key's result is: the first applied or refused
+/// record, and (for transitions) the last sequence number and state reached.
+pub(crate) fn first_result(commit: &Commit<'_>) -> Option<FirstResult> {
+    use crate::RecordKind;
+    let first = commit
+        .records
+        .iter()
+        .find(|r| matches!(r.kind, RecordKind::Applied | RecordKind::Refused))?;
+    let last = commit
+        .records
         .iter()
         .rev()
-        .find(|r| r.kind == crate::RecordKind::Applied)?;
-    let first = records
-        .iter()
-        .find(|r| r.kind == crate::RecordKind::Applied)?;
+        .find(|r| r.kind == RecordKind::Applied);
     Some(FirstResult {
-        seq: last.seq,
+        seq: last.map_or(first.seq, |r| r.seq),
         from: first.from.as_deref().unwrap_or_default().to_owned(),
         event: first.event.as_deref().unwrap_or_default().to_owned(),
-        to: last.to.as_deref().unwrap_or_default().to_owned(),
-        at,
+        to: last.and_then(|r| r.to.as_deref()).map(str::to_owned),
+        reason: if last.is_none() {
+            first.reason.clone()
+        } else {
+            None
+        },
+        at: commit.at,
     })
 }
 

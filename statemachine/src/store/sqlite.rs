@@ -61,7 +61,8 @@ const MIGRATIONS: &[&str] = &[r"
         seq        INTEGER NOT NULL,
         from_state TEXT    NOT NULL,
         event      TEXT    NOT NULL,
-        to_state   TEXT    NOT NULL,
+        to_state   TEXT,
+        reason     TEXT,
         at         INTEGER NOT NULL,
         PRIMARY KEY (machine, id, key)
     ) WITHOUT ROWID;
@@ -215,6 +216,25 @@ impl SqliteStore {
         self.conn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Replaces the stored snapshot text of an instance as it is, for tests that need a
+    /// damaged row. Returns whether the instance exists.
+    #[doc(hidden)]
+    pub fn overwrite_snapshot(
+        &self,
+        machine: &str,
+        id: &InstanceId,
+        json: &str,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE statemachine_instances SET snapshot = ?3 WHERE machine = ?1 AND id = ?2",
+                params![machine, id.as_str(), json],
+            )
+            .map_err(io)?;
+        Ok(changed == 1)
     }
 
     /// Runs `sql` on the connection, for tests that damage rows on purpose.
@@ -396,9 +416,8 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
-        let snapshot = commit.snapshot;
-        let machine = snapshot.machine.as_str();
-        let id = &snapshot.id;
+        let machine = commit.machine;
+        let id = commit.id;
         let fail = io_for(machine, id);
         let mut conn = self.conn();
         let tx = conn
@@ -409,8 +428,32 @@ impl Store for SqliteStore {
         {
             return Ok(Committed::Duplicate(first));
         }
-        let updated = tx
-            .prepare_cached(
+        let expected = to_i64(commit.expected_seq, machine, id)?;
+        let current: Option<i64> = tx
+            .prepare_cached("SELECT seq FROM statemachine_instances WHERE machine = ?1 AND id = ?2")
+            .map_err(&fail)?
+            .query_row(params![machine, id.as_str()], |row| row.get(0))
+            .optional()
+            .map_err(|e| corrupt_or_io(e, machine, id))?;
+        match current {
+            None => {
+                return Err(StoreError::NotFound {
+                    machine: machine.to_owned(),
+                    id: id.clone(),
+                });
+            }
+            Some(found) if found != expected => {
+                return Err(StoreError::Conflict {
+                    machine: machine.to_owned(),
+                    id: id.clone(),
+                    expected: commit.expected_seq,
+                    found: to_u64(found, machine, id, "sequence number")?,
+                });
+            }
+            Some(_) => {}
+        }
+        if let Some(snapshot) = commit.snapshot {
+            tx.prepare_cached(
                 "UPDATE statemachine_instances
                  SET version = ?1, seq = ?2, state = ?3, snapshot = ?4, updated_at = ?5
                  WHERE machine = ?6 AND id = ?7 AND seq = ?8",
@@ -424,39 +467,18 @@ impl Store for SqliteStore {
                 to_micros(commit.at),
                 machine,
                 id.as_str(),
-                to_i64(commit.expected_seq, machine, id)?,
+                expected,
             ])
             .map_err(&fail)?;
-        if updated == 0 {
-            let found: Option<i64> = tx
-                .query_row(
-                    "SELECT seq FROM statemachine_instances WHERE machine = ?1 AND id = ?2",
-                    params![machine, id.as_str()],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(&fail)?;
-            return Err(match found {
-                None => StoreError::NotFound {
-                    machine: machine.to_owned(),
-                    id: id.clone(),
-                },
-                Some(found) => StoreError::Conflict {
-                    machine: machine.to_owned(),
-                    id: id.clone(),
-                    expected: commit.expected_seq,
-                    found: to_u64(found, machine, id, "sequence number")?,
-                },
-            });
         }
         insert_records(&tx, commit.records)?;
         if let Some(key) = commit.idempotency_key
-            && let Some(first) = super::first_result(commit.records, commit.at)
+            && let Some(first) = super::first_result(commit)
         {
             tx.prepare_cached(
                 "INSERT INTO statemachine_idempotency
-                     (machine, id, key, seq, from_state, event, to_state, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     (machine, id, key, seq, from_state, event, to_state, reason, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .map_err(&fail)?
             .execute(params![
@@ -467,21 +489,13 @@ impl Store for SqliteStore {
                 first.from,
                 first.event,
                 first.to,
+                first.reason,
                 to_micros(first.at),
             ])
             .map_err(&fail)?;
         }
         tx.commit().map_err(fail)?;
         Ok(Committed::Written)
-    }
-
-    fn append(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(io)?;
-        insert_records(&tx, records)?;
-        tx.commit().map_err(io)
     }
 
     fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {
@@ -577,7 +591,7 @@ fn idempotent(
 ) -> Result<Option<FirstResult>, StoreError> {
     let row = conn
         .prepare_cached(
-            "SELECT seq, from_state, event, to_state, at FROM statemachine_idempotency
+            "SELECT seq, from_state, event, to_state, reason, at FROM statemachine_idempotency
              WHERE machine = ?1 AND id = ?2 AND key = ?3",
         )
         .map_err(io_for(machine, id))?
@@ -586,18 +600,20 @@ fn idempotent(
                 row.get::<_, i64>(0)?,
                 row.get::<_, String>(1)?,
                 row.get::<_, String>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, i64>(4)?,
+                row.get::<_, Option<String>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, i64>(5)?,
             ))
         })
         .optional()
         .map_err(|e| corrupt_or_io(e, machine, id))?;
-    row.map(|(seq, from, event, to, at)| {
+    row.map(|(seq, from, event, to, reason, at)| {
         Ok(FirstResult {
             seq: to_u64(seq, machine, id, "sequence number")?,
             from,
             event,
             to,
+            reason,
             at: from_micros(at),
         })
     })
