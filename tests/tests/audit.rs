@@ -22,17 +22,43 @@ fn typed_transitions_are_recorded_with_their_payload() {
     let records = journal.take();
     let lines: Vec<_> = records
         .iter()
-        .map(|r| (r.kind, r.seq, r.from.as_deref(), r.event.as_deref(), r.to.as_deref()))
+        .map(|r| {
+            (
+                r.kind,
+                r.seq,
+                r.from.as_deref(),
+                r.event.as_deref(),
+                r.to.as_deref(),
+            )
+        })
         .collect();
     assert_eq!(
         lines,
         [
-            (RecordKind::Applied, 1, Some("Open"), Some("triage"), Some("Triaged")),
-            (RecordKind::Applied, 2, Some("Triaged"), Some("assign"), Some("InProgress")),
+            (
+                RecordKind::Applied,
+                1,
+                Some("Open"),
+                Some("triage"),
+                Some("Triaged")
+            ),
+            (
+                RecordKind::Applied,
+                2,
+                Some("Triaged"),
+                Some("assign"),
+                Some("InProgress")
+            ),
         ]
     );
-    assert_eq!(records[0].payload, Some(serde_json::json!({ "priority": 3 })));
-    assert_eq!((records[1].machine.as_ref(), records[1].version), ("Ticket", 2));
+    assert_eq!(
+        records[0].payload,
+        Some(serde_json::json!({ "priority": 3 }))
+    );
+    assert_eq!(
+        (records[1].machine.as_ref(), records[1].version),
+        ("Ticket", 2)
+    );
     assert_eq!(records[1].id, *ticket.id());
 }
 
@@ -43,9 +69,15 @@ fn guard_refusals_are_recorded_as_refusals() {
     let _ = ticket.triage(9).unwrap_err();
     let [refusal] = journal.take().try_into().expect("one record");
     assert_eq!(refusal.kind, RecordKind::Refused);
-    assert_eq!((refusal.seq, refusal.from.as_deref(), refusal.to), (0, Some("Open"), None));
+    assert_eq!(
+        (refusal.seq, refusal.from.as_deref(), refusal.to),
+        (0, Some("Open"), None)
+    );
     assert_eq!(refusal.guard.as_deref(), Some("valid_priority"));
-    assert_eq!(refusal.reason.as_deref(), Some("priority 9 is outside 0..=5"));
+    assert_eq!(
+        refusal.reason.as_deref(),
+        Some("priority 9 is outside 0..=5")
+    );
 }
 
 #[test]
@@ -59,14 +91,22 @@ fn dynamic_transitions_and_refusals_are_recorded_too() {
     assert_eq!(records.len(), 2);
     assert_eq!(records[0].kind, RecordKind::Refused);
     assert_eq!(records[0].event.as_deref(), Some("escalate"));
-    assert!(records[0].reason.as_deref().unwrap().contains("events valid in `Open`: `triage`, `close`"));
+    assert!(
+        records[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("events valid in `Open`: `triage`, `close`")
+    );
     assert_eq!(records[1].kind, RecordKind::Applied);
     assert_eq!(records[1].to.as_deref(), Some("Triaged"));
 }
 
 #[test]
 fn records_carry_the_clock_actor_and_correlation_id() {
-    let clock = Arc::new(ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1000)));
+    let clock = Arc::new(ManualClock::new(
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1000),
+    ));
     let mut ticket = Ticket::new("T-1", TicketData::default());
     let journal = journaled(&mut ticket);
     ticket
@@ -77,7 +117,10 @@ fn records_carry_the_clock_actor_and_correlation_id() {
     clock.advance(Duration::from_secs(5));
     let _ = ticket.triage(1).unwrap();
     let [record] = journal.take().try_into().expect("one record");
-    assert_eq!(record.at, SystemTime::UNIX_EPOCH + Duration::from_secs(1005));
+    assert_eq!(
+        record.at,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1005)
+    );
     assert_eq!(record.actor.as_deref(), Some("agent-7"));
     assert_eq!(record.correlation_id.as_deref(), Some("call-31"));
 }
@@ -87,9 +130,9 @@ fn payloads_are_serialized_only_for_observers_that_want_them() {
     let seen: Arc<Mutex<Vec<AuditRecord>>> = Arc::default();
     let sink = seen.clone();
     let mut ticket = Ticket::new("T-1", TicketData::default());
-    ticket
-        .audit_mut()
-        .observe(Arc::new(move |r: &AuditRecord| sink.lock().unwrap().push(r.clone())));
+    ticket.audit_mut().observe(Arc::new(move |r: &AuditRecord| {
+        sink.lock().unwrap().push(r.clone())
+    }));
     let _ = ticket.triage(2).unwrap();
     let records = seen.lock().unwrap();
     assert_eq!(records.len(), 1);
@@ -136,7 +179,15 @@ mod type_observers {
         let lines: Vec<_> = journal
             .take()
             .iter()
-            .map(|r| format!("{} {} #{} {}", r.id, r.kind.as_str(), r.seq, r.to.as_deref().unwrap_or("-")))
+            .map(|r| {
+                format!(
+                    "{} {} #{} {}",
+                    r.id,
+                    r.kind.as_str(),
+                    r.seq,
+                    r.to.as_deref().unwrap_or("-")
+                )
+            })
             .collect();
         assert_eq!(
             lines,

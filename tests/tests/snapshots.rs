@@ -51,10 +51,15 @@ fn restoring_runs_no_hooks_and_continues_where_it_was() {
         })
         .unwrap();
     let before = machine.data().clone();
-    let restored = AnyTicket::restore(Snapshot::from_json(&machine.snapshot().unwrap().to_json()).unwrap())
-        .unwrap();
+    let restored =
+        AnyTicket::restore(Snapshot::from_json(&machine.snapshot().unwrap().to_json()).unwrap())
+            .unwrap();
     assert_eq!(restored, machine);
-    assert_eq!(restored.data(), &before, "no entry or exit hook ran on restore");
+    assert_eq!(
+        restored.data(),
+        &before,
+        "no entry or exit hook ran on restore"
+    );
     let resumed = restored.fire(statemachine_tests::Unblock).unwrap();
     assert_eq!(resumed.state_name(), "InProgress");
     assert_eq!(resumed.seq(), 4);
@@ -65,9 +70,11 @@ fn snapshot_json() -> Value {
 }
 
 fn restore(json: Value) -> Result<AnyTicket, RestoreError> {
-    AnyTicket::restore(serde_json::from_value(json).map_err(|e| RestoreError::Malformed {
-        reason: e.to_string(),
-    })?)
+    AnyTicket::restore(
+        serde_json::from_value(json).map_err(|e| RestoreError::Malformed {
+            reason: e.to_string(),
+        })?,
+    )
 }
 
 #[test]
@@ -83,19 +90,26 @@ fn malformed_data_is_reported_as_such() {
 
 #[test]
 fn another_machines_snapshot_is_refused() {
-    let account = AnyTicket::restore(
-        Account::new("A-1", Ledger::default())
-            .snapshot()
-            .unwrap(),
-    )
-    .unwrap_err();
+    let account =
+        AnyTicket::restore(Account::new("A-1", Ledger::default()).snapshot().unwrap()).unwrap_err();
     match &account {
-        RestoreError::WrongMachine { expected, found, id } => {
-            assert_eq!((expected.as_str(), found.as_str(), id.as_str()), ("Ticket", "Account", "A-1"));
+        RestoreError::WrongMachine {
+            expected,
+            found,
+            id,
+        } => {
+            assert_eq!(
+                (expected.as_str(), found.as_str(), id.as_str()),
+                ("Ticket", "Account", "A-1")
+            );
         }
         other => panic!("expected WrongMachine, got {other}"),
     }
-    assert!(account.to_string().contains("restore it with `Account`'s type"));
+    assert!(
+        account
+            .to_string()
+            .contains("restore it with `Account`'s type")
+    );
 }
 
 #[test]
@@ -107,7 +121,10 @@ fn an_unknown_state_is_refused_with_the_known_ones() {
         panic!("expected UnknownState, got {error}")
     };
     assert_eq!(state, "Archived");
-    assert_eq!(known, "Open, Triaged, InProgress, Blocked, Escalated, Resolved, Closed");
+    assert_eq!(
+        known,
+        "Open, Triaged, InProgress, Blocked, Escalated, Resolved, Closed"
+    );
 }
 
 #[test]
@@ -115,10 +132,16 @@ fn state_data_that_does_not_fit_is_refused() {
     let mut json = snapshot_json();
     json["state"]["data"] = json!({ "assignee": "ana", "priority": "urgent" });
     let error = restore(json.clone()).unwrap_err();
-    assert!(matches!(&error, RestoreError::StateData { state, .. } if state == "InProgress"), "{error}");
+    assert!(
+        matches!(&error, RestoreError::StateData { state, .. } if state == "InProgress"),
+        "{error}"
+    );
     // A unit state with data, and a state with fields without any, do not fit either.
     json["state"] = json!({ "name": "Escalated", "data": { "surprise": 1 } });
-    assert!(matches!(restore(json.clone()), Err(RestoreError::StateData { .. })));
+    assert!(matches!(
+        restore(json.clone()),
+        Err(RestoreError::StateData { .. })
+    ));
     json["state"] = json!({ "name": "Triaged" });
     assert!(matches!(restore(json), Err(RestoreError::StateData { .. })));
 }
@@ -137,12 +160,32 @@ fn an_unknown_version_says_whether_it_is_newer_or_older() {
     let mut json = snapshot_json();
     json["version"] = json!(3);
     let newer = restore(json.clone()).unwrap_err();
-    assert!(matches!(newer, RestoreError::UnknownVersion { expected: 2, found: 3, .. }));
-    assert!(newer.to_string().contains("written by newer code"), "{newer}");
+    assert!(matches!(
+        newer,
+        RestoreError::UnknownVersion {
+            expected: 2,
+            found: 3,
+            ..
+        }
+    ));
+    assert!(
+        newer.to_string().contains("written by newer code"),
+        "{newer}"
+    );
     json["version"] = json!(1);
     let older = restore(json).unwrap_err();
-    assert!(matches!(older, RestoreError::UnknownVersion { expected: 2, found: 1, .. }));
-    assert!(older.to_string().contains("declare `migrate from`"), "{older}");
+    assert!(matches!(
+        older,
+        RestoreError::UnknownVersion {
+            expected: 2,
+            found: 1,
+            ..
+        }
+    ));
+    assert!(
+        older.to_string().contains("declare `migrate from`"),
+        "{older}"
+    );
 }
 
 #[test]
@@ -150,7 +193,9 @@ fn a_changed_table_without_a_new_version_is_refused() {
     let mut json = snapshot_json();
     json["shape"] = json!("0123456789abcdef");
     let error = restore(json).unwrap_err();
-    assert!(matches!(error, RestoreError::ShapeMismatch { ref found, .. } if found == "0123456789abcdef"));
+    assert!(
+        matches!(error, RestoreError::ShapeMismatch { ref found, .. } if found == "0123456789abcdef")
+    );
     assert!(error.to_string().contains("raise `version`"));
 }
 
@@ -158,7 +203,10 @@ fn a_changed_table_without_a_new_version_is_refused() {
 fn a_sequence_number_beyond_what_stores_keep_is_refused() {
     let mut json = snapshot_json();
     json["seq"] = json!(u64::MAX);
-    assert!(matches!(restore(json), Err(RestoreError::SeqOutOfRange { seq: u64::MAX, .. })));
+    assert!(matches!(
+        restore(json),
+        Err(RestoreError::SeqOutOfRange { seq: u64::MAX, .. })
+    ));
 }
 
 /// Replaces the value at a random path of `json` with `replacement`.
@@ -169,7 +217,11 @@ fn mutate(json: &mut Value, path: &[usize], replacement: Value) {
     };
     match json {
         Value::Object(map) if !map.is_empty() => {
-            let key = map.keys().nth(first % map.len()).cloned().unwrap_or_default();
+            let key = map
+                .keys()
+                .nth(first % map.len())
+                .cloned()
+                .unwrap_or_default();
             if let Some(child) = map.get_mut(&key) {
                 mutate(child, rest, replacement);
             }
@@ -188,10 +240,17 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         "[a-zA-Z0-9 _]{0,12}".prop_map(Value::from),
-        prop::sample::select(vec!["Ticket", "Open", "Triaged", "Blocked", "0000000000000000"])
-            .prop_map(Value::from),
+        prop::sample::select(vec![
+            "Ticket",
+            "Open",
+            "Triaged",
+            "Blocked",
+            "0000000000000000"
+        ])
+        .prop_map(Value::from),
     ];
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
@@ -205,7 +264,12 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn event() -> impl Strategy<Value = TicketEvent> {
     prop_oneof![
         (0u8..7).prop_map(|priority| Triage { priority }.into()),
-        Just(Assign { assignee: "ana".into() }.into()),
+        Just(
+            Assign {
+                assignee: "ana".into()
+            }
+            .into()
+        ),
         Just(Block { reason: "x".into() }.into()),
         Just(statemachine_tests::Unblock.into()),
         Just(Escalate.into()),
@@ -286,12 +350,19 @@ fn damaged_audit_rows_are_corrupt_errors() {
         repo.create(ticket_in_progress()).unwrap();
         assert_eq!(store.execute_raw(damage).unwrap(), 1, "{damage}");
         let error = repo.history(&"T-1".into()).unwrap_err();
-        assert!(matches!(error, StoreError::Corrupt { .. }), "{damage}: {error}");
+        assert!(
+            matches!(error, StoreError::Corrupt { .. }),
+            "{damage}: {error}"
+        );
     }
     // The schema refuses an unknown record kind outright.
     let store = SqliteStore::open_in_memory().unwrap();
     statemachine::Repository::<AnyTicket, _>::new(&store)
         .create(ticket_in_progress())
         .unwrap();
-    assert!(store.execute_raw("UPDATE statemachine_audit SET kind = 'teleported'").is_err());
+    assert!(
+        store
+            .execute_raw("UPDATE statemachine_audit SET kind = 'teleported'")
+            .is_err()
+    );
 }

@@ -50,7 +50,9 @@ fn every_transition_emits_a_tracing_event_with_the_same_fields() {
     let capture = Capture::default();
     tracing::subscriber::with_default(capture.clone(), || {
         let ticket = AnyTicket::from(Ticket::new("T-7", TicketData::default()));
-        let ticket = ticket.fire(TicketEvent::Triage(Triage { priority: 2 })).unwrap();
+        let ticket = ticket
+            .fire(TicketEvent::Triage(Triage { priority: 2 }))
+            .unwrap();
         let _ = ticket.fire(statemachine_tests::Unblock).unwrap_err();
     });
     let events = capture.0.lock().unwrap();

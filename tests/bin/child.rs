@@ -1,0 +1,99 @@
+//! The child process of the crash and concurrency tests.
+//!
+//! `statemachine-test-child crash <db> <seed> <accounts> <events>`
+//!   applies the deterministic event streams of `accounts` accounts to the SQLite store
+//!   at `db`, one event of each account in turn, each with its idempotency key, and
+//!   prints one line per acknowledged outcome, after the store acknowledged it:
+//!   `applied <key> <seq>` or `refused <key> <seq>` (a duplicate of an earlier run prints
+//!   what the first run got). The parent kills it at random moments.
+//!
+//! `statemachine-test-child bump <db> <id> <count> <key-prefix>`
+//!   applies `count` bumps to counter `id`, with keys `<key-prefix>-<i>`, and prints
+//!   `done <applied> <duplicates>`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use statemachine::{ApplyError, InstanceId, Meta, Repository, SqliteStore, StoreError};
+use statemachine_tests::account::{Account, AnyAccount, Ledger, stream};
+use statemachine_tests::counter::{AnyCounter, Bump};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["crash", db, seed, accounts, events] => crash(db, seed, accounts, events),
+        ["bump", db, id, count, prefix] => bump(db, id, count, prefix),
+        _ => Err(format!("unknown arguments {args:?}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("child: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn number(text: &str) -> Result<u64, String> {
+    text.parse()
+        .map_err(|e| format!("`{text}` is not a number: {e}"))
+}
+
+fn crash(db: &str, seed: &str, accounts: &str, events: &str) -> Result<(), String> {
+    let (seed, accounts, events) = (number(seed)?, number(accounts)?, number(events)?);
+    let store = SqliteStore::open(db).map_err(|e| e.to_string())?;
+    let repo = Repository::<AnyAccount, _>::new(store);
+    let mut out = std::io::stdout().lock();
+    let streams: Vec<_> = (0..accounts)
+        .map(|a| stream(seed, a, usize::try_from(events).unwrap_or(0)))
+        .collect();
+    for account in 0..accounts {
+        let id = format!("acct-{account}");
+        match repo.create(Account::new(id.as_str(), Ledger::default()).into()) {
+            Ok(_) => {}
+            Err(failed) if matches!(failed.error, StoreError::DuplicateId { .. }) => {}
+            Err(failed) => return Err(failed.error.to_string()),
+        }
+    }
+    for i in 0..usize::try_from(events).unwrap_or(0) {
+        for (account, stream) in streams.iter().enumerate() {
+            let (key, event) = stream[i].clone();
+            let id = InstanceId::from(format!("acct-{account}"));
+            let line = match repo.apply(&id, event, &Meta::new().key(key.as_str())) {
+                Ok(applied) => format!("applied {key} {}", applied.seq),
+                Err(ApplyError::Rejected(rejected)) => {
+                    format!("refused {key} {}", rejected.machine().seq())
+                }
+                Err(ApplyError::AlreadyRefused { first, .. }) => {
+                    format!("refused {key} {}", first.seq)
+                }
+                Err(ApplyError::Store { error, .. }) => return Err(error.to_string()),
+            };
+            writeln!(out, "{line}").map_err(|e| e.to_string())?;
+            out.flush().map_err(|e| e.to_string())?;
+        }
+    }
+    writeln!(out, "finished").map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn bump(db: &str, id: &str, count: &str, prefix: &str) -> Result<(), String> {
+    let store = SqliteStore::open(db).map_err(|e| e.to_string())?;
+    let repo = Repository::<AnyCounter, _>::new(store).with_max_retries(1000);
+    let id = InstanceId::from(id);
+    let (mut applied, mut duplicates) = (0, 0);
+    for i in 0..number(count)? {
+        match repo.apply(&id, Bump, &Meta::new().key(format!("{prefix}-{i}"))) {
+            Ok(done) if done.duplicate => duplicates += 1,
+            Ok(_) => applied += 1,
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    println!("done {applied} {duplicates}");
+    Ok(())
+}
