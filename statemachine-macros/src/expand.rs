@@ -9,6 +9,7 @@ mod dynamic;
 mod events;
 mod fallback;
 mod machine;
+mod migration;
 mod states;
 
 use proc_macro2::{Span, TokenStream};
@@ -67,6 +68,7 @@ fn expand(machine: &Machine) -> Option<TokenStream> {
     tokens.extend(machine::expand(&ctx));
     tokens.extend(dynamic::expand(&ctx));
     tokens.extend(definition::expand(&ctx));
+    tokens.extend(migration::expand(&ctx));
     Some(tokens)
 }
 
@@ -162,6 +164,24 @@ fn serde_derives() -> TokenStream {
         )]
         #[serde(crate = "::statemachine::__private::serde")]
     }
+}
+
+/// `tokens` with every span set to `span`, so an error about them points at one place.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(group) = &tree {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = proc_macro2::TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }
 
 /// The text of the doc comments among `attrs`, one line per attribute.

@@ -10,7 +10,7 @@ use proc_macro2::Span;
 use syn::{Attribute, Field, Ident, Path, Type, Visibility};
 
 use crate::errors::Errors;
-use crate::parse::{HookKind, Item, MachineSyntax, StateDecl, TransitionDecl};
+use crate::parse::{HookKind, Item, MachineSyntax, MigrateDecl, StateDecl, TransitionDecl};
 
 /// A machine whose names all resolve.
 #[cfg_attr(test, derive(Debug))]
@@ -37,6 +37,32 @@ pub(crate) struct Machine {
     pub transitions: Vec<Transition>,
     /// Where `machine` is written, for errors about the table as a whole.
     pub machine_span: Span,
+    /// How snapshots of the previous version become snapshots of this one.
+    pub migration: Option<Migration>,
+}
+
+/// A resolved `migrate from` item.
+#[cfg_attr(test, derive(Debug))]
+pub(crate) struct Migration {
+    /// The older version's machine type (`v1::Order`).
+    pub source: Path,
+    /// The older version's dynamic view (`v1::AnyOrder`).
+    pub source_any: Path,
+    /// One line per older state.
+    pub mappings: Vec<Mapping>,
+}
+
+/// `Old => New [/ convert]` with `New` resolved.
+#[cfg_attr(test, derive(Debug))]
+pub(crate) struct Mapping {
+    /// The older state, as written.
+    pub from: Ident,
+    /// Index of this version's state.
+    pub to: usize,
+    /// The target as written, for spans.
+    pub to_ident: Ident,
+    /// The conversion function, if any.
+    pub convert: Option<Path>,
 }
 
 /// A state of the machine.
@@ -169,6 +195,7 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
     let mut states: Vec<State> = Vec::new();
     let mut events: Vec<Event> = Vec::new();
     let mut transitions = Vec::new();
+    let mut migrate = None;
 
     for item in &syntax.items {
         match item {
@@ -245,6 +272,17 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
                 });
             }
             Item::Transition(decl) => transitions.push(decl),
+            Item::Migrate(decl) => {
+                reject_attributes(&decl.attrs, "`migrate`", errors);
+                if migrate.is_some() {
+                    errors.push(
+                        decl.keyword.span,
+                        "`migrate from` is declared twice; a version migrates from the one before it",
+                    );
+                } else {
+                    migrate = Some(decl);
+                }
+            }
         }
     }
 
@@ -278,6 +316,9 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
         }
     }
 
+    let migration =
+        migrate.and_then(|decl| lower_migration(decl, &syntax.name, &states, &state_index, errors));
+
     Lowered {
         machine: Machine {
             attrs,
@@ -291,9 +332,63 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
             events,
             transitions: resolved,
             machine_span: syntax.machine_token.span,
+            migration,
         },
         complete,
     }
+}
+
+/// Resolves a `migrate from` item: the source names this machine's older version, each
+/// older state is mapped once, and each target is a state of this version.
+fn lower_migration(
+    decl: &MigrateDecl,
+    name: &Ident,
+    states: &[State],
+    state_index: &HashMap<String, usize>,
+    errors: &mut Errors,
+) -> Option<Migration> {
+    let mut source_any = decl.source.clone();
+    let last = source_any.segments.last_mut()?;
+    if last.ident != *name {
+        errors.push(
+            last.ident.span(),
+            format!(
+                "`migrate from` names an older version of this machine, so its type is also \
+                 called `{name}` (like `v1::{name}`); snapshots are stored under the machine's name"
+            ),
+        );
+        return None;
+    }
+    last.ident = Ident::new(&format!("Any{name}"), last.ident.span());
+    let mut mappings: Vec<Mapping> = Vec::new();
+    let mut ok = true;
+    for mapping in &decl.mappings {
+        if mappings.iter().any(|m| m.from == mapping.from) {
+            errors.push(
+                mapping.from.span(),
+                format!(
+                    "older state `{}` is mapped twice; keep one line for it",
+                    mapping.from
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        match lookup_state(&mapping.to, states, state_index, errors) {
+            Some(to) => mappings.push(Mapping {
+                from: mapping.from.clone(),
+                to,
+                to_ident: mapping.to.clone(),
+                convert: mapping.convert.clone(),
+            }),
+            None => ok = false,
+        }
+    }
+    ok.then(|| Migration {
+        source: decl.source.clone(),
+        source_any,
+        mappings,
+    })
 }
 
 fn lower_state(decl: &StateDecl, errors: &mut Errors) -> State {

@@ -24,10 +24,14 @@ pub(crate) mod kw {
     syn::custom_keyword!(saga);
     syn::custom_keyword!(step);
     syn::custom_keyword!(compensate);
+    syn::custom_keyword!(migrate);
+    syn::custom_keyword!(from);
 }
 
 /// The words that may start an item, for "unknown item" messages.
-const ITEM_KEYWORDS: &[&str] = &["version", "reason", "state", "initial", "final", "event"];
+const ITEM_KEYWORDS: &[&str] = &[
+    "version", "reason", "state", "initial", "final", "event", "migrate",
+];
 
 /// Keywords held for features that are designed but not built yet.
 const RESERVED_ITEMS: &[(&str, &str)] = &[
@@ -66,6 +70,31 @@ pub(crate) enum Item {
     Event(EventDecl),
     /// `Pending | Confirmed + cancel [guard] / action => Cancelled;`
     Transition(TransitionDecl),
+    /// `migrate from v1::Order { Pending => Pending; .. }`
+    Migrate(MigrateDecl),
+}
+
+/// `migrate from path::Machine { Old => New [/ convert]; .. }`: how snapshots of an
+/// older version of this machine become snapshots of this one.
+pub(crate) struct MigrateDecl {
+    /// Attributes written before the item (none are allowed).
+    pub attrs: Vec<Attribute>,
+    /// The `migrate` keyword.
+    pub keyword: kw::migrate,
+    /// The older version's machine type, like `v1::Order`.
+    pub source: Path,
+    /// One line per older state, in the order written.
+    pub mappings: Vec<MappingDecl>,
+}
+
+/// `Old => New [/ convert];`
+pub(crate) struct MappingDecl {
+    /// The older version's state.
+    pub from: Ident,
+    /// This version's state.
+    pub to: Ident,
+    /// `fn(old::State) -> NewState`, when the data is not carried over field by field.
+    pub convert: Option<Path>,
 }
 
 /// `version N;`
@@ -282,6 +311,8 @@ fn parse_item(input: ParseStream) -> syn::Result<Item> {
         parse_state(input, attrs).map(Item::State)
     } else if lookahead.peek(kw::event) {
         parse_event(input, attrs).map(Item::Event)
+    } else if lookahead.peek(kw::migrate) {
+        parse_migrate(input, attrs).map(Item::Migrate)
     } else if input.peek(Ident) && (input.peek2(Token![+]) || input.peek2(Token![|])) {
         parse_transition(input, attrs).map(Item::Transition)
     } else if input.peek(Ident) {
@@ -290,7 +321,7 @@ fn parse_item(input: ParseStream) -> syn::Result<Item> {
         Err(syn::Error::new(
             input.span(),
             "expected an item: `version`, `reason`, `state`, `initial state`, `final state`, \
-             `event`, or a transition like `Pending + confirm => Confirmed;`",
+             `event`, `migrate from`, or a transition like `Pending + confirm => Confirmed;`",
         ))
     }
 }
@@ -319,7 +350,7 @@ fn unknown_item(input: ParseStream) -> syn::Error {
         .min_by_key(|kw| edit_distance(kw, &text));
     let mut message = format!(
         "unknown item `{text}`; expected `version`, `reason`, `state`, `initial state`, \
-         `final state`, `event`, or a transition like `Pending + confirm => Confirmed;`"
+         `final state`, `event`, `migrate from`, or a transition like `Pending + confirm => Confirmed;`"
     );
     if let Some(kw) = suggestion {
         message = format!("unknown item `{text}`, did you mean `{kw}`?");
@@ -549,6 +580,68 @@ fn parse_transition(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<Tr
         action,
         arrow,
         target,
+    })
+}
+
+fn parse_migrate(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<MigrateDecl> {
+    let keyword: kw::migrate = input.parse()?;
+    input.parse::<kw::from>().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected `from` and the older machine, like `migrate from v1::Order { .. }`",
+        )
+    })?;
+    let source = input.call(Path::parse_mod_style).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected the older version's machine, like `v1::Order`",
+        )
+    })?;
+    if !input.peek(token::Brace) {
+        return Err(input
+            .error("expected `{` and one line per older state, like `{ Pending => Pending; }`"));
+    }
+    let content;
+    syn::braced!(content in input);
+    let mappings = inside(&content, |content| {
+        let mut mappings = Vec::new();
+        while !content.is_empty() {
+            let from: Ident = content.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected an older state, like `Shipped => InTransit;`",
+                )
+            })?;
+            content.parse::<Token![=>]>().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    format!("expected `=>` and this version's state for `{from}`"),
+                )
+            })?;
+            let to: Ident = content.parse().map_err(|e| {
+                syn::Error::new(e.span(), "expected this version's state after `=>`")
+            })?;
+            let convert = if content.peek(Token![/]) {
+                content.parse::<Token![/]>()?;
+                Some(content.call(Path::parse_mod_style).map_err(|e| {
+                    syn::Error::new(e.span(), "expected a conversion function after `/`")
+                })?)
+            } else {
+                None
+            };
+            expect_semicolon(content, &format!("after `{from} => {to}`"))?;
+            mappings.push(MappingDecl { from, to, convert });
+        }
+        Ok(mappings)
+    })?;
+    if input.peek(Token![;]) {
+        input.parse::<Token![;]>()?;
+    }
+    Ok(MigrateDecl {
+        attrs,
+        keyword,
+        source,
+        mappings,
     })
 }
 

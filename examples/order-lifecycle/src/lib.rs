@@ -1,7 +1,10 @@
 //! An order from checkout to the customer's door, as a `state_machine!`.
 //!
 //! The binary drives it through the typed API (where a wrong call does not compile) and
-//! through the dynamic API (where events arrive as data and a wrong one is refused).
+//! through the dynamic API (where events arrive as data and a wrong one is refused),
+//! persisting the orders in a SQLite file ([`day`]).
+
+pub mod day;
 
 use serde::{Deserialize, Serialize};
 use statemachine::state_machine;

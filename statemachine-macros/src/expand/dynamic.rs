@@ -24,7 +24,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
     let state_texts: Vec<String> = states.iter().map(ToString::to_string).collect();
     let payloads: Vec<_> = machine.events.iter().map(|e| &e.type_name).collect();
     let version = machine.version;
-    let migration = migration_check(ctx);
+    let migration = super::migration::restore_older(ctx);
     // Spanned at the data type, so a type that cannot be stored is reported there.
     let data_span = machine
         .data
@@ -366,9 +366,4 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             }
         )*
     }
-}
-
-/// Delegates older snapshots to the machine the table migrates from, when it declares one.
-fn migration_check(_ctx: &Context<'_>) -> TokenStream {
-    TokenStream::new()
 }

@@ -1,0 +1,93 @@
+//! `migrate from v1::Order { .. }`: the older version's dynamic view converts into this
+//! one, and `restore` sends older snapshots through it.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::Context;
+
+/// `impl From<v1::AnyOrder> for AnyOrder`, and a compile-time check that the source is
+/// an older version.
+pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
+    let machine = ctx.machine;
+    let Some(migration) = &machine.migration else {
+        return TokenStream::new();
+    };
+    let name = &machine.name;
+    let any = machine.any_name();
+    let source_any = &migration.source_any;
+    let version = machine.version;
+    let arms = migration.mappings.iter().map(|mapping| {
+        let from = &mapping.from;
+        let target = &machine.states[mapping.to];
+        let target_name = &target.name;
+        let span = mapping.to_ident.span();
+        let state = match &mapping.convert {
+            Some(convert) => quote_spanned!(convert.span()=> #convert(__state)),
+            None if target.fields.is_empty() => quote_spanned!(span=> #target_name),
+            None => {
+                let fields = target
+                    .fields
+                    .iter()
+                    .filter_map(|f| f.ident.as_ref())
+                    .map(|field| {
+                        let mut field = field.clone();
+                        field.set_span(span);
+                        quote_spanned!(span=> #field: __state.#field)
+                    });
+                quote_spanned!(span=> #target_name { #(#fields),* })
+            }
+        };
+        let pattern = super::respan(quote!(#source_any::#from), from.span());
+        quote_spanned! {from.span()=>
+            #pattern(__old) => {
+                let (__id, __seq, __data, __state) = __old.into_parts();
+                #any::#target_name(#name {
+                    id: __id,
+                    seq: __seq,
+                    data: ::core::convert::Into::into(__data),
+                    state: #state,
+                    audit: ::core::default::Default::default(),
+                })
+            }
+        }
+    });
+    let source_span = migration.source.span();
+    let doc = format!(
+        "Migrates an instance of the older version of `{name}` to version {version}: same id, \
+         same sequence number, its state mapped as the table's `migrate from` says."
+    );
+    let version_check = quote_spanned! {source_span=>
+        const _: () = ::core::assert!(
+            <#source_any as ::statemachine::StateMachine>::DEFINITION.version < #version,
+            "`migrate from` must name an older version of this machine: its `version` is not lower than this table's"
+        );
+    };
+    let matched = quote_spanned!(source_span=> match old { #(#arms)* });
+    quote! {
+        #version_check
+
+        impl ::core::convert::From<#source_any> for #any {
+            #[doc = #doc]
+            fn from(old: #source_any) -> Self {
+                #matched
+            }
+        }
+    }
+}
+
+/// The start of generated `restore`: an older version's snapshot goes through the older
+/// machine and this conversion.
+pub(super) fn restore_older(ctx: &Context<'_>) -> TokenStream {
+    let Some(migration) = &ctx.machine.migration else {
+        return TokenStream::new();
+    };
+    let source_any = &migration.source_any;
+    quote! {
+        if ::statemachine::__private::needs_migration(&snapshot, Self::DEFINITION) {
+            return <#source_any as ::statemachine::StateMachine>::restore(snapshot)
+                .map(::core::convert::From::from);
+        }
+    }
+}
