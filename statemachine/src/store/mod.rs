@@ -18,6 +18,64 @@
 //!   ([`Committed::Duplicate`]) and writes nothing.
 //! - Whatever comes back from storage is checked: a row that does not parse, or does not
 //!   match its own key, is [`StoreError::Corrupt`], never a panic.
+//!
+//! # Storage layout (SQLite)
+//!
+//! [`SqliteStore`] keeps everything in one file in WAL mode, with `synchronous = FULL`
+//! unless [`SqliteOptions`] say otherwise. The store creates its tables itself and keeps
+//! its own schema version; a newer release upgrades an older file when it opens it, and
+//! an older release refuses a newer file ([`StoreError::Schema`]).
+//!
+//! `statemachine_schema`: one row, `version INTEGER` (now 1).
+//!
+//! `statemachine_instances`: the latest snapshot of every instance.
+//!
+//! | column | type | |
+//! |---|---|---|
+//! | `machine` | TEXT | primary key, with `id` |
+//! | `id` | TEXT | |
+//! | `version` | INTEGER | the table version the snapshot was written by |
+//! | `seq` | INTEGER | `>= 0`; the optimistic-concurrency guard |
+//! | `state` | TEXT | the current state's name |
+//! | `snapshot` | TEXT | the [`Snapshot`] as JSON |
+//! | `created_at`, `updated_at` | INTEGER | microseconds since the Unix epoch |
+//!
+//! Index `statemachine_instances_by_state (machine, state, id)` serves
+//! [`Store::list`]. The table is `WITHOUT ROWID`: rows live in primary-key order.
+//!
+//! `statemachine_audit`: the audit trail, one row per [`AuditRecord`], in the order
+//! written (`position INTEGER PRIMARY KEY`), with the record's fields as columns:
+//! `machine`, `id`, `version`, `seq`, `kind` (`created`, `applied` or `refused`, checked),
+//! `from_state`, `event`, `to_state`, `guard`, `reason`, `payload` (JSON), `at`
+//! (microseconds), `actor`, `correlation_id`, `idempotency_key`. Index
+//! `statemachine_audit_by_instance (machine, id, position)` serves
+//! [`Store::history`]; the unique partial index `statemachine_audit_one_per_seq (machine,
+//! id, seq) WHERE kind <> 'refused'` makes a second transition with the same sequence
+//! number impossible even for a buggy writer.
+//!
+//! `statemachine_idempotency`: one row per key and instance, primary key `(machine, id,
+//! key)`, holding the key's first result: `seq`, `from_state`, `event`, `to_state` (NULL
+//! when refused), `reason`, `at`.
+//!
+//! ## Transactions
+//!
+//! - [`Store::create`]: one `BEGIN IMMEDIATE` transaction inserts the instance row (`ON
+//!   CONFLICT DO NOTHING`: an existing id is [`StoreError::DuplicateId`]) and its
+//!   `created` record.
+//! - [`Store::commit`]: one `BEGIN IMMEDIATE` transaction (taking the write lock at once,
+//!   so two writers never both read then both write) that
+//!   1. returns the first result if the idempotency key is already in
+//!      `statemachine_idempotency`, writing nothing;
+//!   2. reads the instance's `seq` and returns [`StoreError::Conflict`] unless it is the
+//!      expected one;
+//!   3. updates the snapshot row (for a transition), inserts the audit records, and
+//!      inserts the idempotency row;
+//!   4. commits. With `synchronous = FULL`, a commit that returned is on disk.
+//! - Reads ([`Store::load`], [`Store::history`], [`Store::list`]) are single statements.
+//!
+//! A process killed at any instruction leaves either the whole transaction or none of it:
+//! the crash test in the workspace kills writers with SIGKILL at random moments and checks
+//! that every acknowledged transition is there, exactly once.
 
 mod memory;
 #[cfg(feature = "sqlite")]
