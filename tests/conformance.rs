@@ -372,6 +372,9 @@ pub fn apply_retries_after_losing_a_race<S: Store>(store: S, _: Damage<S>) {
             }
             self.inner.commit(commit)
         }
+        fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError> {
+            self.inner.commit_batch(commits)
+        }
         fn history(
             &self,
             m: &str,
@@ -427,6 +430,48 @@ pub fn apply_retries_after_losing_a_race<S: Store>(store: S, _: Damage<S>) {
         }
         other => panic!("expected the conflict once retries ran out, got {other:?}"),
     }
+}
+
+/// A batch is written in one transaction: all of it, or (after a conflict anywhere)
+/// none of it, with every machine's pending records kept for another try.
+pub fn a_batch_commits_all_or_nothing<S: Store>(store: S, _: Damage<S>) {
+    let (repo, _) = repository(store);
+    for name in ["a-1", "a-2", "a-3"] {
+        open(&repo, name);
+    }
+    let moved = |name: &str, cents| {
+        repo.load(&id(name))
+            .unwrap()
+            .fire(Deposit { cents })
+            .unwrap()
+    };
+    let saved = repo
+        .save_all(vec![moved("a-1", 1), moved("a-2", 2)])
+        .unwrap();
+    assert_eq!(saved.len(), 2);
+    assert_eq!(repo.load(&id("a-1")).unwrap().data().balance, 1);
+    assert_eq!(repo.load(&id("a-2")).unwrap().data().balance, 2);
+
+    let stale = moved("a-3", 30);
+    repo.apply(&id("a-3"), Deposit { cents: 3 }, &Meta::new())
+        .unwrap();
+    let failed = repo.save_all(vec![moved("a-1", 10), stale]).unwrap_err();
+    assert!(failed.error.is_conflict(), "{}", failed.error);
+    assert_eq!(
+        repo.load(&id("a-1")).unwrap().data().balance,
+        1,
+        "nothing of the batch was written"
+    );
+    assert_eq!(repo.load(&id("a-3")).unwrap().data().balance, 3);
+    let mut machines = failed.machine;
+    let fresh = machines.remove(0);
+    // The machine that did not conflict still has its transition pending.
+    assert_eq!(repo.save(fresh).unwrap().data().balance, 11);
+    assert_eq!(
+        repo.history(&id("a-1")).unwrap().len(),
+        3,
+        "created, batch, retry"
+    );
 }
 
 /// A damaged row is reported as damage, with the instance, never as a panic.
@@ -498,6 +543,7 @@ macro_rules! store_conformance {
             list_filters_by_state,
             history_replays_to_the_snapshot,
             apply_retries_after_losing_a_race,
+            a_batch_commits_all_or_nothing,
             damaged_rows_are_corrupt_errors,
             records_are_stamped_by_the_repository_clock,
         );

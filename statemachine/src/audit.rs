@@ -250,6 +250,13 @@ impl Journal {
         std::mem::take(&mut *self.records.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Puts records back in front of the ones waiting (after a failed write).
+    pub(crate) fn restore(&self, mut records: Vec<AuditRecord>) {
+        let mut waiting = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        records.append(&mut waiting);
+        *waiting = records;
+    }
+
     /// How many records are waiting.
     pub fn len(&self) -> usize {
         self.records.lock().unwrap_or_else(|p| p.into_inner()).len()

@@ -269,49 +269,102 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
     /// [`StoreError::Conflict`] when another writer got there first (load again and
     /// redo), and the other store errors; the machine is handed back either way.
     pub fn save(&self, machine: M) -> Result<M, Failed<M>> {
-        let Some(pending) = machine.audit().pending().cloned() else {
-            let error = StoreError::Corrupt {
-                machine: Self::machine_name().to_owned(),
-                id: machine.id().clone(),
-                reason: "this machine was not loaded or created through a repository, so \
-                         nothing records what happened to it; create it with `create`"
-                    .to_owned(),
-            };
-            return Err(Failed { machine, error });
-        };
-        let records = pending.take();
-        let applied = records
-            .iter()
-            .filter(|r| r.kind == RecordKind::Applied)
-            .count();
-        let expected_seq = machine.seq().saturating_sub(applied as u64);
-        let key = machine.audit().caller().2;
-        let snapshot = if applied == 0 {
-            None
-        } else {
-            match machine.snapshot() {
-                Ok(snapshot) => Some(snapshot),
-                Err(error) => {
-                    return Err(Failed {
-                        machine,
-                        error: error.into(),
-                    });
-                }
-            }
-        };
-        let result = self.store.commit(&Commit {
-            machine: Self::machine_name(),
-            id: machine.id(),
-            expected_seq,
-            snapshot: snapshot.as_ref(),
-            records: &records,
-            idempotency_key: key.as_deref(),
-            at: self.clock.now(),
-        });
-        match result {
-            Ok(_) => Ok(machine),
+        match self.write_pending(std::slice::from_ref(&machine)) {
+            Ok(()) => Ok(machine),
             Err(error) => Err(Failed { machine, error }),
         }
+    }
+
+    /// Writes what happened to several machines (different instances) in one
+    /// transaction: all of them or none. Cheaper per transition than [`save`](Self::save)
+    /// when many instances move together.
+    ///
+    /// # Errors
+    ///
+    /// The first [`StoreError`] any of them met (a conflict fails the whole batch); the
+    /// machines are handed back, with what happened to them still pending.
+    pub fn save_all(&self, machines: Vec<M>) -> Result<Vec<M>, Failed<Vec<M>>> {
+        match self.write_pending(&machines) {
+            Ok(()) => Ok(machines),
+            Err(error) => Err(Failed {
+                machine: machines,
+                error,
+            }),
+        }
+    }
+
+    /// Commits the pending records of `machines` in one transaction; on failure, puts
+    /// them back so nothing that happened is forgotten.
+    fn write_pending(&self, machines: &[M]) -> Result<(), StoreError> {
+        struct Pending {
+            expected_seq: u64,
+            snapshot: Option<crate::Snapshot>,
+            records: Vec<AuditRecord>,
+            key: Option<String>,
+        }
+        let mut pending = Vec::with_capacity(machines.len());
+        for machine in machines {
+            let Some(journal) = machine.audit().pending().cloned() else {
+                return Err(StoreError::Corrupt {
+                    machine: Self::machine_name().to_owned(),
+                    id: machine.id().clone(),
+                    reason: "this machine was not loaded or created through a repository, so \
+                             nothing records what happened to it; create it with `create`"
+                        .to_owned(),
+                });
+            };
+            let records = journal.take();
+            let applied = records
+                .iter()
+                .filter(|r| r.kind == RecordKind::Applied)
+                .count();
+            let snapshot = if applied == 0 {
+                None
+            } else {
+                match machine.snapshot() {
+                    Ok(snapshot) => Some(snapshot),
+                    Err(error) => {
+                        journal.restore(records);
+                        return Err(error.into());
+                    }
+                }
+            };
+            pending.push((
+                journal,
+                Pending {
+                    expected_seq: machine.seq().saturating_sub(applied as u64),
+                    snapshot,
+                    records,
+                    key: machine.audit().caller().2,
+                },
+            ));
+        }
+        let at = self.clock.now();
+        let commits: Vec<Commit<'_>> = machines
+            .iter()
+            .zip(&pending)
+            .map(|(machine, (_, p))| Commit {
+                machine: Self::machine_name(),
+                id: machine.id(),
+                expected_seq: p.expected_seq,
+                snapshot: p.snapshot.as_ref(),
+                records: &p.records,
+                idempotency_key: p.key.as_deref(),
+                at,
+            })
+            .collect();
+        let result = match commits.as_slice() {
+            [one] => self.store.commit(one).map(|_| ()),
+            many => self.store.commit_batch(many).map(|_| ()),
+        };
+        drop(commits);
+        if result.is_err() {
+            // Nothing was written: what happened is still to be saved.
+            for (journal, p) in pending {
+                journal.restore(p.records);
+            }
+        }
+        result
     }
 
     /// Loads the instance, applies `event`, and commits the transition, reloading and

@@ -116,49 +116,27 @@ impl Store for MemoryStore {
     }
 
     fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
-        let key = (commit.machine.to_owned(), commit.id.clone());
         let mut inner = self.inner();
-        if let Some(idempotency_key) = commit.idempotency_key
-            && let Some(first) =
-                inner
-                    .keys
-                    .get(&(key.0.clone(), key.1.clone(), idempotency_key.to_owned()))
-        {
-            return Ok(Committed::Duplicate(first.clone()));
+        let committed = check(&inner, commit)?;
+        if committed == Committed::Written {
+            write(&mut inner, commit);
         }
-        let Some(current) = inner.instances.get(&key) else {
-            return Err(StoreError::NotFound {
-                machine: key.0,
-                id: key.1,
-            });
-        };
-        if current.seq != commit.expected_seq {
-            return Err(StoreError::Conflict {
-                machine: key.0,
-                id: key.1,
-                expected: commit.expected_seq,
-                found: current.seq,
-            });
+        Ok(committed)
+    }
+
+    fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError> {
+        let mut inner = self.inner();
+        // Check every commit before writing any: all or nothing.
+        let results = commits
+            .iter()
+            .map(|commit| check(&inner, commit))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (commit, result) in commits.iter().zip(&results) {
+            if *result == Committed::Written {
+                write(&mut inner, commit);
+            }
         }
-        if let Some(snapshot) = commit.snapshot {
-            let created_at = current.created_at;
-            inner
-                .instances
-                .insert(key.clone(), row(snapshot, created_at, commit.at));
-        }
-        inner
-            .audit
-            .entry(key.clone())
-            .or_default()
-            .extend_from_slice(commit.records);
-        if let Some(idempotency_key) = commit.idempotency_key
-            && let Some(first) = super::first_result(commit)
-        {
-            inner
-                .keys
-                .insert((key.0, key.1, idempotency_key.to_owned()), first);
-        }
-        Ok(Committed::Written)
+        Ok(results)
     }
 
     fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {
@@ -199,5 +177,59 @@ impl Store for MemoryStore {
             .keys
             .get(&(machine.to_owned(), id.clone(), key.to_owned()))
             .cloned())
+    }
+}
+
+/// What `commit` would do, without doing it.
+fn check(inner: &Inner, commit: &Commit<'_>) -> Result<Committed, StoreError> {
+    let key = (commit.machine.to_owned(), commit.id.clone());
+    if let Some(idempotency_key) = commit.idempotency_key
+        && let Some(first) =
+            inner
+                .keys
+                .get(&(key.0.clone(), key.1.clone(), idempotency_key.to_owned()))
+    {
+        return Ok(Committed::Duplicate(first.clone()));
+    }
+    let Some(current) = inner.instances.get(&key) else {
+        return Err(StoreError::NotFound {
+            machine: key.0,
+            id: key.1,
+        });
+    };
+    if current.seq != commit.expected_seq {
+        return Err(StoreError::Conflict {
+            machine: key.0,
+            id: key.1,
+            expected: commit.expected_seq,
+            found: current.seq,
+        });
+    }
+    Ok(Committed::Written)
+}
+
+/// Writes a checked commit.
+fn write(inner: &mut Inner, commit: &Commit<'_>) {
+    let key = (commit.machine.to_owned(), commit.id.clone());
+    if let Some(snapshot) = commit.snapshot {
+        let created_at = inner
+            .instances
+            .get(&key)
+            .map_or(commit.at, |row| row.created_at);
+        inner
+            .instances
+            .insert(key.clone(), row(snapshot, created_at, commit.at));
+    }
+    inner
+        .audit
+        .entry(key.clone())
+        .or_default()
+        .extend_from_slice(commit.records);
+    if let Some(idempotency_key) = commit.idempotency_key
+        && let Some(first) = super::first_result(commit)
+    {
+        inner
+            .keys
+            .insert((key.0, key.1, idempotency_key.to_owned()), first);
     }
 }

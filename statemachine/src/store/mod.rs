@@ -299,6 +299,14 @@ pub trait Store: Send + Sync {
     /// `commit.expected_seq`, [`StoreError::NotFound`] when there is no such instance.
     fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError>;
 
+    /// Writes several commits (for different instances) in one transaction: all of them
+    /// or none. A conflict or a missing instance anywhere fails the whole batch.
+    ///
+    /// # Errors
+    ///
+    /// The first [`StoreError`] any commit of the batch met; nothing is written then.
+    fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError>;
+
     /// An instance's audit trail, oldest first.
     ///
     /// # Errors
@@ -341,6 +349,9 @@ impl<S: Store + ?Sized> Store for &S {
     fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
         (**self).commit(commit)
     }
+    fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError> {
+        (**self).commit_batch(commits)
+    }
     fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {
         (**self).history(machine, id)
     }
@@ -371,6 +382,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
         (**self).commit(commit)
+    }
+    fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError> {
+        (**self).commit_batch(commits)
     }
     fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {
         (**self).history(machine, id)

@@ -416,86 +416,28 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
-        let machine = commit.machine;
-        let id = commit.id;
-        let fail = io_for(machine, id);
+        let fail = io_for(commit.machine, commit.id);
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&fail)?;
-        if let Some(key) = commit.idempotency_key
-            && let Some(first) = idempotent(&tx, machine, id, key)?
-        {
-            return Ok(Committed::Duplicate(first));
-        }
-        let expected = to_i64(commit.expected_seq, machine, id)?;
-        let current: Option<i64> = tx
-            .prepare_cached("SELECT seq FROM statemachine_instances WHERE machine = ?1 AND id = ?2")
-            .map_err(&fail)?
-            .query_row(params![machine, id.as_str()], |row| row.get(0))
-            .optional()
-            .map_err(|e| corrupt_or_io(e, machine, id))?;
-        match current {
-            None => {
-                return Err(StoreError::NotFound {
-                    machine: machine.to_owned(),
-                    id: id.clone(),
-                });
-            }
-            Some(found) if found != expected => {
-                return Err(StoreError::Conflict {
-                    machine: machine.to_owned(),
-                    id: id.clone(),
-                    expected: commit.expected_seq,
-                    found: to_u64(found, machine, id, "sequence number")?,
-                });
-            }
-            Some(_) => {}
-        }
-        if let Some(snapshot) = commit.snapshot {
-            tx.prepare_cached(
-                "UPDATE statemachine_instances
-                 SET version = ?1, seq = ?2, state = ?3, snapshot = ?4, updated_at = ?5
-                 WHERE machine = ?6 AND id = ?7 AND seq = ?8",
-            )
-            .map_err(&fail)?
-            .execute(params![
-                snapshot.version,
-                to_i64(snapshot.seq, machine, id)?,
-                snapshot.state.name,
-                snapshot.to_json(),
-                to_micros(commit.at),
-                machine,
-                id.as_str(),
-                expected,
-            ])
-            .map_err(&fail)?;
-        }
-        insert_records(&tx, commit.records)?;
-        if let Some(key) = commit.idempotency_key
-            && let Some(first) = super::first_result(commit)
-        {
-            tx.prepare_cached(
-                "INSERT INTO statemachine_idempotency
-                     (machine, id, key, seq, from_state, event, to_state, reason, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
-            .map_err(&fail)?
-            .execute(params![
-                machine,
-                id.as_str(),
-                key,
-                to_i64(first.seq, machine, id)?,
-                first.from,
-                first.event,
-                first.to,
-                first.reason,
-                to_micros(first.at),
-            ])
-            .map_err(&fail)?;
-        }
+        let committed = write_commit(&tx, commit)?;
         tx.commit().map_err(fail)?;
-        Ok(Committed::Written)
+        Ok(committed)
+    }
+
+    fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(io)?;
+        // An error returns before `commit`, and dropping `tx` rolls everything back.
+        let results = commits
+            .iter()
+            .map(|commit| write_commit(&tx, commit))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().map_err(io)?;
+        Ok(results)
     }
 
     fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {
@@ -581,6 +523,89 @@ impl Store for SqliteStore {
     ) -> Result<Option<FirstResult>, StoreError> {
         idempotent(&self.conn(), machine, id, key)
     }
+}
+
+/// One commit inside an open transaction: the key check, the sequence-number guard, the
+/// snapshot, the records and the key.
+fn write_commit(
+    tx: &rusqlite::Transaction<'_>,
+    commit: &Commit<'_>,
+) -> Result<Committed, StoreError> {
+    let machine = commit.machine;
+    let id = commit.id;
+    let fail = io_for(machine, id);
+    if let Some(key) = commit.idempotency_key
+        && let Some(first) = idempotent(tx, machine, id, key)?
+    {
+        return Ok(Committed::Duplicate(first));
+    }
+    let expected = to_i64(commit.expected_seq, machine, id)?;
+    let current: Option<i64> = tx
+        .prepare_cached("SELECT seq FROM statemachine_instances WHERE machine = ?1 AND id = ?2")
+        .map_err(&fail)?
+        .query_row(params![machine, id.as_str()], |row| row.get(0))
+        .optional()
+        .map_err(|e| corrupt_or_io(e, machine, id))?;
+    match current {
+        None => {
+            return Err(StoreError::NotFound {
+                machine: machine.to_owned(),
+                id: id.clone(),
+            });
+        }
+        Some(found) if found != expected => {
+            return Err(StoreError::Conflict {
+                machine: machine.to_owned(),
+                id: id.clone(),
+                expected: commit.expected_seq,
+                found: to_u64(found, machine, id, "sequence number")?,
+            });
+        }
+        Some(_) => {}
+    }
+    if let Some(snapshot) = commit.snapshot {
+        tx.prepare_cached(
+            "UPDATE statemachine_instances
+                 SET version = ?1, seq = ?2, state = ?3, snapshot = ?4, updated_at = ?5
+                 WHERE machine = ?6 AND id = ?7 AND seq = ?8",
+        )
+        .map_err(&fail)?
+        .execute(params![
+            snapshot.version,
+            to_i64(snapshot.seq, machine, id)?,
+            snapshot.state.name,
+            snapshot.to_json(),
+            to_micros(commit.at),
+            machine,
+            id.as_str(),
+            expected,
+        ])
+        .map_err(&fail)?;
+    }
+    insert_records(tx, commit.records)?;
+    if let Some(key) = commit.idempotency_key
+        && let Some(first) = super::first_result(commit)
+    {
+        tx.prepare_cached(
+            "INSERT INTO statemachine_idempotency
+                     (machine, id, key, seq, from_state, event, to_state, reason, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(&fail)?
+        .execute(params![
+            machine,
+            id.as_str(),
+            key,
+            to_i64(first.seq, machine, id)?,
+            first.from,
+            first.event,
+            first.to,
+            first.reason,
+            to_micros(first.at),
+        ])
+        .map_err(&fail)?;
+    }
+    Ok(Committed::Written)
 }
 
 fn idempotent(
