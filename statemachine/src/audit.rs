@@ -466,6 +466,60 @@ pub struct Happened<'a> {
     pub reason: Option<String>,
 }
 
+/// Where a transition happens, for [`Recorder::around`].
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct Place {
+    pub machine: &'static str,
+    pub version: u32,
+    pub from: &'static str,
+    pub event: &'static str,
+}
+
+/// A machine's identity, for records made around a step.
+#[doc(hidden)]
+pub trait Identified {
+    fn id(&self) -> &InstanceId;
+    fn seq(&self) -> u64;
+}
+
+/// What a step did, read from what it returned.
+#[doc(hidden)]
+pub enum StepResult {
+    Moved {
+        seq: u64,
+        to: &'static str,
+    },
+    Refused {
+        guard: Option<&'static str>,
+        reason: String,
+    },
+}
+
+/// Implemented by what steps return: a machine in its new state, or a refusal.
+#[doc(hidden)]
+pub trait Stepped {
+    fn stepped(&self) -> StepResult;
+}
+
+impl<T: Stepped, M, E, R: std::fmt::Display> Stepped for Result<T, crate::Rejected<M, E, R>> {
+    fn stepped(&self) -> StepResult {
+        match self {
+            Ok(moved) => moved.stepped(),
+            Err(rejected) => match rejected.refusal() {
+                crate::Refusal::Guard { guard, reason, .. } => StepResult::Refused {
+                    guard: Some(guard),
+                    reason: reason.to_string(),
+                },
+                refusal @ crate::Refusal::NotAllowed { .. } => StepResult::Refused {
+                    guard: None,
+                    reason: refusal.to_string(),
+                },
+            },
+        }
+    }
+}
+
 /// Decides, cheaply, whether anyone listens, and hands them the record.
 ///
 /// It holds its own handle on the instance's audit context, so the machine can move
@@ -479,19 +533,33 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// `None` when no observer and no `tracing` subscriber listens: the common, cheap
-    /// case, in which nothing is built.
-    #[inline]
+    /// Whether anyone might listen: an observer on the instance or the machine type, or
+    /// a `tracing` subscriber at `INFO`. Three loads and no call: the unobserved path.
+    #[inline(always)]
+    pub fn listening(audit: &Audit, registry: &Registry) -> bool {
+        audit.0.is_some()
+            || registry.any.load(Ordering::Relaxed)
+            || (tracing::Level::INFO <= tracing::level_filters::STATIC_MAX_LEVEL
+                && tracing::Level::INFO <= tracing::level_filters::LevelFilter::current())
+    }
+
+    /// `None` when nobody listens: the common, cheap case, in which nothing is built.
+    #[inline(always)]
     pub fn new(audit: &Audit, registry: &'static Registry) -> Option<Self> {
+        if Self::listening(audit, registry) {
+            Self::build(audit, registry)
+        } else {
+            None
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn build(audit: &Audit, registry: &'static Registry) -> Option<Self> {
         let tracing = tracing::enabled!(target: "statemachine", tracing::Level::INFO);
         if audit.0.is_none() && !registry.has_observers() && !tracing {
             return None;
         }
-        Some(Self::build(audit, registry, tracing))
-    }
-
-    #[cold]
-    fn build(audit: &Audit, registry: &'static Registry, tracing: bool) -> Self {
         let payloads = audit.pending().is_some()
             || audit.observers().iter().any(|o| o.wants_payloads())
             || (registry.has_observers()
@@ -500,12 +568,56 @@ impl Recorder {
                     .read()
                     .map(|o| o.iter().any(|o| o.wants_payloads()))
                     .unwrap_or(false));
-        Self {
+        Some(Self {
             audit: audit.clone(),
             registry,
             tracing,
             payloads,
-        }
+        })
+    }
+
+    /// Runs `step` on `machine` and records what it did: the transition it took, or the
+    /// refusal. Out of line: only observed machines come here.
+    #[inline(never)]
+    pub fn around<M: Identified, E: Serialize, O: Stepped>(
+        self,
+        place: Place,
+        machine: M,
+        event: E,
+        step: impl FnOnce(M, E) -> O,
+    ) -> O {
+        let payload = self.payload(&event);
+        let id = machine.id().clone();
+        let seq = machine.seq();
+        let outcome = step(machine, event);
+        let happened = match outcome.stepped() {
+            StepResult::Moved { seq, to } => Happened {
+                machine: place.machine,
+                version: place.version,
+                id: &id,
+                seq,
+                kind: RecordKind::Applied,
+                from: Some(place.from),
+                event: Some(place.event),
+                to: Some(to),
+                guard: None,
+                reason: None,
+            },
+            StepResult::Refused { guard, reason } => Happened {
+                machine: place.machine,
+                version: place.version,
+                id: &id,
+                seq,
+                kind: RecordKind::Refused,
+                from: Some(place.from),
+                event: Some(place.event),
+                to: None,
+                guard,
+                reason: Some(reason),
+            },
+        };
+        self.record(happened, payload);
+        outcome
     }
 
     /// Serializes the event's payload if an observer wants it.

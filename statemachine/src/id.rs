@@ -20,12 +20,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// assert_eq!(id, "order-1001");
 /// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct InstanceId(Arc<str>);
+pub struct InstanceId(Arc<Box<str>>);
 
 impl InstanceId {
     /// Wraps a caller-chosen identifier.
     pub fn new(id: impl AsRef<str>) -> Self {
-        Self(Arc::from(id.as_ref()))
+        Self(Arc::new(Box::from(id.as_ref())))
     }
 
     /// The identifier as text.
@@ -36,7 +36,7 @@ impl InstanceId {
 
 impl fmt::Debug for InstanceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(&**self.0, f)
     }
 }
 
@@ -48,19 +48,19 @@ impl fmt::Display for InstanceId {
 
 impl From<&str> for InstanceId {
     fn from(id: &str) -> Self {
-        Self(Arc::from(id))
+        Self(Arc::new(Box::from(id)))
     }
 }
 
 impl From<String> for InstanceId {
     fn from(id: String) -> Self {
-        Self(Arc::from(id))
+        Self(Arc::new(id.into_boxed_str()))
     }
 }
 
 impl From<&String> for InstanceId {
     fn from(id: &String) -> Self {
-        Self(Arc::from(id.as_str()))
+        Self(Arc::new(Box::from(id.as_str())))
     }
 }
 
@@ -84,13 +84,13 @@ impl AsRef<str> for InstanceId {
 
 impl PartialEq<str> for InstanceId {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        &**self.0 == other
     }
 }
 
 impl PartialEq<&str> for InstanceId {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        &**self.0 == *other
     }
 }
 

@@ -82,7 +82,7 @@ pub fn guard<R, E: Into<R>>(verdict: Result<(), E>) -> Result<(), R> {
     verdict.map_err(Into::into)
 }
 
-pub use crate::audit::{Happened, RecordKind, Recorder};
+pub use crate::audit::{Happened, Identified, Place, RecordKind, Recorder, StepResult, Stepped};
 pub use serde;
 pub use serde_json;
 

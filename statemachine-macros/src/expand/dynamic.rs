@@ -227,6 +227,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             /// that are valid when the table has no such transition, with
             /// [`Refusal::Guard`](::statemachine::Refusal::Guard) when a guard refused.
             #[allow(clippy::type_complexity)]
+            #[inline]
             pub fn fire(
                 self,
                 event: impl ::core::convert::Into<#event_enum>,
@@ -272,6 +273,16 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
                         }
                         ::core::result::Result::Err(::statemachine::Rejected::new(__machine, __event, __refusal))
                     }
+                }
+            }
+        }
+
+        impl ::statemachine::__private::Stepped for #any {
+            #[inline]
+            fn stepped(&self) -> ::statemachine::__private::StepResult {
+                ::statemachine::__private::StepResult::Moved {
+                    seq: self.seq(),
+                    to: self.state_name(),
                 }
             }
         }

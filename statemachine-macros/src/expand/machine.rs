@@ -14,6 +14,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
     let mut tokens = definition(ctx);
     tokens.extend(constructor(ctx));
     tokens.extend(accessors(ctx));
+    tokens.extend(recorder_impls(ctx));
     for state in 0..ctx.machine.states.len() {
         tokens.extend(state_impl(ctx, state));
     }
@@ -289,6 +290,34 @@ fn accessors(ctx: &Context<'_>) -> TokenStream {
     }
 }
 
+/// What the audit's recorder reads from a typed machine.
+fn recorder_impls(ctx: &Context<'_>) -> TokenStream {
+    let name = &ctx.machine.name;
+    let state_trait = ctx.machine.state_trait_name();
+    quote! {
+        impl<S: #state_trait> ::statemachine::__private::Identified for #name<S> {
+            #[inline]
+            fn id(&self) -> &::statemachine::InstanceId {
+                &self.id
+            }
+            #[inline]
+            fn seq(&self) -> u64 {
+                self.seq
+            }
+        }
+
+        impl<S: #state_trait> ::statemachine::__private::Stepped for #name<S> {
+            #[inline]
+            fn stepped(&self) -> ::statemachine::__private::StepResult {
+                ::statemachine::__private::StepResult::Moved {
+                    seq: self.seq,
+                    to: <S as #state_trait>::NAME,
+                }
+            }
+        }
+    }
+}
+
 /// `impl Order<State>`: the valid transitions, and a refusing stub for every other event.
 fn state_impl(ctx: &Context<'_>, state: usize) -> TokenStream {
     let machine = ctx.machine;
@@ -389,7 +418,13 @@ fn transition_methods(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> Tok
     let must_use = (!route.refusable).then(|| {
         quote!(#[must_use = "a transition consumes the machine and returns it in its new state"])
     });
-    let body = fire_body(ctx, state, route);
+    let step = step_method_name(event);
+    let body = step_body(ctx, state, route);
+    let machine_name = machine.name.to_string();
+    let version = machine.version;
+    let state_name = machine.states[state].name.to_string();
+    let event_name = event.name.to_string();
+    let any = machine.any_name();
     quote! {
         #[doc = #doc]
         #[inline]
@@ -399,12 +434,38 @@ fn transition_methods(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> Tok
             self.#fire(#construct)
         }
 
-        #[inline]
+        /// The transition, recorded when anyone listens.
+        #[inline(always)]
         #[allow(clippy::type_complexity)]
         fn #fire(self, __event: #payload) -> #ret {
+            match ::statemachine::__private::Recorder::new(&self.audit, #any::observers()) {
+                ::core::option::Option::None => self.#step(__event),
+                ::core::option::Option::Some(__recorder) => __recorder.around(
+                    ::statemachine::__private::Place {
+                        machine: #machine_name,
+                        version: #version,
+                        from: #state_name,
+                        event: #event_name,
+                    },
+                    self,
+                    __event,
+                    Self::#step,
+                ),
+            }
+        }
+
+        /// The transition itself: guards, hooks, action, new state.
+        #[inline(always)]
+        #[allow(clippy::type_complexity)]
+        fn #step(self, __event: #payload) -> #ret {
             #body
         }
     }
+}
+
+/// `__step_ship`: the transition without recording.
+fn step_method_name(event: &crate::model::Event) -> syn::Ident {
+    format_ident!("__step_{}", unraw(&event.name))
 }
 
 /// `__fire_ship`: the hidden method taking the event's payload whole.
@@ -412,9 +473,8 @@ pub(super) fn fire_method_name(event: &crate::model::Event) -> syn::Ident {
     format_ident!("__fire_{}", unraw(&event.name))
 }
 
-/// Tries the route's guards in order and applies the first transition they allow,
-/// recording what happened when anyone listens.
-fn fire_body(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream {
+/// Tries the route's guards in order and applies the first transition they allow.
+fn step_body(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream {
     let machine = ctx.machine;
     let machine_name = machine.name.to_string();
     let any = machine.any_name();
@@ -422,36 +482,9 @@ fn fire_body(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream 
     let event_name = machine.events[route.event].name.to_string();
     let reason = &ctx.reason;
     let last = route.candidates.len().saturating_sub(1);
-    let mut body = quote! {
-        let __recorder = ::statemachine::__private::Recorder::new(&self.audit, #any::observers());
-        let __payload = match &__recorder {
-            ::core::option::Option::Some(__recorder) => __recorder.payload(&__event),
-            ::core::option::Option::None => ::core::option::Option::None,
-        };
-    };
+    let mut body = TokenStream::new();
     for (i, transition) in route.candidates.iter().enumerate() {
-        let target_name = machine.states[transition.target].name.to_string();
-        let applied = record(
-            ctx,
-            &quote!(__next),
-            Record {
-                kind: "Applied",
-                from: Some(&state_name),
-                event: Some(&event_name),
-                to: Some(&target_name),
-                guard: None,
-                refused: false,
-                payload: quote!(__payload),
-            },
-        );
-        let moved = apply(ctx, state, transition);
-        let mut apply = quote! {{
-            let __next = #moved;
-            if let ::core::option::Option::Some(__recorder) = &__recorder {
-                #applied
-            }
-            __next
-        }};
+        let mut apply = apply(ctx, state, transition);
         if route.targets.len() > 1 {
             let target = &machine.states[transition.target].name;
             apply = quote!(#any::#target(#apply));
@@ -471,28 +504,12 @@ fn fire_body(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream 
         };
         if i == last {
             let guard_name = tokens_text(guard);
-            let refused = record(
-                ctx,
-                &quote!(self),
-                Record {
-                    kind: "Refused",
-                    from: Some(&state_name),
-                    event: Some(&event_name),
-                    to: None,
-                    guard: Some(guard_name.clone()),
-                    refused: true,
-                    payload: quote!(__payload),
-                },
-            );
             body.extend(quote! {
                 #verdict
                 match __verdict {
                     ::core::result::Result::Ok(()) => #apply,
-                    ::core::result::Result::Err(__reason) => {
-                        if let ::core::option::Option::Some(__recorder) = &__recorder {
-                            #refused
-                        }
-                        ::core::result::Result::Err(::statemachine::Rejected::new(
+                    ::core::result::Result::Err(__reason) => ::core::result::Result::Err(
+                        ::statemachine::Rejected::new(
                             self,
                             __event,
                             ::statemachine::Refusal::Guard {
@@ -502,8 +519,8 @@ fn fire_body(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream 
                                 guard: #guard_name,
                                 reason: __reason,
                             },
-                        ))
-                    }
+                        ),
+                    ),
                 }
             });
         } else {

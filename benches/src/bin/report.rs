@@ -1,0 +1,304 @@
+//! Reads what `benches/run` measured (criterion's estimates, callgrind's counts, the
+//! compile times) and prints every comparison with both medians and their ratio, as the
+//! Markdown of `BENCHMARKS.md`.
+//!
+//! `report [--write PATH] [--command TEXT]`
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The median of a criterion benchmark, in nanoseconds.
+fn median(group: &str, function: &str) -> Option<f64> {
+    let path = root()
+        .join("target/criterion")
+        .join(group)
+        .join(function)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["median"]["point_estimate"].as_f64()
+}
+
+fn time(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn cpu() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+struct Report {
+    text: String,
+}
+
+impl Report {
+    fn line(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.text.push('\n');
+    }
+
+    /// A comparison row: ours against a baseline, with the ratio ours / baseline.
+    fn pair(&mut self, what: &str, group: &str, ours: &str, baseline: &str, per: f64) {
+        match (median(group, ours), median(group, baseline)) {
+            (Some(a), Some(b)) => {
+                let _ = writeln!(
+                    self.text,
+                    "| {what} | {} | {} | {:.2} |",
+                    time(a / per),
+                    time(b / per),
+                    a / b
+                );
+            }
+            _ => {
+                let _ = writeln!(self.text, "| {what} | not measured | not measured | |");
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let mut write_to = None;
+    let mut command = "benches/run".to_owned();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--write", Some(path)) => write_to = Some(PathBuf::from(path)),
+            ("--command", Some(text)) => command = text,
+            _ => {
+                eprintln!("usage: report [--write PATH] [--command TEXT]");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let mut r = Report {
+        text: String::new(),
+    };
+    r.line("# Benchmarks");
+    r.line("");
+    r.line(
+        "Every figure is a median of criterion samples (or of repeated builds), and every ratio",
+    );
+    r.line("compares two medians measured in the same run: `statemachine` / baseline, so lower");
+    r.line("is better and 1.00 is parity.");
+    r.line("");
+    let _ = writeln!(r.text, "- command: `{command}`");
+    let _ = writeln!(
+        r.text,
+        "- date: {}",
+        command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+    );
+    let _ = writeln!(
+        r.text,
+        "- machine: {} ({} cores), {}",
+        cpu(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        command_output("uname", &["-sr"])
+    );
+    let _ = writeln!(
+        r.text,
+        "- toolchain: {}",
+        command_output("rustc", &["--version"])
+    );
+    r.line("");
+
+    r.line("## 1. Typestate transitions (10-state ring, per move)");
+    r.line("");
+    r.line("| comparison | statemachine | baseline | ratio |");
+    r.line("|---|---|---|---|");
+    r.pair(
+        "typed moves vs hand-written structs and functions",
+        "typestate",
+        "statemachine",
+        "hand-written",
+        1000.0,
+    );
+    let callgrind = std::fs::read_to_string(root().join("target/bench-results/callgrind.txt"))
+        .unwrap_or_default();
+    let counts: Vec<f64> = callgrind
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    if let [ours, hand, moves] = counts[..] {
+        let _ = writeln!(
+            r.text,
+            "| instructions per move (callgrind, {moves} moves) | {:.1} | {:.1} | {:.2} |",
+            ours / moves,
+            hand / moves,
+            ours / hand
+        );
+    }
+    r.line("");
+
+    r.line("## 2. Dynamic dispatch (`fire` over one million events, per event)");
+    r.line("");
+    r.line("| comparison | statemachine | baseline | ratio |");
+    r.line("|---|---|---|---|");
+    for (name, function) in [
+        ("vs hand-written `match`", "hand-written"),
+        ("vs statig 0.4", "statig"),
+        ("vs smlang 0.8", "smlang"),
+        ("vs rust-fsm 0.8", "rust-fsm"),
+        ("vs statum 0.9", "statum"),
+        ("vs state-machines 0.21 (dynamic)", "state-machines"),
+    ] {
+        r.pair(name, "dispatch", "statemachine", function, 1_000_000.0);
+    }
+    r.line("");
+
+    r.line("## 3. Audit cost (`fire`, per event)");
+    r.line("");
+    r.line("| comparison | observed | unobserved | ratio |");
+    r.line("|---|---|---|---|");
+    r.pair(
+        "an observer keeping every record vs none",
+        "audit",
+        "observer keeping records",
+        "unobserved",
+        100_000.0,
+    );
+    if let (Some(a), Some(b)) = (
+        median("audit", "observer keeping records"),
+        median("audit", "unobserved"),
+    ) {
+        let _ = writeln!(
+            r.text,
+            "\nRecording costs {:.0} ns per transition.",
+            (a - b) / 100_000.0
+        );
+    }
+    r.line("");
+
+    r.line("## 4. Durable transitions on SQLite (load, fire, save)");
+    r.line("");
+    r.line("| comparison | statemachine | raw rusqlite | ratio |");
+    r.line("|---|---|---|---|");
+    r.pair(
+        "one transaction per transition, `synchronous = FULL`",
+        "durable-full",
+        "statemachine",
+        "raw rusqlite",
+        1.0,
+    );
+    r.pair(
+        "one transaction per transition, `synchronous = NORMAL`",
+        "durable-normal",
+        "statemachine",
+        "raw rusqlite",
+        1.0,
+    );
+    r.pair(
+        "100 instances per transaction, `FULL` (per transition)",
+        "durable-batch-full",
+        "statemachine",
+        "raw rusqlite",
+        100.0,
+    );
+    r.pair(
+        "100 instances per transaction, `NORMAL` (per transition)",
+        "durable-batch-normal",
+        "statemachine",
+        "raw rusqlite",
+        100.0,
+    );
+    for (label, group) in [
+        ("FULL", "durable-batch-full"),
+        ("NORMAL", "durable-batch-normal"),
+    ] {
+        if let (Some(a), Some(b)) = (median(group, "statemachine"), median(group, "raw rusqlite")) {
+            let _ = writeln!(
+                r.text,
+                "\nBatched, `{label}`: {:.0} transitions/s through the repository, {:.0} by hand.",
+                100.0 / (a / 1e9),
+                100.0 / (b / 1e9)
+            );
+        }
+    }
+    r.line("");
+
+    r.line("## 5. Snapshot restore (order example, shipped, two lines)");
+    r.line("");
+    r.line("| comparison | statemachine | hand-written serde_json | ratio |");
+    r.line("|---|---|---|---|");
+    r.pair(
+        "restore one snapshot from JSON text",
+        "restore",
+        "statemachine",
+        "hand-written",
+        1.0,
+    );
+    let (ours, hand) = statemachine_benches::snapshots::sizes();
+    let _ = writeln!(
+        r.text,
+        "| bytes per snapshot | {ours} | {hand} | {:.2} |",
+        ours as f64 / hand as f64
+    );
+    if let Some(a) = median("restore", "statemachine") {
+        let _ = writeln!(r.text, "\n{:.0} snapshots restored per second.", 1e9 / a);
+    }
+    r.line("");
+
+    r.line("## 6. Compile cost (`cargo build` of the crate alone, dependencies built, debug)");
+    r.line("");
+    let compile = std::fs::read_to_string(root().join("target/bench-results/compile.json"))
+        .unwrap_or_default();
+    let compile: serde_json::Value = serde_json::from_str(&compile).unwrap_or_default();
+    r.line("| states / events / transitions | state_machine! | by hand | smlang | empty crate | vs hand | vs smlang |");
+    r.line("|---|---|---|---|---|---|---|");
+    if let Some(sizes) = compile.as_object() {
+        let mut sizes: Vec<_> = sizes.iter().collect();
+        sizes.sort_by_key(|(n, _)| n.parse::<u64>().unwrap_or(0));
+        for (n, t) in sizes {
+            let get = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
+            let _ = writeln!(
+                r.text,
+                "| {n} / {n} / {} | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} | {:.2} |",
+                n.parse::<u64>().unwrap_or(0) * 2,
+                get("generated"),
+                get("hand"),
+                get("smlang"),
+                get("empty"),
+                get("generated") / get("hand"),
+                get("generated") / get("smlang"),
+            );
+        }
+    }
+    print!("{}", r.text);
+    if let Some(path) = write_to {
+        let notes = std::fs::read_to_string(root().join("benches/NOTES.md")).unwrap_or_default();
+        if let Err(error) = std::fs::write(&path, format!("{}\n{notes}", r.text)) {
+            eprintln!("report: cannot write {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
