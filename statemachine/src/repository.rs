@@ -462,14 +462,9 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         meta: &Meta,
     ) -> Result<Applied<M>, Attempt<M>> {
         let machine_name = Self::machine_name();
-        if let Some(key) = &meta.idempotency_key
-            && let Some(first) = self
-                .store
-                .idempotent(machine_name, id, key)
-                .map_err(Attempt::Store)?
-        {
-            return self.duplicate(id, first);
-        }
+        // No separate look-up of the key: `commit` checks it inside its transaction and
+        // answers with the first result, so the common case (a new key) costs no extra
+        // query, and a duplicate costs one wasted `fire`.
         let mut machine = self.load(id).map_err(Attempt::Store)?;
         let audit = machine.audit_mut();
         if let Some(actor) = &meta.actor {
