@@ -9,7 +9,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use statemachine_benches::hand_dynamic::{self, Event};
 use statemachine_benches::{AnyRing, Ring, event_stream, ring_events};
 
-#[allow(missing_docs)]
+#[allow(missing_docs)] // peer crates generate undocumented items
 mod peers;
 
 const EVENTS: usize = 1_000_000;

@@ -1,4 +1,3 @@
-#![allow(missing_docs)] // peer crates generate undocumented items
 //! The benchmark ring written with peer crates, each as its documentation shows.
 //! None of them carries an instance id or a sequence number unless noted.
 

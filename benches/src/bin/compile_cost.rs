@@ -72,9 +72,9 @@ fn run(sizes: &[usize], runs: usize) -> Result<(), String> {
             eprintln!("n={n:<4} {krate:<10} {median:.2} s (median of {runs})");
             medians.push(format!("\"{krate}\": {median:.3}"));
         }
-        let _ = write!(
+        let _ = writeln!(
             json,
-            "  \"{n}\": {{ {} }}{}\n",
+            "  \"{n}\": {{ {} }}{}",
             medians.join(", "),
             if i + 1 < sizes.len() { "," } else { "" }
         );

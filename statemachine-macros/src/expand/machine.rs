@@ -425,6 +425,25 @@ fn transition_methods(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> Tok
     let state_name = machine.states[state].name.to_string();
     let event_name = event.name.to_string();
     let any = machine.any_name();
+    // Recording a refusal needs the reason as text: spanned at the `reason` item, so a
+    // reason type without `Display` is reported there.
+    let reason_span = machine
+        .reason
+        .as_ref()
+        .map_or_else(proc_macro2::Span::call_site, Spanned::span);
+    let around = quote_spanned! {reason_span=>
+        __recorder.around(
+            ::statemachine::__private::Place {
+                machine: #machine_name,
+                version: #version,
+                from: #state_name,
+                event: #event_name,
+            },
+            self,
+            __event,
+            Self::#step,
+        )
+    };
     quote! {
         #[doc = #doc]
         #[inline]
@@ -440,17 +459,7 @@ fn transition_methods(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> Tok
         fn #fire(self, __event: #payload) -> #ret {
             match ::statemachine::__private::Recorder::new(&self.audit, #any::observers()) {
                 ::core::option::Option::None => self.#step(__event),
-                ::core::option::Option::Some(__recorder) => __recorder.around(
-                    ::statemachine::__private::Place {
-                        machine: #machine_name,
-                        version: #version,
-                        from: #state_name,
-                        event: #event_name,
-                    },
-                    self,
-                    __event,
-                    Self::#step,
-                ),
+                ::core::option::Option::Some(__recorder) => #around,
             }
         }
 
