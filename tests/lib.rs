@@ -183,6 +183,7 @@ pub fn assign_senior(data: &mut TicketData, _: Escalated, event: Assign) -> InPr
 }
 
 pub mod conformance;
+pub mod fulfilment;
 
 /// A bank account: a machine whose events can go on for ever (deposits, withdrawals,
 /// freezes), some of them refused by a guard. The crash and concurrency tests drive long

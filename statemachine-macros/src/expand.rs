@@ -19,7 +19,7 @@ use syn::{Attribute, Expr, Field, Ident, Lit, Meta, Visibility};
 use crate::check;
 use crate::errors::Errors;
 use crate::model::{self, Machine, Transition};
-use crate::parse::MachineSyntax;
+use crate::parse::{MachineSyntax, Table};
 
 /// Runs the pipeline: parse, lower, check, generate.
 ///
@@ -27,7 +27,10 @@ use crate::parse::MachineSyntax;
 /// inside the table gives `Ok`: the errors as `compile_error!`s, plus stub items so the
 /// rest of the user's crate does not drown them in follow-on errors.
 pub(crate) fn state_machine(input: TokenStream) -> syn::Result<TokenStream> {
-    let syntax: MachineSyntax = syn::parse2(input)?;
+    let syntax = match syn::parse2(input)? {
+        Table::Machine(syntax) => *syntax,
+        Table::Saga(saga) => return Ok(crate::saga::expand(&saga)),
+    };
     let mut errors = Errors::default();
     for error in &syntax.errors {
         errors.push_error(error.clone());
@@ -226,6 +229,11 @@ fn public_field(field: &Field, owner: &str) -> Field {
         field.attrs.push(syn::parse_quote!(#[doc = #doc]));
     }
     field
+}
+
+/// [`tokens_text`], for the saga module.
+pub(crate) fn tokens_text_pub(tokens: &impl ToTokens) -> String {
+    tokens_text(tokens)
 }
 
 /// Tokens rendered for a person: `Vec<String>`, `checks::in_stock`.

@@ -13,6 +13,7 @@ mod model;
 mod parse;
 #[cfg(test)]
 mod robustness;
+mod saga;
 
 /// Declares a state machine; see the `statemachine` crate for the grammar.
 #[proc_macro]

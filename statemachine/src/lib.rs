@@ -1,12 +1,18 @@
 #![doc = include_str!("../../README.md")]
 #![forbid(unsafe_code)]
 
+// Generated code names this crate `::statemachine`, also inside it (dead letters are a
+// machine of their own).
+extern crate self as statemachine;
+
 pub mod audit;
 mod definition;
 mod error;
 mod id;
 mod machine;
 mod repository;
+#[cfg(feature = "tokio")]
+pub mod saga;
 pub mod snapshot;
 pub mod store;
 

@@ -232,3 +232,46 @@ pub fn not_allowed_text(
 
 /// The type-level registry's type, for the generated `observers()`.
 pub type ObserverRegistry = Registry;
+
+/// Builds a saga step's description in a `const` context.
+#[cfg(feature = "tokio")]
+pub const fn saga_step(
+    name: &'static str,
+    kind: crate::saga::StepKind,
+    compensation: Option<&'static str>,
+    downstream: Option<&'static str>,
+) -> crate::saga::StepInfo {
+    crate::saga::StepInfo {
+        name,
+        kind,
+        compensation,
+        downstream,
+    }
+}
+
+/// Builds a saga's definition in a `const` context.
+#[cfg(feature = "tokio")]
+pub const fn saga_definition(
+    name: &'static str,
+    version: u32,
+    shape_hash: u64,
+    steps: &'static [crate::saga::StepInfo],
+) -> crate::saga::SagaDefinition {
+    crate::saga::SagaDefinition {
+        name,
+        version,
+        shape_hash,
+        steps,
+    }
+}
+
+/// What a saga answers for a step index it does not have.
+#[cfg(feature = "tokio")]
+pub fn no_such_step(step: usize) -> crate::saga::StepFuture<'static> {
+    Box::pin(async move {
+        Err(crate::saga::StepError::permanent(
+            "no_such_step",
+            format!("this saga has no step {step}, or that step has no compensation"),
+        ))
+    })
+}

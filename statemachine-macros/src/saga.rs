@@ -1,0 +1,277 @@
+//! Sagas: the rules of a saga's table, and the code it generates.
+//!
+//! A saga's table is a list of steps; it generates a unit type implementing
+//! `statemachine::saga::Saga`, whose `forward` and `compensate` call the step
+//! functions, and a `SagaDefinition` with diagrams.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::errors::Errors;
+use crate::expand::tokens_text_pub as tokens_text;
+use crate::parse::{SagaSyntax, StepMark};
+
+/// Checks the saga's table and generates it, or the errors and a stub type.
+pub(crate) fn expand(syntax: &SagaSyntax) -> TokenStream {
+    let mut errors = Errors::default();
+    for error in &syntax.errors {
+        errors.push_error(error.clone());
+    }
+    if errors.is_empty() {
+        check_version(syntax, &mut errors);
+        check_steps_exist(syntax, &mut errors);
+        check_unique_steps(syntax, &mut errors);
+        check_compensations(syntax, &mut errors);
+        check_one_pivot(syntax, &mut errors);
+        check_step_attributes(syntax, &mut errors);
+    }
+    if !errors.is_empty() {
+        let vis = &syntax.vis;
+        let name = &syntax.name;
+        let mut tokens = errors.into_compile_errors();
+        tokens.extend(quote! {
+            #[allow(dead_code)]
+            #vis struct #name;
+        });
+        return tokens;
+    }
+    generate(syntax)
+}
+
+/// A saga has exactly one `version`, from 1.
+fn check_version(syntax: &SagaSyntax, errors: &mut Errors) {
+    match syntax.versions.as_slice() {
+        [] => errors.push(
+            syntax.name.span(),
+            format!(
+                "saga `{}` has no version; add `version 1;` to its table",
+                syntax.name
+            ),
+        ),
+        [version, rest @ ..] => {
+            for extra in rest {
+                errors.push(extra.keyword.span, "`version` is declared twice; keep one");
+            }
+            match version.value.base10_parse::<u32>() {
+                Ok(0) => errors.push(version.value.span(), "versions start at 1"),
+                Ok(_) => {}
+                Err(_) => errors.push(
+                    version.value.span(),
+                    "a version is a whole number from 1 to 4294967295",
+                ),
+            }
+        }
+    }
+}
+
+/// A saga has at least one step.
+fn check_steps_exist(syntax: &SagaSyntax, errors: &mut Errors) {
+    if syntax.steps.is_empty() {
+        errors.push(
+            syntax.name.span(),
+            format!(
+                "saga `{}` has no steps; add one like `step reserve_stock / release_stock;`",
+                syntax.name
+            ),
+        );
+    }
+}
+
+/// Each step (each forward function) appears once.
+fn check_unique_steps(syntax: &SagaSyntax, errors: &mut Errors) {
+    for (i, step) in syntax.steps.iter().enumerate() {
+        let Some(name) = step.name() else { continue };
+        if syntax.steps[..i].iter().any(|s| s.name() == Some(name)) {
+            errors.push(
+                name.span(),
+                format!("step `{name}` is declared twice; the first is above"),
+            );
+        }
+    }
+}
+
+/// A step that changes something declares its compensation, unless it is the pivot
+/// (nothing is undone once it ran) or readonly (it changes nothing); the pivot, readonly
+/// steps and the steps after the pivot have none (they only go forward).
+fn check_compensations(syntax: &SagaSyntax, errors: &mut Errors) {
+    let pivot = syntax.steps.iter().position(|s| s.mark == StepMark::Pivot);
+    for (i, step) in syntax.steps.iter().enumerate() {
+        let Some(name) = step.name() else { continue };
+        let after_pivot = pivot.is_some_and(|p| i > p);
+        match (step.mark, &step.compensation) {
+            (StepMark::Plain, None) if !after_pivot => errors.push(
+                name.span(),
+                format!(
+                    "step `{name}` changes something but declares no compensation; write \
+                     `step {name} / undo_{name};`, or `pivot step {name};` if nothing is undone \
+                     once it ran, or `readonly step {name};` if it changes nothing"
+                ),
+            ),
+            (StepMark::Plain, Some(undo)) if after_pivot => errors.push_spanned(
+                undo,
+                format!(
+                    "step `{name}` comes after the pivot, so it is retried until it succeeds and \
+                     never compensated; remove `/ {}`",
+                    tokens_text(undo)
+                ),
+            ),
+            (StepMark::Pivot, Some(undo)) => errors.push_spanned(
+                undo,
+                "the pivot step has no compensation: once it ran, the saga only goes forward",
+            ),
+            (StepMark::Readonly, Some(undo)) => errors.push_spanned(
+                undo,
+                "a readonly step changes nothing, so there is nothing to compensate; remove the compensation or `readonly`",
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// At most one step is the pivot.
+fn check_one_pivot(syntax: &SagaSyntax, errors: &mut Errors) {
+    let mut pivots = syntax.steps.iter().filter(|s| s.mark == StepMark::Pivot);
+    let first = pivots.next().and_then(|s| s.name());
+    for extra in pivots {
+        errors.push(
+            extra.mark_span,
+            format!(
+                "saga `{}` already has the pivot `{}`; after the pivot, steps only go forward, so there is one",
+                syntax.name,
+                first.map(ToString::to_string).unwrap_or_default()
+            ),
+        );
+    }
+}
+
+/// Only doc comments can be written on a step.
+fn check_step_attributes(syntax: &SagaSyntax, errors: &mut Errors) {
+    for attr in syntax.steps.iter().flat_map(|s| &s.attrs) {
+        if !attr.path().is_ident("doc") {
+            errors.push_spanned(attr, "only doc comments can be written on a step");
+        }
+    }
+    for attr in syntax.versions.iter().flat_map(|v| &v.attrs) {
+        errors.push_spanned(
+            attr,
+            "attributes and doc comments cannot be written on `version`",
+        );
+    }
+}
+
+fn generate(syntax: &SagaSyntax) -> TokenStream {
+    let vis = &syntax.vis;
+    let name = &syntax.name;
+    let attrs = &syntax.attrs;
+    let data = &syntax.data;
+    let env = syntax
+        .env
+        .as_ref()
+        .map_or_else(|| quote!(()), |e| quote!(#e));
+    let saga_name = name.to_string();
+    let version: u32 = syntax
+        .versions
+        .first()
+        .and_then(|v| v.value.base10_parse().ok())
+        .unwrap_or(1);
+    let mut canonical = format!("saga {saga_name}\n");
+    let mut infos = Vec::new();
+    let mut forwards = Vec::new();
+    let mut compensations = Vec::new();
+    let mut doc = format!(
+        "The saga `{saga_name}` (version {version}), generated by `state_machine!`.\n\n| step | compensation | via |\n|---|---|---|\n"
+    );
+    for (index, step) in syntax.steps.iter().enumerate() {
+        let step_name = step.name().map(ToString::to_string).unwrap_or_default();
+        let kind = match step.mark {
+            StepMark::Plain if step.compensation.is_some() => quote!(Compensable),
+            StepMark::Plain => quote!(Pivot),
+            StepMark::Pivot => quote!(Pivot),
+            StepMark::Readonly => quote!(Readonly),
+        };
+        // A plain step after the pivot has no compensation: it only goes forward, which
+        // is what `Pivot` means to the executor (no undo, failures dead-letter).
+        let compensation_text = step.compensation.as_ref().map(tokens_text);
+        let via = step.via.as_ref().map(ToString::to_string);
+        let option = |text: &Option<String>| match text {
+            Some(t) => quote!(::core::option::Option::Some(#t)),
+            None => quote!(::core::option::Option::None),
+        };
+        let compensation_tokens = option(&compensation_text);
+        let via_tokens = option(&via);
+        infos.push(quote! {
+            ::statemachine::__private::saga_step(#step_name, ::statemachine::saga::StepKind::#kind, #compensation_tokens, #via_tokens)
+        });
+        let forward = &step.forward;
+        forwards.push(quote_spanned! {forward.span()=>
+            #index => ::std::boxed::Box::pin(#forward(env, ctx, data)),
+        });
+        if let Some(undo) = &step.compensation {
+            compensations.push(quote_spanned! {undo.span()=>
+                #index => ::std::boxed::Box::pin(#undo(env, ctx, data)),
+            });
+        }
+        canonical.push_str(&format!(
+            "{step_name} {kind} {} {}\n",
+            compensation_text.clone().unwrap_or_default(),
+            via.clone().unwrap_or_default()
+        ));
+        doc.push_str(&format!(
+            "| `{step_name}`{} | {} | {} |\n",
+            match step.mark {
+                StepMark::Pivot => " (pivot)",
+                StepMark::Readonly => " (readonly)",
+                StepMark::Plain => "",
+            },
+            compensation_text
+                .map(|c| format!("`{c}`"))
+                .unwrap_or_default(),
+            via.map(|v| format!("`{v}`")).unwrap_or_default(),
+        ));
+    }
+    let hash = canonical.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    quote! {
+        #(#attrs)*
+        #[doc = #doc]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        #vis struct #name;
+
+        impl ::statemachine::saga::Saga for #name {
+            type Data = #data;
+            type Env = #env;
+
+            const DEFINITION: &'static ::statemachine::saga::SagaDefinition = &{
+                const STEPS: &[::statemachine::saga::StepInfo] = &[#(#infos),*];
+                ::statemachine::__private::saga_definition(#saga_name, #version, #hash, STEPS)
+            };
+
+            fn forward<'__a>(
+                step: usize,
+                env: &'__a Self::Env,
+                ctx: &'__a ::statemachine::saga::StepContext,
+                data: &'__a mut Self::Data,
+            ) -> ::statemachine::saga::StepFuture<'__a> {
+                match step {
+                    #(#forwards)*
+                    _ => ::statemachine::__private::no_such_step(step),
+                }
+            }
+
+            #[allow(unused_variables)]
+            fn compensate<'__a>(
+                step: usize,
+                env: &'__a Self::Env,
+                ctx: &'__a ::statemachine::saga::StepContext,
+                data: &'__a mut Self::Data,
+            ) -> ::statemachine::saga::StepFuture<'__a> {
+                match step {
+                    #(#compensations)*
+                    _ => ::statemachine::__private::no_such_step(step),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Sagas: one business operation across services with no shared transaction, run step
+//! by step, durably, and undone in reverse order when a step fails for good.
+//!
+//! A saga is declared in a `state_machine!` table that starts with `saga` instead of
+//! `machine` (see the [DSL](crate::dsl)): its steps in order, each with its forward
+//! action and its compensation, or marked `pivot` (nothing is undone once it ran) or
+//! `readonly` (it changes nothing). The compiler refuses a step that changes something
+//! without a compensation.
+//!
+//! A [`SagaExecutor`] runs instances on a [`Store`](crate::Store): before a step starts
+//! it writes an intent checkpoint, after it ends an outcome checkpoint, each in one
+//! transaction with the saga's snapshot and audit records. Each step gets a
+//! [`StepContext`] whose idempotency key is the same on every attempt of that step for
+//! that instance, so downstream services can deduplicate. Steps are retried under a
+//! [`RetryPolicy`] (Temporal's fields), with a per-step timeout, behind a
+//! [`CircuitBreaker`] per downstream. When a step fails for good, the completed steps are
+//! compensated in reverse order; when a compensation gives up, the saga ends in
+//! `CompensationFailed` and a [`DeadLetter`] is stored for review. [`SagaExecutor::resume`]
+//! picks up every unfinished saga after a crash.
+//!
+//! Time for backoff and timeouts is tokio's, so tests run it paused (virtual) and never
+//! sleep for real; audit records are stamped by the store's repository clock.
+
+mod breaker;
+mod dead_letter;
+mod executor;
+mod retry;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
+pub use dead_letter::{AnyDeadLetter, DeadLetter, DeadLetterData, DeadLetterEvent};
+pub use executor::{SagaError, SagaExecutor, SagaOutcome};
+pub use retry::RetryPolicy;
+
+use crate::InstanceId;
+
+/// What a saga step returns.
+pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StepError>> + Send + 'a>>;
+
+/// A saga declared with `state_machine! { saga .. }`. Implemented by the macro.
+pub trait Saga: Send + Sync + 'static {
+    /// The data the steps read and write, stored with every checkpoint. A failed attempt's
+    /// changes are dropped: each attempt starts from a clone of the data as it was.
+    type Data: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static;
+    /// The services the steps call (clients, connections); never stored.
+    type Env: Send + Sync + 'static;
+
+    /// The saga's steps as data.
+    const DEFINITION: &'static SagaDefinition;
+
+    /// Runs step `step`'s forward action.
+    fn forward<'a>(
+        step: usize,
+        env: &'a Self::Env,
+        ctx: &'a StepContext,
+        data: &'a mut Self::Data,
+    ) -> StepFuture<'a>;
+
+    /// Runs step `step`'s compensation (only for steps that declare one).
+    fn compensate<'a>(
+        step: usize,
+        env: &'a Self::Env,
+        ctx: &'a StepContext,
+        data: &'a mut Self::Data,
+    ) -> StepFuture<'a>;
+}
+
+/// A saga's steps, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SagaDefinition {
+    /// The saga's name; its instances are stored under it.
+    pub name: &'static str,
+    /// The table's version.
+    pub version: u32,
+    /// A hash of the steps (names, kinds, compensations), like a machine's shape hash.
+    pub shape_hash: u64,
+    /// The steps, in the order they run.
+    pub steps: &'static [StepInfo],
+}
+
+/// One step of a [`SagaDefinition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StepInfo {
+    /// The step's name (its forward function's name).
+    pub name: &'static str,
+    /// Whether it is undone, is the pivot, or changes nothing.
+    pub kind: StepKind,
+    /// The compensation function, as written.
+    pub compensation: Option<&'static str>,
+    /// The downstream it calls, whose circuit breaker guards it (`via payments`).
+    pub downstream: Option<&'static str>,
+}
+
+/// How a step relates to compensation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepKind {
+    /// It changes something and declares how to undo it.
+    Compensable,
+    /// Once it ran, nothing before it is undone; the steps after it only go forward.
+    Pivot,
+    /// It changes nothing, so it needs no compensation.
+    Readonly,
+}
+
+impl SagaDefinition {
+    /// The step called `name`.
+    pub fn step(&self, name: &str) -> Option<(usize, &'static StepInfo)> {
+        let steps: &'static [StepInfo] = self.steps;
+        steps.iter().enumerate().find(|(_, s)| s.name == name)
+    }
+
+    /// The index of the pivot step, if there is one.
+    pub fn pivot(&self) -> Option<usize> {
+        self.steps.iter().position(|s| s.kind == StepKind::Pivot)
+    }
+
+    /// Renders the saga as a Mermaid flowchart: forward steps with solid arrows,
+    /// compensations with dashed ones.
+    pub fn to_mermaid(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::from(
+            "flowchart LR\n    start((start))\n    done((completed))\n    undone((compensated))\n",
+        );
+        let mut previous = "start".to_owned();
+        for step in self.steps {
+            let _ = writeln!(out, "    {previous} --> {}", step.name);
+            previous = step.name.to_owned();
+        }
+        let _ = writeln!(out, "    {previous} --> done");
+        for (i, step) in self.steps.iter().enumerate() {
+            // A failure of step i undoes the compensable steps before it, last first,
+            // unless a pivot ran before it.
+            if self.pivot().is_some_and(|p| p < i) {
+                continue;
+            }
+            let undo: Vec<&StepInfo> = self.steps[..i]
+                .iter()
+                .rev()
+                .filter(|s| s.kind == StepKind::Compensable)
+                .collect();
+            let mut from = step.name.to_owned();
+            for undone in undo {
+                let node = format!("undo_{}", undone.name);
+                let _ = writeln!(
+                    out,
+                    "    {from} -.->|fails| {node}[{}]",
+                    undone.compensation.unwrap_or_default()
+                );
+                from = node;
+            }
+            if i > 0 || from != step.name {
+                let _ = writeln!(out, "    {from} -.-> undone");
+            }
+        }
+        out
+    }
+
+    /// Renders the saga as a Graphviz digraph: compensations dashed.
+    pub fn to_dot(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = format!("digraph {} {{\n    rankdir=LR;\n", self.name);
+        let mut previous = "start".to_owned();
+        for step in self.steps {
+            let _ = writeln!(out, "    {previous} -> {};", step.name);
+            previous = step.name.to_owned();
+        }
+        let _ = writeln!(out, "    {previous} -> completed;");
+        for step in self
+            .steps
+            .iter()
+            .filter(|s| s.kind == StepKind::Compensable)
+        {
+            let _ = writeln!(
+                out,
+                "    {} -> {} [style=dashed, label=\"undo\"];",
+                step.name,
+                step.compensation.unwrap_or_default()
+            );
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+/// What a step knows about the attempt it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepContext {
+    /// The saga instance.
+    pub instance: InstanceId,
+    /// The step.
+    pub step: &'static str,
+    /// `saga/instance/step` (with `/compensation` for the undo): the same on every attempt
+    /// of this step for this instance, before and after a crash. Pass it to downstream
+    /// services so they can deduplicate.
+    pub idempotency_key: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Whether this is the compensation rather than the forward action.
+    pub compensating: bool,
+}
+
+/// Why a step failed, and whether trying again may help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[error("{kind}: {message}")]
+pub struct StepError {
+    /// A short, stable name for the kind of failure (`timeout`, `card_declined`): what
+    /// [`RetryPolicy::non_retryable_errors`] lists.
+    pub kind: String,
+    /// What happened.
+    pub message: String,
+    /// Whether the step may succeed if tried again.
+    pub retryable: bool,
+}
+
+impl StepError {
+    /// A failure worth retrying (a network error, a 503).
+    pub fn retryable(kind: impl Into<String>, message: impl fmt::Display) -> Self {
+        Self {
+            kind: kind.into(),
+            message: message.to_string(),
+            retryable: true,
+        }
+    }
+
+    /// A failure no retry will fix (a declined card, a validation error).
+    pub fn permanent(kind: impl Into<String>, message: impl fmt::Display) -> Self {
+        Self {
+            kind: kind.into(),
+            message: message.to_string(),
+            retryable: false,
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Retry policy: Temporal's fields and defaults, plus jitter.
+
+use std::time::Duration;
+
+/// How a step is retried, with the field names and defaults of Temporal's retry policy.
+///
+/// | field | default |
+/// |---|---|
+/// | `initial_interval` | 1 s |
+/// | `backoff_coefficient` | 2.0 |
+/// | `maximum_interval` | 100 × `initial_interval` |
+/// | `maximum_attempts` | 0 (unlimited) |
+/// | `non_retryable_errors` | none |
+/// | `jitter` (not in Temporal) | 0.0 |
+///
+/// The delay before attempt `n + 1` is `initial_interval × backoff_coefficient^(n − 1)`,
+/// capped at `maximum_interval`, then moved by up to ± `jitter` of itself. The jitter is
+/// derived from the step's idempotency key and the attempt, so a retried saga waits the
+/// same after a crash as before it.
+///
+/// ```
+/// use std::time::Duration;
+/// use statemachine::saga::RetryPolicy;
+///
+/// let policy = RetryPolicy::default().with_maximum_attempts(4);
+/// let delays: Vec<_> = (1..4).map(|n| policy.delay(n, "key")).collect();
+/// assert_eq!(delays, [Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)]);
+/// assert!(policy.gives_up_after(4));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// The delay before the second attempt.
+    pub initial_interval: Duration,
+    /// How much each delay grows over the one before.
+    pub backoff_coefficient: f64,
+    /// The longest delay.
+    pub maximum_interval: Duration,
+    /// How many attempts in all; 0 means no limit.
+    pub maximum_attempts: u32,
+    /// Error kinds ([`StepError::kind`](super::StepError::kind)) never retried, whatever
+    /// the error says.
+    pub non_retryable_errors: Vec<String>,
+    /// How far, as a fraction of the delay, a delay may move either way (0.0 to 1.0).
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        let initial = Duration::from_secs(1);
+        Self {
+            initial_interval: initial,
+            backoff_coefficient: 2.0,
+            maximum_interval: initial * 100,
+            maximum_attempts: 0,
+            non_retryable_errors: Vec::new(),
+            jitter: 0.0,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Sets `initial_interval` (and `maximum_interval` to 100 times it, as Temporal does
+    /// when it is not set).
+    #[must_use]
+    pub fn with_initial_interval(mut self, interval: Duration) -> Self {
+        self.initial_interval = interval;
+        self.maximum_interval = interval.saturating_mul(100);
+        self
+    }
+
+    /// Sets `backoff_coefficient`.
+    #[must_use]
+    pub fn with_backoff_coefficient(mut self, coefficient: f64) -> Self {
+        self.backoff_coefficient = coefficient;
+        self
+    }
+
+    /// Sets `maximum_interval`.
+    #[must_use]
+    pub fn with_maximum_interval(mut self, interval: Duration) -> Self {
+        self.maximum_interval = interval;
+        self
+    }
+
+    /// Sets `maximum_attempts` (0: no limit).
+    #[must_use]
+    pub fn with_maximum_attempts(mut self, attempts: u32) -> Self {
+        self.maximum_attempts = attempts;
+        self
+    }
+
+    /// Adds an error kind that is never retried.
+    #[must_use]
+    pub fn with_non_retryable(mut self, kind: impl Into<String>) -> Self {
+        self.non_retryable_errors.push(kind.into());
+        self
+    }
+
+    /// Sets `jitter` (clamped to 0.0..=1.0).
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Whether `attempts` attempts exhaust the policy.
+    pub fn gives_up_after(&self, attempts: u32) -> bool {
+        self.maximum_attempts != 0 && attempts >= self.maximum_attempts
+    }
+
+    /// Whether an error of `kind` may be retried under this policy.
+    pub fn retries(&self, kind: &str) -> bool {
+        !self.non_retryable_errors.iter().any(|k| k == kind)
+    }
+
+    /// The delay after failed attempt `attempt` (1 for the first), for the step with
+    /// idempotency key `key`.
+    pub fn delay(&self, attempt: u32, key: &str) -> Duration {
+        let exponent = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
+        let base =
+            self.initial_interval.as_secs_f64() * self.backoff_coefficient.max(1.0).powi(exponent);
+        let capped = base.min(self.maximum_interval.as_secs_f64());
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        let factor = if jitter == 0.0 {
+            1.0
+        } else {
+            // A fraction in [-1, 1) from the key and the attempt: reproducible.
+            let unit = (fnv(key, attempt) >> 11) as f64 / (1u64 << 53) as f64;
+            1.0 + jitter * (2.0 * unit - 1.0)
+        };
+        Duration::try_from_secs_f64((capped * factor).max(0.0)).unwrap_or(self.maximum_interval)
+    }
+}
+
+fn fnv(key: &str, attempt: u32) -> u64 {
+    key.bytes()
+        .chain(attempt.to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, b| {
+            (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_by_the_coefficient_up_to_the_maximum() {
+        let policy = RetryPolicy::default()
+            .with_initial_interval(Duration::from_millis(100))
+            .with_backoff_coefficient(3.0)
+            .with_maximum_interval(Duration::from_secs(1));
+        let delays: Vec<u128> = (1..6).map(|n| policy.delay(n, "k").as_millis()).collect();
+        assert_eq!(delays, [100, 300, 900, 1000, 1000]);
+    }
+
+    #[test]
+    fn jitter_stays_within_its_fraction_and_repeats_for_the_same_key() {
+        let policy = RetryPolicy::default().with_jitter(0.25);
+        for attempt in 1..20 {
+            let delay = policy.delay(attempt, "saga/1/step");
+            let base = RetryPolicy::default().delay(attempt, "saga/1/step");
+            assert!(
+                delay >= base.mul_f64(0.75) && delay <= base.mul_f64(1.25),
+                "{delay:?} vs {base:?}"
+            );
+            assert_eq!(delay, policy.delay(attempt, "saga/1/step"));
+        }
+        assert_ne!(policy.delay(1, "a"), policy.delay(1, "b"));
+    }
+
+    #[test]
+    fn zero_attempts_means_no_limit() {
+        assert!(!RetryPolicy::default().gives_up_after(1_000_000));
+        assert!(
+            RetryPolicy::default()
+                .with_maximum_attempts(3)
+                .gives_up_after(3)
+        );
+        assert!(
+            !RetryPolicy::default()
+                .with_non_retryable("card_declined")
+                .retries("card_declined")
+        );
+    }
+}
