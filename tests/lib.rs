@@ -321,3 +321,140 @@ pub mod counter {
         counting
     }
 }
+
+/// A fulfilment saga whose downstream is a SQLite file that applies each effect once per
+/// idempotency key: the crash test's subject.
+pub mod durable_saga {
+    use std::sync::Mutex;
+
+    use serde::{Deserialize, Serialize};
+    use statemachine::saga::{StepContext, StepError};
+    use statemachine::state_machine;
+
+    state_machine! {
+        /// Reserve, charge, ship, with compensations.
+        pub saga Shipping(Plan, Effects) {
+            version 1;
+            step reserve / release;
+            step charge / refund;
+            pivot step ship;
+        }
+    }
+
+    /// How this instance's steps behave: which fail, and how.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct Plan {
+        /// `reserve` fails this many times before it succeeds.
+        pub reserve_transient: u32,
+        /// `charge` fails for good.
+        pub charge_declined: bool,
+        /// `ship` fails for good.
+        pub ship_fails: bool,
+        /// `refund` always fails.
+        pub refund_broken: bool,
+    }
+
+    impl Plan {
+        /// The plan of instance `i`: a mix of every path.
+        pub fn of(i: u64) -> Self {
+            match i % 5 {
+                0 => Self {
+                    charge_declined: true,
+                    ..Self::default()
+                },
+                1 => Self {
+                    ship_fails: true,
+                    ..Self::default()
+                },
+                2 => Self {
+                    ship_fails: true,
+                    refund_broken: true,
+                    ..Self::default()
+                },
+                3 => Self {
+                    reserve_transient: 2,
+                    ..Self::default()
+                },
+                _ => Self::default(),
+            }
+        }
+    }
+
+    /// The downstream: one table of applied effects, keyed by idempotency key.
+    #[derive(Debug)]
+    pub struct Effects(pub Mutex<rusqlite::Connection>);
+
+    impl Effects {
+        /// Opens (creating) the effects database at `path`.
+        pub fn open(path: &std::path::Path) -> rusqlite::Result<Self> {
+            let conn = rusqlite::Connection::open(path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE IF NOT EXISTS effects (key TEXT PRIMARY KEY, operation TEXT NOT NULL, calls INTEGER NOT NULL);",
+            )?;
+            Ok(Self(Mutex::new(conn)))
+        }
+
+        /// Applies `operation` once per key and counts every call; then takes a
+        /// millisecond to answer, as a network would, which is when a crash leaves an
+        /// applied effect unrecorded by the saga.
+        async fn apply(&self, operation: &str, ctx: &StepContext) -> Result<(), StepError> {
+            {
+                let conn = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                conn.execute(
+                    "INSERT INTO effects (key, operation, calls) VALUES (?1, ?2, 1)
+                     ON CONFLICT (key) DO UPDATE SET calls = calls + 1",
+                    rusqlite::params![ctx.idempotency_key, operation],
+                )
+                .map_err(|e| StepError::retryable("downstream", e))?;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            Ok(())
+        }
+    }
+
+    async fn reserve(
+        effects: &Effects,
+        ctx: &StepContext,
+        plan: &mut Plan,
+    ) -> Result<(), StepError> {
+        if ctx.attempt <= plan.reserve_transient {
+            return Err(StepError::retryable("unavailable", "warehouse busy"));
+        }
+        effects.apply("reserve", ctx).await
+    }
+
+    async fn release(effects: &Effects, ctx: &StepContext, _: &mut Plan) -> Result<(), StepError> {
+        effects.apply("release", ctx).await
+    }
+
+    async fn charge(
+        effects: &Effects,
+        ctx: &StepContext,
+        plan: &mut Plan,
+    ) -> Result<(), StepError> {
+        if plan.charge_declined {
+            return Err(StepError::permanent("declined", "card declined"));
+        }
+        effects.apply("charge", ctx).await
+    }
+
+    async fn refund(
+        effects: &Effects,
+        ctx: &StepContext,
+        plan: &mut Plan,
+    ) -> Result<(), StepError> {
+        if plan.refund_broken {
+            return Err(StepError::retryable("unavailable", "payments down"));
+        }
+        effects.apply("refund", ctx).await
+    }
+
+    async fn ship(effects: &Effects, ctx: &StepContext, plan: &mut Plan) -> Result<(), StepError> {
+        if plan.ship_fails {
+            return Err(StepError::permanent("no_carrier", "no carrier available"));
+        }
+        effects.apply("ship", ctx).await
+    }
+}

@@ -7,6 +7,11 @@
 //!   `applied <key> <seq>` or `refused <key> <seq>` (a duplicate of an earlier run prints
 //!   what the first run got). The parent kills it at random moments.
 //!
+//! `statemachine-test-child saga <db> <effects-db> <count>`
+//!   resumes every unfinished `Shipping` saga in `db`, then starts sagas `s-0` ..
+//!   `s-<count - 1>` that do not exist yet, each with its plan, printing `ended <id>
+//!   <outcome>` as each ends. Downstream effects go to `effects-db`, once per key.
+//!
 //! `statemachine-test-child bump <db> <id> <count> <key-prefix>`
 //!   applies `count` bumps to counter `id`, with keys `<key-prefix>-<i>`, and prints
 //!   `done <applied> <duplicates>`.
@@ -28,6 +33,7 @@ fn main() -> ExitCode {
     {
         ["crash", db, seed, accounts, events] => crash(db, seed, accounts, events),
         ["bump", db, id, count, prefix] => bump(db, id, count, prefix),
+        ["saga", db, effects, count] => sagas(db, effects, count),
         _ => Err(format!("unknown arguments {args:?}")),
     };
     match result {
@@ -96,4 +102,52 @@ fn bump(db: &str, id: &str, count: &str, prefix: &str) -> Result<(), String> {
     }
     println!("done {applied} {duplicates}");
     Ok(())
+}
+
+fn sagas(db: &str, effects: &str, count: &str) -> Result<(), String> {
+    use statemachine::saga::{RetryPolicy, SagaExecutor, SagaOutcome};
+    use statemachine_tests::durable_saga::{Effects, Plan, Shipping};
+
+    let count = number(count)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let store = SqliteStore::open(db).map_err(|e| e.to_string())?;
+        let effects = Effects::open(std::path::Path::new(effects)).map_err(|e| e.to_string())?;
+        let quick = RetryPolicy::default()
+            .with_initial_interval(std::time::Duration::from_millis(1))
+            .with_maximum_attempts(4);
+        let executor = SagaExecutor::<Shipping, _>::new(store, effects)
+            .with_retry(quick.clone())
+            .with_compensation_retry(quick);
+        let print = |id: &str, outcome: &SagaOutcome| {
+            let text = match outcome {
+                SagaOutcome::Completed => "completed".to_owned(),
+                SagaOutcome::Compensated { failed_step, .. } => {
+                    format!("compensated {failed_step}")
+                }
+                SagaOutcome::CompensationFailed { step, .. } => {
+                    format!("compensation-failed {step}")
+                }
+                SagaOutcome::Stuck { step, .. } => format!("stuck {step}"),
+            };
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "ended {id} {text}");
+            let _ = out.flush();
+        };
+        for (id, outcome) in executor.resume().await.map_err(|e| e.to_string())? {
+            print(id.as_str(), &outcome);
+        }
+        for i in 0..count {
+            let id = format!("s-{i}");
+            match executor.start(id.as_str(), Plan::of(i)).await {
+                Ok(outcome) => print(&id, &outcome),
+                Err(statemachine::saga::SagaError::Store(StoreError::DuplicateId { .. })) => {}
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        Ok(())
+    })
 }
