@@ -19,7 +19,50 @@
 //! picks up every unfinished saga after a crash.
 //!
 //! Time for backoff and timeouts is tokio's, so tests run it paused (virtual) and never
-//! sleep for real; audit records are stamped by the store's repository clock.
+//! sleep for real; audit records are stamped by the executor's clock.
+//!
+//! ```
+//! use statemachine::saga::{SagaExecutor, SagaOutcome, StepContext, StepError};
+//! use statemachine::{MemoryStore, state_machine};
+//!
+//! state_machine! {
+//!     pub saga Transfer(Money) {
+//!         version 1;
+//!         step debit / credit_back;
+//!         pivot step credit;
+//!         step settle;
+//!     }
+//! }
+//!
+//! #[derive(Clone, serde::Serialize, serde::Deserialize)]
+//! pub struct Money { cents: u64, debited: bool }
+//!
+//! async fn debit(_: &(), _: &StepContext, m: &mut Money) -> Result<(), StepError> {
+//!     m.debited = true;
+//!     Ok(())
+//! }
+//! async fn credit_back(_: &(), _: &StepContext, m: &mut Money) -> Result<(), StepError> {
+//!     m.debited = false;
+//!     Ok(())
+//! }
+//! async fn credit(_: &(), ctx: &StepContext, _: &mut Money) -> Result<(), StepError> {
+//!     Err(StepError::permanent("closed", format!("account closed ({})", ctx.idempotency_key)))
+//! }
+//! async fn settle(_: &(), _: &StepContext, _: &mut Money) -> Result<(), StepError> {
+//!     Ok(())
+//! }
+//!
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+//! let executor = SagaExecutor::<Transfer, _>::new(MemoryStore::new(), ());
+//! let outcome = runtime.block_on(executor.start("t-1", Money { cents: 500, debited: false }));
+//! assert_eq!(
+//!     outcome.unwrap(),
+//!     SagaOutcome::Compensated {
+//!         failed_step: "credit".into(),
+//!         error: StepError::permanent("closed", "account closed (Transfer/t-1/credit)"),
+//!     }
+//! );
+//! ```
 
 mod breaker;
 mod dead_letter;
