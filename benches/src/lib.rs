@@ -267,3 +267,50 @@ pub mod snapshots {
         (ours, hand)
     }
 }
+
+/// The loops of comparison 1, shared by the criterion bench and the callgrind harness.
+pub mod loops {
+    use std::hint::black_box;
+
+    use crate::hand_typed::{self, H0};
+    use crate::{Ring, S0};
+
+    macro_rules! ten {
+        ($machine:ident) => {{
+            let m = black_box($machine).next();
+            let m = black_box(m).next();
+            let m = black_box(m).next();
+            let m = black_box(m).next();
+            let m = black_box(m).next();
+            let m = black_box(m).next();
+            let m = black_box(m).next();
+            let m = black_box(m).next();
+            let m = black_box(m).next();
+            black_box(m).next()
+        }};
+    }
+
+    /// `rounds` rounds of ten moves of the declared ring, back to `S0`; every move goes
+    /// through `black_box`, so the loop is not folded away.
+    #[inline(never)]
+    pub fn typestate_loop_ours(machine: Ring<S0>, rounds: u64) -> Ring<S0> {
+        let mut machine = machine;
+        for _ in 0..rounds {
+            machine = ten!(machine);
+        }
+        machine
+    }
+
+    /// The same moves of the hand-written ring.
+    #[inline(never)]
+    pub fn typestate_loop_hand(
+        machine: hand_typed::Machine<H0>,
+        rounds: u64,
+    ) -> hand_typed::Machine<H0> {
+        let mut machine = machine;
+        for _ in 0..rounds {
+            machine = ten!(machine);
+        }
+        machine
+    }
+}

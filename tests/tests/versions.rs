@@ -6,42 +6,16 @@
 //! - migrated: version 2 declares `migrate from v1::Order { .. }` (checked by the compiler
 //!   to cover every version 1 state), and loading a version 1 snapshot converts it.
 
-use serde::{Deserialize, Serialize};
+use order_versions::{OrderData, v1, v2 as v2_migrating};
 use statemachine::store::Store;
 use statemachine::{InstanceId, MemoryStore, Meta, Repository, RestoreError, StoreError};
 
-/// What every version carries.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct OrderData {
-    pub customer: String,
-}
-
-mod v1 {
-    use super::OrderData;
-    use statemachine::state_machine;
-
-    state_machine! {
-        #[derive(Debug, Clone, PartialEq)]
-        pub machine Order(OrderData) {
-            version 1;
-            initial state Pending;
-            state Shipped { tracking: String }
-            final state Delivered;
-            final state Cancelled;
-            event ship { tracking: String }
-            event deliver;
-            event cancel;
-            Pending + ship => Shipped;
-            Shipped + deliver => Delivered;
-            Pending + cancel => Cancelled;
-        }
-    }
-}
+// Version 1 and the migrating version 2 are the example's (`examples/order-versions`).
 
 /// Version 2 packs before shipping, and knows the carrier. It declares no migration:
 /// version 1 instances stay on version 1.
 mod v2_pinned {
-    use super::OrderData;
+    use order_versions::OrderData;
     use statemachine::state_machine;
 
     state_machine! {
@@ -61,46 +35,6 @@ mod v2_pinned {
             Packed + ship => InTransit;
             InTransit + deliver => Delivered;
             Pending | Packed + cancel => Cancelled;
-        }
-    }
-}
-
-/// The same version 2, migrating version 1 snapshots.
-mod v2_migrating {
-    use super::{OrderData, v1};
-    use statemachine::state_machine;
-
-    state_machine! {
-        #[derive(Debug, Clone, PartialEq)]
-        pub machine Order(OrderData) {
-            version 2;
-            migrate from v1::Order {
-                Pending => Pending;
-                Shipped => InTransit / in_transit;
-                Delivered => Delivered;
-                Cancelled => Cancelled;
-            }
-            initial state Pending;
-            state Packed;
-            state InTransit { tracking: String, carrier: String }
-            final state Delivered;
-            final state Cancelled;
-            event pack;
-            event ship { tracking: String, carrier: String }
-            event deliver;
-            event cancel;
-            Pending + pack => Packed;
-            Packed + ship => InTransit;
-            InTransit + deliver => Delivered;
-            Pending | Packed + cancel => Cancelled;
-        }
-    }
-
-    /// Version 1 did not record the carrier.
-    fn in_transit(old: v1::Shipped) -> InTransit {
-        InTransit {
-            tracking: old.tracking,
-            carrier: "unknown (shipped under v1)".into(),
         }
     }
 }

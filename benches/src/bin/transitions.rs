@@ -3,49 +3,11 @@
 //!
 //! `transitions ours|hand ROUNDS`: ROUNDS rounds of ten moves.
 
-use std::hint::black_box;
 use std::process::ExitCode;
 
-use statemachine_benches::hand_typed::{self, H0};
-use statemachine_benches::{Ring, S0};
-
-macro_rules! ten {
-    ($machine:ident) => {{
-        let m = black_box($machine).next();
-        let m = black_box(m).next();
-        let m = black_box(m).next();
-        let m = black_box(m).next();
-        let m = black_box(m).next();
-        let m = black_box(m).next();
-        let m = black_box(m).next();
-        let m = black_box(m).next();
-        let m = black_box(m).next();
-        black_box(m).next()
-    }};
-}
-
-/// The declared ring's loop.
-#[inline(never)]
-pub fn typestate_loop_ours(machine: Ring<S0>, rounds: u64) -> Ring<S0> {
-    let mut machine = machine;
-    for _ in 0..rounds {
-        machine = ten!(machine);
-    }
-    machine
-}
-
-/// The hand-written ring's loop.
-#[inline(never)]
-pub fn typestate_loop_hand(
-    machine: hand_typed::Machine<H0>,
-    rounds: u64,
-) -> hand_typed::Machine<H0> {
-    let mut machine = machine;
-    for _ in 0..rounds {
-        machine = ten!(machine);
-    }
-    machine
-}
+use statemachine_benches::Ring;
+use statemachine_benches::hand_typed;
+use statemachine_benches::loops::{typestate_loop_hand, typestate_loop_ours};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

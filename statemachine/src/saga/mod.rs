@@ -18,6 +18,10 @@
 //! `CompensationFailed` and a [`DeadLetter`] is stored for review. [`SagaExecutor::resume`]
 //! picks up every unfinished saga after a crash.
 //!
+//! One executor drives a store's sagas at a time: two executors on one instance meet as
+//! a [`StoreError::Conflict`](crate::StoreError::Conflict) on the next checkpoint, and
+//! leases for many workers are not built yet.
+//!
 //! Time for backoff and timeouts is tokio's, so tests run it paused (virtual) and never
 //! sleep for real; audit records are stamped by the executor's clock.
 //!

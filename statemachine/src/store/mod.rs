@@ -334,73 +334,36 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<FirstResult>, StoreError>;
 }
 
-impl<S: Store + ?Sized> Store for &S {
-    fn create(
-        &self,
-        snapshot: &Snapshot,
-        records: &[AuditRecord],
-        at: SystemTime,
-    ) -> Result<(), StoreError> {
-        (**self).create(snapshot, records, at)
-    }
-    fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
-        (**self).load(machine, id)
-    }
-    fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
-        (**self).commit(commit)
-    }
-    fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError> {
-        (**self).commit_batch(commits)
-    }
-    fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {
-        (**self).history(machine, id)
-    }
-    fn list(&self, machine: &str, state: Option<&str>) -> Result<Vec<InstanceSummary>, StoreError> {
-        (**self).list(machine, state)
-    }
-    fn idempotent(
-        &self,
-        machine: &str,
-        id: &InstanceId,
-        key: &str,
-    ) -> Result<Option<FirstResult>, StoreError> {
-        (**self).idempotent(machine, id, key)
-    }
+/// `Store` for a reference or a shared pointer to a store.
+macro_rules! delegate_store {
+    ($($pointer:ty),*) => {$(
+        impl<S: Store + ?Sized> Store for $pointer {
+            fn create(&self, snapshot: &Snapshot, records: &[AuditRecord], at: SystemTime) -> Result<(), StoreError> {
+                (**self).create(snapshot, records, at)
+            }
+            fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
+                (**self).load(machine, id)
+            }
+            fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
+                (**self).commit(commit)
+            }
+            fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError> {
+                (**self).commit_batch(commits)
+            }
+            fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {
+                (**self).history(machine, id)
+            }
+            fn list(&self, machine: &str, state: Option<&str>) -> Result<Vec<InstanceSummary>, StoreError> {
+                (**self).list(machine, state)
+            }
+            fn idempotent(&self, machine: &str, id: &InstanceId, key: &str) -> Result<Option<FirstResult>, StoreError> {
+                (**self).idempotent(machine, id, key)
+            }
+        }
+    )*};
 }
 
-impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
-    fn create(
-        &self,
-        snapshot: &Snapshot,
-        records: &[AuditRecord],
-        at: SystemTime,
-    ) -> Result<(), StoreError> {
-        (**self).create(snapshot, records, at)
-    }
-    fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
-        (**self).load(machine, id)
-    }
-    fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
-        (**self).commit(commit)
-    }
-    fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError> {
-        (**self).commit_batch(commits)
-    }
-    fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {
-        (**self).history(machine, id)
-    }
-    fn list(&self, machine: &str, state: Option<&str>) -> Result<Vec<InstanceSummary>, StoreError> {
-        (**self).list(machine, state)
-    }
-    fn idempotent(
-        &self,
-        machine: &str,
-        id: &InstanceId,
-        key: &str,
-    ) -> Result<Option<FirstResult>, StoreError> {
-        (**self).idempotent(machine, id, key)
-    }
-}
+delegate_store!(&S, std::sync::Arc<S>);
 
 /// What a commit's records say its key's result is: the first applied or refused
 /// record, and (for transitions) the last sequence number and state reached.
