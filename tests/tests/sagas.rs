@@ -572,3 +572,42 @@ async fn resume_finishes_what_a_crash_interrupted_with_the_same_keys() {
         "the downstream applied it once"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_damaged_instance_is_reported_not_run() {
+    let executor = executor(Services::default());
+    executor.start("o-1", order()).await.unwrap();
+    let store = executor.store();
+    let stored = store.load("Fulfilment", &"o-1".into()).unwrap().snapshot;
+    // The stored row says `Completed`; damage what the snapshot says about progress.
+    for progress in [
+        serde_json::json!({ "step": 99, "started": false, "attempts": 0 }),
+        serde_json::json!("not progress"),
+    ] {
+        let mut damaged = stored.clone();
+        damaged.state.data = progress.clone();
+        assert!(store.overwrite_snapshot("Fulfilment", &"o-1".into(), &damaged.to_json()));
+        let error = executor.run(&"o-1".into()).await.unwrap_err();
+        assert!(
+            matches!(error, statemachine::saga::SagaError::Corrupt { .. }),
+            "{progress}: {error}"
+        );
+    }
+    // A snapshot that disagrees with its row is caught by the store.
+    let mut damaged = stored.clone();
+    damaged.state.name = "Running".into();
+    assert!(store.overwrite_snapshot("Fulfilment", &"o-1".into(), &damaged.to_json()));
+    let error = executor.run(&"o-1".into()).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            statemachine::saga::SagaError::Store(statemachine::StoreError::Corrupt { .. })
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        services(&executor).payments.call_count(),
+        1,
+        "nothing ran again"
+    );
+}

@@ -833,6 +833,16 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
         }
         let progress: Progress = serde_json::from_value(snapshot.state.data.clone())
             .map_err(|e| self.corrupt(id, &format!("its progress does not read back ({e})")))?;
+        if progress.step > definition.steps.len() {
+            return Err(self.corrupt(
+                id,
+                &format!(
+                    "its progress names step {} of a saga with {} steps",
+                    progress.step,
+                    definition.steps.len()
+                ),
+            ));
+        }
         let data: S::Data = serde_json::from_value(snapshot.data.clone())
             .map_err(|e| self.corrupt(id, &format!("its data does not fit ({e})")))?;
         Ok((snapshot, progress, data))
