@@ -54,6 +54,8 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
                 }
                 _ => quote!(__next),
             };
+            // Each arm checks, cheaply, whether anyone listens; recording is out of line
+            // (`__record_*`), so the arms stay small.
             let call = quote!(__machine.#fire(__event));
             let arm = if route.refusable {
                 quote! {
@@ -160,6 +162,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
 
             /// The observers of every instance of this machine: each sees every audit
             /// record, synchronously.
+            #[inline]
             pub fn observers() -> &'static ::statemachine::Registry {
                 static OBSERVERS: ::statemachine::Registry = ::statemachine::Registry::new();
                 &OBSERVERS
@@ -235,45 +238,59 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
                 #[allow(unreachable_patterns)]
                 match (self, ::core::convert::Into::into(event)) {
                     #arms
-                    (__machine, __event) => {
-                        let __refusal = ::statemachine::Refusal::NotAllowed {
-                            machine: #machine_name,
-                            state: __machine.state_name(),
-                            event: __event.name(),
-                            allowed: __machine.allowed_events(),
-                        };
-                        if let ::core::option::Option::Some(__recorder) =
-                            ::statemachine::__private::Recorder::new(__machine.audit(), Self::observers())
-                        {
-                            let __payload = match &__event {
-                                #(#event_enum::#payloads(__payload) => __recorder.payload(__payload),)*
-                            };
-                            __recorder.record(
-                                ::statemachine::__private::Happened {
-                                    machine: #machine_name,
-                                    version: #version,
-                                    id: __machine.id(),
-                                    seq: __machine.seq(),
-                                    kind: ::statemachine::__private::RecordKind::Refused,
-                                    from: ::core::option::Option::Some(__machine.state_name()),
-                                    event: ::core::option::Option::Some(__event.name()),
-                                    to: ::core::option::Option::None,
-                                    guard: ::core::option::Option::None,
-                                    reason: ::core::option::Option::Some(
-                                        ::statemachine::__private::not_allowed_text(
-                                            #machine_name,
-                                            __machine.state_name(),
-                                            __event.name(),
-                                            __machine.allowed_events(),
-                                        ),
-                                    ),
-                                },
-                                __payload,
-                            );
-                        }
-                        ::core::result::Result::Err(::statemachine::Rejected::new(__machine, __event, __refusal))
-                    }
+                    (__machine, __event) => __machine.__not_allowed(__event),
                 }
+            }
+        }
+
+        #[allow(dead_code)]
+        impl #any {
+            /// Refuses an event the current state does not take, recording the refusal
+            /// when anyone listens. Out of line: the table's transitions are the hot path.
+            #[cold]
+            #[inline(never)]
+            #[allow(clippy::type_complexity)]
+            fn __not_allowed(
+                self,
+                __event: #event_enum,
+            ) -> ::core::result::Result<Self, ::statemachine::Rejected<Self, #event_enum, #reason>> {
+                let __machine = self;
+                let __refusal = ::statemachine::Refusal::NotAllowed {
+                    machine: #machine_name,
+                    state: __machine.state_name(),
+                    event: __event.name(),
+                    allowed: __machine.allowed_events(),
+                };
+                if let ::core::option::Option::Some(__recorder) =
+                    ::statemachine::__private::Recorder::new(__machine.audit(), Self::observers())
+                {
+                    let __payload = match &__event {
+                        #(#event_enum::#payloads(__payload) => __recorder.payload(__payload),)*
+                    };
+                    __recorder.record(
+                        ::statemachine::__private::Happened {
+                            machine: #machine_name,
+                            version: #version,
+                            id: __machine.id(),
+                            seq: __machine.seq(),
+                            kind: ::statemachine::__private::RecordKind::Refused,
+                            from: ::core::option::Option::Some(__machine.state_name()),
+                            event: ::core::option::Option::Some(__event.name()),
+                            to: ::core::option::Option::None,
+                            guard: ::core::option::Option::None,
+                            reason: ::core::option::Option::Some(
+                                ::statemachine::__private::not_allowed_text(
+                                    #machine_name,
+                                    __machine.state_name(),
+                                    __event.name(),
+                                    __machine.allowed_events(),
+                                ),
+                            ),
+                        },
+                        __payload,
+                    );
+                }
+                ::core::result::Result::Err(::statemachine::Rejected::new(__machine, __event, __refusal))
             }
         }
 

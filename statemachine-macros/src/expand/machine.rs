@@ -419,6 +419,7 @@ fn transition_methods(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> Tok
         quote!(#[must_use = "a transition consumes the machine and returns it in its new state"])
     });
     let step = step_method_name(event);
+    let recorded = format_ident!("__record_{}", unraw(&event.name));
     let body = step_body(ctx, state, route);
     let machine_name = machine.name.to_string();
     let version = machine.version;
@@ -457,6 +458,19 @@ fn transition_methods(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> Tok
         #[inline(always)]
         #[allow(clippy::type_complexity)]
         fn #fire(self, __event: #payload) -> #ret {
+            if ::statemachine::__private::Recorder::listening(&self.audit, #any::observers()) {
+                self.#recorded(__event)
+            } else {
+                self.#step(__event)
+            }
+        }
+
+        /// The transition with its audit record: out of line, so the unobserved path
+        /// above stays small.
+        #[cold]
+        #[inline(never)]
+        #[allow(clippy::type_complexity)]
+        fn #recorded(self, __event: #payload) -> #ret {
             match ::statemachine::__private::Recorder::new(&self.audit, #any::observers()) {
                 ::core::option::Option::None => self.#step(__event),
                 ::core::option::Option::Some(__recorder) => #around,
