@@ -372,7 +372,7 @@ impl Audit {
         }
     }
 
-    fn observers(&self) -> &[Arc<dyn Observer>] {
+    pub(crate) fn observers(&self) -> &[Arc<dyn Observer>] {
         self.0.as_deref().map_or(&[], |c| &c.observers)
     }
 }

@@ -9,6 +9,7 @@ pub mod audit;
 mod definition;
 mod error;
 mod id;
+mod instance;
 mod machine;
 mod repository;
 #[cfg(feature = "tokio")]

@@ -83,6 +83,7 @@ pub fn guard<R, E: Into<R>>(verdict: Result<(), E>) -> Result<(), R> {
 }
 
 pub use crate::audit::{Happened, Identified, Place, RecordKind, Recorder, StepResult, Stepped};
+pub use crate::instance::Instance;
 pub use serde;
 pub use serde_json;
 

@@ -198,11 +198,10 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
                 match snapshot.state.name.as_str() {
                     #(
                         #state_texts => ::core::result::Result::Ok(Self::#states(#name {
-                            id: __id,
+                            instance: ::statemachine::__private::Instance::new(__id),
                             seq: __seq,
                             data: __data,
                             state: ::statemachine::__private::restore_state::<#states>(&snapshot)?,
-                            audit: ::core::default::Default::default(),
                         })),
                     )*
                     _ => ::core::result::Result::Err(

@@ -65,11 +65,10 @@ fn definition(ctx: &Context<'_>) -> TokenStream {
         #[doc = #doc]
         #(#derives)*
         #vis struct #name<S> {
-            id: ::statemachine::InstanceId,
+            instance: ::statemachine::__private::Instance,
             seq: u64,
             data: #data,
             state: S,
-            audit: ::statemachine::Audit,
         }
     }
 }
@@ -133,15 +132,14 @@ fn constructor(ctx: &Context<'_>) -> TokenStream {
                 #state_param
             ) -> Self {
                 let #binding = #name {
-                    id: ::core::convert::Into::into(id),
+                    instance: ::statemachine::__private::Instance::new(::core::convert::Into::into(id)),
                     seq: 0,
                     data #data_value,
                     state: #state_value,
-                    audit: ::core::default::Default::default(),
                 };
                 #entry
                 if let ::core::option::Option::Some(__recorder) =
-                    ::statemachine::__private::Recorder::new(&__machine.audit, #any::observers())
+                    ::statemachine::__private::Recorder::new(__machine.instance.audit(), #any::observers())
                 {
                     #record
                 }
@@ -192,7 +190,7 @@ fn record(ctx: &Context<'_>, machine_expr: &TokenStream, record: Record<'_>) -> 
             ::statemachine::__private::Happened {
                 machine: #name,
                 version: #version,
-                id: &#machine_expr.id,
+                id: #machine_expr.instance.id(),
                 seq: #machine_expr.seq,
                 kind: ::statemachine::__private::RecordKind::#kind,
                 from: #from,
@@ -216,7 +214,7 @@ fn accessors(ctx: &Context<'_>) -> TokenStream {
         ::statemachine::__private::snapshot(
             &#any::__DATA,
             #any::DEFINITION,
-            &self.id,
+            self.instance.id(),
             self.seq,
             <S as #state_trait>::NAME,
             &self.state,
@@ -229,7 +227,7 @@ fn accessors(ctx: &Context<'_>) -> TokenStream {
             /// The instance's identifier.
             #[inline]
             pub fn id(&self) -> &::statemachine::InstanceId {
-                &self.id
+                self.instance.id()
             }
 
             /// How many transitions this instance has taken since it was created.
@@ -259,19 +257,19 @@ fn accessors(ctx: &Context<'_>) -> TokenStream {
             /// Takes the machine apart: identifier, sequence number, shared data, state.
             #[inline]
             pub fn into_parts(self) -> (::statemachine::InstanceId, u64, #data, S) {
-                (self.id, self.seq, self.data, self.state)
+                (self.instance.into_id(), self.seq, self.data, self.state)
             }
 
             /// The instance's audit context: its observers, clock, actor and correlation id.
             #[inline]
             pub fn audit(&self) -> &::statemachine::Audit {
-                &self.audit
+                self.instance.audit()
             }
 
             /// The instance's audit context, to add observers or say who acts.
             #[inline]
             pub fn audit_mut(&mut self) -> &mut ::statemachine::Audit {
-                &mut self.audit
+                self.instance.audit_mut()
             }
 
             /// The machine's value as a [`Snapshot`](::statemachine::Snapshot), the same as
@@ -298,7 +296,7 @@ fn recorder_impls(ctx: &Context<'_>) -> TokenStream {
         impl<S: #state_trait> ::statemachine::__private::Identified for #name<S> {
             #[inline]
             fn id(&self) -> &::statemachine::InstanceId {
-                &self.id
+                self.instance.id()
             }
             #[inline]
             fn seq(&self) -> u64 {
@@ -458,7 +456,7 @@ fn transition_methods(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> Tok
         #[inline(always)]
         #[allow(clippy::type_complexity)]
         fn #fire(self, __event: #payload) -> #ret {
-            if ::statemachine::__private::Recorder::listening(&self.audit, #any::observers()) {
+            if ::statemachine::__private::Recorder::listening(self.instance.audit(), #any::observers()) {
                 self.#recorded(__event)
             } else {
                 self.#step(__event)
@@ -471,7 +469,7 @@ fn transition_methods(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> Tok
         #[inline(never)]
         #[allow(clippy::type_complexity)]
         fn #recorded(self, __event: #payload) -> #ret {
-            match ::statemachine::__private::Recorder::new(&self.audit, #any::observers()) {
+            match ::statemachine::__private::Recorder::new(self.instance.audit(), #any::observers()) {
                 ::core::option::Option::None => self.#step(__event),
                 ::core::option::Option::Some(__recorder) => #around,
             }
@@ -606,11 +604,11 @@ fn apply(ctx: &Context<'_>, state: usize, transition: &Transition) -> TokenStrea
         quote!(__data)
     };
     quote! {{
-        let #name { id: __id, seq: __seq, data: #data, state: __state, audit: __audit } = self;
+        let #name { instance: __instance, seq: __seq, data: #data, state: __state } = self;
         #exit
         let __target: #target_name = #build;
         #entry
-        #name { id: __id, seq: __seq + 1, data: __data, state: __target, audit: __audit }
+        #name { instance: __instance, seq: __seq + 1, data: __data, state: __target }
     }}
 }
 

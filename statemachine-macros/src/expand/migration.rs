@@ -44,11 +44,10 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             #pattern(__old) => {
                 let (__id, __seq, __data, __state) = __old.into_parts();
                 #any::#target_name(#name {
-                    id: __id,
+                    instance: ::statemachine::__private::Instance::new(__id),
                     seq: __seq,
                     data: ::core::convert::Into::into(__data),
                     state: #state,
-                    audit: ::core::default::Default::default(),
                 })
             }
         }

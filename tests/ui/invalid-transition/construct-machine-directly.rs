@@ -19,7 +19,6 @@ fn main() {
     // The fields are private: outside the machine's module, the only way into a state
     // is through its transitions.
     let _delivered = shop::Order {
-        id: "order-1".into(),
         seq: 0,
         data: (),
         state: shop::Delivered,
