@@ -5,11 +5,12 @@
 //! synchronously, to the observers registered on the machine type
 //! (`AnyOrder::observers()`) and on the instance ([`Audit`]), and emits a `tracing`
 //! event (target `statemachine`) with the same fields. When nobody listens, nothing is
-//! built: the cost of an unobserved transition is three predictable branches.
+//! built: the cost of an unobserved transition is one load of a per-type word and one
+//! predictable branch (see [`Registry`]).
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -402,16 +403,33 @@ impl PartialEq for Audit {
 /// Observers registered on a machine type: they see the records of every instance.
 ///
 /// Reach it through the generated `AnyOrder::observers()`.
+///
+/// It also keeps the one word every transition of the type reads to decide whether
+/// anyone might listen: whether the type has observers, whether a `tracing` subscriber
+/// is interested in audit records, and how many live instances of the type have an audit
+/// context of their own (observers, clock, actor, a repository's journal). While that
+/// word is zero, a transition builds nothing; otherwise it takes the out-of-line path,
+/// which looks at the instance and records if anyone listens.
 pub struct Registry {
-    any: AtomicBool,
+    listening: AtomicUsize,
     observers: RwLock<Vec<Arc<dyn Observer>>>,
 }
+
+/// `Registry::listening`: the type has observers.
+const TYPE_OBSERVERS: usize = 1;
+/// `Registry::listening`: a `tracing` subscriber may want audit records.
+const TRACING: usize = 2;
+/// `Registry::listening`: the registry has not joined [`interest`] yet, so whether
+/// `tracing` listens is unknown; the first transition of the type clears it.
+const UNJOINED: usize = 4;
+/// `Registry::listening`: one unit per live instance whose audit context may be set.
+const INSTANCE: usize = 8;
 
 impl Registry {
     /// An empty registry, for a `static`.
     pub const fn new() -> Self {
         Self {
-            any: AtomicBool::new(false),
+            listening: AtomicUsize::new(UNJOINED),
             observers: RwLock::new(Vec::new()),
         }
     }
@@ -420,18 +438,154 @@ impl Registry {
     pub fn observe(&self, observer: Arc<dyn Observer>) {
         let mut observers = self.observers.write().unwrap_or_else(|p| p.into_inner());
         observers.push(observer);
-        self.any.store(true, Ordering::Release);
+        self.listening.fetch_or(TYPE_OBSERVERS, Ordering::Release);
     }
 
     /// Removes every observer.
     pub fn clear(&self) {
         let mut observers = self.observers.write().unwrap_or_else(|p| p.into_inner());
         observers.clear();
-        self.any.store(false, Ordering::Release);
+        self.listening.fetch_and(!TYPE_OBSERVERS, Ordering::Release);
     }
 
     fn has_observers(&self) -> bool {
-        self.any.load(Ordering::Acquire)
+        self.listening.load(Ordering::Acquire) & TYPE_OBSERVERS != 0
+    }
+
+    /// Whether anyone might listen to a transition of this type. One relaxed load: an
+    /// instance's own audit context is counted here when it is first changed
+    /// ([`Registry::count_instance`]), so the instance need not be looked at.
+    #[inline(always)]
+    fn may_listen(&self) -> bool {
+        self.listening.load(Ordering::Relaxed) != 0
+    }
+
+    /// An instance of this type may have an audit context from now on.
+    pub(crate) fn count_instance(&self) {
+        self.listening.fetch_add(INSTANCE, Ordering::Relaxed);
+    }
+
+    /// An instance counted by [`count_instance`](Self::count_instance) is gone.
+    pub(crate) fn uncount_instance(&self) {
+        self.listening.fetch_sub(INSTANCE, Ordering::Relaxed);
+    }
+
+    /// The number of instances counted now: for tests.
+    #[cfg(test)]
+    pub(crate) fn counted_instances(&self) -> usize {
+        self.listening.load(Ordering::Relaxed) / INSTANCE
+    }
+
+    fn set_tracing(&self, interested: bool) {
+        if interested {
+            self.listening.fetch_or(TRACING, Ordering::Relaxed);
+        } else {
+            self.listening.fetch_and(!TRACING, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether a `tracing` subscriber wants audit records, kept in every registry's word.
+///
+/// `tracing` tells each registered callsite its subscribers' interest whenever the set of
+/// subscribers changes (a global or scoped default set, a reload); that is how its own
+/// macros skip disabled events with one load. The audit trail registers one callsite with
+/// the same target (`statemachine`), level (`INFO`) and kind as the record events, and on
+/// every change sets or clears [`TRACING`] in the registries that have joined. An
+/// interest of "sometimes" counts as interested: the out-of-line path then asks
+/// `tracing::enabled!`, which decides for the record itself.
+mod interest {
+    use std::sync::{Mutex, Once};
+
+    use tracing_core::callsite::{Callsite, Identifier};
+    use tracing_core::field::FieldSet;
+    use tracing_core::metadata::Kind;
+    use tracing_core::subscriber::Interest;
+    use tracing_core::{Level, Metadata};
+
+    use super::{Registry, UNJOINED};
+
+    struct AuditCallsite;
+
+    static CALLSITE: AuditCallsite = AuditCallsite;
+
+    static FIELDS: &[&str] = &[
+        "message",
+        "machine",
+        "id",
+        "seq",
+        "kind",
+        "from",
+        "event",
+        "to",
+        "guard",
+        "reason",
+        "actor",
+        "correlation_id",
+    ];
+
+    static METADATA: Metadata<'static> = Metadata::new(
+        "statemachine audit record",
+        "statemachine",
+        Level::INFO,
+        Some(file!()),
+        Some(line!()),
+        Some(module_path!()),
+        FieldSet::new(FIELDS, Identifier(&CALLSITE)),
+        Kind::EVENT,
+    );
+
+    struct Joined {
+        /// The last interest `tracing` reported; interested until it says otherwise.
+        interested: bool,
+        registries: Vec<&'static Registry>,
+    }
+
+    static JOINED: Mutex<Joined> = Mutex::new(Joined {
+        interested: true,
+        registries: Vec::new(),
+    });
+
+    static REGISTER: Once = Once::new();
+
+    fn joined() -> std::sync::MutexGuard<'static, Joined> {
+        JOINED.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    impl Callsite for AuditCallsite {
+        fn set_interest(&self, interest: Interest) {
+            let interested =
+                !interest.is_never() && Level::INFO <= tracing::level_filters::STATIC_MAX_LEVEL;
+            let mut joined = joined();
+            joined.interested = interested;
+            for registry in &joined.registries {
+                registry.set_tracing(interested);
+            }
+        }
+
+        fn metadata(&self) -> &Metadata<'_> {
+            &METADATA
+        }
+    }
+
+    /// Has `registry` follow `tracing`'s interest from now on. Idempotent.
+    pub(super) fn join(registry: &'static Registry) {
+        // `register` calls `set_interest` before it returns, so it runs without the lock.
+        REGISTER.call_once(|| tracing_core::callsite::register(&CALLSITE));
+        let mut joined = joined();
+        if registry
+            .listening
+            .load(std::sync::atomic::Ordering::Relaxed)
+            & UNJOINED
+            == 0
+        {
+            return;
+        }
+        joined.registries.push(registry);
+        registry.set_tracing(joined.interested);
+        registry
+            .listening
+            .fetch_and(!UNJOINED, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -534,19 +688,17 @@ pub struct Recorder {
 
 impl Recorder {
     /// Whether anyone might listen: an observer on the instance or the machine type, or
-    /// a `tracing` subscriber at `INFO`. Three loads and no call: the unobserved path.
+    /// a `tracing` subscriber at `INFO`. One load and no call: the unobserved path (the
+    /// instance's context is counted in the registry; see [`Registry`]).
     #[inline(always)]
-    pub fn listening(audit: &Audit, registry: &Registry) -> bool {
-        audit.0.is_some()
-            || registry.any.load(Ordering::Relaxed)
-            || (tracing::Level::INFO <= tracing::level_filters::STATIC_MAX_LEVEL
-                && tracing::Level::INFO <= tracing::level_filters::LevelFilter::current())
+    pub fn listening(registry: &Registry) -> bool {
+        registry.may_listen()
     }
 
     /// `None` when nobody listens: the common, cheap case, in which nothing is built.
     #[inline(always)]
     pub fn new(audit: &Audit, registry: &'static Registry) -> Option<Self> {
-        if Self::listening(audit, registry) {
+        if Self::listening(registry) {
             Self::build(audit, registry)
         } else {
             None
@@ -556,6 +708,9 @@ impl Recorder {
     #[cold]
     #[inline(never)]
     fn build(audit: &Audit, registry: &'static Registry) -> Option<Self> {
+        if registry.listening.load(Ordering::Relaxed) & UNJOINED != 0 {
+            interest::join(registry);
+        }
         let tracing = tracing::enabled!(target: "statemachine", tracing::Level::INFO);
         if audit.0.is_none() && !registry.has_observers() && !tracing {
             return None;

@@ -4,6 +4,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use crate::audit::Registry;
 use crate::{Audit, InstanceId};
 
 /// The instance's identifier and its audit context, shared behind one reference count.
@@ -14,25 +15,56 @@ use crate::{Audit, InstanceId};
 /// hand-written struct with an id and a counter; with a third word it would go through
 /// memory on every transition (see `BENCHMARKS.md`).
 ///
-/// Cloning shares the context; [`audit_mut`](Self::audit_mut) copies it first when it is
-/// shared, so a clone's observers are its own. Equality and hashing look at the
-/// identifier only: the audit context is not part of the machine's value.
+/// The first change to the audit context counts the instance in its machine type's
+/// [`Registry`], and dropping it uncounts it, so a transition decides whether anyone
+/// listens from the registry alone. Cloning shares the context; [`audit_mut`] copies it
+/// first when it is shared, so a clone's observers are its own. Equality and hashing
+/// look at the identifier only: the audit context is not part of the machine's value.
+///
+/// [`audit_mut`]: Self::audit_mut
 #[derive(Clone)]
 pub struct Instance(Arc<Header>);
 
-#[derive(Clone)]
 struct Header {
     id: InstanceId,
     audit: Audit,
+    registry: &'static Registry,
+    /// Whether this header is counted in `registry` (its audit context may be set).
+    counted: bool,
+}
+
+impl Clone for Header {
+    fn clone(&self) -> Self {
+        if self.counted {
+            self.registry.count_instance();
+        }
+        Self {
+            id: self.id.clone(),
+            audit: self.audit.clone(),
+            registry: self.registry,
+            counted: self.counted,
+        }
+    }
+}
+
+impl Drop for Header {
+    fn drop(&mut self) {
+        if self.counted {
+            self.registry.uncount_instance();
+        }
+    }
 }
 
 impl Instance {
-    /// An instance with an empty audit context.
+    /// An instance of the machine type whose observers are `registry`, with an empty
+    /// audit context.
     #[inline]
-    pub fn new(id: InstanceId) -> Self {
+    pub fn new(id: InstanceId, registry: &'static Registry) -> Self {
         Self(Arc::new(Header {
             id,
             audit: Audit::default(),
+            registry,
+            counted: false,
         }))
     }
 
@@ -48,19 +80,22 @@ impl Instance {
         &self.0.audit
     }
 
-    /// The audit context, unshared first if another machine holds it too.
+    /// The audit context, unshared first if another machine holds it too. From now on
+    /// the instance counts as one that may be listened to.
     #[inline]
     pub fn audit_mut(&mut self) -> &mut Audit {
-        &mut Arc::make_mut(&mut self.0).audit
+        let header = Arc::make_mut(&mut self.0);
+        if !header.counted {
+            header.registry.count_instance();
+            header.counted = true;
+        }
+        &mut header.audit
     }
 
     /// The identifier, without the audit context.
     #[inline]
     pub fn into_id(self) -> InstanceId {
-        match Arc::try_unwrap(self.0) {
-            Ok(header) => header.id,
-            Err(shared) => shared.id.clone(),
-        }
+        self.0.id.clone()
     }
 }
 
@@ -99,9 +134,14 @@ mod tests {
         fn observe(&self, _: &AuditRecord) {}
     }
 
+    fn registry() -> &'static Registry {
+        Box::leak(Box::new(Registry::new()))
+    }
+
     #[test]
     fn a_clone_gets_its_own_audit_context_when_changed() {
-        let mut first = Instance::new(InstanceId::from("a"));
+        let registry = registry();
+        let mut first = Instance::new(InstanceId::from("a"), registry);
         first.audit_mut().set_actor("ann");
         let mut second = first.clone();
         second
@@ -116,10 +156,72 @@ mod tests {
     }
 
     #[test]
+    fn an_instance_is_counted_while_its_audit_context_may_be_set() {
+        let registry = registry();
+        let mut quiet = Instance::new(InstanceId::from("quiet"), registry);
+        let _copy = quiet.clone();
+        assert_eq!(registry.counted_instances(), 0, "nothing changed yet");
+
+        let mut observed = Instance::new(InstanceId::from("observed"), registry);
+        observed.audit_mut().observe(Arc::new(Nobody));
+        observed.audit_mut().set_actor("ann");
+        assert_eq!(
+            registry.counted_instances(),
+            1,
+            "counted once, however often changed"
+        );
+
+        // A clone shares the header: still one. Changing the clone unshares it: two.
+        let mut clone = observed.clone();
+        assert_eq!(registry.counted_instances(), 1);
+        clone.audit_mut().set_actor("bob");
+        assert_eq!(registry.counted_instances(), 2);
+
+        drop(observed);
+        assert_eq!(registry.counted_instances(), 1);
+        drop(clone);
+        assert_eq!(registry.counted_instances(), 0, "dropping uncounts");
+
+        quiet.audit_mut();
+        assert_eq!(
+            registry.counted_instances(),
+            1,
+            "audit_mut alone counts: it may set"
+        );
+        drop(quiet);
+        assert_eq!(registry.counted_instances(), 0);
+    }
+
+    #[test]
+    fn counting_is_exact_across_threads() {
+        let registry = registry();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for i in 0..500 {
+                        let mut instance =
+                            Instance::new(InstanceId::new(format!("{t}-{i}")), registry);
+                        instance.audit_mut().set_actor("x");
+                        let mut clone = instance.clone();
+                        if i % 2 == 0 {
+                            clone.audit_mut().set_actor("y");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(registry.counted_instances(), 0);
+    }
+
+    #[test]
     fn into_id_keeps_the_identifier_shared_or_not() {
-        let only = Instance::new(InstanceId::from("a"));
+        let registry = registry();
+        let only = Instance::new(InstanceId::from("a"), registry);
         assert_eq!(only.into_id(), "a");
-        let shared = Instance::new(InstanceId::from("b"));
+        let shared = Instance::new(InstanceId::from("b"), registry);
         let other = shared.clone();
         assert_eq!(shared.into_id(), "b");
         assert_eq!(other.id(), "b");

@@ -198,7 +198,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
                 match snapshot.state.name.as_str() {
                     #(
                         #state_texts => ::core::result::Result::Ok(Self::#states(#name {
-                            instance: ::statemachine::__private::Instance::new(__id),
+                            instance: ::statemachine::__private::Instance::new(__id, Self::observers()),
                             seq: __seq,
                             data: __data,
                             state: ::statemachine::__private::restore_state::<#states>(&snapshot)?,

@@ -132,7 +132,7 @@ fn constructor(ctx: &Context<'_>) -> TokenStream {
                 #state_param
             ) -> Self {
                 let #binding = #name {
-                    instance: ::statemachine::__private::Instance::new(::core::convert::Into::into(id)),
+                    instance: ::statemachine::__private::Instance::new(::core::convert::Into::into(id), #any::observers()),
                     seq: 0,
                     data #data_value,
                     state: #state_value,
@@ -456,7 +456,7 @@ fn transition_methods(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> Tok
         #[inline(always)]
         #[allow(clippy::type_complexity)]
         fn #fire(self, __event: #payload) -> #ret {
-            if ::statemachine::__private::Recorder::listening(self.instance.audit(), #any::observers()) {
+            if ::statemachine::__private::Recorder::listening(#any::observers()) {
                 self.#recorded(__event)
             } else {
                 self.#step(__event)

@@ -44,7 +44,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             #pattern(__old) => {
                 let (__id, __seq, __data, __state) = __old.into_parts();
                 #any::#target_name(#name {
-                    instance: ::statemachine::__private::Instance::new(__id),
+                    instance: ::statemachine::__private::Instance::new(__id, #any::observers()),
                     seq: __seq,
                     data: ::core::convert::Into::into(__data),
                     state: #state,
