@@ -200,3 +200,65 @@ mod type_observers {
         );
     }
 }
+
+mod instance_observers {
+    use super::*;
+
+    // Its own machine, so that no other test's instances change what this one counts.
+    state_machine! {
+        #[derive(Debug, Clone, PartialEq)]
+        pub machine Switch {
+            version 1;
+            initial state Off;
+            state On;
+            event flip;
+            Off + flip => On;
+            On + flip => Off;
+        }
+    }
+
+    fn lines(journal: &Journal) -> Vec<String> {
+        journal
+            .take()
+            .iter()
+            .map(|r| format!("{} #{}", r.id, r.seq))
+            .collect()
+    }
+
+    /// Whether anyone listens is decided per machine type; an instance's own observers
+    /// must still see every one of its transitions, whatever the other instances do, in
+    /// whichever order they gain and lose observers, on whichever thread.
+    #[test]
+    fn an_instances_observers_see_its_transitions_among_unobserved_ones() {
+        let quiet = Switch::new("quiet").flip();
+
+        let mut watched = Switch::new("watched");
+        let journal = Arc::new(Journal::default());
+        watched.audit_mut().observe(journal.clone());
+        let watched = watched.flip();
+        let quiet = quiet.flip();
+        assert_eq!(lines(&journal), ["watched #1"]);
+
+        // A clone shares the observers until its own context changes.
+        let mut twin = watched.clone();
+        let twin_journal = Arc::new(Journal::default());
+        twin.audit_mut().clear();
+        twin.audit_mut().observe(twin_journal.clone());
+        let twin = twin.flip();
+        let watched = watched.flip();
+        assert_eq!(lines(&journal), ["watched #2"]);
+        assert_eq!(lines(&twin_journal), ["watched #2"]);
+
+        // Once the observed instances are gone, a new one is observed all the same,
+        // also when it moves to another thread.
+        drop((watched, twin));
+        let _ = quiet.flip();
+        let mut late = Switch::new("late");
+        let late_journal = Arc::new(Journal::default());
+        late.audit_mut().observe(late_journal.clone());
+        std::thread::spawn(move || late.flip().flip())
+            .join()
+            .unwrap();
+        assert_eq!(lines(&late_journal), ["late #1", "late #2"]);
+    }
+}
