@@ -495,7 +495,8 @@ impl Registry {
 /// interest of "sometimes" counts as interested: the out-of-line path then asks
 /// `tracing::enabled!`, which decides for the record itself.
 mod interest {
-    use std::sync::{Mutex, Once};
+    use std::sync::atomic::Ordering;
+    use std::sync::{Mutex, MutexGuard, Once};
 
     use tracing_core::callsite::{Callsite, Identifier};
     use tracing_core::field::FieldSet;
@@ -548,7 +549,7 @@ mod interest {
 
     static REGISTER: Once = Once::new();
 
-    fn joined() -> std::sync::MutexGuard<'static, Joined> {
+    fn joined() -> MutexGuard<'static, Joined> {
         JOINED.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -573,19 +574,12 @@ mod interest {
         // `register` calls `set_interest` before it returns, so it runs without the lock.
         REGISTER.call_once(|| tracing_core::callsite::register(&CALLSITE));
         let mut joined = joined();
-        if registry
-            .listening
-            .load(std::sync::atomic::Ordering::Relaxed)
-            & UNJOINED
-            == 0
-        {
+        if registry.listening.load(Ordering::Relaxed) & UNJOINED == 0 {
             return;
         }
         joined.registries.push(registry);
         registry.set_tracing(joined.interested);
-        registry
-            .listening
-            .fetch_and(!UNJOINED, std::sync::atomic::Ordering::Relaxed);
+        registry.listening.fetch_and(!UNJOINED, Ordering::Relaxed);
     }
 }
 
