@@ -242,7 +242,6 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             }
         }
 
-        #[allow(dead_code)]
         impl #any {
             /// Refuses an event the current state does not take, recording the refusal
             /// when anyone listens. Out of line: the table's transitions are the hot path.
