@@ -243,6 +243,9 @@ impl<F: Fn(&AuditRecord) + Send + Sync> Observer for F {
 #[derive(Debug, Default)]
 pub struct Journal {
     records: Mutex<Vec<AuditRecord>>,
+    /// Why an event's payload could not be recorded, if one could not: a repository
+    /// refuses to write records that could not be replayed.
+    unrecorded: Mutex<Option<String>>,
 }
 
 impl Journal {
@@ -256,6 +259,22 @@ impl Journal {
         let mut waiting = self.records.lock().unwrap_or_else(|p| p.into_inner());
         records.append(&mut waiting);
         *waiting = records;
+    }
+
+    /// Notes that an event's payload could not be recorded.
+    pub(crate) fn unrecorded(&self, why: String) {
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(why);
+    }
+
+    /// Takes the note left by [`unrecorded`](Self::unrecorded), if any.
+    pub(crate) fn take_unrecorded(&self) -> Option<String> {
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// How many records are waiting.
@@ -769,15 +788,20 @@ impl Recorder {
         outcome
     }
 
-    /// Serializes the event's payload if an observer wants it.
+    /// Serializes the event's payload if an observer wants it. A payload that would not
+    /// read back identically is left out, and a repository's journal is told, so that the
+    /// repository refuses to store a record it could not replay.
     pub fn payload<E: Serialize>(&self, event: &E) -> Option<serde_json::Value> {
         if !self.payloads {
             return None;
         }
-        match serde_json::to_value(event) {
+        match crate::encode::to_value(event) {
             Ok(value) => Some(value),
             Err(error) => {
                 tracing::warn!(target: "statemachine", %error, "event payload could not be serialized for the audit trail");
+                if let Some(pending) = self.audit.pending() {
+                    pending.unrecorded(error.to_string());
+                }
                 None
             }
         }

@@ -104,7 +104,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Storable for T {}
 /// place the compiler checks that the data can be stored, so a type that cannot is
 /// reported once, at the type in the table).
 pub struct DataCodec<D> {
-    to: fn(&D) -> Result<serde_json::Value, serde_json::Error>,
+    to: fn(&D) -> Result<serde_json::Value, crate::encode::EncodeError>,
     from: fn(&serde_json::Value) -> Result<D, serde_json::Error>,
 }
 
@@ -124,8 +124,8 @@ impl<D: Storable> Default for DataCodec<D> {
     }
 }
 
-fn to_value<D: Storable>(data: &D) -> Result<serde_json::Value, serde_json::Error> {
-    serde_json::to_value(data)
+fn to_value<D: Storable>(data: &D) -> Result<serde_json::Value, crate::encode::EncodeError> {
+    crate::encode::to_value(data)
 }
 
 fn from_value<D: Storable>(value: &serde_json::Value) -> Result<D, serde_json::Error> {
@@ -142,10 +142,11 @@ pub fn snapshot<S: serde::Serialize, D>(
     state: &S,
     data: &D,
 ) -> Result<Snapshot, SnapshotError> {
-    let failed = |part: &'static str, error: serde_json::Error| SnapshotError {
+    let failed = |part: &'static str, error: crate::encode::EncodeError| SnapshotError {
         machine: definition.name.to_owned(),
         id: id.clone(),
         part,
+        field: (!error.path.is_empty()).then(|| error.path.clone()),
         reason: error.to_string(),
     };
     Ok(Snapshot {
@@ -156,7 +157,7 @@ pub fn snapshot<S: serde::Serialize, D>(
         seq,
         state: StateSnapshot {
             name: state_name.to_owned(),
-            data: serde_json::to_value(state).map_err(|e| failed("state data", e))?,
+            data: crate::encode::to_value(state).map_err(|e| failed("state data", e))?,
         },
         data: (codec.to)(data).map_err(|e| failed("shared data", e))?,
     })

@@ -23,10 +23,19 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::encode::MAX_DEPTH;
 use crate::{Definition, InstanceId};
 
 /// A machine's value as data. See the [module docs](self) for the format.
+///
+/// Reading one is strict: a field the format does not have, at the top level or in
+/// [`StateSnapshot`], is refused ([`RestoreError::Malformed`]) rather than ignored, so a
+/// tampered or foreign snapshot does not pass for one of ours. So is the data of a state
+/// declared in the table (the generated state types refuse unknown fields). The shared
+/// data is the application's own type: whether it accepts unknown fields is decided by
+/// its `serde` attributes (`#[serde(deny_unknown_fields)]` refuses them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Snapshot {
     /// The machine's name.
     pub machine: String,
@@ -47,6 +56,7 @@ pub struct Snapshot {
 /// The current state of a [`Snapshot`]: its name and its own data (`null` for a state
 /// without fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StateSnapshot {
     /// The state's name, as written in the table.
     pub name: String,
@@ -56,6 +66,13 @@ pub struct StateSnapshot {
 }
 
 impl Snapshot {
+    /// The largest snapshot, as JSON text, that [`from_json`](Self::from_json) and
+    /// [`from_slice`](Self::from_slice) read: 16 MiB. Decoding JSON into a
+    /// [`serde_json::Value`] takes several times the text's size in memory, so a reader of
+    /// snapshots it did not write checks the size first; use
+    /// [`from_slice_with_limit`](Self::from_slice_with_limit) for another bound.
+    pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+
     /// The snapshot as JSON text.
     pub fn to_json(&self) -> String {
         // A `Snapshot` holds only strings, numbers and JSON values: it always serializes.
@@ -68,9 +85,7 @@ impl Snapshot {
     ///
     /// [`RestoreError::Malformed`] when the text is not a snapshot.
     pub fn from_json(json: &str) -> Result<Self, RestoreError> {
-        serde_json::from_str(json).map_err(|e| RestoreError::Malformed {
-            reason: e.to_string(),
-        })
+        Self::from_slice_with_limit(json.as_bytes(), Self::DEFAULT_MAX_BYTES)
     }
 
     /// Reads a snapshot from JSON bytes.
@@ -79,6 +94,31 @@ impl Snapshot {
     ///
     /// [`RestoreError::Malformed`] when the bytes are not a snapshot.
     pub fn from_slice(json: &[u8]) -> Result<Self, RestoreError> {
+        Self::from_slice_with_limit(json, Self::DEFAULT_MAX_BYTES)
+    }
+
+    /// Reads a snapshot from JSON bytes, refusing more than `max_bytes` before decoding
+    /// anything.
+    ///
+    /// ```
+    /// use statemachine::{RestoreError, Snapshot};
+    ///
+    /// let untrusted = format!("{{\"machine\": \"{}\"}}", "x".repeat(2_000));
+    /// let refused = Snapshot::from_slice_with_limit(untrusted.as_bytes(), 1_024).unwrap_err();
+    /// assert!(matches!(refused, RestoreError::TooLarge { limit: 1_024, .. }));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`RestoreError::TooLarge`] when there are more bytes than `max_bytes`, and
+    /// [`RestoreError::Malformed`] when the bytes are not a snapshot.
+    pub fn from_slice_with_limit(json: &[u8], max_bytes: usize) -> Result<Self, RestoreError> {
+        if json.len() > max_bytes {
+            return Err(RestoreError::TooLarge {
+                size: json.len(),
+                limit: max_bytes,
+            });
+        }
         serde_json::from_slice(json).map_err(|e| RestoreError::Malformed {
             reason: e.to_string(),
         })
@@ -102,6 +142,17 @@ pub enum RestoreError {
     Malformed {
         /// What the parser said.
         reason: String,
+    },
+    /// The snapshot is larger than the reader accepts; nothing was decoded.
+    #[error(
+        "the snapshot is {size} bytes, more than the {limit} this reader accepts; if it is \
+         trusted, read it with a larger limit"
+    )]
+    TooLarge {
+        /// Its size, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        limit: usize,
     },
     /// The snapshot belongs to another machine.
     #[error(
@@ -221,9 +272,12 @@ fn version_advice(found: u32, expected: u32) -> &'static str {
 /// Why a machine could not be turned into a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "could not snapshot `{machine}` instance `{id}`: {reason}; the {part} must serialize to JSON \
-     (a map needs string keys, a number must be finite)"
+    "could not snapshot `{machine}` instance `{id}`: in its {part}, {reason}; nothing was \
+     stored: what is stored must read back identically (finite numbers, string map keys, at \
+     most {} levels of nesting)",
+    crate::encode::MAX_DEPTH
 )]
+#[non_exhaustive]
 pub struct SnapshotError {
     /// The machine.
     pub machine: String,
@@ -231,7 +285,10 @@ pub struct SnapshotError {
     pub id: InstanceId,
     /// Which part failed: `shared data` or `state data`.
     pub part: &'static str,
-    /// What the serializer said.
+    /// The field that cannot be stored, as a path into the part (`lines[2].price`), when
+    /// one field is to blame.
+    pub field: Option<String>,
+    /// What is wrong.
     pub reason: String,
 }
 

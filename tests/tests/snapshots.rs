@@ -366,3 +366,56 @@ fn damaged_audit_rows_are_corrupt_errors() {
             .is_err()
     );
 }
+
+/// A snapshot with a field the format does not have, at the top level or in its state,
+/// is refused: a tampered or foreign snapshot does not pass for one of ours.
+#[test]
+fn unknown_fields_in_a_snapshot_or_its_state_are_refused() {
+    let mut top = snapshot_json();
+    top["injected"] = json!(true);
+    assert!(matches!(restore(top), Err(RestoreError::Malformed { .. })));
+
+    let mut state = snapshot_json();
+    state["state"]["extra"] = json!(1);
+    assert!(matches!(
+        restore(state),
+        Err(RestoreError::Malformed { .. })
+    ));
+
+    let mut data = snapshot_json();
+    data["state"]["data"]["injected"] = json!("x");
+    match restore(data) {
+        Err(RestoreError::StateData { reason, .. }) => {
+            assert!(reason.contains("injected"), "{reason}");
+        }
+        other => panic!("expected the state's unknown field to be refused, got {other:?}"),
+    }
+}
+
+/// The shared data is the application's type: its own `serde` attributes decide
+/// whether unknown fields are refused. `TicketData` does not deny them, so they are
+/// dropped; the choice is documented on `Snapshot`.
+#[test]
+fn unknown_fields_in_the_shared_data_follow_the_data_type() {
+    let mut data = snapshot_json();
+    data["data"]["injected"] = json!("x");
+    let restored = restore(data).expect("TicketData accepts unknown fields");
+    assert!(!restored.snapshot().unwrap().to_json().contains("injected"));
+}
+
+/// An untrusted snapshot larger than the limit is refused before anything is decoded:
+/// even text that is not JSON at all says `TooLarge`, not `Malformed`.
+#[test]
+fn a_snapshot_past_the_size_limit_is_refused_before_decoding() {
+    let text = "x".repeat(Snapshot::DEFAULT_MAX_BYTES + 1);
+    assert!(matches!(
+        Snapshot::from_json(&text),
+        Err(RestoreError::TooLarge { size, limit }) if size == text.len() && limit == Snapshot::DEFAULT_MAX_BYTES
+    ));
+    let small = snapshot_json().to_string();
+    assert!(matches!(
+        Snapshot::from_slice_with_limit(small.as_bytes(), small.len() - 1),
+        Err(RestoreError::TooLarge { .. })
+    ));
+    assert!(Snapshot::from_slice_with_limit(small.as_bytes(), small.len()).is_ok());
+}

@@ -49,12 +49,17 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
                 }
             }
         }
-        let body = if state.fields.is_empty() {
-            quote!(;)
+        // A stored state's data with a field the state does not have is a tampered or
+        // foreign snapshot: restore refuses it instead of dropping the field.
+        let (body, strict) = if state.fields.is_empty() {
+            (quote!(;), TokenStream::new())
         } else {
             let owner = format!("state `{state_name}`");
             let fields = state.fields.iter().map(|f| public_field(f, &owner));
-            quote!({ #(#fields,)* })
+            (
+                quote!({ #(#fields,)* }),
+                quote!(#[serde(deny_unknown_fields)]),
+            )
         };
         let name_text = state_name.to_string();
         tokens.extend(quote! {
@@ -62,6 +67,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             #[doc = #summary]
             #(#derives)*
             #serde
+            #strict
             #vis struct #state_name #body
 
             impl #state_trait for #state_name {
