@@ -7,10 +7,12 @@ extern crate self as statemachine;
 
 pub mod audit;
 mod definition;
+mod encode;
 mod error;
 mod id;
 mod instance;
 mod machine;
+mod replay;
 mod repository;
 #[cfg(feature = "tokio")]
 pub mod saga;
@@ -32,7 +34,8 @@ pub use definition::{Definition, EventInfo, FieldInfo, StateInfo, TransitionInfo
 pub use error::{Reason, Refusal, Rejected, WrongState};
 pub use id::InstanceId;
 pub use machine::{Event, StateMachine};
-pub use repository::{Applied, ApplyError, Failed, Meta, ReplayError, Repository, replay};
+pub use replay::{ReplayError, replay};
+pub use repository::{Applied, ApplyError, Failed, Meta, Repository};
 pub use snapshot::{RestoreError, Snapshot, SnapshotError, StateSnapshot};
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;

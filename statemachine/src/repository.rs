@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::store::{Commit, Committed, FirstResult, InstanceSummary, Store, StoreError};
+use crate::store::{
+    Commit, Committed, Cursor, FirstResult, InstanceSummary, Page, Store, StoreError,
+};
 use crate::{
-    AuditRecord, Clock, Event, InstanceId, RecordKind, Rejected, RestoreError, Snapshot,
-    StateMachine, SystemClock,
+    AuditRecord, Clock, Event, InstanceId, RecordKind, Rejected, StateMachine, SystemClock,
 };
 
 /// Who and why, for one [`Repository::apply`].
@@ -94,7 +95,7 @@ pub enum ApplyError<M: StateMachine> {
         /// The event, handed back.
         event: M::Event,
         /// What the key's first use did.
-        first: FirstResult,
+        first: Box<FirstResult>,
     },
     /// The store failed, or other writers kept winning until the retries ran out.
     /// Holds the event, so the caller can try again.
@@ -111,12 +112,28 @@ pub enum ApplyError<M: StateMachine> {
 /// A machine the store did not take, handed back with the reason.
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
+#[non_exhaustive]
 pub struct Failed<M> {
     /// The machine, as the caller handed it in.
     pub machine: M,
     /// What went wrong.
     #[source]
     pub error: StoreError,
+    /// What is stored instead, when the store answered with it: for
+    /// [`StoreError::DuplicateKey`], the instance as the key's first use left it (as
+    /// [`Repository::apply`] hands back for a duplicate).
+    pub stored: Option<M>,
+}
+
+impl<M> Failed<M> {
+    /// The machine handed back with `error`, nothing stored instead.
+    pub fn new(machine: M, error: StoreError) -> Self {
+        Self {
+            machine,
+            error,
+            stored: None,
+        }
+    }
 }
 
 /// Machines of one kind in one store: the common path from an event to a committed
@@ -208,12 +225,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
     pub fn create(&self, machine: M) -> Result<M, Failed<M>> {
         let snapshot = match machine.snapshot() {
             Ok(snapshot) => snapshot,
-            Err(error) => {
-                return Err(Failed {
-                    machine,
-                    error: error.into(),
-                });
-            }
+            Err(error) => return Err(Failed::new(machine, error.into())),
         };
         let at = self.clock.now();
         let (actor, correlation_id, idempotency_key) = machine.audit().caller();
@@ -239,7 +251,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             .create(&snapshot, std::slice::from_ref(&record), at)
         {
             Ok(()) => Ok(self.attach(machine)),
-            Err(error) => Err(Failed { machine, error }),
+            Err(error) => Err(Failed::new(machine, error)),
         }
     }
 
@@ -264,14 +276,33 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
     /// Writes what happened to a machine since it was loaded or saved: its new snapshot
     /// and audit records, guarded by the sequence number it was loaded at.
     ///
+    /// The machine's idempotency key (set with
+    /// [`Audit::set_idempotency_key`](crate::Audit::set_idempotency_key)) is checked as
+    /// [`apply`](Self::apply) checks it: a key used before with the same event writes
+    /// nothing and fails with [`StoreError::DuplicateKey`], handing back what is stored
+    /// in [`Failed::stored`]; a key used before with another event or payload fails with
+    /// [`StoreError::KeyReused`].
+    ///
     /// # Errors
     ///
     /// [`StoreError::Conflict`] when another writer got there first (load again and
-    /// redo), and the other store errors; the machine is handed back either way.
+    /// redo), [`StoreError::Unstorable`] when an event's payload could not be recorded
+    /// so that it replays, and the other store errors; the machine is handed back
+    /// either way, with what happened to it still to be saved.
     pub fn save(&self, machine: M) -> Result<M, Failed<M>> {
         match self.write_pending(std::slice::from_ref(&machine)) {
             Ok(()) => Ok(machine),
-            Err(error) => Err(Failed { machine, error }),
+            Err(error) => {
+                let stored = match &error {
+                    StoreError::DuplicateKey { id, .. } => self.load(id).ok(),
+                    _ => None,
+                };
+                Err(Failed {
+                    machine,
+                    error,
+                    stored,
+                })
+            }
         }
     }
 
@@ -283,13 +314,30 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
     ///
     /// The first [`StoreError`] any of them met (a conflict fails the whole batch); the
     /// machines are handed back, with what happened to them still pending.
+    // The error hands every machine back twice (as saved, and as stored): the rare path
+    // may be wide.
+    #[allow(clippy::result_large_err)]
     pub fn save_all(&self, machines: Vec<M>) -> Result<Vec<M>, Failed<Vec<M>>> {
         match self.write_pending(&machines) {
             Ok(()) => Ok(machines),
-            Err(error) => Err(Failed {
-                machine: machines,
-                error,
-            }),
+            Err(error) => {
+                // A key used before: hand back what is stored for every machine of the
+                // batch, so the caller sees where each one is.
+                let stored = matches!(error, StoreError::DuplicateKey { .. })
+                    .then(|| {
+                        machines
+                            .iter()
+                            .map(|m| self.load(m.id()))
+                            .collect::<Result<Vec<_>, _>>()
+                            .ok()
+                    })
+                    .flatten();
+                Err(Failed {
+                    machine: machines,
+                    error,
+                    stored,
+                })
+            }
         }
     }
 
@@ -303,17 +351,53 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             key: Option<String>,
         }
         let mut pending = Vec::with_capacity(machines.len());
+        let fail = |pending: Vec<(Arc<crate::Journal>, Pending)>, error: StoreError| {
+            // Nothing was written: what happened is still to be saved.
+            for (journal, p) in pending {
+                journal.restore(p.records);
+            }
+            Err(error)
+        };
         for machine in machines {
             let Some(journal) = machine.audit().pending().cloned() else {
-                return Err(StoreError::Corrupt {
-                    machine: Self::machine_name().to_owned(),
-                    id: machine.id().clone(),
-                    reason: "this machine was not loaded or created through a repository, so \
-                             nothing records what happened to it; create it with `create`"
-                        .to_owned(),
-                });
+                return fail(
+                    pending,
+                    StoreError::Unstorable {
+                        machine: Self::machine_name().to_owned(),
+                        id: machine.id().clone(),
+                        reason: "this machine was not loaded or created through a repository, \
+                                 so nothing records what happened to it; create it with \
+                                 `create` or load it with `load`"
+                            .to_owned(),
+                    },
+                );
             };
             let records = journal.take();
+            // Every record must replay: an event whose payload could not be recorded, or
+            // does not read back as the event, would make the trail unreplayable.
+            let unreplayable = journal.take_unrecorded().or_else(|| {
+                records.iter().find_map(|record| {
+                    let event = record.event.as_deref()?;
+                    let payload = record.payload.as_ref()?;
+                    serde_json::from_value::<M::Event>(json!({"event": event, "payload": payload}))
+                        .err()
+                        .map(|e| format!("event `{event}` does not read back from its JSON ({e})"))
+                })
+            });
+            if let Some(why) = unreplayable {
+                journal.restore(records);
+                return fail(
+                    pending,
+                    StoreError::Unstorable {
+                        machine: Self::machine_name().to_owned(),
+                        id: machine.id().clone(),
+                        reason: format!(
+                            "an event's payload cannot be recorded for replay: {why}; fix the \
+                             event's Serialize/Deserialize"
+                        ),
+                    },
+                );
+            }
             let applied = records
                 .iter()
                 .filter(|r| r.kind == RecordKind::Applied)
@@ -325,7 +409,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                     Ok(snapshot) => Some(snapshot),
                     Err(error) => {
                         journal.restore(records);
-                        return Err(error.into());
+                        return fail(pending, error.into());
                     }
                 }
             };
@@ -354,7 +438,18 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             })
             .collect();
         let result = match commits.as_slice() {
-            [one] => self.store.commit(one).map(|_| ()),
+            [one] => match self.store.commit(one) {
+                Ok(Committed::Written) => Ok(()),
+                // Nothing was written: the store kept the key's first result, which is
+                // not this machine. Say so, as `commit_batch` does for a batch.
+                Ok(Committed::Duplicate(first)) => Err(StoreError::DuplicateKey {
+                    machine: one.machine.to_owned(),
+                    id: one.id.clone(),
+                    key: one.idempotency_key.unwrap_or_default().to_owned(),
+                    first: Box::new(first),
+                }),
+                Err(error) => Err(error),
+            },
             many => self.store.commit_batch(many).map(|_| ()),
         };
         drop(commits);
@@ -384,7 +479,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         let event = event.into();
         // The audit trail replays events from JSON, and a retry needs the event again:
         // an event that does not read back from its own JSON is refused up front.
-        let copy = serde_json::to_value(&event)
+        let copy = crate::encode::to_value(&event)
             .map_err(|e| e.to_string())
             .and_then(|json| {
                 let copy =
@@ -394,12 +489,12 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         let (json, spare) = match copy {
             Ok(copy) => copy,
             Err(reason) => {
-                let error = StoreError::Corrupt {
+                let error = StoreError::Unstorable {
                     machine: Self::machine_name().to_owned(),
                     id: id.clone(),
                     reason: format!(
                         "event `{}` does not round-trip through JSON ({reason}), so it cannot be \
-                         recorded for replay; fix its Serialize/Deserialize",
+                         recorded for replay; fix its value or its Serialize/Deserialize",
                         event.name()
                     ),
                 };
@@ -415,7 +510,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             {
                 Ok(current) => current,
                 Err(e) => {
-                    let error = StoreError::Corrupt {
+                    let error = StoreError::Unstorable {
                         machine: Self::machine_name().to_owned(),
                         id: id.clone(),
                         reason: format!("the event no longer reads back from its JSON: {e}"),
@@ -510,7 +605,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
 
     fn duplicate(&self, id: &InstanceId, first: FirstResult) -> Result<Applied<M>, Attempt<M>> {
         if first.refused() {
-            return Err(Attempt::Refused(first));
+            return Err(Attempt::Refused(Box::new(first)));
         }
         Ok(Applied {
             machine: self.load(id).map_err(Attempt::Store)?,
@@ -539,113 +634,73 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
     pub fn list(&self, state: Option<&str>) -> Result<Vec<InstanceSummary>, StoreError> {
         self.store.list(Self::machine_name(), state)
     }
+
+    /// One page of the instances, by id, optionally only those in `state`: at most
+    /// `limit` after `after` (the `next` of the page before; `None` for the first).
+    ///
+    /// ```
+    /// # use statemachine::{MemoryStore, Repository, state_machine};
+    /// # state_machine! {
+    /// #     #[derive(Debug)]
+    /// #     pub machine Door {
+    /// #         version 1;
+    /// #         initial state Closed;
+    /// #         final state Opened;
+    /// #         event open;
+    /// #         Closed + open => Opened;
+    /// #     }
+    /// # }
+    /// let doors = Repository::<AnyDoor, _>::new(MemoryStore::new());
+    /// for n in 0..5 {
+    ///     doors.create(Door::new(format!("door-{n}")).into()).unwrap();
+    /// }
+    /// let mut after = None;
+    /// let mut seen = Vec::new();
+    /// loop {
+    ///     let page = doors.list_page(Some("Closed"), after.as_ref(), 2).unwrap();
+    ///     seen.extend(page.items.into_iter().map(|s| s.id.to_string()));
+    ///     match page.next {
+    ///         Some(next) => after = Some(next),
+    ///         None => break,
+    ///     }
+    /// }
+    /// assert_eq!(seen, ["door-0", "door-1", "door-2", "door-3", "door-4"]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When the store fails, or `after` is not a cursor it handed out.
+    pub fn list_page(
+        &self,
+        state: Option<&str>,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<InstanceSummary>, StoreError> {
+        self.store
+            .list_page(Self::machine_name(), state, after, limit)
+    }
+
+    /// One page of an instance's audit trail, oldest first: at most `limit` records
+    /// after `after` (the `next` of the page before; `None` for the first).
+    ///
+    /// # Errors
+    ///
+    /// When the store fails, a record is damaged, or `after` is not a cursor it handed
+    /// out.
+    pub fn history_page(
+        &self,
+        id: &InstanceId,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<AuditRecord>, StoreError> {
+        self.store
+            .history_page(Self::machine_name(), id, after, limit)
+    }
 }
 
 /// How one attempt of [`Repository::apply`] failed.
 enum Attempt<M: StateMachine> {
     Rejected(Rejected<M, M::Event, M::Reason>),
-    Refused(FirstResult),
+    Refused(Box<FirstResult>),
     Store(StoreError),
-}
-
-/// Why an instance's history does not replay to its snapshot.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReplayError {
-    /// The history does not start with a `created` record carrying a snapshot.
-    #[error(
-        "the history of `{id}` does not start with a `created` record carrying its first snapshot"
-    )]
-    NoCreation {
-        /// The instance.
-        id: InstanceId,
-    },
-    /// The first snapshot does not restore.
-    #[error(transparent)]
-    Restore(#[from] RestoreError),
-    /// A record's event does not read back.
-    #[error("record #{seq} of `{id}`: its event does not read back ({reason})")]
-    Event {
-        /// The instance.
-        id: InstanceId,
-        /// The record's sequence number.
-        seq: u64,
-        /// What the deserializer said.
-        reason: String,
-    },
-    /// Replaying a record did not do what the record says.
-    #[error("record #{seq} of `{id}` says `{expected}`, but replaying it gave `{found}`")]
-    Diverged {
-        /// The instance.
-        id: InstanceId,
-        /// The record's sequence number.
-        seq: u64,
-        /// What the record says happened.
-        expected: String,
-        /// What replaying it did.
-        found: String,
-    },
-}
-
-/// Rebuilds a machine from its audit trail: the `created` record's snapshot, then every
-/// `applied` record's event, in order. Refusals are skipped (they changed nothing).
-///
-/// The result equals the stored snapshot when the trail is complete and the guards,
-/// actions and hooks are deterministic.
-///
-/// # Errors
-///
-/// A [`ReplayError`] saying which record does not replay.
-pub fn replay<M: StateMachine>(records: &[AuditRecord]) -> Result<M, ReplayError> {
-    let mut records = records.iter().filter(|r| r.kind.is_transition());
-    let first = records.next();
-    let Some(snapshot) = first
-        .filter(|r| r.kind == RecordKind::Created)
-        .and_then(|r| r.payload.clone())
-        .and_then(|p| serde_json::from_value::<Snapshot>(p).ok())
-    else {
-        return Err(ReplayError::NoCreation {
-            id: first
-                .map(|r| r.id.clone())
-                .unwrap_or_else(|| InstanceId::from("")),
-        });
-    };
-    let mut machine = M::restore(snapshot)?;
-    for record in records {
-        let event: M::Event = serde_json::from_value(json!({
-            "event": record.event,
-            "payload": record.payload,
-        }))
-        .map_err(|e| ReplayError::Event {
-            id: record.id.clone(),
-            seq: record.seq,
-            reason: e.to_string(),
-        })?;
-        let expected = format!(
-            "#{} {}",
-            record.seq,
-            record.to.as_deref().unwrap_or_default()
-        );
-        machine = match machine.fire(event) {
-            Ok(next) => next,
-            Err(rejected) => {
-                return Err(ReplayError::Diverged {
-                    id: record.id.clone(),
-                    seq: record.seq,
-                    expected,
-                    found: rejected.to_string(),
-                });
-            }
-        };
-        let found = format!("#{} {}", machine.seq(), machine.state_name());
-        if found != expected {
-            return Err(ReplayError::Diverged {
-                id: record.id.clone(),
-                seq: record.seq,
-                expected,
-                found,
-            });
-        }
-    }
-    Ok(machine)
 }

@@ -10,7 +10,7 @@ fn a_new_file_gets_the_current_schema_and_keeps_data_across_opens() {
     let db = dir.path().join("accounts.db");
     {
         let store = SqliteStore::open(&db).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.schema_version().unwrap(), 2);
         assert_eq!(store.synchronous(), Synchronous::Full);
         let repo = Repository::<AnyAccount, _>::new(store);
         repo.create(Account::new("a-1", Ledger::default()).into())
@@ -42,7 +42,7 @@ fn a_file_from_a_newer_release_is_refused() {
         Err(
             error @ StoreError::Schema {
                 found: 99,
-                supported: 1,
+                supported: 2,
             },
         ) => {
             assert!(error.to_string().contains("upgrade statemachine"));
@@ -73,4 +73,77 @@ fn the_synchronous_setting_can_be_relaxed() {
     )
     .unwrap();
     assert_eq!(store.synchronous(), Synchronous::Normal);
+}
+
+/// A file written by schema 1 (no key fingerprints) is upgraded when opened: its keys
+/// keep their first results, and new keys get fingerprints.
+#[test]
+fn a_schema_1_file_is_upgraded_and_its_keys_still_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.db");
+    {
+        let store = SqliteStore::open(&db).unwrap();
+        let repo = Repository::<AnyAccount, _>::new(store);
+        repo.create(Account::new("a-1", Ledger::default()).into())
+            .unwrap();
+        repo.apply(&"a-1".into(), Deposit { cents: 7 }, &Meta::new().key("k-1"))
+            .unwrap();
+        // What schema 1 looked like.
+        let store = repo.store();
+        store
+            .execute_raw("ALTER TABLE statemachine_idempotency DROP COLUMN fingerprint")
+            .unwrap();
+        store
+            .execute_raw("UPDATE statemachine_schema SET version = 1")
+            .unwrap();
+    }
+    let store = SqliteStore::open(&db).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 2);
+    let repo = Repository::<AnyAccount, _>::new(store);
+    let again = repo
+        .apply(&"a-1".into(), Deposit { cents: 7 }, &Meta::new().key("k-1"))
+        .unwrap();
+    assert!(
+        again.duplicate,
+        "a key from schema 1 keeps its first result"
+    );
+    assert_eq!(again.machine.data().balance, 7);
+    repo.apply(&"a-1".into(), Deposit { cents: 1 }, &Meta::new().key("k-2"))
+        .unwrap();
+    assert!(matches!(
+        repo.apply(&"a-1".into(), Deposit { cents: 2 }, &Meta::new().key("k-2")),
+        Err(statemachine::ApplyError::Store {
+            error: StoreError::KeyReused { .. },
+            ..
+        })
+    ));
+}
+
+/// A lock held past the busy timeout is `StoreError::Busy`, which says it may be
+/// retried; nothing was written.
+#[test]
+fn a_lock_held_past_the_busy_timeout_is_a_retryable_busy_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("busy.db");
+    let options = SqliteOptions {
+        busy_timeout: std::time::Duration::from_millis(50),
+        ..SqliteOptions::default()
+    };
+    let repo = Repository::<AnyAccount, _>::new(SqliteStore::open_with(&db, options).unwrap());
+    repo.create(Account::new("a-1", Ledger::default()).into())
+        .unwrap();
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let error = match repo.apply(&"a-1".into(), Deposit { cents: 1 }, &Meta::new()) {
+        Err(statemachine::ApplyError::Store { error, .. }) => error,
+        other => panic!("expected the lock to stop the write, got {other:?}"),
+    };
+    assert!(matches!(error, StoreError::Busy { .. }), "{error}");
+    assert!(error.is_retryable());
+    assert!(!error.is_corrupt());
+    holder.execute_batch("ROLLBACK").unwrap();
+    let applied = repo
+        .apply(&"a-1".into(), Deposit { cents: 1 }, &Meta::new())
+        .unwrap();
+    assert_eq!(applied.seq, 1, "nothing was written by the busy attempt");
 }

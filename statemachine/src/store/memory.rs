@@ -2,24 +2,38 @@
 //! process. It keeps snapshots as JSON text, like the SQLite store, so both behave the
 //! same when data does not round-trip.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use super::{Commit, Committed, FirstResult, InstanceSummary, Store, StoreError, StoredInstance};
+use super::{
+    Commit, Committed, Cursor, FirstResult, InstanceSummary, Page, Store, StoreError,
+    StoredInstance,
+};
 use crate::{AuditRecord, InstanceId, Snapshot};
 
 /// A [`Store`] in memory. Cheap to create; everything is lost when it is dropped.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    max_snapshot_bytes: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            max_snapshot_bytes: super::DEFAULT_MAX_SNAPSHOT_BYTES,
+        }
+    }
 }
 
 type Key = (String, InstanceId);
 
 #[derive(Debug, Default)]
 struct Inner {
-    instances: HashMap<Key, Row>,
+    /// In key order, so listing by id is a range.
+    instances: BTreeMap<Key, Row>,
     audit: HashMap<Key, Vec<AuditRecord>>,
     keys: HashMap<(String, InstanceId, String), FirstResult>,
 }
@@ -38,6 +52,14 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Refuses snapshots larger than `bytes` of JSON ([`StoreError::TooLarge`]); the
+    /// default is [`DEFAULT_MAX_SNAPSHOT_BYTES`](super::DEFAULT_MAX_SNAPSHOT_BYTES).
+    #[must_use]
+    pub fn with_max_snapshot_bytes(mut self, bytes: usize) -> Self {
+        self.max_snapshot_bytes = bytes;
+        self
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -64,9 +86,9 @@ impl MemoryStore {
     }
 }
 
-fn row(snapshot: &Snapshot, created_at: SystemTime, updated_at: SystemTime) -> Row {
+fn row(json: String, snapshot: &Snapshot, created_at: SystemTime, updated_at: SystemTime) -> Row {
     Row {
-        json: snapshot.to_json(),
+        json,
         seq: snapshot.seq,
         state: snapshot.state.name.clone(),
         version: snapshot.version,
@@ -83,6 +105,8 @@ impl Store for MemoryStore {
         at: SystemTime,
     ) -> Result<(), StoreError> {
         let key = (snapshot.machine.clone(), snapshot.id.clone());
+        let json = super::encode_snapshot(snapshot, self.max_snapshot_bytes)?;
+        super::check_records(records)?;
         let mut inner = self.inner();
         if inner.instances.contains_key(&key) {
             return Err(StoreError::DuplicateId {
@@ -90,7 +114,9 @@ impl Store for MemoryStore {
                 id: key.1,
             });
         }
-        inner.instances.insert(key.clone(), row(snapshot, at, at));
+        inner
+            .instances
+            .insert(key.clone(), row(json, snapshot, at, at));
         inner
             .audit
             .entry(key)
@@ -116,44 +142,95 @@ impl Store for MemoryStore {
     }
 
     fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
+        let json = self.encode(commit)?;
         let mut inner = self.inner();
-        let committed = check(&inner, commit)?;
+        let committed = check(&inner, commit, &HashMap::new())?;
         if committed == Committed::Written {
-            write(&mut inner, commit);
+            write(&mut inner, commit, json);
         }
         Ok(committed)
     }
 
     fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError> {
-        let mut inner = self.inner();
-        // Check every commit before writing any: all or nothing.
-        let results = commits
+        let encoded = commits
             .iter()
-            .map(|commit| check(&inner, commit))
+            .map(|commit| self.encode(commit))
             .collect::<Result<Vec<_>, _>>()?;
-        for (commit, result) in commits.iter().zip(&results) {
-            if *result == Committed::Written {
-                write(&mut inner, commit);
+        let mut inner = self.inner();
+        // Check every commit before writing any: all or nothing. An instance may appear
+        // more than once: each commit is checked against the ones before it in the batch.
+        let mut moved: HashMap<Key, u64> = HashMap::new();
+        for commit in commits {
+            match check(&inner, commit, &moved)? {
+                Committed::Written => {}
+                Committed::Duplicate(first) => return Err(duplicate_in_batch(commit, first)),
+            }
+            let key = (commit.machine.to_owned(), commit.id.clone());
+            if let Some(snapshot) = commit.snapshot {
+                moved.insert(key, snapshot.seq);
             }
         }
-        Ok(results)
+        let mut keys = std::collections::HashSet::new();
+        for commit in commits {
+            if let Some(key) = commit.idempotency_key
+                && !keys.insert((commit.machine, commit.id, key))
+            {
+                return Err(StoreError::Unstorable {
+                    machine: commit.machine.to_owned(),
+                    id: commit.id.clone(),
+                    reason: format!("the batch uses idempotency key `{key}` twice"),
+                });
+            }
+        }
+        for (commit, json) in commits.iter().zip(encoded) {
+            write(&mut inner, commit, json);
+        }
+        Ok(vec![Committed::Written; commits.len()])
     }
 
-    fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {
-        Ok(self
-            .inner()
+    fn history_page(
+        &self,
+        machine: &str,
+        id: &InstanceId,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<AuditRecord>, StoreError> {
+        let start = super::position_after(after)?.unwrap_or(0);
+        let start = usize::try_from(start).unwrap_or(usize::MAX);
+        let limit = limit.max(1);
+        let inner = self.inner();
+        let records = inner
             .audit
             .get(&(machine.to_owned(), id.clone()))
-            .cloned()
-            .unwrap_or_default())
+            .map_or(&[][..], Vec::as_slice);
+        let page: Vec<AuditRecord> = records.iter().skip(start).take(limit).cloned().collect();
+        let end = start.saturating_add(page.len());
+        let next = (end < records.len()).then(|| super::position_cursor(end as u64));
+        Ok(Page::new(page, next))
     }
 
-    fn list(&self, machine: &str, state: Option<&str>) -> Result<Vec<InstanceSummary>, StoreError> {
+    fn list_page(
+        &self,
+        machine: &str,
+        state: Option<&str>,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<InstanceSummary>, StoreError> {
+        use std::ops::Bound;
+        let after = super::id_after(after)?;
+        let limit = limit.max(1);
         let inner = self.inner();
-        let mut list: Vec<InstanceSummary> = inner
+        let machine_key = machine.to_owned();
+        let lower = match after {
+            Some(id) => Bound::Excluded((machine_key.clone(), InstanceId::from(id))),
+            None => Bound::Included((machine_key.clone(), InstanceId::from(""))),
+        };
+        let mut page: Vec<InstanceSummary> = inner
             .instances
-            .iter()
-            .filter(|((m, _), row)| m == machine && state.is_none_or(|s| row.state == s))
+            .range((lower, Bound::Unbounded))
+            .take_while(|((m, _), _)| *m == machine_key)
+            .filter(|(_, row)| state.is_none_or(|s| row.state == s))
+            .take(limit + 1)
             .map(|((_, id), row)| InstanceSummary {
                 id: id.clone(),
                 version: row.version,
@@ -162,8 +239,13 @@ impl Store for MemoryStore {
                 updated_at: row.updated_at,
             })
             .collect();
-        list.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(list)
+        let next = if page.len() > limit {
+            page.truncate(limit);
+            page.last().map(|last| super::id_cursor(&last.id))
+        } else {
+            None
+        };
+        Ok(Page::new(page, next))
     }
 
     fn idempotent(
@@ -180,8 +262,42 @@ impl Store for MemoryStore {
     }
 }
 
-/// What `commit` would do, without doing it.
-fn check(inner: &Inner, commit: &Commit<'_>) -> Result<Committed, StoreError> {
+impl MemoryStore {
+    /// The commit's snapshot as text, and its records, checked before anything is locked.
+    fn encode(&self, commit: &Commit<'_>) -> Result<Option<String>, StoreError> {
+        super::check_records(commit.records)?;
+        commit
+            .snapshot
+            .map(|snapshot| super::encode_snapshot(snapshot, self.max_snapshot_bytes))
+            .transpose()
+    }
+}
+
+/// A commit of a batch whose key was used before: the batch is refused whole.
+fn duplicate_in_batch(commit: &Commit<'_>, first: FirstResult) -> StoreError {
+    match super::duplicate(commit, first) {
+        Err(error) => error,
+        Ok(Committed::Duplicate(first)) => StoreError::DuplicateKey {
+            machine: commit.machine.to_owned(),
+            id: commit.id.clone(),
+            key: commit.idempotency_key.unwrap_or_default().to_owned(),
+            first: Box::new(first),
+        },
+        Ok(Committed::Written) => StoreError::Unstorable {
+            machine: commit.machine.to_owned(),
+            id: commit.id.clone(),
+            reason: "its idempotency key was used before".to_owned(),
+        },
+    }
+}
+
+/// What `commit` would do, without doing it; `moved` holds the sequence numbers that
+/// earlier commits of the same batch move instances to.
+fn check(
+    inner: &Inner,
+    commit: &Commit<'_>,
+    moved: &HashMap<Key, u64>,
+) -> Result<Committed, StoreError> {
     let key = (commit.machine.to_owned(), commit.id.clone());
     if let Some(idempotency_key) = commit.idempotency_key
         && let Some(first) =
@@ -189,7 +305,7 @@ fn check(inner: &Inner, commit: &Commit<'_>) -> Result<Committed, StoreError> {
                 .keys
                 .get(&(key.0.clone(), key.1.clone(), idempotency_key.to_owned()))
     {
-        return Ok(Committed::Duplicate(first.clone()));
+        return super::duplicate(commit, first.clone());
     }
     let Some(current) = inner.instances.get(&key) else {
         return Err(StoreError::NotFound {
@@ -197,28 +313,29 @@ fn check(inner: &Inner, commit: &Commit<'_>) -> Result<Committed, StoreError> {
             id: key.1,
         });
     };
-    if current.seq != commit.expected_seq {
+    let found = moved.get(&key).copied().unwrap_or(current.seq);
+    if found != commit.expected_seq {
         return Err(StoreError::Conflict {
             machine: key.0,
             id: key.1,
             expected: commit.expected_seq,
-            found: current.seq,
+            found,
         });
     }
     Ok(Committed::Written)
 }
 
 /// Writes a checked commit.
-fn write(inner: &mut Inner, commit: &Commit<'_>) {
+fn write(inner: &mut Inner, commit: &Commit<'_>, json: Option<String>) {
     let key = (commit.machine.to_owned(), commit.id.clone());
-    if let Some(snapshot) = commit.snapshot {
+    if let (Some(snapshot), Some(json)) = (commit.snapshot, json) {
         let created_at = inner
             .instances
             .get(&key)
             .map_or(commit.at, |row| row.created_at);
         inner
             .instances
-            .insert(key.clone(), row(snapshot, created_at, commit.at));
+            .insert(key.clone(), row(json, snapshot, created_at, commit.at));
     }
     inner
         .audit

@@ -14,10 +14,38 @@
 //!   got there first, the commit fails with [`StoreError::Conflict`] and writes nothing.
 //!   No update is ever lost.
 //! - An idempotency key is recorded once per instance, with its first outcome (applied
-//!   or refused); committing it again returns that first result
-//!   ([`Committed::Duplicate`]) and writes nothing.
+//!   or refused) and a fingerprint of the event's payload; committing the same request
+//!   again returns that first result ([`Committed::Duplicate`]) and writes nothing, and
+//!   using the key for another event or payload is refused ([`StoreError::KeyReused`]).
+//!   In a batch, a key used before fails the whole batch ([`StoreError::DuplicateKey`]).
+//! - Nothing is acknowledged that cannot be read back identically. Values are encoded
+//!   by a serializer that refuses non-finite numbers (which JSON would store as `null`)
+//!   and nesting deeper than [`MAX_DEPTH`](crate::snapshot::MAX_DEPTH) levels, naming
+//!   the field ([`SnapshotError::field`](crate::SnapshotError::field)); a store checks
+//!   depth, size ([`DEFAULT_MAX_SNAPSHOT_BYTES`] unless configured) and the sequence
+//!   number's range of whatever it is handed before it writes
+//!   ([`StoreError::Unstorable`], [`StoreError::TooLarge`]); a repository refuses to
+//!   write an audit record whose event payload would not replay.
 //! - Whatever comes back from storage is checked: a row that does not parse, or does not
-//!   match its own key, is [`StoreError::Corrupt`], never a panic.
+//!   match its own key, is [`StoreError::Corrupt`], never a panic. Caller mistakes are
+//!   never reported as damage: [`StoreError::is_corrupt`] tells the two apart, and
+//!   [`StoreError::is_retryable`] says when trying again may help.
+//! - Listing and history are read a page at a time ([`Store::list_page`],
+//!   [`Store::history_page`]) with an opaque [`Cursor`]: each page is one short
+//!   statement over an index range, so a long trail or a million instances never make
+//!   one read that holds up writers or memory.
+//!
+//! # Cost model
+//!
+//! Every transition writes the instance's whole snapshot (its state's data and the
+//! shared data, as JSON) and one audit record per transition; a duplicate key reads
+//! one row and writes nothing. The cost of an event therefore grows with the size of the
+//! instance's data, not with the event: a 10 MB value in the data makes every later
+//! one-byte event rewrite 10 MB. Keep large values (documents, images, long lists)
+//! outside the machine and store a reference; the snapshot limit
+//! ([`DEFAULT_MAX_SNAPSHOT_BYTES`], `SqliteOptions::max_snapshot_bytes`,
+//! [`MemoryStore::with_max_snapshot_bytes`]) turns a runaway value into a typed refusal
+//! instead of a slow store.
 //!
 //! # Storage layout (SQLite)
 //!
@@ -26,7 +54,7 @@
 //! its own schema version; a newer release upgrades an older file when it opens it, and
 //! an older release refuses a newer file ([`StoreError::Schema`]).
 //!
-//! `statemachine_schema`: one row, `version INTEGER` (now 1).
+//! `statemachine_schema`: one row, `version INTEGER` (now 2).
 //!
 //! `statemachine_instances`: the latest snapshot of every instance.
 //!
@@ -41,7 +69,9 @@
 //! | `created_at`, `updated_at` | INTEGER | microseconds since the Unix epoch |
 //!
 //! Index `statemachine_instances_by_state (machine, state, id)` serves
-//! [`Store::list`]. The table is `WITHOUT ROWID`: rows live in primary-key order.
+//! [`Store::list_page`] with a state (an index range scan; a test checks the query
+//! plan), the primary key serves it without one. The table is `WITHOUT ROWID`: rows live
+//! in primary-key order.
 //!
 //! `statemachine_audit`: the audit trail, one row per [`AuditRecord`], in the order
 //! written (`position INTEGER PRIMARY KEY`), with the record's fields as columns:
@@ -55,7 +85,9 @@
 //!
 //! `statemachine_idempotency`: one row per key and instance, primary key `(machine, id,
 //! key)`, holding the key's first result: `seq`, `from_state`, `event`, `to_state` (NULL
-//! when refused), `reason`, `at`.
+//! when refused), `reason`, `at`, and (from schema 2) `fingerprint`, the FNV-1a hash of
+//! the event's payload JSON (NULL for keys written by schema 1, which are compared by
+//! event name only).
 //!
 //! ## Transactions
 //!
@@ -71,7 +103,12 @@
 //!   3. updates the snapshot row (for a transition), inserts the audit records, and
 //!      inserts the idempotency row;
 //!   4. commits. With `synchronous = FULL`, a commit that returned is on disk.
-//! - Reads ([`Store::load`], [`Store::history`], [`Store::list`]) are single statements.
+//! - Reads ([`Store::load`], [`Store::history_page`], [`Store::list_page`]) are single
+//!   statements; [`Store::history`] and [`Store::list`] read page after page, each its
+//!   own statement.
+//!
+//! Backups, integrity checks, file permissions and what to never do to the `-wal` file
+//! are in the SQLite store's operations section ([`SqliteStore`]'s module docs, "Operations").
 //!
 //! A process killed at any instruction leaves either the whole transaction or none of it:
 //! the crash test in the workspace kills writers with SIGKILL at random moments and checks
@@ -131,6 +168,9 @@ pub struct FirstResult {
     pub reason: Option<String>,
     /// When it was written.
     pub at: SystemTime,
+    /// A fingerprint of the event's payload (FNV-1a of its JSON), when the record carried
+    /// one: a key reused with another payload is refused, not answered as a duplicate.
+    pub fingerprint: Option<String>,
 }
 
 impl FirstResult {
@@ -237,6 +277,124 @@ pub enum StoreError {
         /// The newest schema this release knows.
         supported: i64,
     },
+    /// The database stayed locked by another connection or process for longer than the
+    /// busy timeout. Nothing was written; retrying later may succeed.
+    #[error(
+        "the database is busy{}: another connection held its lock past the busy timeout; \
+         nothing was written, retry later or raise the busy timeout",
+        for_instance(machine, id)
+    )]
+    Busy {
+        /// The machine, if the failure concerns one.
+        machine: Option<String>,
+        /// The instance, if the failure concerns one.
+        id: Option<InstanceId>,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// What the caller handed in cannot be stored so that it reads back (an event that
+    /// does not round-trip through JSON, a sequence number beyond the store's range, a
+    /// machine not created or loaded through a repository). Nothing was written; the
+    /// stored instance is intact.
+    #[error("cannot store `{machine}` instance `{id}`: {reason}; nothing was written")]
+    Unstorable {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// What is wrong, and what to do about it.
+        reason: String,
+    },
+    /// The snapshot is larger than the store accepts.
+    #[error(
+        "the snapshot of `{machine}` instance `{id}` is {size} bytes, more than the {limit} the \
+         store accepts; keep large values outside the machine (store a reference), or raise \
+         the store's snapshot limit"
+    )]
+    TooLarge {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// The snapshot's size as JSON, in bytes.
+        size: usize,
+        /// The store's limit, in bytes.
+        limit: usize,
+    },
+    /// [`Repository::save`](crate::Repository::save): the idempotency key was used
+    /// before on this instance, with this event. Nothing was written: the stored instance
+    /// is the result of the key's first use, not of the machine that was saved.
+    #[error(
+        "idempotency key `{key}` was already used on `{machine}` instance `{id}` (`{}` at \
+         sequence number {}); nothing was written: load the instance to see what is stored",
+        first.event,
+        first.seq
+    )]
+    DuplicateKey {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// The key.
+        key: String,
+        /// What the key's first use did.
+        first: Box<FirstResult>,
+    },
+    /// The idempotency key was used before on this instance for a different event or
+    /// payload: a key names one request, so the second one is refused, not answered with
+    /// the first one's result.
+    #[error(
+        "idempotency key `{key}` of `{machine}` instance `{id}` was first used for `{}` and is \
+         now used for `{event}` with {}: a key must name one request; use a new key for a new \
+         request",
+        first.event,
+        if first.event == *event { "another payload" } else { "another event" }
+    )]
+    KeyReused {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// The key.
+        key: String,
+        /// The event it is used for now.
+        event: String,
+        /// What the key's first use did.
+        first: Box<FirstResult>,
+    },
+    /// A page was asked for with a cursor this store did not hand out.
+    #[error(
+        "`{cursor}` is not a cursor of this listing; pass the `next` cursor of the page \
+         before, or none for the first page"
+    )]
+    InvalidCursor {
+        /// The cursor.
+        cursor: String,
+    },
+    /// The database file at the store's path is no longer the one the store opened (it
+    /// was deleted, moved or replaced). Nothing was written: writing into a file no
+    /// longer reachable by its path would lose every acknowledged transition.
+    #[error(
+        "the database file `{}` is no longer the one this store opened ({reason}); nothing \
+         was written: restore the file or open the store again",
+        path.display()
+    )]
+    FileReplaced {
+        /// The path the store was opened at.
+        path: std::path::PathBuf,
+        /// What changed.
+        reason: String,
+    },
+    /// An integrity check found damage in the database file.
+    #[error(
+        "the database failed its integrity check: {}; restore it from a backup",
+        problems.join("; ")
+    )]
+    Integrity {
+        /// What the check reported, one problem per entry.
+        problems: Vec<String>,
+    },
     /// The storage itself failed (disk, file, lock, connection).
     #[error(
         "storage failed{}: {source}; check the database and retry",
@@ -262,9 +420,27 @@ fn for_instance(machine: &Option<String>, id: &Option<InstanceId>) -> String {
 }
 
 impl StoreError {
-    /// Whether retrying the same operation, after loading again, may succeed.
+    /// Whether another writer committed first ([`StoreError::Conflict`]): load again and
+    /// re-apply the event.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Conflict { .. })
+    }
+
+    /// Whether the same operation may succeed if retried (after loading again, for a
+    /// conflict): [`StoreError::Conflict`] and [`StoreError::Busy`]. Nothing was written
+    /// by the failed attempt.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Conflict { .. } | Self::Busy { .. })
+    }
+
+    /// Whether the error says that stored data is damaged ([`StoreError::Corrupt`],
+    /// [`StoreError::Restore`], [`StoreError::Integrity`]), as opposed to a caller's
+    /// mistake or a failing storage.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(
+            self,
+            Self::Corrupt { .. } | Self::Restore(_) | Self::Integrity { .. }
+        )
     }
 }
 
@@ -307,19 +483,60 @@ pub trait Store: Send + Sync {
     /// The first [`StoreError`] any commit of the batch met; nothing is written then.
     fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError>;
 
-    /// An instance's audit trail, oldest first.
+    /// One page of an instance's audit trail, oldest first: at most `limit` records
+    /// (at least one) after `after`, the `next` cursor of the page before (`None` for the
+    /// first page). Each page is one short read, so reading a long trail does not hold
+    /// up writers.
+    ///
+    /// # Errors
+    ///
+    /// When the storage fails, a record cannot be read, or the cursor is not one this
+    /// store handed out ([`StoreError::InvalidCursor`]).
+    fn history_page(
+        &self,
+        machine: &str,
+        id: &InstanceId,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<AuditRecord>, StoreError>;
+
+    /// One page of the instances of a machine, optionally only those in `state`, by id:
+    /// at most `limit` (at least one) after `after`, the `next` cursor of the page before
+    /// (`None` for the first page). A store reads only the instances on the page (an
+    /// index range scan in SQLite), however many there are.
+    ///
+    /// # Errors
+    ///
+    /// When the storage fails, or the cursor is not one this store handed out.
+    fn list_page(
+        &self,
+        machine: &str,
+        state: Option<&str>,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<InstanceSummary>, StoreError>;
+
+    /// An instance's whole audit trail, oldest first, read page by page
+    /// ([`history_page`](Self::history_page)). It holds the whole trail in memory: for
+    /// long trails, page through them instead.
     ///
     /// # Errors
     ///
     /// When the storage fails or a record cannot be read.
-    fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError>;
+    fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {
+        collect_pages(|after| self.history_page(machine, id, after, PAGE))
+    }
 
-    /// The instances of a machine, optionally only those in `state`, by id.
+    /// Every instance of a machine, optionally only those in `state`, by id, read page
+    /// by page ([`list_page`](Self::list_page)). For many instances, page through them
+    /// instead.
     ///
     /// # Errors
     ///
     /// When the storage fails.
-    fn list(&self, machine: &str, state: Option<&str>) -> Result<Vec<InstanceSummary>, StoreError>;
+    fn list(&self, machine: &str, state: Option<&str>) -> Result<Vec<InstanceSummary>, StoreError> {
+        collect_pages(|after| self.list_page(machine, state, after, PAGE))
+    }
 
     /// What `key` was first applied as on this instance, if it was.
     ///
@@ -350,6 +567,12 @@ macro_rules! delegate_store {
             fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError> {
                 (**self).commit_batch(commits)
             }
+            fn history_page(&self, machine: &str, id: &InstanceId, after: Option<&Cursor>, limit: usize) -> Result<Page<AuditRecord>, StoreError> {
+                (**self).history_page(machine, id, after, limit)
+            }
+            fn list_page(&self, machine: &str, state: Option<&str>, after: Option<&Cursor>, limit: usize) -> Result<Page<InstanceSummary>, StoreError> {
+                (**self).list_page(machine, state, after, limit)
+            }
             fn history(&self, machine: &str, id: &InstanceId) -> Result<Vec<AuditRecord>, StoreError> {
                 (**self).history(machine, id)
             }
@@ -364,6 +587,10 @@ macro_rules! delegate_store {
 }
 
 delegate_store!(&S, std::sync::Arc<S>);
+
+/// The largest snapshot a store writes unless configured otherwise: 16 MiB of JSON, the
+/// same as [`Snapshot::DEFAULT_MAX_BYTES`], so whatever is written can be read.
+pub const DEFAULT_MAX_SNAPSHOT_BYTES: usize = Snapshot::DEFAULT_MAX_BYTES;
 
 /// What a commit's records say its key's result is: the first applied or refused
 /// record, and (for transitions) the last sequence number and state reached.
@@ -389,7 +616,218 @@ pub(crate) fn first_result(commit: &Commit<'_>) -> Option<FirstResult> {
             None
         },
         at: commit.at,
+        fingerprint: first.payload.as_ref().map(fingerprint),
     })
+}
+
+/// The FNV-1a hash of a payload's JSON, as 16 hex digits. `serde_json` writes object
+/// keys in order, so equal payloads give equal text.
+fn fingerprint(payload: &serde_json::Value) -> String {
+    let hash = payload
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, b| {
+            (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    format!("{hash:016x}")
+}
+
+/// What a commit whose key was used before gets: the first result when it is the same
+/// request (same event, same payload), [`StoreError::KeyReused`] when it is not.
+pub(crate) fn duplicate(commit: &Commit<'_>, first: FirstResult) -> Result<Committed, StoreError> {
+    let now = first_result(commit);
+    let (event, fingerprint) = match &now {
+        Some(now) => (now.event.as_str(), now.fingerprint.as_deref()),
+        None => ("", None),
+    };
+    let same_payload = match (fingerprint, first.fingerprint.as_deref()) {
+        (Some(now), Some(then)) => now == then,
+        _ => true,
+    };
+    if now.is_some() && (event != first.event || !same_payload) {
+        return Err(StoreError::KeyReused {
+            machine: commit.machine.to_owned(),
+            id: commit.id.clone(),
+            key: commit.idempotency_key.unwrap_or_default().to_owned(),
+            event: event.to_owned(),
+            first: Box::new(first),
+        });
+    }
+    Ok(Committed::Duplicate(first))
+}
+
+/// How many rows [`Store::list`] and [`Store::history`] read at a time.
+const PAGE: usize = 1_000;
+
+/// Reads pages until the last one.
+fn collect_pages<T>(
+    mut page: impl FnMut(Option<&Cursor>) -> Result<Page<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut items = Vec::new();
+    let mut after = None;
+    loop {
+        let Page { items: more, next } = page(after.as_ref())?;
+        items.extend(more);
+        match next {
+            Some(next) => after = Some(next),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// Where the next page of a listing starts. Opaque: pass back the `next` of the page
+/// before. It is plain text ([`as_str`](Self::as_str), `From<String>`), so it can travel
+/// through a URL or a message and come back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Cursor(String);
+
+impl Cursor {
+    /// The cursor as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Cursor {
+    fn from(text: String) -> Self {
+        Self(text)
+    }
+}
+
+impl From<&str> for Cursor {
+    fn from(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Page<T> {
+    /// What is on the page, in the listing's order.
+    pub items: Vec<T>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+impl<T> Page<T> {
+    /// A page of `items`, followed by the page at `next`.
+    pub fn new(items: Vec<T>, next: Option<Cursor>) -> Self {
+        Self { items, next }
+    }
+}
+
+/// A history cursor: the position of the last record on the page before.
+pub(crate) fn position_after(after: Option<&Cursor>) -> Result<Option<u64>, StoreError> {
+    after
+        .map(|cursor| {
+            cursor
+                .0
+                .strip_prefix('p')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| StoreError::InvalidCursor {
+                    cursor: cursor.0.clone(),
+                })
+        })
+        .transpose()
+}
+
+/// The history cursor after the record at `position`.
+pub(crate) fn position_cursor(position: u64) -> Cursor {
+    Cursor(format!("p{position}"))
+}
+
+/// A list cursor: the id of the last instance on the page before.
+pub(crate) fn id_after(after: Option<&Cursor>) -> Result<Option<&str>, StoreError> {
+    after
+        .map(|cursor| {
+            cursor
+                .0
+                .strip_prefix('i')
+                .ok_or_else(|| StoreError::InvalidCursor {
+                    cursor: cursor.0.clone(),
+                })
+        })
+        .transpose()
+}
+
+/// The list cursor after the instance `id`.
+pub(crate) fn id_cursor(id: &InstanceId) -> Cursor {
+    Cursor(format!("i{id}"))
+}
+
+/// The snapshot as the text a store writes, checked so that it reads back: its data
+/// nested no deeper than [`MAX_DEPTH`](crate::snapshot::MAX_DEPTH) (a snapshot built by
+/// generated code is checked already; this catches hand-built ones) and its text no
+/// longer than `max_bytes`.
+pub(crate) fn encode_snapshot(snapshot: &Snapshot, max_bytes: usize) -> Result<String, StoreError> {
+    if i64::try_from(snapshot.seq).is_err() {
+        return Err(StoreError::Unstorable {
+            machine: snapshot.machine.clone(),
+            id: snapshot.id.clone(),
+            reason: format!(
+                "its sequence number {} is beyond the largest a store keeps ({}): the instance \
+                 has used up its transitions; start a new instance to go on",
+                snapshot.seq,
+                i64::MAX
+            ),
+        });
+    }
+    for (part, value) in [
+        ("shared data", &snapshot.data),
+        ("state data", &snapshot.state.data),
+    ] {
+        let depth = crate::encode::depth(value);
+        if depth > crate::encode::MAX_DEPTH {
+            return Err(StoreError::Unstorable {
+                machine: snapshot.machine.clone(),
+                id: snapshot.id.clone(),
+                reason: format!(
+                    "its {part} is nested {depth} levels deep, more than the {} a stored value \
+                     may be",
+                    crate::encode::MAX_DEPTH
+                ),
+            });
+        }
+    }
+    let json = snapshot.to_json();
+    if json.len() > max_bytes {
+        return Err(StoreError::TooLarge {
+            machine: snapshot.machine.clone(),
+            id: snapshot.id.clone(),
+            size: json.len(),
+            limit: max_bytes,
+        });
+    }
+    Ok(json)
+}
+
+/// Checks that every record's payload reads back: nested no deeper than a snapshot may
+/// be (a `created` record's payload is the snapshot itself, two levels above its data).
+pub(crate) fn check_records(records: &[AuditRecord]) -> Result<(), StoreError> {
+    for record in records {
+        if let Some(payload) = &record.payload {
+            let depth = crate::encode::depth(payload);
+            if depth > crate::encode::MAX_DEPTH + 2 {
+                return Err(StoreError::Unstorable {
+                    machine: record.machine.to_string(),
+                    id: record.id.clone(),
+                    reason: format!(
+                        "the payload of audit record #{} is nested {depth} levels deep, more \
+                         than a stored value may be",
+                        record.seq
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parses a stored snapshot and checks it against the row it was stored in.

@@ -4,10 +4,14 @@
 //! Each function takes a fresh, empty store and a way to damage a stored snapshot (for
 //! the corrupt-data cases), and panics when the store breaks a guarantee.
 
+mod readback;
+
+pub use readback::*;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use statemachine::store::{Commit, Committed, Store, StoreError};
+use statemachine::store::{Commit, Committed, Cursor, Page, Store, StoreError};
 use statemachine::{ApplyError, InstanceId, ManualClock, Meta, RecordKind, Repository, replay};
 
 use crate::account::{
@@ -375,19 +379,23 @@ pub fn apply_retries_after_losing_a_race<S: Store>(store: S, _: Damage<S>) {
         fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError> {
             self.inner.commit_batch(commits)
         }
-        fn history(
+        fn history_page(
             &self,
             m: &str,
             id: &InstanceId,
-        ) -> Result<Vec<statemachine::AuditRecord>, StoreError> {
-            self.inner.history(m, id)
+            after: Option<&Cursor>,
+            limit: usize,
+        ) -> Result<Page<statemachine::AuditRecord>, StoreError> {
+            self.inner.history_page(m, id, after, limit)
         }
-        fn list(
+        fn list_page(
             &self,
             m: &str,
             s: Option<&str>,
-        ) -> Result<Vec<statemachine::store::InstanceSummary>, StoreError> {
-            self.inner.list(m, s)
+            after: Option<&Cursor>,
+            limit: usize,
+        ) -> Result<Page<statemachine::store::InstanceSummary>, StoreError> {
+            self.inner.list_page(m, s, after, limit)
         }
         fn idempotent(
             &self,
@@ -546,6 +554,15 @@ macro_rules! store_conformance {
             a_batch_commits_all_or_nothing,
             damaged_rows_are_corrupt_errors,
             records_are_stamped_by_the_repository_clock,
+            non_finite_numbers_are_refused_naming_the_field,
+            deep_nesting_is_refused_on_write,
+            payloads_that_do_not_serialize_are_refused_on_every_path,
+            save_reports_a_used_key_and_hands_back_what_is_stored,
+            a_key_reused_for_another_request_is_refused,
+            a_batch_naming_one_instance_twice_is_a_conflict,
+            listing_and_history_page_with_a_cursor,
+            a_snapshot_past_the_size_limit_is_refused,
+            an_exhausted_sequence_number_is_the_callers_problem_not_damage,
         );
     };
     (@cases $make:expr, $damage:expr; $($case:ident),* $(,)?) => {
