@@ -46,13 +46,18 @@ pub enum Behaviour {
     Fail(StepError),
     /// Never answers (the step's timeout ends it).
     Hang,
+    /// Panics, as a buggy client would.
+    Panic,
 }
 
 /// One downstream service.
 #[derive(Debug, Default)]
 pub struct Downstream {
-    /// Behaviours for the next calls, in order; when empty, calls succeed.
+    /// Behaviours for the next calls, in order; when empty, calls do what
+    /// [`Downstream::always`] set, or succeed.
     pub script: Mutex<VecDeque<Behaviour>>,
+    /// What calls do once the script is used up; `None`: they succeed.
+    pub otherwise: Mutex<Option<Behaviour>>,
     /// Every call: (operation, idempotency key, attempt, virtual time since the test began).
     pub calls: Mutex<Vec<(String, String, u32, Duration)>>,
     /// Applied effects, by idempotency key: how many times each was applied.
@@ -63,6 +68,11 @@ impl Downstream {
     /// Scripts the next calls.
     pub fn then(&self, behaviours: impl IntoIterator<Item = Behaviour>) {
         self.script.lock().unwrap().extend(behaviours);
+    }
+
+    /// Makes every call after the scripted ones behave as `behaviour`.
+    pub fn always(&self, behaviour: Behaviour) {
+        *self.otherwise.lock().unwrap() = Some(behaviour);
     }
 
     async fn call(
@@ -77,11 +87,9 @@ impl Downstream {
             ctx.attempt,
             start.elapsed(),
         ));
-        let behaviour = self
-            .script
-            .lock()
-            .unwrap()
-            .pop_front()
+        let scripted = self.script.lock().unwrap().pop_front();
+        let behaviour = scripted
+            .or_else(|| self.otherwise.lock().unwrap().clone())
             .unwrap_or(Behaviour::Ok);
         match behaviour {
             Behaviour::Ok => {
@@ -98,6 +106,7 @@ impl Downstream {
                 std::future::pending::<()>().await;
                 Ok(())
             }
+            Behaviour::Panic => panic!("`{operation}` panicked, as a buggy client would"),
         }
     }
 

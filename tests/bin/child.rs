@@ -137,8 +137,15 @@ fn sagas(db: &str, effects: &str, count: &str) -> Result<(), String> {
             let _ = writeln!(out, "ended {id} {text}");
             let _ = out.flush();
         };
-        for (id, outcome) in executor.resume().await.map_err(|e| e.to_string())? {
-            print(id.as_str(), &outcome);
+        let resumed = executor.resume().await.map_err(|e| e.to_string())?;
+        if let Some(failure) = resumed.failed.first() {
+            return Err(format!(
+                "resuming {} failed: {}",
+                failure.instance, failure.error
+            ));
+        }
+        for (id, outcome) in &resumed.ended {
+            print(id.as_str(), outcome);
         }
         for i in 0..count {
             let id = format!("s-{i}");

@@ -504,12 +504,12 @@ async fn a_failed_trial_call_opens_the_breaker_again() {
         },
     );
     let breaker = executor.breaker("payments").unwrap();
-    breaker.acquire().unwrap();
-    breaker.record(false);
+    breaker.acquire().unwrap().record(false);
     assert!(matches!(breaker.state(), BreakerState::Open { .. }));
     assert_eq!(breaker.acquire().unwrap_err().kind, "circuit_open");
     tokio::time::advance(Duration::from_secs(5)).await;
-    breaker.acquire().unwrap();
+    let trial = breaker.acquire().unwrap();
+    assert!(trial.is_trial());
     assert!(matches!(
         breaker.state(),
         BreakerState::HalfOpen { in_flight: 1, .. }
@@ -519,7 +519,7 @@ async fn a_failed_trial_call_opens_the_breaker_again() {
         "circuit_open",
         "one trial at a time"
     );
-    breaker.record(false);
+    trial.record(false);
     assert!(matches!(breaker.state(), BreakerState::Open { .. }));
 }
 
@@ -547,8 +547,9 @@ async fn resume_finishes_what_a_crash_interrupted_with_the_same_keys() {
         at: std::time::SystemTime::now(),
     };
     store.commit(&commit).unwrap();
-    let outcomes = executor.resume().await.unwrap();
-    assert_eq!(outcomes, [("o-1".into(), SagaOutcome::Completed)]);
+    let resumed = executor.resume().await.unwrap();
+    assert!(resumed.is_complete(), "{resumed:?}");
+    assert_eq!(resumed.ended, [("o-1".into(), SagaOutcome::Completed)]);
     let s = services(&executor);
     let charges: Vec<String> = s
         .payments
@@ -610,4 +611,183 @@ async fn a_damaged_instance_is_reported_not_run() {
         1,
         "nothing ran again"
     );
+}
+
+/// A breaker that opens on one failure and lets one trial call through after 5 s.
+fn fragile() -> BreakerConfig {
+    BreakerConfig {
+        failure_threshold: 1,
+        cool_down: Duration::from_secs(5),
+        trial_calls: 1,
+    }
+}
+
+/// Runs `o-1`, whose declined charge opens the `payments` breaker, then waits out the
+/// cool-down: the next charge is the half-open trial.
+async fn open_payments_then_cool_down(executor: &SagaExecutor<Fulfilment, MemoryStore>) {
+    services(executor).payments.then([permanent()]);
+    let outcome = executor.start("o-1", order()).await.unwrap();
+    assert!(
+        matches!(outcome, SagaOutcome::Compensated { .. }),
+        "{outcome:?}"
+    );
+    let breaker = executor.breaker("payments").unwrap();
+    assert!(matches!(breaker.state(), BreakerState::Open { .. }));
+    tokio::time::advance(Duration::from_secs(5)).await;
+}
+
+/// After the trial call of `o-2` went away without an answer, `o-3`'s charge is let
+/// through as the next trial, succeeds and closes the breaker.
+async fn the_next_call_is_the_trial(executor: &SagaExecutor<Fulfilment, MemoryStore>) {
+    let breaker = executor.breaker("payments").unwrap();
+    assert!(
+        !matches!(breaker.state(), BreakerState::HalfOpen { in_flight: 1, .. }),
+        "the trial slot is given back: {:?}",
+        breaker.state()
+    );
+    assert_eq!(
+        executor.start("o-3", order()).await.unwrap(),
+        SagaOutcome::Completed
+    );
+    assert_eq!(breaker.state(), BreakerState::Closed { failures: 0 });
+    let charged: Vec<String> = services(executor)
+        .payments
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c.1.clone())
+        .collect();
+    assert_eq!(
+        charged,
+        [
+            "Fulfilment/o-1/charge_payment",
+            "Fulfilment/o-2/charge_payment",
+            "Fulfilment/o-3/charge_payment"
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_trial_call_gives_its_slot_back() {
+    let executor = executor(Services::default()).with_breaker("payments", fragile());
+    open_payments_then_cool_down(&executor).await;
+    // `o-2`'s charge is the trial; it hangs, and its caller stops waiting, which drops
+    // the saga's future in the middle of the call.
+    services(&executor).payments.then([Behaviour::Hang]);
+    let abandoned =
+        tokio::time::timeout(Duration::from_secs(1), executor.start("o-2", order())).await;
+    assert!(abandoned.is_err(), "the trial call hangs until abandoned");
+    the_next_call_is_the_trial(&executor).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_trial_call_that_panics_gives_its_slot_back() {
+    let executor = Arc::new(executor(Services::default()).with_breaker("payments", fragile()));
+    open_payments_then_cool_down(&executor).await;
+    services(&executor).payments.then([Behaviour::Panic]);
+    let running = executor.clone();
+    let joined = tokio::spawn(async move { running.start("o-2", order()).await }).await;
+    assert!(joined.is_err_and(|e| e.is_panic()), "the trial call panics");
+    the_next_call_is_the_trial(&executor).await;
+}
+
+/// Longer than any saga under the default configuration may take to end.
+const A_WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[tokio::test(start_paused = true)]
+async fn a_step_that_never_answers_is_compensated_under_the_defaults() {
+    let executor = SagaExecutor::<Fulfilment, _>::new(MemoryStore::new(), Services::default());
+    let s = services(&executor);
+    s.addresses.always(Behaviour::Hang);
+    let began = tokio::time::Instant::now();
+    let outcome = tokio::time::timeout(A_WEEK, executor.start("o-1", order()))
+        .await
+        .expect("the saga ends on its own")
+        .unwrap();
+    let took = began.elapsed();
+    let SagaOutcome::Compensated { failed_step, error } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        (failed_step.as_str(), error.kind.as_str()),
+        ("check_address", "timeout")
+    );
+    let attempts: Vec<u32> = s
+        .addresses
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c.2)
+        .collect();
+    assert_eq!(
+        attempts,
+        (1..=10).collect::<Vec<_>>(),
+        "10 attempts by default"
+    );
+    // Ten 60 s timeouts, and the backoff between them: 1 + 2 + .. + 64 + 100 + 100 s.
+    assert_eq!(took, Duration::from_secs(10 * 60 + 327), "{took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_after_the_pivot_that_never_answers_is_dead_lettered_under_the_defaults() {
+    let alerts = Arc::new(Mutex::new(0));
+    let seen = alerts.clone();
+    let executor = SagaExecutor::<Fulfilment, _>::new(MemoryStore::new(), Services::default())
+        .on_dead_letter(move |_| *seen.lock().unwrap() += 1);
+    let s = services(&executor);
+    s.email.always(Behaviour::Hang);
+    let began = tokio::time::Instant::now();
+    let outcome = tokio::time::timeout(A_WEEK, executor.start("o-1", order()))
+        .await
+        .expect("the saga ends on its own")
+        .unwrap();
+    let took = began.elapsed();
+    let SagaOutcome::Stuck {
+        step, dead_letter, ..
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(step, "send_confirmation");
+    let [(id, letter)] = executor.dead_letters().unwrap().try_into().unwrap();
+    assert_eq!(id, dead_letter);
+    assert_eq!(letter.attempts, 10, "{letter:?}");
+    assert_eq!(*alerts.lock().unwrap(), 1);
+    assert!(took < Duration::from_secs(3600), "{took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn schedule_to_close_bounds_the_time_of_all_attempts_together() {
+    let executor = SagaExecutor::<Fulfilment, _>::new(MemoryStore::new(), Services::default())
+        .with_retry(
+            RetryPolicy::default()
+                .with_maximum_attempts(0)
+                .with_schedule_to_close(Duration::from_secs(300)),
+        );
+    let s = services(&executor);
+    s.addresses.always(Behaviour::Hang);
+    let began = tokio::time::Instant::now();
+    let outcome = tokio::time::timeout(A_WEEK, executor.start("o-1", order()))
+        .await
+        .expect("the budget ends the saga")
+        .unwrap();
+    let took = began.elapsed();
+    assert!(
+        matches!(outcome, SagaOutcome::Compensated { ref failed_step, .. } if failed_step == "check_address"),
+        "{outcome:?}"
+    );
+    // Attempts at 0, 61, 123 and 187 s time out after 60 s; the one at 255 s is cut at
+    // the budget's end, 300 s, and no attempt fits after it.
+    let starts: Vec<u64> = s
+        .addresses
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c.3.as_secs())
+        .collect();
+    assert_eq!(starts, [0, 61, 123, 187, 255]);
+    assert_eq!(took, Duration::from_secs(300));
 }

@@ -10,7 +10,8 @@ use crate::{InstanceId, state_machine};
 
 state_machine! {
     /// A saga that gave up: a compensation (or, after the pivot, a forward step) failed
-    /// for good. Holds everything needed to decide what to do by hand.
+    /// for good, or `resume` could not read its stored row. Holds everything needed to
+    /// decide what to do by hand.
     #[derive(Debug, Clone, PartialEq)]
     pub machine DeadLetter(DeadLetterData) {
         version 1;
@@ -38,7 +39,8 @@ pub struct DeadLetterData {
     pub saga: String,
     /// The saga instance.
     pub instance: InstanceId,
-    /// The step that gave up.
+    /// The step that gave up. For a saga set aside because it could not be read: the
+    /// step it was at, or empty when its progress does not read either.
     pub step: String,
     /// Whether it was the step's compensation that gave up.
     pub compensating: bool,
@@ -46,6 +48,7 @@ pub struct DeadLetterData {
     pub errors: Vec<String>,
     /// How many attempts were made.
     pub attempts: u32,
-    /// The saga's snapshot when it gave up.
+    /// The saga's snapshot when it gave up; `null` for a saga whose stored row does not
+    /// read as a snapshot.
     pub snapshot: serde_json::Value,
 }

@@ -13,10 +13,28 @@
 //! [`StepContext`] whose idempotency key is the same on every attempt of that step for
 //! that instance, so downstream services can deduplicate. Steps are retried under a
 //! [`RetryPolicy`] (Temporal's fields), with a per-step timeout, behind a
-//! [`CircuitBreaker`] per downstream. When a step fails for good, the completed steps are
+//! [`CircuitBreaker`] per downstream (a call that is cancelled or panics gives its
+//! half-open trial slot back). When a step fails for good, the completed steps are
 //! compensated in reverse order; when a compensation gives up, the saga ends in
-//! `CompensationFailed` and a [`DeadLetter`] is stored for review. [`SagaExecutor::resume`]
-//! picks up every unfinished saga after a crash.
+//! `CompensationFailed` and a [`DeadLetter`] is stored for review.
+//!
+//! Every saga ends on its own by default: an attempt that does not answer within
+//! [`DEFAULT_STEP_TIMEOUT`] (60 s) fails as a retryable `timeout`, and the default
+//! [`RetryPolicy`] gives up after 10 attempts (about 15.5 minutes for a step that never
+//! answers), or sooner when its `schedule_to_close` budget is spent. A step that gives up
+//! before the pivot is compensated; after it, the saga waits in `Stuck` with a dead
+//! letter. Waiting for ever is an explicit choice:
+//! [`without_timeout`](SagaExecutor::without_timeout) and
+//! `RetryPolicy::with_maximum_attempts(0)`.
+//!
+//! [`SagaExecutor::resume`] picks up every unfinished saga after a crash, up to
+//! [`DEFAULT_RESUME_CONCURRENCY`] (16) at once
+//! ([`with_concurrency`](SagaExecutor::with_concurrency)) so that one in backoff does
+//! not hold the rest, and reports each one in a [`Resumed`]: how it ended, or why it
+//! could not run. One bad instance does not stop the others: an instance whose stored
+//! row cannot be read is set aside with a dead letter (`{saga}/{instance}/unreadable`,
+//! written and alerted once however often it is met), and one that meets a passing
+//! failure (a busy database, a conflicting writer) is left for the next resume.
 //!
 //! One executor drives a store's sagas at a time: two executors on one instance meet as
 //! a [`StoreError::Conflict`](crate::StoreError::Conflict) on the next checkpoint, and
@@ -77,9 +95,12 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
+pub use breaker::{BreakerConfig, BreakerPermit, BreakerState, CircuitBreaker};
 pub use dead_letter::{AnyDeadLetter, DeadLetter, DeadLetterData, DeadLetterEvent};
-pub use executor::{SagaError, SagaExecutor, SagaOutcome};
+pub use executor::{
+    DEFAULT_RESUME_CONCURRENCY, DEFAULT_STEP_TIMEOUT, ResumeFailure, Resumed, SagaError,
+    SagaExecutor, SagaOutcome,
+};
 pub use retry::RetryPolicy;
 
 use crate::InstanceId;

@@ -1,17 +1,25 @@
-//! Retry policy: Temporal's fields and defaults, plus jitter.
+//! Retry policy: Temporal's fields and defaults, plus jitter, a finite number of
+//! attempts, and an optional total time budget.
 
 use std::time::Duration;
 
-/// How a step is retried, with the field names and defaults of Temporal's retry policy.
+/// How a step is retried, with the field names of Temporal's retry policy and its
+/// defaults, except that attempts are limited by default: a step that keeps failing ends
+/// in compensation (or, after the pivot, a dead letter) instead of being retried forever.
 ///
 /// | field | default |
 /// |---|---|
 /// | `initial_interval` | 1 s |
 /// | `backoff_coefficient` | 2.0 |
 /// | `maximum_interval` | 100 × `initial_interval` |
-/// | `maximum_attempts` | 0 (unlimited) |
+/// | `maximum_attempts` | 10 (Temporal: unlimited); 0 means unlimited |
 /// | `non_retryable_errors` | none |
 /// | `jitter` (not in Temporal) | 0.0 |
+/// | `schedule_to_close` (Temporal's activity option) | none |
+///
+/// With the defaults and the executor's default 60 s step timeout, a step that never
+/// answers gives up after 10 attempts, about 15.5 minutes (10 × 60 s of timeouts and
+/// 327 s of backoff).
 ///
 /// The delay before attempt `n + 1` is `initial_interval × backoff_coefficient^(n − 1)`,
 /// capped at `maximum_interval`, then moved by up to ± `jitter` of itself. The jitter is
@@ -26,6 +34,10 @@ use std::time::Duration;
 /// let delays: Vec<_> = (1..4).map(|n| policy.delay(n, "key")).collect();
 /// assert_eq!(delays, [Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)]);
 /// assert!(policy.gives_up_after(4));
+///
+/// // At most 5 minutes from the first attempt to the last answer, however many attempts.
+/// let budget = RetryPolicy::default().with_schedule_to_close(Duration::from_secs(300));
+/// assert!(budget.out_of_time(Duration::from_secs(300)));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -35,13 +47,21 @@ pub struct RetryPolicy {
     pub backoff_coefficient: f64,
     /// The longest delay.
     pub maximum_interval: Duration,
-    /// How many attempts in all; 0 means no limit.
+    /// How many attempts in all; 0 means no limit (then only `schedule_to_close`, if
+    /// set, ends the retries).
     pub maximum_attempts: u32,
     /// Error kinds ([`StepError::kind`](super::StepError::kind)) never retried, whatever
     /// the error says.
     pub non_retryable_errors: Vec<String>,
     /// How far, as a fraction of the delay, a delay may move either way (0.0 to 1.0).
     pub jitter: f64,
+    /// The most time all attempts of a step together may take, from the start of the
+    /// first to the end of the last, waits between them included: an attempt runs at most
+    /// until then (its timeout is cut short), and no attempt starts whose backoff would
+    /// end after it. Time is counted by the executor's (tokio) clock while it runs the
+    /// step; after a crash it goes on from the time checkpointed with the last failed
+    /// attempt. `None`: only `maximum_attempts` limits the retries.
+    pub schedule_to_close: Option<Duration>,
 }
 
 impl Default for RetryPolicy {
@@ -51,9 +71,10 @@ impl Default for RetryPolicy {
             initial_interval: initial,
             backoff_coefficient: 2.0,
             maximum_interval: initial * 100,
-            maximum_attempts: 0,
+            maximum_attempts: 10,
             non_retryable_errors: Vec::new(),
             jitter: 0.0,
+            schedule_to_close: None,
         }
     }
 }
@@ -82,7 +103,8 @@ impl RetryPolicy {
         self
     }
 
-    /// Sets `maximum_attempts` (0: no limit).
+    /// Sets `maximum_attempts` (0: no limit; then set a `schedule_to_close`, or a step
+    /// that keeps failing is retried forever).
     #[must_use]
     pub fn with_maximum_attempts(mut self, attempts: u32) -> Self {
         self.maximum_attempts = attempts;
@@ -101,6 +123,25 @@ impl RetryPolicy {
     pub fn with_jitter(mut self, jitter: f64) -> Self {
         self.jitter = jitter.clamp(0.0, 1.0);
         self
+    }
+
+    /// Sets `schedule_to_close`: the most time all attempts of a step may take together.
+    #[must_use]
+    pub fn with_schedule_to_close(mut self, budget: Duration) -> Self {
+        self.schedule_to_close = Some(budget);
+        self
+    }
+
+    /// How much of `schedule_to_close` is left after `spent`; `None` without one.
+    pub fn time_left(&self, spent: Duration) -> Option<Duration> {
+        self.schedule_to_close
+            .map(|budget| budget.saturating_sub(spent))
+    }
+
+    /// Whether a step that has taken `spent` (and would take that long to reach its next
+    /// attempt) is out of its `schedule_to_close` budget.
+    pub fn out_of_time(&self, spent: Duration) -> bool {
+        self.schedule_to_close.is_some_and(|budget| spent >= budget)
     }
 
     /// Whether `attempts` attempts exhaust the policy.
@@ -170,8 +211,14 @@ mod tests {
     }
 
     #[test]
-    fn zero_attempts_means_no_limit() {
-        assert!(!RetryPolicy::default().gives_up_after(1_000_000));
+    fn the_default_gives_up_after_ten_attempts_and_zero_means_no_limit() {
+        assert!(!RetryPolicy::default().gives_up_after(9));
+        assert!(RetryPolicy::default().gives_up_after(10));
+        assert!(
+            !RetryPolicy::default()
+                .with_maximum_attempts(0)
+                .gives_up_after(1_000_000)
+        );
         assert!(
             RetryPolicy::default()
                 .with_maximum_attempts(3)
@@ -181,6 +228,24 @@ mod tests {
             !RetryPolicy::default()
                 .with_non_retryable("card_declined")
                 .retries("card_declined")
+        );
+    }
+
+    #[test]
+    fn schedule_to_close_is_a_budget_for_all_attempts() {
+        let unlimited = RetryPolicy::default();
+        assert!(!unlimited.out_of_time(Duration::MAX));
+        assert_eq!(unlimited.time_left(Duration::from_secs(5)), None);
+        let budget = RetryPolicy::default().with_schedule_to_close(Duration::from_secs(60));
+        assert!(!budget.out_of_time(Duration::from_secs(59)));
+        assert!(budget.out_of_time(Duration::from_secs(60)));
+        assert_eq!(
+            budget.time_left(Duration::from_secs(45)),
+            Some(Duration::from_secs(15))
+        );
+        assert_eq!(
+            budget.time_left(Duration::from_secs(99)),
+            Some(Duration::ZERO)
         );
     }
 }

@@ -1,0 +1,137 @@
+//! Reading an instance back, and writing its next checkpoint.
+
+use std::borrow::Cow;
+
+use super::{Progress, SagaError, SagaExecutor};
+use crate::saga::Saga;
+use crate::snapshot::shape_text;
+use crate::store::{Commit, Store};
+use crate::{AuditRecord, InstanceId, RecordKind, Snapshot, StateSnapshot};
+
+impl<S: Saga, St: Store> SagaExecutor<S, St> {
+    pub(super) fn corrupt(&self, id: &InstanceId, reason: &str) -> SagaError {
+        SagaError::Corrupt {
+            saga: S::DEFINITION.name,
+            instance: id.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    pub(super) fn load(&self, id: &InstanceId) -> Result<(Snapshot, Progress, S::Data), SagaError> {
+        let definition = S::DEFINITION;
+        let snapshot = self.store.load(definition.name, id)?.snapshot;
+        if snapshot.version != definition.version
+            || snapshot.shape != shape_text(definition.shape_hash)
+        {
+            return Err(self.corrupt(
+                id,
+                &format!(
+                    "it was written by version {} (shape {}) of the saga, this code has version {} (shape {})",
+                    snapshot.version,
+                    snapshot.shape,
+                    definition.version,
+                    shape_text(definition.shape_hash)
+                ),
+            ));
+        }
+        let progress: Progress = serde_json::from_value(snapshot.state.data.clone())
+            .map_err(|e| self.corrupt(id, &format!("its progress does not read back ({e})")))?;
+        if progress.step > definition.steps.len() {
+            return Err(self.corrupt(
+                id,
+                &format!(
+                    "its progress names step {} of a saga with {} steps",
+                    progress.step,
+                    definition.steps.len()
+                ),
+            ));
+        }
+        let data: S::Data = serde_json::from_value(snapshot.data.clone())
+            .map_err(|e| self.corrupt(id, &format!("its data does not fit ({e})")))?;
+        Ok((snapshot, progress, data))
+    }
+
+    pub(super) fn snapshot(
+        &self,
+        id: &InstanceId,
+        seq: u64,
+        phase: &str,
+        progress: &Progress,
+        data: &S::Data,
+    ) -> Result<Snapshot, SagaError> {
+        let definition = S::DEFINITION;
+        // Checked as a machine's data is: a NaN or too deep a value would be written, and
+        // then the saga could never be read again.
+        let encode = |part: &str, e: crate::encode::EncodeError| {
+            SagaError::Store(crate::StoreError::Unstorable {
+                machine: definition.name.to_owned(),
+                id: id.clone(),
+                reason: format!("in its {part}, {e}; a step must leave data that reads back"),
+            })
+        };
+        Ok(Snapshot {
+            machine: definition.name.to_owned(),
+            version: definition.version,
+            shape: shape_text(definition.shape_hash),
+            id: id.clone(),
+            seq,
+            state: StateSnapshot {
+                name: phase.to_owned(),
+                data: crate::encode::to_value(progress).map_err(|e| encode("progress", e))?,
+            },
+            data: crate::encode::to_value(data).map_err(|e| encode("data", e))?,
+        })
+    }
+
+    pub(super) fn record(
+        &self,
+        snapshot: &Snapshot,
+        from: Option<&str>,
+        event: String,
+        at: std::time::SystemTime,
+        payload: Option<serde_json::Value>,
+    ) -> AuditRecord {
+        AuditRecord {
+            machine: Cow::Borrowed(S::DEFINITION.name),
+            version: S::DEFINITION.version,
+            id: snapshot.id.clone(),
+            seq: snapshot.seq,
+            kind: RecordKind::Applied,
+            from: from.map(|f| Cow::Owned(f.to_owned())),
+            event: Some(Cow::Owned(event)),
+            to: Some(Cow::Owned(snapshot.state.name.clone())),
+            guard: None,
+            reason: None,
+            payload,
+            at,
+            actor: None,
+            correlation_id: None,
+            idempotency_key: None,
+        }
+    }
+
+    /// Writes the instance's next snapshot and its audit record in one transaction,
+    /// guarded by the sequence number.
+    pub(super) fn checkpoint(
+        &self,
+        current: &Snapshot,
+        phase: &str,
+        progress: &Progress,
+        data: &S::Data,
+        event: String,
+    ) -> Result<Snapshot, SagaError> {
+        let next = self.snapshot(&current.id, current.seq + 1, phase, progress, data)?;
+        let at = self.clock.now();
+        let record = self.record(&next, Some(&current.state.name), event, at, None);
+        self.store.commit(&Commit {
+            machine: S::DEFINITION.name,
+            id: &current.id,
+            expected_seq: current.seq,
+            snapshot: Some(&next),
+            records: std::slice::from_ref(&record),
+            idempotency_key: None,
+            at,
+        })?;
+        Ok(next)
+    }
+}

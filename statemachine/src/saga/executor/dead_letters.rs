@@ -1,0 +1,217 @@
+//! The review of sagas that gave up: listing, retrying and resolving their dead letters.
+
+use super::{
+    COMPENSATING, COMPENSATION_FAILED, Progress, RUNNING, STUCK, SagaError, SagaExecutor,
+    SagaOutcome,
+};
+use crate::saga::dead_letter::{Resolve, Retry};
+use crate::saga::{AnyDeadLetter, DeadLetter, DeadLetterData, Saga, StepKind};
+use crate::store::{Store, StoreError};
+use crate::{InstanceId, Meta, Repository};
+
+impl<S: Saga, St: Store> SagaExecutor<S, St> {
+    /// The open dead letters of this saga, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub fn dead_letters(&self) -> Result<Vec<(InstanceId, DeadLetterData)>, SagaError> {
+        let letters = Repository::<AnyDeadLetter, _>::new(&self.store);
+        let mut open = Vec::new();
+        for summary in letters.list(Some("Open"))? {
+            let letter = letters.load(&summary.id)?;
+            if letter.data().saga == S::DEFINITION.name {
+                open.push((summary.id, letter.data().clone()));
+            }
+        }
+        Ok(open)
+    }
+
+    /// Retries a dead letter: marks it `Retried` (audited, with `actor`) and runs its
+    /// saga again from the step that gave up, with a fresh count of attempts.
+    ///
+    /// # Errors
+    ///
+    /// [`SagaError::DeadLetter`] when the letter is not open or not this saga's.
+    pub async fn retry_dead_letter(
+        &self,
+        id: &InstanceId,
+        actor: &str,
+    ) -> Result<SagaOutcome, SagaError> {
+        let letter = self.open_letter(id, "retried")?;
+        // The saga is read before the letter is marked: a saga still unreadable leaves
+        // its letter open.
+        let (snapshot, progress, data) = self.load(&letter.instance)?;
+        let phase = match snapshot.state.name.as_str() {
+            COMPENSATION_FAILED => Some(COMPENSATING),
+            STUCK => Some(RUNNING),
+            // Set aside by `resume` while unreadable, and repaired since: it runs from
+            // where it is.
+            RUNNING | COMPENSATING if *id == self.unreadable_letter(&letter.instance) => None,
+            other => {
+                return Err(SagaError::DeadLetter {
+                    id: id.clone(),
+                    action: "retried",
+                    reason: format!("its saga is `{other}`, not waiting for review"),
+                });
+            }
+        };
+        let letters =
+            Repository::<AnyDeadLetter, _>::new(&self.store).with_clock(self.clock.clone());
+        letters
+            .apply(id, Retry, &Meta::new().actor(actor))
+            .map_err(|e| SagaError::DeadLetter {
+                id: id.clone(),
+                action: "retried",
+                reason: e.to_string(),
+            })?;
+        if let Some(phase) = phase {
+            let again = Progress {
+                started: false,
+                attempts: 0,
+                spent_ms: 0,
+                gave_up: None,
+                dead_letter: None,
+                ..progress
+            };
+            self.checkpoint(
+                &snapshot,
+                phase,
+                &again,
+                &data,
+                format!("retried by {actor} from dead letter {id}"),
+            )?;
+        }
+        self.run(&letter.instance).await
+    }
+
+    /// Resolves a dead letter by hand: marks it `Resolved` with `note` (audited, with
+    /// `actor`). The saga stays where it gave up.
+    ///
+    /// # Errors
+    ///
+    /// [`SagaError::DeadLetter`] when the letter is not open or not this saga's.
+    pub fn resolve_dead_letter(
+        &self,
+        id: &InstanceId,
+        note: &str,
+        actor: &str,
+    ) -> Result<(), SagaError> {
+        self.open_letter(id, "resolved")?;
+        let letters =
+            Repository::<AnyDeadLetter, _>::new(&self.store).with_clock(self.clock.clone());
+        letters
+            .apply(
+                id,
+                Resolve {
+                    note: note.to_owned(),
+                },
+                &Meta::new().actor(actor),
+            )
+            .map_err(|e| SagaError::DeadLetter {
+                id: id.clone(),
+                action: "resolved",
+                reason: e.to_string(),
+            })?;
+        Ok(())
+    }
+
+    fn open_letter(
+        &self,
+        id: &InstanceId,
+        action: &'static str,
+    ) -> Result<DeadLetterData, SagaError> {
+        let letters = Repository::<AnyDeadLetter, _>::new(&self.store);
+        let letter = letters.load(id)?;
+        if letter.state_name() != "Open" {
+            return Err(SagaError::DeadLetter {
+                id: id.clone(),
+                action,
+                reason: format!("it is `{}`", letter.state_name()),
+            });
+        }
+        if letter.data().saga != S::DEFINITION.name {
+            return Err(SagaError::DeadLetter {
+                id: id.clone(),
+                action,
+                reason: format!("it belongs to saga `{}`", letter.data().saga),
+            });
+        }
+        Ok(letter.data().clone())
+    }
+
+    /// Stores dead letter `id` and, if it is new, calls the alert. Returns whether it was
+    /// new: a letter already there (written before a crash, or by an earlier resume for
+    /// the same damage) is neither written nor alerted again.
+    pub(super) fn write_dead_letter(
+        &self,
+        id: &InstanceId,
+        letter: DeadLetterData,
+    ) -> Result<bool, SagaError> {
+        let letters =
+            Repository::<AnyDeadLetter, _>::new(&self.store).with_clock(self.clock.clone());
+        match letters.create(DeadLetter::new(id.clone(), letter.clone()).into()) {
+            Ok(_) => {
+                if let Some(alert) = &self.alert {
+                    alert(&letter);
+                }
+                Ok(true)
+            }
+            Err(failed) if matches!(failed.error, StoreError::DuplicateId { .. }) => Ok(false),
+            Err(failed) => Err(failed.error.into()),
+        }
+    }
+
+    /// The id of the dead letter that holds instance `instance` while it cannot be read:
+    /// one per instance, so the same damage found again writes no second letter.
+    pub(super) fn unreadable_letter(&self, instance: &InstanceId) -> InstanceId {
+        InstanceId::from(format!("{}/{instance}/unreadable", S::DEFINITION.name))
+    }
+
+    /// Sets an instance that cannot be read aside for review: a dead letter with the
+    /// reason and whatever of the stored row can still be read. Returns the letter.
+    pub(super) fn set_aside(
+        &self,
+        instance: &InstanceId,
+        error: &SagaError,
+    ) -> Result<InstanceId, SagaError> {
+        let steps = S::DEFINITION.steps;
+        let stored = self
+            .store
+            .load(S::DEFINITION.name, instance)
+            .ok()
+            .map(|stored| stored.snapshot);
+        let phase = stored.as_ref().map(|s| s.state.name.clone());
+        let progress = stored
+            .as_ref()
+            .and_then(|s| serde_json::from_value::<Progress>(s.state.data.clone()).ok());
+        let compensating = phase.as_deref() == Some(COMPENSATING);
+        // The step it was at, if the progress still reads: for a compensation, the last
+        // compensable step below `progress.step`.
+        let step = progress.as_ref().and_then(|p| {
+            if compensating {
+                steps
+                    .get(..p.step.min(steps.len()))?
+                    .iter()
+                    .rev()
+                    .find(|s| s.kind == StepKind::Compensable)
+            } else {
+                steps.get(p.step)
+            }
+        });
+        let letter = DeadLetterData {
+            saga: S::DEFINITION.name.to_owned(),
+            instance: instance.clone(),
+            step: step.map(|s| s.name.to_owned()).unwrap_or_default(),
+            compensating,
+            errors: vec![error.to_string()],
+            attempts: progress.map_or(0, |p| p.attempts),
+            snapshot: stored
+                .and_then(|s| serde_json::to_value(s).ok())
+                .unwrap_or_default(),
+        };
+        let id = self.unreadable_letter(instance);
+        self.write_dead_letter(&id, letter)?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,418 @@
+//! The saga executor: runs instances step by step on a store, durably.
+//!
+//! The executor's type, its configuration and the loop that drives one instance are
+//! here; the rest is split by what it does:
+//! - `steps`: one step or compensation, its attempts under the retry policy, the
+//!   timeout and the circuit breaker, and giving up;
+//! - `resume`: every unfinished instance after a crash, and the report of it;
+//! - `dead_letters`: the review of sagas that gave up;
+//! - `checkpoints`: reading an instance and writing its next checkpoint.
+
+mod checkpoints;
+mod dead_letters;
+mod resume;
+mod steps;
+
+pub use resume::{ResumeFailure, Resumed};
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{BreakerConfig, CircuitBreaker, DeadLetterData, RetryPolicy, Saga, StepError};
+use crate::store::{Store, StoreError};
+use crate::{AuditRecord, Clock, InstanceId, RecordKind, SystemClock};
+
+const RUNNING: &str = "Running";
+const COMPENSATING: &str = "Compensating";
+const COMPLETED: &str = "Completed";
+const COMPENSATED: &str = "Compensated";
+const COMPENSATION_FAILED: &str = "CompensationFailed";
+const STUCK: &str = "Stuck";
+
+/// How long an attempt of a step (or compensation) may take before it fails as a
+/// retryable `timeout`, unless the executor is told otherwise
+/// ([`SagaExecutor::with_timeout`], [`SagaExecutor::without_timeout`]).
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many instances [`SagaExecutor::resume`] runs at once unless
+/// [`SagaExecutor::with_concurrency`] says otherwise.
+pub const DEFAULT_RESUME_CONCURRENCY: usize = 16;
+
+/// How a saga instance ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SagaOutcome {
+    /// Every step succeeded.
+    Completed,
+    /// A step failed for good; every completed step before it was compensated, last
+    /// first.
+    Compensated {
+        /// The step that failed.
+        failed_step: String,
+        /// How it failed.
+        error: StepError,
+    },
+    /// A compensation gave up; the saga waits in `CompensationFailed` for a person, with a
+    /// dead letter.
+    CompensationFailed {
+        /// The step whose compensation gave up.
+        step: String,
+        /// How it failed.
+        error: StepError,
+        /// The dead letter to review.
+        dead_letter: InstanceId,
+    },
+    /// A step after the pivot failed for good: nothing can be undone any more, so the
+    /// saga waits in `Stuck` for a person, with a dead letter.
+    Stuck {
+        /// The step that gave up.
+        step: String,
+        /// How it failed.
+        error: StepError,
+        /// The dead letter to review.
+        dead_letter: InstanceId,
+    },
+}
+
+/// Why the executor could not drive a saga.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SagaError {
+    /// The store failed (or another executor moved the instance: a conflict).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored instance cannot be read as this saga.
+    #[error(
+        "saga `{saga}` instance `{instance}` cannot be read: {reason}; repair or remove it, or run it with the code that wrote it"
+    )]
+    Corrupt {
+        /// The saga.
+        saga: &'static str,
+        /// The instance.
+        instance: InstanceId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The dead letter is not open, or is not this saga's.
+    #[error("dead letter `{id}` cannot be {action}: {reason}")]
+    DeadLetter {
+        /// The dead letter.
+        id: InstanceId,
+        /// What was asked.
+        action: &'static str,
+        /// Why not.
+        reason: String,
+    },
+}
+
+impl SagaError {
+    /// Whether the error says the stored instance cannot be read: [`SagaError::Corrupt`],
+    /// or a store error about damaged data ([`StoreError::is_corrupt`]). Running it again
+    /// will not help; [`SagaExecutor::resume`] sets such an instance aside with a dead
+    /// letter.
+    pub fn is_unreadable(&self) -> bool {
+        match self {
+            Self::Corrupt { .. } => true,
+            Self::Store(error) => error.is_corrupt(),
+            Self::DeadLetter { .. } => false,
+        }
+    }
+
+    /// Whether the same call may succeed if made again ([`StoreError::is_retryable`]: a
+    /// busy database, another writer's conflicting checkpoint).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Store(error) if error.is_retryable())
+    }
+}
+
+/// Where an instance is, stored as the state data of its snapshot.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+struct Progress {
+    /// Running: the next step to run. Compensating: steps below this index are still to
+    /// be compensated (the last first).
+    step: usize,
+    /// An intent checkpoint was written for `step` and no outcome yet.
+    started: bool,
+    /// Attempts made of the current step (or compensation).
+    attempts: u32,
+    /// Milliseconds spent on the current step's attempts and the waits between them,
+    /// by the executor's clock: what [`RetryPolicy::schedule_to_close`] limits. Absent
+    /// from checkpoints written before it existed, which count from zero.
+    #[serde(default)]
+    spent_ms: u64,
+    /// The forward failure that started the compensation.
+    failed: Option<Failure>,
+    /// The failure that made the saga give up.
+    gave_up: Option<Failure>,
+    /// The dead letter written when it gave up.
+    dead_letter: Option<InstanceId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Failure {
+    step: String,
+    error: StepError,
+}
+
+/// The hook called when a dead letter is written.
+type Alert = Arc<dyn Fn(&DeadLetterData) + Send + Sync>;
+
+/// Runs instances of saga `S` on store `St`. See the [module docs](super).
+pub struct SagaExecutor<S: Saga, St: Store> {
+    store: St,
+    env: Arc<S::Env>,
+    retry: RetryPolicy,
+    retries: HashMap<String, RetryPolicy>,
+    compensation_retry: RetryPolicy,
+    compensation_retries: HashMap<String, RetryPolicy>,
+    timeout: Option<Duration>,
+    /// Per step; `None`: that step has no timeout.
+    timeouts: HashMap<String, Option<Duration>>,
+    breakers: HashMap<String, Arc<CircuitBreaker>>,
+    alert: Option<Alert>,
+    clock: Arc<dyn Clock>,
+    /// How many instances `resume` runs at once; at least 1.
+    concurrency: usize,
+    saga: PhantomData<fn() -> S>,
+}
+
+impl<S: Saga, St: Store> std::fmt::Debug for SagaExecutor<S, St> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SagaExecutor")
+            .field("saga", &S::DEFINITION.name)
+            .field("retry", &self.retry)
+            .field("breakers", &self.breakers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Saga, St: Store> SagaExecutor<S, St> {
+    /// An executor for saga `S` on `store`, calling steps with `env`: the default
+    /// [`RetryPolicy`] (10 attempts) for steps and compensations, a
+    /// [`DEFAULT_STEP_TIMEOUT`] of 60 s per attempt, a default circuit breaker for every
+    /// downstream the saga names (`via ..`), the system clock for records, and
+    /// [`DEFAULT_RESUME_CONCURRENCY`] instances at once on [`resume`](Self::resume).
+    pub fn new(store: St, env: S::Env) -> Self {
+        let breakers = S::DEFINITION
+            .steps
+            .iter()
+            .filter_map(|s| s.downstream)
+            .map(|d| {
+                (
+                    d.to_owned(),
+                    Arc::new(CircuitBreaker::new(d, BreakerConfig::default())),
+                )
+            })
+            .collect();
+        Self {
+            store,
+            env: Arc::new(env),
+            retry: RetryPolicy::default(),
+            retries: HashMap::new(),
+            compensation_retry: RetryPolicy::default(),
+            compensation_retries: HashMap::new(),
+            timeout: Some(DEFAULT_STEP_TIMEOUT),
+            timeouts: HashMap::new(),
+            breakers,
+            alert: None,
+            clock: Arc::new(SystemClock),
+            concurrency: DEFAULT_RESUME_CONCURRENCY,
+            saga: PhantomData,
+        }
+    }
+
+    /// The retry policy of every step without its own.
+    #[must_use]
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The retry policy of step `step`.
+    #[must_use]
+    pub fn with_step_retry(mut self, step: &str, policy: RetryPolicy) -> Self {
+        self.retries.insert(step.to_owned(), policy);
+        self
+    }
+
+    /// The retry policy of every compensation without its own.
+    #[must_use]
+    pub fn with_compensation_retry(mut self, policy: RetryPolicy) -> Self {
+        self.compensation_retry = policy;
+        self
+    }
+
+    /// The retry policy of step `step`'s compensation.
+    #[must_use]
+    pub fn with_step_compensation_retry(mut self, step: &str, policy: RetryPolicy) -> Self {
+        self.compensation_retries.insert(step.to_owned(), policy);
+        self
+    }
+
+    /// How long any attempt of a step without its own timeout may take before it fails
+    /// as a retryable `timeout` ([`DEFAULT_STEP_TIMEOUT`] unless set).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Lets attempts of steps without their own timeout take as long as they take. A step
+    /// that never answers then holds its saga for good (unless the retry policy's
+    /// `schedule_to_close` ends it): choose this only for steps that end on their own.
+    #[must_use]
+    pub fn without_timeout(mut self) -> Self {
+        self.timeout = None;
+        self
+    }
+
+    /// How long an attempt of step `step` (or its compensation) may take.
+    #[must_use]
+    pub fn with_step_timeout(mut self, step: &str, timeout: Duration) -> Self {
+        self.timeouts.insert(step.to_owned(), Some(timeout));
+        self
+    }
+
+    /// Lets attempts of step `step` (and its compensation) take as long as they take,
+    /// whatever the executor's timeout.
+    #[must_use]
+    pub fn without_step_timeout(mut self, step: &str) -> Self {
+        self.timeouts.insert(step.to_owned(), None);
+        self
+    }
+
+    /// The circuit breaker configuration of downstream `name`.
+    #[must_use]
+    pub fn with_breaker(mut self, name: &str, config: BreakerConfig) -> Self {
+        self.breakers
+            .insert(name.to_owned(), Arc::new(CircuitBreaker::new(name, config)));
+        self
+    }
+
+    /// Called, synchronously, whenever a dead letter is written.
+    #[must_use]
+    pub fn on_dead_letter(
+        mut self,
+        alert: impl Fn(&DeadLetterData) + Send + Sync + 'static,
+    ) -> Self {
+        self.alert = Some(Arc::new(alert));
+        self
+    }
+
+    /// How many instances [`resume`](Self::resume) runs at once
+    /// ([`DEFAULT_RESUME_CONCURRENCY`] unless set; 0 is taken as 1). Each instance still
+    /// runs its steps one after another.
+    #[must_use]
+    pub fn with_concurrency(mut self, instances: usize) -> Self {
+        self.concurrency = instances.max(1);
+        self
+    }
+
+    /// Stamps audit records with `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The breaker of downstream `name`.
+    pub fn breaker(&self, name: &str) -> Option<&CircuitBreaker> {
+        self.breakers.get(name).map(|b| &**b)
+    }
+
+    /// The services the steps are called with.
+    pub fn env(&self) -> &S::Env {
+        &self.env
+    }
+
+    /// The store.
+    pub fn store(&self) -> &St {
+        &self.store
+    }
+
+    /// Stores a new instance and runs it to its end.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails ([`StoreError::DuplicateId`] for an id in use).
+    pub async fn start(
+        &self,
+        id: impl Into<InstanceId>,
+        data: S::Data,
+    ) -> Result<SagaOutcome, SagaError> {
+        let id = id.into();
+        let snapshot = self.snapshot(&id, 0, RUNNING, &Progress::default(), &data)?;
+        let at = self.clock.now();
+        let record = self.record(
+            &snapshot,
+            None,
+            "start".into(),
+            at,
+            Some(serde_json::to_value(&snapshot).unwrap_or_default()),
+        );
+        let record = AuditRecord {
+            kind: RecordKind::Created,
+            from: None,
+            event: None,
+            ..record
+        };
+        self.store
+            .create(&snapshot, std::slice::from_ref(&record), at)?;
+        self.run(&id).await
+    }
+
+    /// Runs instance `id` from where it is to its end (an ended one just reports how).
+    ///
+    /// # Errors
+    ///
+    /// When the store fails or the stored instance is not this saga's.
+    pub async fn run(&self, id: &InstanceId) -> Result<SagaOutcome, SagaError> {
+        let definition = S::DEFINITION;
+        loop {
+            let (snapshot, progress, data) = self.load(id)?;
+            match snapshot.state.name.as_str() {
+                RUNNING => self.run_step(snapshot, progress, data).await?,
+                COMPENSATING => self.compensate_step(snapshot, progress, data).await?,
+                COMPLETED => return Ok(SagaOutcome::Completed),
+                COMPENSATED => {
+                    let failed = progress
+                        .failed
+                        .ok_or_else(|| self.corrupt(id, "compensated without a failure"))?;
+                    return Ok(SagaOutcome::Compensated {
+                        failed_step: failed.step,
+                        error: failed.error,
+                    });
+                }
+                phase @ (COMPENSATION_FAILED | STUCK) => {
+                    let (Some(gave_up), Some(dead_letter)) =
+                        (progress.gave_up, progress.dead_letter)
+                    else {
+                        return Err(self.corrupt(id, "gave up without a dead letter"));
+                    };
+                    return Ok(if phase == STUCK {
+                        SagaOutcome::Stuck {
+                            step: gave_up.step,
+                            error: gave_up.error,
+                            dead_letter,
+                        }
+                    } else {
+                        SagaOutcome::CompensationFailed {
+                            step: gave_up.step,
+                            error: gave_up.error,
+                            dead_letter,
+                        }
+                    });
+                }
+                other => {
+                    return Err(self.corrupt(
+                        id,
+                        &format!("unknown phase `{other}` for saga `{}`", definition.name),
+                    ));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Resuming every unfinished instance after a crash, and the report of it.
+
+use futures_util::stream::{self, StreamExt};
+
+use super::{COMPENSATING, RUNNING, SagaError, SagaExecutor, SagaOutcome};
+use crate::InstanceId;
+use crate::saga::Saga;
+use crate::store::Store;
+
+/// What [`SagaExecutor::resume`] did with each unfinished instance: the ones that ran to
+/// an end, and the ones that could not, with why.
+///
+/// Iterating over a `Resumed` yields the instances that ended, as `(id, outcome)`; look
+/// at [`failed`](Self::failed) (or [`is_complete`](Self::is_complete)) for the rest.
+#[derive(Debug, Default)]
+#[must_use = "instances that could not be resumed are in `failed`"]
+pub struct Resumed {
+    /// The instances that ran to an end, with how they ended, in the order they ended.
+    pub ended: Vec<(InstanceId, SagaOutcome)>,
+    /// The instances that could not be run to an end, in the order they failed.
+    pub failed: Vec<ResumeFailure>,
+}
+
+/// An instance that [`SagaExecutor::resume`] could not run to an end.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ResumeFailure {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Why it could not be run.
+    pub error: SagaError,
+    /// The dead letter that holds the instance for review when it cannot be read
+    /// ([`SagaError::is_unreadable`]); the same letter on every resume until someone
+    /// repairs the instance and retries or resolves it. `None` for any other failure:
+    /// the instance is left as it was, and the next resume tries it again.
+    pub dead_letter: Option<InstanceId>,
+}
+
+impl Resumed {
+    /// Whether every unfinished instance ran to an end.
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+impl IntoIterator for Resumed {
+    type Item = (InstanceId, SagaOutcome);
+    type IntoIter = std::vec::IntoIter<(InstanceId, SagaOutcome)>;
+
+    /// The instances that ended; the failures are dropped (read them from
+    /// [`Resumed::failed`] first).
+    fn into_iter(self) -> Self::IntoIter {
+        self.ended.into_iter()
+    }
+}
+
+impl<S: Saga, St: Store> SagaExecutor<S, St> {
+    /// Runs every unfinished instance (running or compensating) to its end: what to call
+    /// when a process starts after a crash. A step whose outcome was not recorded runs
+    /// again, with the same idempotency key.
+    ///
+    /// Up to [`with_concurrency`](Self::with_concurrency) instances
+    /// ([`DEFAULT_RESUME_CONCURRENCY`](super::DEFAULT_RESUME_CONCURRENCY) unless set) run
+    /// at once, so one waiting out a backoff or a slow downstream does not hold the
+    /// others. They take turns on the calling task; nothing is spawned.
+    ///
+    /// One instance that fails does not stop the others. An instance whose stored row,
+    /// progress or data cannot be read ([`SagaError::is_unreadable`]) is set aside with a
+    /// dead letter, `{saga}/{instance}/unreadable`, holding the reason; the
+    /// [`on_dead_letter`](Self::on_dead_letter) alert fires when that letter is written,
+    /// once for the same damage however often `resume` meets it. Any other failure (a
+    /// busy database, another executor's conflicting write) leaves the instance as it
+    /// was for the next resume. Every failure is in [`Resumed::failed`].
+    ///
+    /// # Errors
+    ///
+    /// Only when the unfinished instances cannot be listed.
+    pub async fn resume(&self) -> Result<Resumed, SagaError> {
+        let mut unfinished = Vec::new();
+        for phase in [RUNNING, COMPENSATING] {
+            unfinished.extend(
+                self.store
+                    .list(S::DEFINITION.name, Some(phase))?
+                    .into_iter()
+                    .map(|instance| instance.id),
+            );
+        }
+        let mut runs = stream::iter(unfinished)
+            .map(|instance| async move {
+                let result = self.run(&instance).await;
+                (instance, result)
+            })
+            .buffer_unordered(self.concurrency);
+        let mut report = Resumed::default();
+        while let Some((instance, result)) = runs.next().await {
+            match result {
+                Ok(outcome) => report.ended.push((instance, outcome)),
+                Err(error) => report.failed.push(self.failed(instance, error)),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Reports an instance `resume` could not run, setting it aside if it is unreadable.
+    fn failed(&self, instance: InstanceId, error: SagaError) -> ResumeFailure {
+        let saga = S::DEFINITION.name;
+        let dead_letter = if error.is_unreadable() {
+            match self.set_aside(&instance, &error) {
+                Ok(letter) => Some(letter),
+                Err(unwritten) => {
+                    tracing::error!(target: "statemachine", saga, instance = %instance, %error, %unwritten, "an unreadable saga could not be set aside with a dead letter; the next resume tries again");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        tracing::warn!(target: "statemachine", saga, instance = %instance, %error, dead_letter = dead_letter.as_ref().map(tracing::field::display), "saga not resumed");
+        ResumeFailure {
+            instance,
+            error,
+            dead_letter,
+        }
+    }
+}
