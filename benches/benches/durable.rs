@@ -19,14 +19,7 @@ use statemachine_benches::{AnyRing, Next, Ring};
 const BATCH: usize = 100;
 
 fn store(path: &Path, synchronous: Synchronous) -> SqliteStore {
-    SqliteStore::open_with(
-        path,
-        SqliteOptions {
-            synchronous,
-            ..SqliteOptions::default()
-        },
-    )
-    .unwrap()
+    SqliteStore::open_with(path, SqliteOptions::default().with_synchronous(synchronous)).unwrap()
 }
 
 fn raw(path: &Path, synchronous: Synchronous) -> Connection {

@@ -66,10 +66,7 @@ fn the_synchronous_setting_can_be_relaxed() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_with(
         dir.path().join("fast.db"),
-        SqliteOptions {
-            synchronous: Synchronous::Normal,
-            ..SqliteOptions::default()
-        },
+        SqliteOptions::default().with_synchronous(Synchronous::Normal),
     )
     .unwrap();
     assert_eq!(store.synchronous(), Synchronous::Normal);
@@ -125,10 +122,7 @@ fn a_schema_1_file_is_upgraded_and_its_keys_still_answer() {
 fn a_lock_held_past_the_busy_timeout_is_a_retryable_busy_error() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("busy.db");
-    let options = SqliteOptions {
-        busy_timeout: std::time::Duration::from_millis(50),
-        ..SqliteOptions::default()
-    };
+    let options = SqliteOptions::default().with_busy_timeout(std::time::Duration::from_millis(50));
     let repo = Repository::<AnyAccount, _>::new(SqliteStore::open_with(&db, options).unwrap());
     repo.create(Account::new("a-1", Ledger::default()).into())
         .unwrap();

@@ -43,7 +43,7 @@
 //! instance's data, not with the event: a 10 MB value in the data makes every later
 //! one-byte event rewrite 10 MB. Keep large values (documents, images, long lists)
 //! outside the machine and store a reference; the snapshot limit
-//! ([`DEFAULT_MAX_SNAPSHOT_BYTES`], `SqliteOptions::max_snapshot_bytes`,
+//! ([`DEFAULT_MAX_SNAPSHOT_BYTES`], [`SqliteOptions::max_snapshot_bytes`],
 //! [`MemoryStore::with_max_snapshot_bytes`]) turns a runaway value into a typed refusal
 //! instead of a slow store.
 //!
@@ -52,7 +52,9 @@
 //! [`SqliteStore`] keeps everything in one file in WAL mode, with `synchronous = FULL`
 //! unless [`SqliteOptions`] say otherwise. The store creates its tables itself and keeps
 //! its own schema version; a newer release upgrades an older file when it opens it, and
-//! an older release refuses a newer file ([`StoreError::Schema`]).
+//! an older release refuses a newer file ([`StoreError::Schema`]). How to run it
+//! (backups, the `-wal` file, integrity checks, WAL size, permissions) is in
+//! [`SqliteStore`]'s "Operations" section.
 //!
 //! `statemachine_schema`: one row, `version INTEGER` (now 2).
 //!
@@ -107,8 +109,8 @@
 //!   statements; [`Store::history`] and [`Store::list`] read page after page, each its
 //!   own statement.
 //!
-//! Backups, integrity checks, file permissions and what to never do to the `-wal` file
-//! are in the SQLite store's operations section ([`SqliteStore`]'s module docs, "Operations").
+//! - Every write first checks, inside its transaction, that the path still names the file
+//!   the store opened ([`StoreError::FileReplaced`] otherwise).
 //!
 //! A process killed at any instruction leaves either the whole transaction or none of it:
 //! the crash test in the workspace kills writers with SIGKILL at random moments and checks
@@ -124,7 +126,7 @@ use crate::{AuditRecord, InstanceId, RestoreError, Snapshot, SnapshotError};
 
 pub use memory::MemoryStore;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
+pub use sqlite::{Checkpoint, SqliteOptions, SqliteStore, Synchronous};
 
 /// One instance as stored.
 #[derive(Debug, Clone, PartialEq)]

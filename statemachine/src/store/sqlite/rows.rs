@@ -85,6 +85,7 @@ impl Store for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&fail)?;
+        self.check_file()?;
         let inserted = tx
             .execute(
                 "INSERT INTO statemachine_instances
@@ -154,6 +155,7 @@ impl Store for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&fail)?;
+        self.check_file()?;
         let committed = write_commit(&tx, commit, json.as_deref())?;
         tx.commit().map_err(fail)?;
         Ok(committed)
@@ -168,6 +170,7 @@ impl Store for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(io)?;
+        self.check_file()?;
         // An error returns before `commit`, and dropping `tx` rolls everything back. A
         // key used before fails the whole batch: all of it is written, or none.
         for (commit, json) in commits.iter().zip(&encoded) {
