@@ -27,6 +27,12 @@ pub trait StateMachine: Sized {
     /// The transition table as data.
     const DEFINITION: &'static Definition;
 
+    /// How [`replay`](crate::replay()) crosses into this version a history that began
+    /// on an older one: generated from the table's `migrate from`, `None` without one.
+    /// Not public API.
+    #[doc(hidden)]
+    const __MIGRATION: Option<crate::__private::Migration<Self>> = None;
+
     /// The instance's identifier.
     fn id(&self) -> &InstanceId;
 

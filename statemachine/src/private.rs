@@ -209,6 +209,29 @@ pub fn needs_migration(snapshot: &Snapshot, definition: &Definition) -> bool {
     snapshot.machine == definition.name && snapshot.version < definition.version
 }
 
+/// How a machine replays a history that began on the older version its table migrates
+/// from: the generated `StateMachine::__MIGRATION` of a table with `migrate from`.
+pub struct Migration<M> {
+    /// The older version's definition.
+    pub(crate) from: &'static Definition,
+    /// Replays records the older versions wrote with the older machine, and converts the
+    /// result.
+    pub(crate) replay: crate::replay::ReplayOlder<M>,
+}
+
+impl<M: crate::StateMachine> Migration<M> {
+    /// The migration from `S`, through the generated `impl From<S> for M`.
+    pub const fn from_older<S: crate::StateMachine>() -> Self
+    where
+        M: From<S>,
+    {
+        Self {
+            from: S::DEFINITION,
+            replay: crate::replay::replay_older::<S, M>,
+        }
+    }
+}
+
 /// A guard's reason in words, for the audit record. Goes through the machine's
 /// `StateMachine` impl, so a reason type without `Display` is reported once, at the
 /// `reason` item.

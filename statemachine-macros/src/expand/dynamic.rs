@@ -25,6 +25,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
     let payloads: Vec<_> = machine.events.iter().map(|e| &e.type_name).collect();
     let version = machine.version;
     let migration = super::migration::restore_older(ctx);
+    let replay_older = super::migration::replay_older(ctx);
     // Spanned at the data type, so a type that cannot be stored is reported there.
     let data_span = machine
         .data
@@ -308,6 +309,8 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             type Reason = #reason;
 
             const DEFINITION: &'static ::statemachine::Definition = #any::DEFINITION;
+
+            #replay_older
 
             #[inline]
             fn id(&self) -> &::statemachine::InstanceId {

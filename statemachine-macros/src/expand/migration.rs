@@ -1,5 +1,5 @@
 //! `migrate from v1::Order { .. }`: the older version's dynamic view converts into this
-//! one, and `restore` sends older snapshots through it.
+//! one; `restore` sends older snapshots through it, and `replay` older records.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -88,5 +88,20 @@ pub(super) fn restore_older(ctx: &Context<'_>) -> TokenStream {
             return <#source_any as ::statemachine::StateMachine>::restore(snapshot)
                 .map(::core::convert::From::from);
         }
+    }
+}
+
+/// The `StateMachine::__MIGRATION` item: `replay` crosses from the older version's
+/// records into this version through the older machine and this conversion.
+pub(super) fn replay_older(ctx: &Context<'_>) -> TokenStream {
+    let Some(migration) = &ctx.machine.migration else {
+        return TokenStream::new();
+    };
+    let source_any = &migration.source_any;
+    quote! {
+        const __MIGRATION: ::core::option::Option<::statemachine::__private::Migration<Self>> =
+            ::core::option::Option::Some(
+                ::statemachine::__private::Migration::from_older::<#source_any>(),
+            );
     }
 }
