@@ -6,8 +6,6 @@
 
 mod capture;
 
-use std::collections::BTreeMap;
-
 use capture::Capture;
 use statemachine_tests::{AnyTicket, Ticket, TicketData, TicketEvent, Triage};
 
@@ -21,20 +19,19 @@ fn every_transition_emits_a_tracing_event_with_the_same_fields() {
             .unwrap();
         let _ = ticket.fire(statemachine_tests::Unblock).unwrap_err();
     });
-    let events = capture.0.lock().unwrap();
-    let pick = |e: &BTreeMap<String, String>, k: &str| e.get(k).cloned().unwrap_or_default();
-    let lines: Vec<_> = events
+    let lines: Vec<_> = capture
+        .events()
         .iter()
         .map(|e| {
             format!(
                 "{} {} {} #{} {} {} {}",
-                pick(e, "machine"),
-                pick(e, "id"),
-                pick(e, "kind"),
-                pick(e, "seq"),
-                pick(e, "from"),
-                pick(e, "event"),
-                pick(e, "to"),
+                e.get("machine"),
+                e.get("id"),
+                e.get("kind"),
+                e.get("seq"),
+                e.get("from"),
+                e.get("event"),
+                e.get("to"),
             )
         })
         .collect();

@@ -25,11 +25,9 @@ fn a_subscriber_set_after_transitions_without_one_sees_the_next_ones() {
         AnyTicket::from(Ticket::new("T-2", TicketData::default()))
     });
     let kinds: Vec<_> = capture
-        .0
-        .lock()
-        .unwrap()
+        .events()
         .iter()
-        .map(|e| format!("{} {}", e["id"], e["kind"]))
+        .map(|e| format!("{} {}", e.get("id"), e.get("kind")))
         .collect();
     assert_eq!(kinds, ["T-1 refused", "T-2 created"]);
     drop(ticket);
