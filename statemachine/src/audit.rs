@@ -3,20 +3,79 @@
 //!
 //! Every transition, typed or dynamic, produces an [`AuditRecord`] and hands it,
 //! synchronously, to the observers registered on the machine type
-//! (`AnyOrder::observers()`) and on the instance ([`Audit`]), and emits a `tracing`
-//! event (target `statemachine`) with the same fields. When nobody listens, nothing is
+//! (`AnyOrder::observers()`) and on the instance ([`Audit`]), and logs it through
+//! `tracing` (target `statemachine`) as described below. When nobody listens, nothing is
 //! built: the cost of an unobserved transition is one load of a per-type word and one
 //! predictable branch (see [`Registry`]).
+//!
+//! # What is logged
+//!
+//! Observers see the whole record. Logs do not: an instance id, an actor, a correlation
+//! id or an idempotency key can name a person, and so can a guard's refusal reason or
+//! an error text, which the application writes or which quote its data. So:
+//!
+//! - events at `INFO` and above carry no identifier and no such text: they say what
+//!   happened (machine, version, states, event, guard);
+//! - identifiers are on `DEBUG` events and spans only;
+//! - refusal reasons and error texts are logged only after the application calls
+//!   [`log_reasons(true)`](log_reasons), and then as they are.
+//!
+//! Everything left out of the logs is in what the library hands back to the caller (the
+//! [`Rejected`](crate::Rejected) refusal, the [`AuditRecord`] an observer sees), to log
+//! where the application's policy allows.
+//!
+//! Every event and span has target `statemachine`; the second column is an event's
+//! message or a span's name. A field marked `?` is present only when it has a value, one
+//! marked (reasons) only after [`log_reasons(true)`](log_reasons).
+//!
+//! | level | event or span | fields | when |
+//! |---|---|---|---|
+//! | `INFO` | `created`, `applied` or `refused` | `machine`, `version`, `seq`, `kind`, `from`?, `event`?, `to`?, `guard`?, `reason` (reasons) | every transition and refusal, typed or dynamic |
+//! | `DEBUG` | `identifiers` | `machine`, `seq`, `kind`, `id`, `actor`?, `correlation_id`?, `idempotency_key`? | right after each of those, on the same thread |
+//! | `WARN` | `event payload could not be serialized for the audit trail` | `error` (reasons) | an observer wants payloads and one cannot be stored as JSON |
+//! | `DEBUG` | `another writer committed first; reloading and retrying` | `machine`, `id`, `attempt` | `Repository::apply` retries after a conflict |
+//!
+//! `kind` is `created`, `applied` or `refused`.
+//!
+//! Cost: the two transition events cost nothing until a subscriber listens at `INFO` or
+//! `DEBUG` for target `statemachine`; both are behind the same one-load check as the
+//! observers.
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::InstanceId;
+
+/// Whether refusal reasons and error texts are logged: off unless the application opts in.
+static LOG_REASONS: AtomicBool = AtomicBool::new(false);
+
+/// Logs, from now on (`true`) or no longer (`false`), the texts that say why: a guard's
+/// refusal reason, and why an event's payload could not be recorded. Off by default.
+///
+/// These texts are written by the application or quote its data, so they can hold
+/// personal data (`"alice@example.com is not a senior"`); turn this on only where your
+/// logs may hold them. It is process-wide, meant to be called once at start-up, and
+/// changes nothing else: identifiers stay on `DEBUG` events. The module docs list
+/// [what is logged](self#what-is-logged).
+///
+/// ```
+/// statemachine::audit::log_reasons(true);
+/// assert!(statemachine::audit::logs_reasons());
+/// # statemachine::audit::log_reasons(false);
+/// ```
+pub fn log_reasons(on: bool) {
+    LOG_REASONS.store(on, Ordering::Relaxed);
+}
+
+/// Whether [`log_reasons`] is on.
+pub fn logs_reasons() -> bool {
+    LOG_REASONS.load(Ordering::Relaxed)
+}
 
 /// Where time comes from. Replace it to test timeouts and stamps without sleeping.
 pub trait Clock: Send + Sync {
@@ -508,11 +567,14 @@ impl Registry {
 ///
 /// `tracing` tells each registered callsite its subscribers' interest whenever the set of
 /// subscribers changes (a global or scoped default set, a reload); that is how its own
-/// macros skip disabled events with one load. The audit trail registers one callsite with
-/// the same target (`statemachine`), level (`INFO`) and kind as the record events, and on
-/// every change sets or clears [`TRACING`] in the registries that have joined. An
-/// interest of "sometimes" counts as interested: the out-of-line path then asks
-/// `tracing::enabled!`, which decides for the record itself.
+/// macros skip disabled events with one load. The audit trail registers two callsites,
+/// one for each of its events (the `INFO` record and the `DEBUG` identifiers), with the
+/// same target (`statemachine`), level, fields and kind, and on every change sets
+/// [`TRACING`] in the registries that have joined when either is wanted, and clears it
+/// when neither is. Two, because a subscriber may want one and not the other (a filter
+/// on a field only one of them has, or on exactly one level). An interest of
+/// "sometimes" counts as interested: the out-of-line path then asks `tracing::enabled!`,
+/// which decides for the record itself.
 mod interest {
     use std::sync::atomic::Ordering;
     use std::sync::{Mutex, MutexGuard, Once};
@@ -525,44 +587,61 @@ mod interest {
 
     use super::{Registry, UNJOINED};
 
-    struct AuditCallsite;
+    /// One of the audit trail's events; the number is its index in
+    /// [`Joined::interested`].
+    struct AuditCallsite(usize);
 
-    static CALLSITE: AuditCallsite = AuditCallsite;
+    static RECORD: AuditCallsite = AuditCallsite(0);
+    static IDENTIFIERS: AuditCallsite = AuditCallsite(1);
 
-    static FIELDS: &[&str] = &[
-        "message",
-        "machine",
-        "id",
-        "seq",
-        "kind",
-        "from",
-        "event",
-        "to",
-        "guard",
-        "reason",
-        "actor",
-        "correlation_id",
+    /// The fields of the `INFO` event `Recorder::record` emits.
+    static RECORD_FIELDS: &[&str] = &[
+        "message", "machine", "version", "seq", "kind", "from", "event", "to", "guard", "reason",
     ];
 
-    static METADATA: Metadata<'static> = Metadata::new(
+    /// The fields of the `DEBUG` event `Recorder::record` emits.
+    static IDENTIFIER_FIELDS: &[&str] = &[
+        "message",
+        "machine",
+        "seq",
+        "kind",
+        "id",
+        "actor",
+        "correlation_id",
+        "idempotency_key",
+    ];
+
+    static RECORD_METADATA: Metadata<'static> = Metadata::new(
         "statemachine audit record",
         "statemachine",
         Level::INFO,
         Some(file!()),
         Some(line!()),
         Some(module_path!()),
-        FieldSet::new(FIELDS, Identifier(&CALLSITE)),
+        FieldSet::new(RECORD_FIELDS, Identifier(&RECORD)),
+        Kind::EVENT,
+    );
+
+    static IDENTIFIERS_METADATA: Metadata<'static> = Metadata::new(
+        "statemachine audit identifiers",
+        "statemachine",
+        Level::DEBUG,
+        Some(file!()),
+        Some(line!()),
+        Some(module_path!()),
+        FieldSet::new(IDENTIFIER_FIELDS, Identifier(&IDENTIFIERS)),
         Kind::EVENT,
     );
 
     struct Joined {
-        /// The last interest `tracing` reported; interested until it says otherwise.
-        interested: bool,
+        /// The last interest `tracing` reported for each callsite; interested until it
+        /// says otherwise.
+        interested: [bool; 2],
         registries: Vec<&'static Registry>,
     }
 
     static JOINED: Mutex<Joined> = Mutex::new(Joined {
-        interested: true,
+        interested: [true, true],
         registries: Vec::new(),
     });
 
@@ -572,32 +651,46 @@ mod interest {
         JOINED.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    impl Joined {
+        fn any(&self) -> bool {
+            self.interested.contains(&true)
+        }
+    }
+
     impl Callsite for AuditCallsite {
         fn set_interest(&self, interest: Interest) {
-            let interested =
-                !interest.is_never() && Level::INFO <= tracing::level_filters::STATIC_MAX_LEVEL;
+            let interested = !interest.is_never()
+                && *self.metadata().level() <= tracing::level_filters::STATIC_MAX_LEVEL;
             let mut joined = joined();
-            joined.interested = interested;
+            joined.interested[self.0] = interested;
+            let any = joined.any();
             for registry in &joined.registries {
-                registry.set_tracing(interested);
+                registry.set_tracing(any);
             }
         }
 
         fn metadata(&self) -> &Metadata<'_> {
-            &METADATA
+            if self.0 == 0 {
+                &RECORD_METADATA
+            } else {
+                &IDENTIFIERS_METADATA
+            }
         }
     }
 
     /// Has `registry` follow `tracing`'s interest from now on. Idempotent.
     pub(super) fn join(registry: &'static Registry) {
         // `register` calls `set_interest` before it returns, so it runs without the lock.
-        REGISTER.call_once(|| tracing_core::callsite::register(&CALLSITE));
+        REGISTER.call_once(|| {
+            tracing_core::callsite::register(&RECORD);
+            tracing_core::callsite::register(&IDENTIFIERS);
+        });
         let mut joined = joined();
         if registry.listening.load(Ordering::Relaxed) & UNJOINED == 0 {
             return;
         }
         joined.registries.push(registry);
-        registry.set_tracing(joined.interested);
+        registry.set_tracing(joined.any());
         registry.listening.fetch_and(!UNJOINED, Ordering::Relaxed);
     }
 }
@@ -701,7 +794,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// Whether anyone might listen: an observer on the instance or the machine type, or
-    /// a `tracing` subscriber at `INFO`. One load and no call: the unobserved path (the
+    /// a `tracing` subscriber at `INFO` or `DEBUG`. One load and no call: the unobserved path (the
     /// instance's context is counted in the registry; see [`Registry`]).
     #[inline(always)]
     pub fn listening(registry: &Registry) -> bool {
@@ -724,7 +817,8 @@ impl Recorder {
         if registry.listening.load(Ordering::Relaxed) & UNJOINED != 0 {
             interest::join(registry);
         }
-        let tracing = tracing::enabled!(target: "statemachine", tracing::Level::INFO);
+        let tracing = tracing::enabled!(target: "statemachine", tracing::Level::INFO)
+            || tracing::enabled!(target: "statemachine", tracing::Level::DEBUG);
         if audit.0.is_none() && !registry.has_observers() && !tracing {
             return None;
         }
@@ -798,7 +892,10 @@ impl Recorder {
         match crate::encode::to_value(event) {
             Ok(value) => Some(value),
             Err(error) => {
-                tracing::warn!(target: "statemachine", %error, "event payload could not be serialized for the audit trail");
+                // The error names a field, and can quote a map key or what a
+                // serializer said: a reason, logged only when the application opts in.
+                let why = logs_reasons().then_some(tracing::field::display(&error));
+                tracing::warn!(target: "statemachine", error = why, "event payload could not be serialized for the audit trail");
                 if let Some(pending) = self.audit.pending() {
                     pending.unrecorded(error.to_string());
                 }
@@ -807,7 +904,9 @@ impl Recorder {
         }
     }
 
-    /// Builds the record and hands it to every observer and to `tracing`.
+    /// Builds the record and hands it to every observer and to `tracing`: the record
+    /// without identifiers (and without its reason, unless [`log_reasons`] is on) at
+    /// `INFO`, then its identifiers at `DEBUG`. See [what is logged](self#what-is-logged).
     pub fn record(&self, happened: Happened<'_>, payload: Option<serde_json::Value>) {
         let context = self.audit.0.as_deref();
         let at = self.audit.now();
@@ -829,21 +928,32 @@ impl Recorder {
             idempotency_key: context.and_then(|c| c.idempotency_key.clone()),
         };
         if self.tracing {
+            // Keep the fields in step with `interest::RECORD_FIELDS` and
+            // `interest::IDENTIFIER_FIELDS`.
             tracing::info!(
                 target: "statemachine",
                 machine = %record.machine,
-                id = %record.id,
+                version = record.version,
                 seq = record.seq,
                 kind = record.kind.as_str(),
                 from = record.from.as_deref(),
                 event = record.event.as_deref(),
                 to = record.to.as_deref(),
                 guard = record.guard.as_deref(),
-                reason = record.reason.as_deref(),
-                actor = record.actor.as_deref(),
-                correlation_id = record.correlation_id.as_deref(),
+                reason = record.reason.as_deref().filter(|_| logs_reasons()),
                 "{}",
                 record.kind.as_str(),
+            );
+            tracing::debug!(
+                target: "statemachine",
+                machine = %record.machine,
+                seq = record.seq,
+                kind = record.kind.as_str(),
+                id = %record.id,
+                actor = record.actor.as_deref(),
+                correlation_id = record.correlation_id.as_deref(),
+                idempotency_key = record.idempotency_key.as_deref(),
+                "identifiers",
             );
         }
         if let Some(pending) = self.audit.pending() {

@@ -3,7 +3,8 @@
 //!
 //! Alone in its own test binary: the first part needs a process in which no subscriber
 //! has ever been registered, so that `tracing` reports no interest and unobserved
-//! transitions stop asking; the second shows that a new subscriber starts them again.
+//! transitions stop asking; the second shows that a new subscriber starts them again,
+//! and the third that a subscriber which wants only the `DEBUG` identifiers does too.
 
 mod capture;
 
@@ -27,8 +28,27 @@ fn a_subscriber_set_after_transitions_without_one_sees_the_next_ones() {
     let kinds: Vec<_> = capture
         .events()
         .iter()
-        .map(|e| format!("{} {}", e.get("id"), e.get("kind")))
+        .map(|e| format!("{} {} {}", e.level, e.get("id"), e.get("kind")))
         .collect();
-    assert_eq!(kinds, ["T-1 refused", "T-2 created"]);
-    drop(ticket);
+    assert_eq!(
+        kinds,
+        [
+            "INFO  refused",
+            "DEBUG T-1 refused",
+            "INFO  created",
+            "DEBUG T-2 created"
+        ]
+    );
+
+    // Wanting only the identifiers event (a filter on `id`, say) is wanting records.
+    let identifiers = Capture::only(tracing::Level::DEBUG);
+    tracing::subscriber::with_default(identifiers.clone(), || {
+        let _ = ticket.fire(statemachine_tests::Close).unwrap();
+    });
+    let kinds: Vec<_> = identifiers
+        .events()
+        .iter()
+        .map(|e| format!("{} {} {}", e.level, e.get("id"), e.get("kind")))
+        .collect();
+    assert_eq!(kinds, ["DEBUG T-2 applied"]);
 }
