@@ -15,14 +15,15 @@
 //! an error text, which the application writes or which quote its data. So:
 //!
 //! - events at `INFO` and above carry no identifier and no such text: they say what
-//!   happened (machine, version, states, event, guard);
+//!   happened (machine, version, states, event, guard, step, an error's kind);
 //! - identifiers are on `DEBUG` events and spans only;
 //! - refusal reasons and error texts are logged only after the application calls
-//!   [`log_reasons(true)`](log_reasons), and then as they are.
+//!   [`log_reasons(true)`](log_reasons), and then as they are (an error text from the
+//!   library names the instance, so it goes on the `DEBUG` span, not on the warning).
 //!
 //! Everything left out of the logs is in what the library hands back to the caller (the
-//! [`Rejected`](crate::Rejected) refusal, the [`AuditRecord`] an observer sees), to log
-//! where the application's policy allows.
+//! [`Rejected`](crate::Rejected) refusal, a saga's outcome and `saga::Resumed` report,
+//! the [`AuditRecord`] an observer sees), to log where the application's policy allows.
 //!
 //! Every event and span has target `statemachine`; the second column is an event's
 //! message or a span's name. A field marked `?` is present only when it has a value, one
@@ -34,8 +35,17 @@
 //! | `DEBUG` | `identifiers` | `machine`, `seq`, `kind`, `id`, `actor`?, `correlation_id`?, `idempotency_key`? | right after each of those, on the same thread |
 //! | `WARN` | `event payload could not be serialized for the audit trail` | `error` (reasons) | an observer wants payloads and one cannot be stored as JSON |
 //! | `DEBUG` | `another writer committed first; reloading and retrying` | `machine`, `id`, `attempt` | `Repository::apply` retries after a conflict |
+//! | `INFO` span | `saga step` | `saga`, `step`, `attempt`, `compensating` | around each attempt of a saga step or compensation |
+//! | `DEBUG` span | `saga instance` (inside `saga step`) | `saga`, `instance`, `idempotency_key` | around each attempt, for the step's own events too |
+//! | `WARN` | `step attempt failed` | `saga`, `step`, `attempt`, `error_kind`, `retryable`, `retry_in` (`None` after the last attempt), `error` (reasons) | an attempt failed; inside both spans |
+//! | `DEBUG` span | `saga instance` | `saga`, `instance`, `dead_letter`?, `error` (reasons), `unwritten` (reasons) | around the two events below |
+//! | `ERROR` | `an unreadable saga could not be set aside with a dead letter; the next resume tries again` | `saga`, `error_kind`, `unwritten_kind` | `SagaExecutor::resume` could not write the dead letter of an unreadable instance |
+//! | `WARN` | `saga not resumed` | `saga`, `error_kind`, `unreadable`, `retryable`, `dead_lettered` | `SagaExecutor::resume` could not run an instance |
 //!
-//! `kind` is `created`, `applied` or `refused`.
+//! `kind` is `created`, `applied` or `refused`; `error_kind` is a step error's `kind` (a
+//! short name the application chooses, such as `card_declined`) or, for a saga error,
+//! `store`, `corrupt` or `dead_letter`. A saga's dead letter is a machine of its own,
+//! logged as above. Sagas exist with the `tokio` feature.
 //!
 //! Cost: the two transition events cost nothing until a subscriber listens at `INFO` or
 //! `DEBUG` for target `statemachine`; both are behind the same one-load check as the
@@ -55,7 +65,8 @@ use crate::InstanceId;
 static LOG_REASONS: AtomicBool = AtomicBool::new(false);
 
 /// Logs, from now on (`true`) or no longer (`false`), the texts that say why: a guard's
-/// refusal reason, and why an event's payload could not be recorded. Off by default.
+/// refusal reason, a saga step's error message, the error that stopped a saga's resume,
+/// and why an event's payload could not be recorded. Off by default.
 ///
 /// These texts are written by the application or quote its data, so they can hold
 /// personal data (`"alice@example.com is not a senior"`); turn this on only where your

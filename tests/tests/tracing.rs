@@ -1,6 +1,7 @@
 //! What the library logs through `tracing`: every transition as an `INFO` event without
-//! identifiers, the identifiers on a `DEBUG` event of their own, and refusal reasons only
-//! after the application opts in (the table is in the `audit` module docs).
+//! identifiers, the identifiers on a `DEBUG` event of their own, refusal reasons and
+//! error texts only after the application opts in, and sagas under the same rule (the
+//! table is in the `audit` module docs).
 //!
 //! Alone in its own test binary: `tracing` caches per call site whether anyone listens,
 //! process-wide, and tests on other threads hitting the same call sites without a
@@ -10,8 +11,12 @@
 mod capture;
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use capture::{Capture, Captured};
+use statemachine::saga::{RetryPolicy, SagaExecutor, SagaOutcome, StepError};
+use statemachine::{MemoryStore, Store};
+use statemachine_tests::fulfilment::{Behaviour, Fulfilment, Order, Services};
 use statemachine_tests::{AnyTicket, Assign, Escalate, Ticket, TicketData, TicketEvent, Triage};
 use tracing::Level;
 
@@ -22,6 +27,11 @@ const CORRELATION_ID: &str = "request-5e1f";
 const IDEMPOTENCY_KEY: &str = "key-9a7c";
 /// Named in the reason the `senior` guard gives when it refuses this assignee.
 const ASSIGNEE: &str = "mallory@example.com";
+/// A saga that runs to its end after one failed attempt, and one left unreadable.
+const SAGA: &str = "order-of-bob";
+const DAMAGED_SAGA: &str = "order-of-carol";
+/// Named in a step's error message and in the damaged saga's stored data.
+const CUSTOMER: &str = "bob@example.com";
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -77,6 +87,57 @@ fn ticket_refused() {
     );
 }
 
+/// A saga whose payment step fails once with a message naming the customer, and a saga
+/// left running by a crash whose stored data (naming the customer) no longer reads, which
+/// `resume` sets aside.
+fn sagas_failing() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let order = Order {
+            address: "1 Analytical Way".into(),
+            cents: 4200,
+            ..Order::default()
+        };
+        let executor = SagaExecutor::<Fulfilment, _>::new(MemoryStore::new(), Services::default())
+            .with_retry(RetryPolicy::default().with_initial_interval(Duration::from_secs(1)));
+        executor
+            .env()
+            .payments
+            .then([Behaviour::Fail(StepError::retryable(
+                "unavailable",
+                format!("the gateway turned {CUSTOMER} away"),
+            ))]);
+        let outcome = executor.start(SAGA, order.clone()).await.unwrap();
+        assert_eq!(outcome, SagaOutcome::Completed);
+
+        executor.env().addresses.then([Behaviour::Hang]);
+        let crashed =
+            tokio::time::timeout(Duration::from_secs(1), executor.start(DAMAGED_SAGA, order)).await;
+        assert!(crashed.is_err(), "left running, as a crash leaves it");
+        let store = executor.store();
+        let mut snapshot = store
+            .load("Fulfilment", &DAMAGED_SAGA.into())
+            .unwrap()
+            .snapshot;
+        snapshot.data = serde_json::json!({ "address": "", "cents": CUSTOMER });
+        assert!(store.overwrite_snapshot("Fulfilment", &DAMAGED_SAGA.into(), &snapshot.to_json()));
+        let resumed = executor.resume().await.unwrap();
+        let [failure] = &resumed.failed[..] else {
+            panic!("{resumed:?}")
+        };
+        assert!(
+            failure.error.to_string().contains(CUSTOMER),
+            "{}",
+            failure.error
+        );
+        assert!(failure.dead_letter.is_some());
+    });
+}
+
 /// Every field of an event or span at `INFO` or more severe that contains one of
 /// `values`, as `LEVEL name field=value`. (A subscriber at `DEBUG` also sees the fields of
 /// the `DEBUG` spans such an event happens in: that is where identifiers are.)
@@ -103,6 +164,14 @@ fn event<'a>(captured: &'a [Captured], message: &str, field: &str, value: &str) 
         panic!("not one `{message}` event with {field}={value}: {captured:#?}")
     };
     one
+}
+
+/// The last span named `name` whose `field` is `value`.
+fn span<'a>(captured: &'a [Captured], name: &str, field: &str, value: &str) -> &'a Captured {
+    captured
+        .iter()
+        .rfind(|c| c.span && c.name == name && c.get(field) == value)
+        .unwrap_or_else(|| panic!("no `{name}` span with {field}={value}: {captured:#?}"))
 }
 
 #[test]
@@ -163,6 +232,31 @@ fn at_info_no_transition_event_names_an_instance_an_actor_a_request_or_why() {
 }
 
 #[test]
+fn at_info_no_saga_event_names_an_instance_or_quotes_an_error() {
+    let captured = logged(Level::INFO, false, sagas_failing);
+    assert_eq!(
+        naming(&captured, &[SAGA, DAMAGED_SAGA, CUSTOMER]),
+        Vec::<String>::new()
+    );
+    assert!(captured.iter().all(|c| c.level <= Level::INFO));
+    let failed = event(&captured, "step attempt failed", "step", "charge_payment");
+    assert_eq!(
+        (failed.level, failed.get("error_kind"), failed.get("error")),
+        (Level::WARN, "unavailable", "")
+    );
+    let not_resumed = event(&captured, "saga not resumed", "saga", "Fulfilment");
+    assert_eq!(
+        (
+            not_resumed.level,
+            not_resumed.get("unreadable"),
+            not_resumed.get("dead_lettered"),
+            not_resumed.get("error"),
+        ),
+        (Level::WARN, "true", "true", "")
+    );
+}
+
+#[test]
 fn at_debug_the_identifiers_appear_on_a_debug_event_of_their_own() {
     let captured = logged(Level::DEBUG, false, ticket_refused);
     // Still nothing at `INFO` or above.
@@ -194,6 +288,42 @@ fn at_debug_the_identifiers_appear_on_a_debug_event_of_their_own() {
 }
 
 #[test]
+fn at_debug_saga_events_happen_in_a_debug_span_that_names_the_instance() {
+    let captured = logged(Level::DEBUG, false, sagas_failing);
+    assert_eq!(
+        naming(&captured, &[SAGA, DAMAGED_SAGA, CUSTOMER]),
+        Vec::<String>::new()
+    );
+    let instance = span(&captured, "saga instance", "instance", SAGA);
+    assert_eq!(instance.level, Level::DEBUG);
+    // The warning is logged inside the instance's span, so a subscriber at `DEBUG`
+    // knows whose attempt failed.
+    let failed = event(&captured, "step attempt failed", "step", "charge_payment");
+    assert!(
+        failed
+            .scope
+            .iter()
+            .any(|(name, fields)| name == "saga instance"
+                && fields.get("instance").map(String::as_str) == Some(SAGA)),
+        "{failed:#?}"
+    );
+    let not_resumed = event(&captured, "saga not resumed", "saga", "Fulfilment");
+    let (_, scope) = not_resumed
+        .scope
+        .iter()
+        .find(|(name, _)| name == "saga instance")
+        .expect("in the instance's span");
+    assert_eq!(scope["instance"], DAMAGED_SAGA);
+    assert!(scope["dead_letter"].contains(DAMAGED_SAGA), "{scope:?}");
+    assert!(
+        !captured
+            .iter()
+            .any(|c| c.values().any(|v| v.contains(CUSTOMER))),
+        "{captured:#?}"
+    );
+}
+
+#[test]
 fn refusal_reasons_are_logged_only_after_the_application_opts_in() {
     let captured = logged(Level::INFO, true, ticket_refused);
     let refused = event(&captured, "refused", "guard", "senior");
@@ -201,6 +331,23 @@ fn refusal_reasons_are_logged_only_after_the_application_opts_in() {
     // Opting in to reasons does not log identifiers at `INFO`.
     assert_eq!(
         naming(&captured, &[TICKET, ACTOR, CORRELATION_ID, IDEMPOTENCY_KEY]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn saga_error_texts_are_logged_only_after_the_application_opts_in() {
+    let captured = logged(Level::DEBUG, true, sagas_failing);
+    let failed = event(&captured, "step attempt failed", "step", "charge_payment");
+    assert_eq!(
+        failed.get("error"),
+        format!("unavailable: the gateway turned {CUSTOMER} away")
+    );
+    // The error that stops a resume names the instance: it goes on the `DEBUG` span.
+    let instance = span(&captured, "saga instance", "instance", DAMAGED_SAGA);
+    assert!(instance.get("error").contains(CUSTOMER), "{instance:#?}");
+    assert_eq!(
+        naming(&captured, &[SAGA, DAMAGED_SAGA]),
         Vec::<String>::new()
     );
 }

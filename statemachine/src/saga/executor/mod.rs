@@ -126,6 +126,16 @@ impl SagaError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Store(error) if error.is_retryable())
     }
+
+    /// What kind of error this is, for logs: `store`, `corrupt` or `dead_letter`. Unlike
+    /// the message, it names no instance and quotes no data.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Store(_) => "store",
+            Self::Corrupt { .. } => "corrupt",
+            Self::DeadLetter { .. } => "dead_letter",
+        }
+    }
 }
 
 /// Where an instance is, stored as the state data of its snapshot.

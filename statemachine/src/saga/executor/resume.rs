@@ -102,20 +102,40 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     }
 
     /// Reports an instance `resume` could not run, setting it aside if it is unreadable.
+    ///
+    /// Logs it as "What is logged" in the `audit` module says: the warning names neither
+    /// the instance nor the dead letter, and says what went wrong by kind; they are on a
+    /// `DEBUG` span around it, with the error texts (which name the instance and can quote
+    /// its stored data) only when the application opts in to reasons.
     fn failed(&self, instance: InstanceId, error: SagaError) -> ResumeFailure {
         let saga = S::DEFINITION.name;
-        let dead_letter = if error.is_unreadable() {
-            match self.set_aside(&instance, &error) {
-                Ok(letter) => Some(letter),
-                Err(unwritten) => {
-                    tracing::error!(target: "statemachine", saga, instance = %instance, %error, %unwritten, "an unreadable saga could not be set aside with a dead letter; the next resume tries again");
-                    None
-                }
-            }
-        } else {
-            None
+        let set_aside = error
+            .is_unreadable()
+            .then(|| self.set_aside(&instance, &error));
+        let (dead_letter, unwritten) = match set_aside {
+            Some(Ok(letter)) => (Some(letter), None),
+            Some(Err(unwritten)) => (None, Some(unwritten)),
+            None => (None, None),
         };
-        tracing::warn!(target: "statemachine", saga, instance = %instance, %error, dead_letter = dead_letter.as_ref().map(tracing::field::display), "saga not resumed");
+        let reasons = crate::audit::logs_reasons();
+        let span = tracing::debug_span!(
+            target: "statemachine",
+            "saga instance",
+            saga,
+            instance = %instance,
+            dead_letter = dead_letter.as_ref().map(tracing::field::display),
+            error = reasons.then_some(tracing::field::display(&error)),
+            unwritten = unwritten
+                .as_ref()
+                .filter(|_| reasons)
+                .map(tracing::field::display),
+        );
+        span.in_scope(|| {
+            if let Some(unwritten) = &unwritten {
+                tracing::error!(target: "statemachine", saga, error_kind = error.kind(), unwritten_kind = unwritten.kind(), "an unreadable saga could not be set aside with a dead letter; the next resume tries again");
+            }
+            tracing::warn!(target: "statemachine", saga, error_kind = error.kind(), unreadable = error.is_unreadable(), retryable = error.is_retryable(), dead_lettered = dead_letter.is_some(), "saga not resumed");
+        });
         ResumeFailure {
             instance,
             error,

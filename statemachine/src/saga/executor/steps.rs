@@ -240,14 +240,23 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                 attempt,
                 compensating,
             };
+            // What identifies the instance is on a `DEBUG` span of its own, so that logs at
+            // `INFO` name none (see "What is logged" in the `audit` module).
             let span = tracing::info_span!(
                 target: "statemachine",
                 "saga step",
                 saga = definition.name,
-                instance = %ctx.instance,
                 step = step.name,
                 attempt,
                 compensating
+            );
+            let instance = tracing::debug_span!(
+                target: "statemachine",
+                parent: &span,
+                "saga instance",
+                saga = definition.name,
+                instance = %ctx.instance,
+                idempotency_key = %ctx.idempotency_key,
             );
             let mut attempt_data = data.clone();
             let result = async {
@@ -273,7 +282,8 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                 }
                 result
             }
-            .instrument(span)
+            .instrument(instance.clone())
+            .instrument(span.clone())
             .await;
             let error = match result {
                 Ok(()) => return Ok((snapshot, Ok(attempt_data))),
@@ -296,7 +306,14 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                 ));
             }
             let last = exhausted || out_of_time;
-            tracing::warn!(target: "statemachine", saga = definition.name, instance = %snapshot.id, step = step.name, attempt, %error, retry_in = ?(!last).then_some(delay), "step attempt failed");
+            // The message is the application's text and can quote its data: a reason,
+            // logged only when the application opts in. The kind is a short name it chose.
+            let message = crate::audit::logs_reasons().then_some(tracing::field::display(&error));
+            span.in_scope(|| {
+                instance.in_scope(|| {
+                    tracing::warn!(target: "statemachine", saga = definition.name, step = step.name, attempt, error_kind = %error.kind, retryable = error.retryable, retry_in = ?(!last).then_some(delay), error = message, "step attempt failed");
+                });
+            });
             if last {
                 return Ok((snapshot, Err((error, attempt, errors))));
             }
