@@ -85,7 +85,11 @@ impl Snapshot {
     ///
     /// [`RestoreError::Malformed`] when the text is not a snapshot.
     pub fn from_json(json: &str) -> Result<Self, RestoreError> {
-        Self::from_slice_with_limit(json.as_bytes(), Self::DEFAULT_MAX_BYTES)
+        // Text is known to be UTF-8, so its strings need no second check while parsing.
+        check_size(json.len(), Self::DEFAULT_MAX_BYTES)?;
+        serde_json::from_str(json).map_err(|e| RestoreError::Malformed {
+            reason: e.to_string(),
+        })
     }
 
     /// Reads a snapshot from JSON bytes.
@@ -113,16 +117,19 @@ impl Snapshot {
     /// [`RestoreError::TooLarge`] when there are more bytes than `max_bytes`, and
     /// [`RestoreError::Malformed`] when the bytes are not a snapshot.
     pub fn from_slice_with_limit(json: &[u8], max_bytes: usize) -> Result<Self, RestoreError> {
-        if json.len() > max_bytes {
-            return Err(RestoreError::TooLarge {
-                size: json.len(),
-                limit: max_bytes,
-            });
-        }
+        check_size(json.len(), max_bytes)?;
         serde_json::from_slice(json).map_err(|e| RestoreError::Malformed {
             reason: e.to_string(),
         })
     }
+}
+
+/// Refuses `size` bytes of JSON over `limit`, before anything is decoded.
+fn check_size(size: usize, limit: usize) -> Result<(), RestoreError> {
+    if size > limit {
+        return Err(RestoreError::TooLarge { size, limit });
+    }
+    Ok(())
 }
 
 /// The shape hash as written in snapshots: 16 lowercase hex digits.
