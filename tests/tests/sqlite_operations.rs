@@ -105,6 +105,19 @@ fn wal_size(db: &Path) -> u64 {
     std::fs::metadata(wal).map_or(0, |meta| meta.len())
 }
 
+/// Another connection (another process) in the middle of a read transaction: no
+/// checkpoint can pass it.
+fn pin_wal(db: &Path) -> rusqlite::Connection {
+    let reader = rusqlite::Connection::open(db).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM statemachine_audit", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    reader
+}
+
 #[test]
 fn the_wal_shrinks_once_a_reader_that_pinned_it_is_gone() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,13 +128,7 @@ fn the_wal_shrinks_once_a_reader_that_pinned_it_is_gone() {
         .unwrap();
 
     // Another process reads in one long transaction: no checkpoint can pass it.
-    let reader = rusqlite::Connection::open(&db).unwrap();
-    reader.execute_batch("BEGIN").unwrap();
-    let _: i64 = reader
-        .query_row("SELECT count(*) FROM statemachine_audit", [], |row| {
-            row.get(0)
-        })
-        .unwrap();
+    let reader = pin_wal(&db);
     for _ in 0..3_000 {
         deposit(&repo, "a-1").unwrap();
     }
@@ -150,13 +157,7 @@ fn a_checkpoint_on_demand_empties_the_wal_and_reports_a_pinning_reader() {
     let repo = accounts(&db, fast().with_busy_timeout(Duration::from_millis(50)));
     repo.create(Account::new("a-1", Ledger::default()).into())
         .unwrap();
-    let reader = rusqlite::Connection::open(&db).unwrap();
-    reader.execute_batch("BEGIN").unwrap();
-    let _: i64 = reader
-        .query_row("SELECT count(*) FROM statemachine_audit", [], |row| {
-            row.get(0)
-        })
-        .unwrap();
+    let reader = pin_wal(&db);
     for _ in 0..200 {
         deposit(&repo, "a-1").unwrap();
     }
