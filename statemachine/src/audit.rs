@@ -45,7 +45,7 @@
 //! `kind` is `created`, `applied` or `refused`; `error_kind` is a step error's `kind` (a
 //! short name the application chooses, such as `card_declined`) or, for a saga error,
 //! `store`, `corrupt` or `dead_letter`. A saga's dead letter is a machine of its own,
-//! logged as above. Sagas exist with the `tokio` feature.
+//! logged as above. Sagas exist with the `sagas` feature.
 //!
 //! Cost: the two transition events cost nothing until a subscriber listens at `INFO` or
 //! `DEBUG` for target `statemachine`; both are behind the same one-load check as the

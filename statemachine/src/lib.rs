@@ -1,5 +1,7 @@
-#![doc = include_str!("../../README.md")]
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+// docs.rs builds with `--cfg docsrs` on nightly: feature-gated items get their badge.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Generated code names this crate `::statemachine`, also inside it (dead letters are a
 // machine of their own).
@@ -14,7 +16,7 @@ mod instance;
 mod machine;
 mod replay;
 mod repository;
-#[cfg(feature = "tokio")]
+#[cfg(feature = "sagas")]
 pub mod saga;
 pub mod snapshot;
 pub mod store;
@@ -24,7 +26,7 @@ pub mod store;
 pub mod __private;
 
 pub mod dsl {
-    #![doc = include_str!("../../docs/dsl.md")]
+    #![doc = include_str!("../docs/dsl.md")]
 }
 
 pub use audit::{

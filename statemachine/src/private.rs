@@ -259,7 +259,7 @@ pub fn not_allowed_text(
 pub type ObserverRegistry = Registry;
 
 /// Builds a saga step's description in a `const` context.
-#[cfg(feature = "tokio")]
+#[cfg(feature = "sagas")]
 pub const fn saga_step(
     name: &'static str,
     kind: crate::saga::StepKind,
@@ -275,7 +275,7 @@ pub const fn saga_step(
 }
 
 /// Builds a saga's definition in a `const` context.
-#[cfg(feature = "tokio")]
+#[cfg(feature = "sagas")]
 pub const fn saga_definition(
     name: &'static str,
     version: u32,
@@ -291,7 +291,7 @@ pub const fn saga_definition(
 }
 
 /// What a saga answers for a step index it does not have.
-#[cfg(feature = "tokio")]
+#[cfg(feature = "sagas")]
 pub fn no_such_step(step: usize) -> crate::saga::StepFuture<'static> {
     Box::pin(async move {
         Err(crate::saga::StepError::permanent(

@@ -3,7 +3,7 @@
 //! first record of the newer version, and the rest replays with the newer machine.
 //!
 //! Every migration declared in the repository is covered: `examples/order-versions`
-//! (version 1 to 2) and the `Ticket` of `docs/dsl.md`; so are a state renamed by the
+//! (version 1 to 2) and the `Ticket` of `statemachine/docs/dsl.md`; so are a state renamed by the
 //! migration (the report in issue 8) and a version 3 of the order that chains through
 //! version 2. A history no chain of migrations reaches is a typed error.
 
@@ -101,7 +101,7 @@ mod v2_pinned {
     }
 }
 
-/// The ticket of `docs/dsl.md`'s `migrate from` section, both versions as written there.
+/// The ticket of `statemachine/docs/dsl.md`'s `migrate from` section, both versions as written there.
 mod ticket {
     #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
     pub struct Data;
