@@ -7,7 +7,7 @@ mod memory {
         assert!(store.overwrite_snapshot(machine, id, json));
     }
 
-    statemachine_tests::store_conformance!(MemoryStore::new(), damage);
+    statemachine::store_conformance!(MemoryStore::new(), damage);
 }
 
 mod sqlite {
@@ -17,5 +17,5 @@ mod sqlite {
         assert!(store.overwrite_snapshot(machine, id, json).unwrap());
     }
 
-    statemachine_tests::store_conformance!(SqliteStore::open_in_memory().unwrap(), damage);
+    statemachine::store_conformance!(SqliteStore::open_in_memory().unwrap(), damage);
 }

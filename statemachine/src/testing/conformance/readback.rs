@@ -1,17 +1,17 @@
 //! Conformance cases for what a store is handed that would not read back, for
 //! idempotency keys on every path, for batches, and for paging.
 
-use statemachine::store::{Commit, Cursor, Store, StoreError};
-use statemachine::{
+use crate::store::{Commit, Cursor, Store, StoreError};
+use crate::{
     ApplyError, InstanceId, Meta, RecordKind, Repository, Snapshot, StateSnapshot, replay,
 };
 
 use super::{Damage, id, open, repository, start};
-use crate::account::{AccountEvent, Deposit, Freeze, Withdraw};
-use crate::gauge::{AnyGauge, Gauge, Nest, Readings, Record, Scale, Tag, Tags, nested};
+use crate::testing::account::{AccountEvent, Deposit, Freeze, Withdraw};
+use crate::testing::gauge::{AnyGauge, Gauge, Nest, Readings, Record, Scale, Tag, Tags, nested};
 
 fn gauges<S: Store>(store: S) -> Repository<AnyGauge, S> {
-    Repository::new(store).with_clock(std::sync::Arc::new(statemachine::ManualClock::new(start())))
+    Repository::new(store).with_clock(std::sync::Arc::new(crate::ManualClock::new(start())))
 }
 
 fn gauge(repo: &Repository<AnyGauge, impl Store>, name: &str) -> AnyGauge {
@@ -92,7 +92,7 @@ pub fn non_finite_numbers_are_refused_naming_the_field<S: Store>(store: S, _: Da
 pub fn deep_nesting_is_refused_on_write<S: Store>(store: S, _: Damage<S>) {
     let repo = gauges(store);
     gauge(&repo, "g-1");
-    let deepest = u32::try_from(statemachine::snapshot::MAX_DEPTH).unwrap() - 1; // inside `tree`
+    let deepest = u32::try_from(crate::snapshot::MAX_DEPTH).unwrap() - 1; // inside `tree`
     let applied = repo
         .apply(&id("g-1"), Nest { levels: deepest }, &Meta::new())
         .expect("as deep as allowed is stored");
@@ -146,7 +146,7 @@ pub fn payloads_that_do_not_serialize_are_refused_on_every_path<S: Store>(store:
 
     let loaded = repo.load(&id("g-1")).unwrap();
     let fired = loaded
-        .fire(crate::gauge::GaugeEvent::Tag(Tag { tags: tags() }))
+        .fire(crate::testing::gauge::GaugeEvent::Tag(Tag { tags: tags() }))
         .expect("the machine takes it");
     let failed = repo.save(fired).unwrap_err();
     assert!(
@@ -353,7 +353,7 @@ pub fn a_snapshot_past_the_size_limit_is_refused<S: Store>(store: S, _: Damage<S
     let mut big = repo.load(&id("a-1")).unwrap().snapshot().unwrap();
     big.state = StateSnapshot {
         name: "Frozen".into(),
-        data: serde_json::json!({ "reason": "x".repeat(statemachine::store::DEFAULT_MAX_SNAPSHOT_BYTES) }),
+        data: serde_json::json!({ "reason": "x".repeat(crate::store::DEFAULT_MAX_SNAPSHOT_BYTES) }),
     };
     big.seq = 1;
     let commit = Commit {
@@ -368,7 +368,7 @@ pub fn a_snapshot_past_the_size_limit_is_refused<S: Store>(store: S, _: Damage<S
     match repo.store().commit(&commit) {
         Err(StoreError::TooLarge { size, limit, .. }) => {
             assert!(size > limit);
-            assert_eq!(limit, statemachine::store::DEFAULT_MAX_SNAPSHOT_BYTES);
+            assert_eq!(limit, crate::store::DEFAULT_MAX_SNAPSHOT_BYTES);
         }
         other => panic!("expected the snapshot to be refused, got {other:?}"),
     }
@@ -384,9 +384,10 @@ pub fn an_exhausted_sequence_number_is_the_callers_problem_not_damage<S: Store>(
 ) {
     let (repo, _) = repository(store);
     let last = u64::try_from(i64::MAX).unwrap();
-    let mut snapshot = crate::account::Account::new("a-1", crate::account::Ledger::default())
-        .snapshot()
-        .unwrap();
+    let mut snapshot =
+        crate::testing::account::Account::new("a-1", crate::testing::account::Ledger::default())
+            .snapshot()
+            .unwrap();
     snapshot.seq = last;
     repo.store().create(&snapshot, &[], start()).unwrap();
     assert_eq!(repo.load(&id("a-1")).unwrap().seq(), last);

@@ -1,6 +1,8 @@
 //! The store conformance suite: what every [`Store`] must do, written once and run
 //! against each store with [`store_conformance!`](crate::store_conformance).
 //!
+//! Each case is a public function, so a store's own tests may also call one directly.
+//!
 //! Each function takes a fresh, empty store and a way to damage a stored snapshot (for
 //! the corrupt-data cases), and panics when the store breaks a guarantee.
 
@@ -11,10 +13,10 @@ pub use readback::*;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use statemachine::store::{Commit, Committed, Cursor, Page, Store, StoreError};
-use statemachine::{ApplyError, InstanceId, ManualClock, Meta, RecordKind, Repository, replay};
+use crate::store::{Commit, Committed, Cursor, Page, Store, StoreError};
+use crate::{ApplyError, InstanceId, ManualClock, Meta, RecordKind, Repository, replay};
 
-use crate::account::{
+use super::account::{
     Account, AccountEvent, AnyAccount, Deposit, Freeze, Ledger, Unfreeze, Withdraw,
 };
 
@@ -322,7 +324,7 @@ pub fn list_filters_by_state<S: Store>(store: S, _: Damage<S>) {
 pub fn history_replays_to_the_snapshot<S: Store>(store: S, _: Damage<S>) {
     let (repo, _) = repository(store);
     open(&repo, "a-1");
-    for (key, event) in crate::account::stream(7, 1, 40) {
+    for (key, event) in crate::testing::account::stream(7, 1, 40) {
         let _ = repo.apply(&id("a-1"), event, &Meta::new().key(key));
     }
     let history = repo.history(&id("a-1")).unwrap();
@@ -351,8 +353,8 @@ pub fn apply_retries_after_losing_a_race<S: Store>(store: S, _: Damage<S>) {
     impl<S: Store> Store for Racy<S> {
         fn create(
             &self,
-            s: &statemachine::Snapshot,
-            r: &[statemachine::AuditRecord],
+            s: &crate::Snapshot,
+            r: &[crate::AuditRecord],
             at: SystemTime,
         ) -> Result<(), StoreError> {
             self.inner.create(s, r, at)
@@ -361,7 +363,7 @@ pub fn apply_retries_after_losing_a_race<S: Store>(store: S, _: Damage<S>) {
             &self,
             m: &str,
             id: &InstanceId,
-        ) -> Result<statemachine::store::StoredInstance, StoreError> {
+        ) -> Result<crate::store::StoredInstance, StoreError> {
             self.inner.load(m, id)
         }
         fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
@@ -385,7 +387,7 @@ pub fn apply_retries_after_losing_a_race<S: Store>(store: S, _: Damage<S>) {
             id: &InstanceId,
             after: Option<&Cursor>,
             limit: usize,
-        ) -> Result<Page<statemachine::AuditRecord>, StoreError> {
+        ) -> Result<Page<crate::AuditRecord>, StoreError> {
             self.inner.history_page(m, id, after, limit)
         }
         fn list_page(
@@ -394,7 +396,7 @@ pub fn apply_retries_after_losing_a_race<S: Store>(store: S, _: Damage<S>) {
             s: Option<&str>,
             after: Option<&Cursor>,
             limit: usize,
-        ) -> Result<Page<statemachine::store::InstanceSummary>, StoreError> {
+        ) -> Result<Page<crate::store::InstanceSummary>, StoreError> {
             self.inner.list_page(m, s, after, limit)
         }
         fn idempotent(
@@ -402,7 +404,7 @@ pub fn apply_retries_after_losing_a_race<S: Store>(store: S, _: Damage<S>) {
             m: &str,
             id: &InstanceId,
             k: &str,
-        ) -> Result<Option<statemachine::store::FirstResult>, StoreError> {
+        ) -> Result<Option<crate::store::FirstResult>, StoreError> {
             self.inner.idempotent(m, id, k)
         }
     }
@@ -569,7 +571,7 @@ macro_rules! store_conformance {
         $(
             #[test]
             fn $case() {
-                $crate::conformance::$case($make, $damage);
+                $crate::testing::conformance::$case($make, $damage);
             }
         )*
     };
