@@ -174,16 +174,23 @@ impl RetryPolicy {
 }
 
 fn fnv(key: &str, attempt: u32) -> u64 {
-    key.bytes()
-        .chain(attempt.to_le_bytes())
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, b| {
-            (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        })
+    use std::hash::Hasher;
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(key.as_bytes());
+    hasher.write(&attempt.to_le_bytes());
+    hasher.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jitter_hashes_the_key_and_attempt_with_fnv_1a() {
+        // FNV-1a 64 of b"evt-1" followed by 3u32 little-endian: changing the hash would
+        // change every stored schedule's delays.
+        assert_eq!(fnv("evt-1", 3), 0x6130_e2cc_bb69_9fb7);
+    }
 
     #[test]
     fn delays_grow_by_the_coefficient_up_to_the_maximum() {

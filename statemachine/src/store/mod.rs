@@ -625,13 +625,10 @@ pub(crate) fn first_result(commit: &Commit<'_>) -> Option<FirstResult> {
 /// The FNV-1a hash of a payload's JSON, as 16 hex digits. `serde_json` writes object
 /// keys in order, so equal payloads give equal text.
 fn fingerprint(payload: &serde_json::Value) -> String {
-    let hash = payload
-        .to_string()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, b| {
-            (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-    format!("{hash:016x}")
+    use std::hash::Hasher;
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(payload.to_string().as_bytes());
+    format!("{:016x}", hasher.finish())
 }
 
 /// What a commit whose key was used before gets: the first result when it is the same
@@ -859,4 +856,14 @@ pub(crate) fn parse_snapshot(
         )));
     }
     Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_fingerprint_is_fnv_1a_of_the_payload_json() {
+        // Stored in `statemachine_idempotency.fingerprint`: it must never change.
+        let payload = serde_json::json!({ "cents": 7 });
+        assert_eq!(super::fingerprint(&payload), "1736bb15f89a8467");
+    }
 }
