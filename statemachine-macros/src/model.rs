@@ -568,35 +568,12 @@ pub(crate) fn event_type_name(event: &Ident) -> Option<Ident> {
 
 /// `cancel_order` -> `CancelOrder`.
 pub(crate) fn upper_camel_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = true;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    heck::AsUpperCamelCase(name).to_string()
 }
 
-/// `OrderLifecycle` -> `order_lifecycle`.
+/// `OrderLifecycle` -> `order_lifecycle`; `HTTPServer` -> `http_server`.
 pub(crate) fn snake_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    heck::AsSnakeCase(name).to_string()
 }
 
 #[cfg(test)]
@@ -610,5 +587,7 @@ mod tests {
         assert_eq!(upper_camel_case("retry_2"), "Retry2");
         assert_eq!(snake_case("OrderLifecycle"), "order_lifecycle");
         assert_eq!(snake_case("Order"), "order");
+        assert_eq!(snake_case("HTTPServer"), "http_server");
+        assert_eq!(snake_case("OrderV2"), "order_v2");
     }
 }
