@@ -315,7 +315,7 @@ pub struct Journal {
     records: Mutex<Vec<AuditRecord>>,
     /// Why an event's payload could not be recorded, if one could not: a repository
     /// refuses to write records that could not be replayed.
-    unrecorded: Mutex<Option<String>>,
+    unrecorded: Mutex<Option<crate::encode::EncodeError>>,
 }
 
 impl Journal {
@@ -332,7 +332,7 @@ impl Journal {
     }
 
     /// Notes that an event's payload could not be recorded.
-    pub(crate) fn unrecorded(&self, why: String) {
+    pub(crate) fn unrecorded(&self, why: crate::encode::EncodeError) {
         self.unrecorded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -340,7 +340,7 @@ impl Journal {
     }
 
     /// Takes the note left by [`unrecorded`](Self::unrecorded), if any.
-    pub(crate) fn take_unrecorded(&self) -> Option<String> {
+    pub(crate) fn take_unrecorded(&self) -> Option<crate::encode::EncodeError> {
         self.unrecorded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -905,10 +905,11 @@ impl Recorder {
             Err(error) => {
                 // The error names a field, and can quote a map key or what a
                 // serializer said: a reason, logged only when the application opts in.
-                let why = logs_reasons().then_some(tracing::field::display(&error));
+                let why =
+                    logs_reasons().then_some(tracing::field::display(crate::error::Chain(&error)));
                 tracing::warn!(target: "statemachine", error = why, "event payload could not be serialized for the audit trail");
                 if let Some(pending) = self.audit.pending() {
-                    pending.unrecorded(error.to_string());
+                    pending.unrecorded(error);
                 }
                 None
             }

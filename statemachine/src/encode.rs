@@ -22,12 +22,14 @@ use serde_json::Value;
 pub const MAX_DEPTH: usize = 100;
 
 /// Why a value cannot be stored so that it reads back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct EncodeError {
     /// Where in the value: `items[2].price`, or empty for the value itself.
     pub(crate) path: String,
     /// What is wrong there.
     pub(crate) problem: String,
+    /// What `serde_json` said, when it refused the value (not one of the checks here).
+    pub(crate) source: Option<serde_json::Error>,
 }
 
 impl fmt::Display for EncodeError {
@@ -37,6 +39,12 @@ impl fmt::Display for EncodeError {
         } else {
             write!(f, "field `{}` {}", self.path, self.problem)
         }
+    }
+}
+
+impl std::error::Error for EncodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
     }
 }
 
@@ -53,11 +61,13 @@ pub(crate) fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, Encode
             EncodeError {
                 path: failure.segments.concat().trim_start_matches('.').to_owned(),
                 problem: failure.problem,
+                source: None,
             }
         }
         None => EncodeError {
             path: String::new(),
-            problem: format!("does not serialize to JSON ({error})"),
+            problem: "does not serialize to JSON".to_owned(),
+            source: Some(error),
         },
     })
 }

@@ -307,3 +307,19 @@ impl<M> fmt::Display for WrongState<M> {
 }
 
 impl<M: fmt::Debug> std::error::Error for WrongState<M> {}
+
+/// An error and its sources on one line, outermost first (`outer: inner: innermost`):
+/// for a log field, which holds one text per error.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}

@@ -148,6 +148,7 @@ pub fn snapshot<S: serde::Serialize, D>(
         part,
         field: (!error.path.is_empty()).then(|| error.path.clone()),
         reason: error.to_string(),
+        source: error.source,
     };
     Ok(Snapshot {
         machine: definition.name.to_owned(),
@@ -170,10 +171,10 @@ pub fn check_snapshot(snapshot: &Snapshot, definition: &Definition) -> Result<()
 
 /// Restores the shared data of a snapshot.
 pub fn restore_data<D>(codec: &DataCodec<D>, snapshot: &Snapshot) -> Result<D, RestoreError> {
-    (codec.from)(&snapshot.data).map_err(|e| RestoreError::Data {
+    (codec.from)(&snapshot.data).map_err(|source| RestoreError::Data {
         machine: snapshot.machine.clone(),
         id: snapshot.id.clone(),
-        reason: e.to_string(),
+        source,
     })
 }
 
@@ -181,11 +182,11 @@ pub fn restore_data<D>(codec: &DataCodec<D>, snapshot: &Snapshot) -> Result<D, R
 pub fn restore_state<S: serde::de::DeserializeOwned>(
     snapshot: &Snapshot,
 ) -> Result<S, RestoreError> {
-    S::deserialize(&snapshot.state.data).map_err(|e| RestoreError::StateData {
+    S::deserialize(&snapshot.state.data).map_err(|source| RestoreError::StateData {
         machine: snapshot.machine.clone(),
         id: snapshot.id.clone(),
         state: snapshot.state.name.clone(),
-        reason: e.to_string(),
+        source,
     })
 }
 

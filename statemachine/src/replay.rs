@@ -27,14 +27,14 @@ pub enum ReplayError {
     #[error(transparent)]
     Restore(#[from] RestoreError),
     /// A record's event does not read back.
-    #[error("record #{seq} of `{id}`: its event does not read back ({reason})")]
+    #[error("record #{seq} of `{id}`: its event does not read back as this machine's event")]
     Event {
         /// The instance.
         id: InstanceId,
         /// The record's sequence number.
         seq: u64,
         /// What the deserializer said.
-        reason: String,
+        source: serde_json::Error,
     },
     /// Replaying a record did not do what the record says.
     #[error("record #{seq} of `{id}` says `{expected}`, but replaying it gave `{found}`")]
@@ -236,10 +236,10 @@ fn step<M: StateMachine>(machine: M, record: &AuditRecord) -> Result<M, ReplayEr
         "event": record.event,
         "payload": record.payload,
     }))
-    .map_err(|e| ReplayError::Event {
+    .map_err(|source| ReplayError::Event {
         id: record.id.clone(),
         seq: record.seq,
-        reason: e.to_string(),
+        source,
     })?;
     let expected = format!(
         "#{} {}",

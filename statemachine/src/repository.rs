@@ -98,8 +98,9 @@ pub enum ApplyError<M: StateMachine> {
         first: Box<FirstResult>,
     },
     /// The store failed, or other writers kept winning until the retries ran out.
-    /// Holds the event, so the caller can try again.
-    #[error("{error}")]
+    /// Holds the event, so the caller can try again; the store's error is the
+    /// [`source`](std::error::Error::source).
+    #[error("event `{}` was not applied, and is handed back", event.name())]
     Store {
         /// The event, handed back.
         event: M::Event,
@@ -109,9 +110,10 @@ pub enum ApplyError<M: StateMachine> {
     },
 }
 
-/// A machine the store did not take, handed back with the reason.
+/// A machine the store did not take, handed back with the reason (the
+/// [`source`](std::error::Error::source)).
 #[derive(Debug, thiserror::Error)]
-#[error("{error}")]
+#[error("nothing was stored; the machine is handed back with this error")]
 #[non_exhaustive]
 pub struct Failed<M> {
     /// The machine, as the caller handed it in.
@@ -369,32 +371,39 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                                  so nothing records what happened to it; create it with \
                                  `create` or load it with `load`"
                             .to_owned(),
+                        source: None,
                     },
                 );
             };
             let records = journal.take();
             // Every record must replay: an event whose payload could not be recorded, or
             // does not read back as the event, would make the trail unreplayable.
-            let unreplayable = journal.take_unrecorded().or_else(|| {
-                records.iter().find_map(|record| {
-                    let event = record.event.as_deref()?;
-                    let payload = record.payload.as_ref()?;
-                    serde_json::from_value::<M::Event>(json!({"event": event, "payload": payload}))
-                        .err()
-                        .map(|e| format!("event `{event}` does not read back from its JSON ({e})"))
+            let unreplayable = journal
+                .take_unrecorded()
+                .map(|e| {
+                    let why = "an event's payload cannot be recorded for replay".to_owned();
+                    (why, Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
                 })
-            });
-            if let Some(why) = unreplayable {
+                .or_else(|| {
+                    records.iter().find_map(|record| {
+                        let event = record.event.as_deref()?;
+                        let payload = record.payload.as_ref()?;
+                        let json = json!({"event": event, "payload": payload});
+                        serde_json::from_value::<M::Event>(json).err().map(|e| {
+                            let why = format!("event `{event}` does not read back from its JSON");
+                            (why, Box::new(e) as _)
+                        })
+                    })
+                });
+            if let Some((why, source)) = unreplayable {
                 journal.restore(records);
                 return fail(
                     pending,
                     StoreError::Unstorable {
                         machine: Self::machine_name().to_owned(),
                         id: machine.id().clone(),
-                        reason: format!(
-                            "an event's payload cannot be recorded for replay: {why}; fix the \
-                             event's Serialize/Deserialize"
-                        ),
+                        reason: format!("{why}; fix the event's Serialize/Deserialize"),
+                        source: Some(source),
                     },
                 );
             }
@@ -480,23 +489,23 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         // The audit trail replays events from JSON, and a retry needs the event again:
         // an event that does not read back from its own JSON is refused up front.
         let copy = crate::encode::to_value(&event)
-            .map_err(|e| e.to_string())
+            .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
             .and_then(|json| {
-                let copy =
-                    serde_json::from_value::<M::Event>(json.clone()).map_err(|e| e.to_string())?;
+                let copy = serde_json::from_value::<M::Event>(json.clone())?;
                 Ok((json, copy))
             });
         let (json, spare) = match copy {
             Ok(copy) => copy,
-            Err(reason) => {
+            Err(source) => {
                 let error = StoreError::Unstorable {
                     machine: Self::machine_name().to_owned(),
                     id: id.clone(),
                     reason: format!(
-                        "event `{}` does not round-trip through JSON ({reason}), so it cannot be \
-                         recorded for replay; fix its value or its Serialize/Deserialize",
+                        "event `{}` does not round-trip through JSON, so it cannot be recorded \
+                         for replay; fix its value or its Serialize/Deserialize",
                         event.name()
                     ),
+                    source: Some(source),
                 };
                 return Err(ApplyError::Store { event, error });
             }
@@ -513,7 +522,8 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                     let error = StoreError::Unstorable {
                         machine: Self::machine_name().to_owned(),
                         id: id.clone(),
-                        reason: format!("the event no longer reads back from its JSON: {e}"),
+                        reason: "the event no longer reads back from its JSON".to_owned(),
+                        source: Some(Box::new(e)),
                     };
                     return Err(ApplyError::Store {
                         event: spare,

@@ -87,9 +87,7 @@ impl Snapshot {
     pub fn from_json(json: &str) -> Result<Self, RestoreError> {
         // Text is known to be UTF-8, so its strings need no second check while parsing.
         check_size(json.len(), Self::DEFAULT_MAX_BYTES)?;
-        serde_json::from_str(json).map_err(|e| RestoreError::Malformed {
-            reason: e.to_string(),
-        })
+        serde_json::from_str(json).map_err(|source| RestoreError::Malformed { source })
     }
 
     /// Reads a snapshot from JSON bytes.
@@ -118,9 +116,7 @@ impl Snapshot {
     /// [`RestoreError::Malformed`] when the bytes are not a snapshot.
     pub fn from_slice_with_limit(json: &[u8], max_bytes: usize) -> Result<Self, RestoreError> {
         check_size(json.len(), max_bytes)?;
-        serde_json::from_slice(json).map_err(|e| RestoreError::Malformed {
-            reason: e.to_string(),
-        })
+        serde_json::from_slice(json).map_err(|source| RestoreError::Malformed { source })
     }
 }
 
@@ -137,18 +133,19 @@ pub fn shape_text(hash: u64) -> String {
     format!("{hash:016x}")
 }
 
-/// Why a snapshot could not be restored. Each message says what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a snapshot could not be restored. Each message says what to do about it; when a
+/// deserializer refused the data, its error is the [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RestoreError {
     /// The data is not a snapshot at all.
     #[error(
-        "not a snapshot ({reason}); the stored data is damaged or was not written by \
-         statemachine: restore it from a backup or repair it by hand"
+        "not a snapshot: the stored data is damaged or was not written by statemachine; \
+         restore it from a backup or repair it by hand"
     )]
     Malformed {
         /// What the parser said.
-        reason: String,
+        source: serde_json::Error,
     },
     /// The snapshot is larger than the reader accepts; nothing was decoded.
     #[error(
@@ -226,7 +223,7 @@ pub enum RestoreError {
     /// The state's data does not fit the state's type.
     #[error(
         "snapshot of `{machine}` instance `{id}`: the data of state `{state}` does not fit its \
-         type ({reason}); repair the stored data or restore it with the code that wrote it"
+         type; repair the stored data or restore it with the code that wrote it"
     )]
     StateData {
         /// The machine.
@@ -236,12 +233,12 @@ pub enum RestoreError {
         /// The state.
         state: String,
         /// What the deserializer said.
-        reason: String,
+        source: serde_json::Error,
     },
     /// The shared data does not fit the machine's data type.
     #[error(
-        "snapshot of `{machine}` instance `{id}`: the shared data does not fit its type \
-         ({reason}); repair the stored data or restore it with the code that wrote it"
+        "snapshot of `{machine}` instance `{id}`: the shared data does not fit its type; repair \
+         the stored data or restore it with the code that wrote it"
     )]
     Data {
         /// The machine.
@@ -249,7 +246,7 @@ pub enum RestoreError {
         /// The instance.
         id: InstanceId,
         /// What the deserializer said.
-        reason: String,
+        source: serde_json::Error,
     },
     /// The sequence number cannot be stored or advanced.
     #[error(
@@ -277,7 +274,7 @@ fn version_advice(found: u32, expected: u32) -> &'static str {
 }
 
 /// Why a machine could not be turned into a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[error(
     "could not snapshot `{machine}` instance `{id}`: in its {part}, {reason}; nothing was \
      stored: what is stored must read back identically (finite numbers, string map keys, at \
@@ -297,6 +294,10 @@ pub struct SnapshotError {
     pub field: Option<String>,
     /// What is wrong.
     pub reason: String,
+    /// What `serde_json` said, when it refused the value (a `Serialize` impl that
+    /// failed, a map whose keys are not strings); `None` when a check of this crate
+    /// refused it (a non-finite number, too deep a nesting), as `reason` says.
+    pub source: Option<serde_json::Error>,
 }
 
 /// Checks everything about a snapshot that does not depend on its state: the machine,

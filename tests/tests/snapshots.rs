@@ -71,9 +71,7 @@ fn snapshot_json() -> Value {
 
 fn restore(json: Value) -> Result<AnyTicket, RestoreError> {
     AnyTicket::restore(
-        serde_json::from_value(json).map_err(|e| RestoreError::Malformed {
-            reason: e.to_string(),
-        })?,
+        serde_json::from_value(json).map_err(|source| RestoreError::Malformed { source })?,
     )
 }
 
@@ -385,8 +383,8 @@ fn unknown_fields_in_a_snapshot_or_its_state_are_refused() {
     let mut data = snapshot_json();
     data["state"]["data"]["injected"] = json!("x");
     match restore(data) {
-        Err(RestoreError::StateData { reason, .. }) => {
-            assert!(reason.contains("injected"), "{reason}");
+        Err(RestoreError::StateData { source, .. }) => {
+            assert!(source.to_string().contains("injected"), "{source}");
         }
         other => panic!("expected the state's unknown field to be refused, got {other:?}"),
     }
@@ -418,4 +416,29 @@ fn a_snapshot_past_the_size_limit_is_refused_before_decoding() {
         Err(RestoreError::TooLarge { .. })
     ));
     assert!(Snapshot::from_slice_with_limit(small.as_bytes(), small.len()).is_ok());
+}
+
+/// A store reads back whatever it accepted: its own snapshot limit, not a reader's
+/// default, bounds what it loads.
+#[test]
+fn a_store_whose_limit_was_raised_loads_what_it_wrote() {
+    let limit = 2 * Snapshot::DEFAULT_MAX_BYTES;
+    let big = || {
+        let data = TicketData {
+            log: vec!["x".repeat(Snapshot::DEFAULT_MAX_BYTES)],
+            ..TicketData::default()
+        };
+        AnyTicket::from(Ticket::new("T-big", data))
+    };
+    let memory = statemachine::MemoryStore::new().with_max_snapshot_bytes(limit);
+    let repo = statemachine::Repository::<AnyTicket, _>::new(memory);
+    repo.create(big()).unwrap();
+    assert_eq!(repo.load(&"T-big".into()).unwrap(), big());
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = statemachine::store::SqliteOptions::default().with_max_snapshot_bytes(limit);
+    let sqlite = SqliteStore::open_with(dir.path().join("big.db"), options).unwrap();
+    let repo = statemachine::Repository::<AnyTicket, _>::new(sqlite);
+    repo.create(big()).unwrap();
+    assert_eq!(repo.load(&"T-big".into()).unwrap(), big());
 }

@@ -179,6 +179,7 @@ impl Store for MemoryStore {
                     machine: commit.machine.to_owned(),
                     id: commit.id.clone(),
                     reason: format!("the batch uses idempotency key `{key}` twice"),
+                    source: None,
                 });
             }
         }
@@ -287,6 +288,7 @@ fn duplicate_in_batch(commit: &Commit<'_>, first: FirstResult) -> StoreError {
             machine: commit.machine.to_owned(),
             id: commit.id.clone(),
             reason: "its idempotency key was used before".to_owned(),
+            source: None,
         },
     }
 }

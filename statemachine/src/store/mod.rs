@@ -261,6 +261,9 @@ pub enum StoreError {
         id: InstanceId,
         /// What is wrong with it.
         reason: String,
+        /// What reading it said (a parser's or the database's error), when something did.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The stored snapshot does not fit the machine.
     #[error(transparent)]
@@ -307,6 +310,9 @@ pub enum StoreError {
         id: InstanceId,
         /// What is wrong, and what to do about it.
         reason: String,
+        /// What refused it (a serializer's error), when something did.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The snapshot is larger than the store accepts.
     #[error(
@@ -399,7 +405,7 @@ pub enum StoreError {
     },
     /// The storage itself failed (disk, file, lock, connection).
     #[error(
-        "storage failed{}: {source}; check the database and retry",
+        "storage failed{}; check the database and retry",
         for_instance(machine, id)
     )]
     Io {
@@ -776,6 +782,7 @@ pub(crate) fn encode_snapshot(snapshot: &Snapshot, max_bytes: usize) -> Result<S
                 snapshot.seq,
                 i64::MAX
             ),
+            source: None,
         });
     }
     for (part, value) in [
@@ -792,6 +799,7 @@ pub(crate) fn encode_snapshot(snapshot: &Snapshot, max_bytes: usize) -> Result<S
                      may be",
                     crate::encode::MAX_DEPTH
                 ),
+                source: None,
             });
         }
     }
@@ -822,6 +830,7 @@ pub(crate) fn check_records(records: &[AuditRecord]) -> Result<(), StoreError> {
                          than a stored value may be",
                         record.seq
                     ),
+                    source: None,
                 });
             }
         }
@@ -841,8 +850,16 @@ pub(crate) fn parse_snapshot(
         machine: machine.to_owned(),
         id: id.clone(),
         reason,
+        source: None,
     };
-    let snapshot = Snapshot::from_json(json).map_err(|e| corrupt(e.to_string()))?;
+    // The store wrote this text itself, within its own size limit: no reader's limit
+    // applies, and text that does not parse is damage.
+    let snapshot = serde_json::from_str::<Snapshot>(json).map_err(|e| StoreError::Corrupt {
+        machine: machine.to_owned(),
+        id: id.clone(),
+        reason: "its snapshot is not a snapshot's JSON".to_owned(),
+        source: Some(Box::new(e)),
+    })?;
     if snapshot.machine != machine || snapshot.id != *id {
         return Err(corrupt(format!(
             "the row holds the snapshot of `{}` instance `{}`",

@@ -14,6 +14,17 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             saga: S::DEFINITION.name,
             instance: id.clone(),
             reason: reason.to_owned(),
+            source: None,
+        }
+    }
+
+    /// [`corrupt`](Self::corrupt), because a deserializer refused the stored value.
+    fn unreadable(&self, id: &InstanceId, reason: &str, source: serde_json::Error) -> SagaError {
+        SagaError::Corrupt {
+            saga: S::DEFINITION.name,
+            instance: id.clone(),
+            reason: reason.to_owned(),
+            source: Some(Box::new(source)),
         }
     }
 
@@ -35,7 +46,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             ));
         }
         let progress: Progress = serde_json::from_value(snapshot.state.data.clone())
-            .map_err(|e| self.corrupt(id, &format!("its progress does not read back ({e})")))?;
+            .map_err(|e| self.unreadable(id, "its progress does not read back", e))?;
         if progress.step > definition.steps.len() {
             return Err(self.corrupt(
                 id,
@@ -47,7 +58,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             ));
         }
         let data: S::Data = serde_json::from_value(snapshot.data.clone())
-            .map_err(|e| self.corrupt(id, &format!("its data does not fit ({e})")))?;
+            .map_err(|e| self.unreadable(id, "its data does not fit the saga's data type", e))?;
         Ok((snapshot, progress, data))
     }
 
@@ -67,6 +78,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                 machine: definition.name.to_owned(),
                 id: id.clone(),
                 reason: format!("in its {part}, {e}; a step must leave data that reads back"),
+                source: e.source.map(|source| Box::new(source) as _),
             })
         };
         Ok(Snapshot {

@@ -7,7 +7,29 @@ use super::{
 use crate::saga::dead_letter::{Resolve, Retry};
 use crate::saga::{AnyDeadLetter, DeadLetter, DeadLetterData, Saga, StepKind};
 use crate::store::{Store, StoreError};
-use crate::{InstanceId, Meta, Repository};
+use crate::{ApplyError, InstanceId, Meta, Repository};
+
+/// Why marking a dead letter failed: the store's error as it is (a busy database is
+/// worth a retry), or the letter's state when it refused the review.
+fn review_failed(
+    id: &InstanceId,
+    action: &'static str,
+    error: ApplyError<AnyDeadLetter>,
+) -> SagaError {
+    match error {
+        ApplyError::Store { error, .. } => SagaError::Store(error),
+        ApplyError::Rejected(rejected) => SagaError::DeadLetter {
+            id: id.clone(),
+            action,
+            reason: format!("it is `{}`", rejected.machine().state_name()),
+        },
+        other => SagaError::DeadLetter {
+            id: id.clone(),
+            action,
+            reason: other.to_string(),
+        },
+    }
+}
 
 impl<S: Saga, St: Store> SagaExecutor<S, St> {
     /// The open dead letters of this saga, oldest first.
@@ -60,11 +82,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             Repository::<AnyDeadLetter, _>::new(&self.store).with_clock(self.clock.clone());
         letters
             .apply(id, Retry, &Meta::new().actor(actor))
-            .map_err(|e| SagaError::DeadLetter {
-                id: id.clone(),
-                action: "retried",
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| review_failed(id, "retried", e))?;
         if let Some(phase) = phase {
             let again = Progress {
                 started: false,
@@ -108,11 +126,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                 },
                 &Meta::new().actor(actor),
             )
-            .map_err(|e| SagaError::DeadLetter {
-                id: id.clone(),
-                action: "resolved",
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| review_failed(id, "resolved", e))?;
         Ok(())
     }
 
@@ -204,7 +218,9 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             instance: instance.clone(),
             step: step.map(|s| s.name.to_owned()).unwrap_or_default(),
             compensating,
-            errors: vec![error.to_string()],
+            errors: std::iter::successors(Some(error as &dyn std::error::Error), |&e| e.source())
+                .map(ToString::to_string)
+                .collect(),
             attempts: progress.map_or(0, |p| p.attempts),
             snapshot: stored
                 .and_then(|s| serde_json::to_value(s).ok())

@@ -95,6 +95,9 @@ pub enum SagaError {
         instance: InstanceId,
         /// What is wrong.
         reason: String,
+        /// What reading it said (a deserializer's error), when something did.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The dead letter is not open, or is not this saga's.
     #[error("dead letter `{id}` cannot be {action}: {reason}")]

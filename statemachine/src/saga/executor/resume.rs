@@ -4,6 +4,7 @@ use futures_util::stream::{self, StreamExt};
 
 use super::{COMPENSATING, RUNNING, SagaError, SagaExecutor, SagaOutcome};
 use crate::InstanceId;
+use crate::error::Chain;
 use crate::saga::Saga;
 use crate::store::Store;
 
@@ -124,11 +125,11 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             saga,
             instance = %instance,
             dead_letter = dead_letter.as_ref().map(tracing::field::display),
-            error = reasons.then_some(tracing::field::display(&error)),
+            error = reasons.then_some(tracing::field::display(Chain(&error))),
             unwritten = unwritten
                 .as_ref()
                 .filter(|_| reasons)
-                .map(tracing::field::display),
+                .map(|e| tracing::field::display(Chain(e))),
         );
         span.in_scope(|| {
             if let Some(unwritten) = &unwritten {

@@ -21,6 +21,7 @@ fn to_i64(value: u64, machine: &str, id: &InstanceId) -> Result<i64, StoreError>
             "sequence number {value} is beyond the largest a store keeps ({})",
             i64::MAX
         ),
+        source: None,
     })
 }
 
@@ -29,6 +30,7 @@ fn to_u64(value: i64, machine: &str, id: &InstanceId, what: &str) -> Result<u64,
         machine: machine.to_owned(),
         id: id.clone(),
         reason: format!("negative {what} {value}"),
+        source: None,
     })
 }
 
@@ -302,6 +304,7 @@ impl Store for SqliteStore {
                     machine: machine.to_owned(),
                     id: id.clone(),
                     reason: format!("version {version} is out of range"),
+                    source: None,
                 })?,
                 seq: to_u64(seq, machine, &id, "sequence number")?,
                 state,
@@ -493,7 +496,8 @@ fn corrupt_or_io(error: rusqlite::Error, machine: &str, id: &InstanceId) -> Stor
         | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt {
             machine: machine.to_owned(),
             id: id.clone(),
-            reason: error.to_string(),
+            reason: "a column holds a value of the wrong type".to_owned(),
+            source: Some(Box::new(error)),
         },
         other => io_for(machine, id)(other),
     }
@@ -521,14 +525,21 @@ impl RawRecord {
             machine: machine.to_owned(),
             id: id.clone(),
             reason,
+            source: None,
         };
         let kind = RecordKind::parse(&self.kind)
             .ok_or_else(|| corrupt(format!("unknown audit record kind `{}`", self.kind)))?;
+        let seq = self.seq;
         let payload = self
             .payload
             .map(|text| serde_json::from_str(&text))
             .transpose()
-            .map_err(|e| corrupt(format!("audit payload is not JSON: {e}")))?;
+            .map_err(|e| StoreError::Corrupt {
+                machine: machine.to_owned(),
+                id: id.clone(),
+                reason: format!("the payload of audit record #{seq} is not JSON"),
+                source: Some(Box::new(e)),
+            })?;
         Ok(AuditRecord {
             machine: Cow::Owned(machine.to_owned()),
             version: u32::try_from(self.version)
