@@ -157,6 +157,7 @@ impl Clock for ManualClock {
 /// What an audit record says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RecordKind {
     /// The instance was created in its initial state (sequence number 0).
     Created,

@@ -54,6 +54,7 @@ impl From<String> for Reason {
 
 /// Why a machine did not take an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Refusal<R> {
     /// The transition table has no transition for this event in the current state.
     ///

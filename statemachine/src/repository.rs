@@ -77,6 +77,7 @@ pub struct Applied<M> {
 
 /// Why [`Repository::apply`] did not apply an event.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApplyError<M: StateMachine> {
     /// The machine refused the event; the instance is unchanged (the refusal is in its
     /// audit trail). Holds the instance as loaded and the event.

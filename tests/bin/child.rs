@@ -79,6 +79,7 @@ fn crash(db: &str, seed: &str, accounts: &str, events: &str) -> Result<(), Strin
                     format!("refused {key} {}", first.seq)
                 }
                 Err(ApplyError::Store { error, .. }) => return Err(error.to_string()),
+                Err(other) => return Err(other.to_string()),
             };
             writeln!(out, "{line}").map_err(|e| e.to_string())?;
             out.flush().map_err(|e| e.to_string())?;
@@ -132,6 +133,7 @@ fn sagas(db: &str, effects: &str, count: &str) -> Result<(), String> {
                     format!("compensation-failed {step}")
                 }
                 SagaOutcome::Stuck { step, .. } => format!("stuck {step}"),
+                other => format!("{other:?}"),
             };
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "ended {id} {text}");

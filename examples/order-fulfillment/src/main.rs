@@ -333,6 +333,8 @@ async fn run(db: PathBuf, services: Services) -> Result<(), Box<dyn std::error::
                 }
             }
         }
+        // An outcome a later release adds.
+        other => println!("  {other:?}"),
     }
     println!(
         "  effects applied (by idempotency key): {}",

@@ -237,7 +237,8 @@ fn dynamic_day(out: &mut dyn Write, orders: &Orders) -> Result<(), Box<dyn Error
                     first.reason.as_deref().unwrap_or("no reason")
                 )?;
             }
-            Err(error @ ApplyError::Store { .. }) => return Err(error.to_string().into()),
+            // The store failed (the event is handed back): the error and its causes.
+            Err(error) => return Err(error.into()),
         }
     }
     Ok(())
@@ -323,6 +324,8 @@ fn describe(record: &AuditRecord) -> String {
             "{at}     refused {event} in {from}{who}: {}",
             record.reason.as_deref().unwrap_or_default()
         ),
+        // A kind a later release adds.
+        other => format!("{at}  #{} {}", record.seq, other.as_str()),
     }
 }
 

@@ -166,6 +166,7 @@ pub struct StepInfo {
 
 /// How a step relates to compensation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum StepKind {
     /// It changes something and declares how to undo it.
     Compensable,

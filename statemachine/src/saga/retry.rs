@@ -39,7 +39,11 @@ use std::time::Duration;
 /// let budget = RetryPolicy::default().with_schedule_to_close(Duration::from_secs(300));
 /// assert!(budget.out_of_time(Duration::from_secs(300)));
 /// ```
+///
+/// The policy is `#[non_exhaustive]`: start from [`RetryPolicy::default`] and change
+/// what you need with the `with_*` setters.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// The delay before the second attempt.
     pub initial_interval: Duration,

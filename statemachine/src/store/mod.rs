@@ -207,6 +207,7 @@ pub struct Commit<'a> {
 
 /// What a [`Store::commit`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Committed {
     /// The snapshot (if any), records and key were written.
     Written,

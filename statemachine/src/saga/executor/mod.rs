@@ -44,6 +44,7 @@ pub const DEFAULT_RESUME_CONCURRENCY: usize = 16;
 
 /// How a saga instance ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SagaOutcome {
     /// Every step succeeded.
     Completed,
