@@ -239,6 +239,8 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
         #vis struct #name;
 
+        impl ::statemachine::__private::SealedSaga for #name {}
+
         impl ::statemachine::saga::Saga for #name {
             type Data = #data;
             type Env = #env;

@@ -303,6 +303,8 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             }
         }
 
+        impl ::statemachine::__private::SealedMachine for #any {}
+
         impl ::statemachine::StateMachine for #any {
             type Data = #data;
             type Event = #event_enum;

@@ -91,6 +91,8 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             }
         }
 
+        impl ::statemachine::__private::SealedEvent for #event_enum {}
+
         impl ::statemachine::Event for #event_enum {
             #[inline]
             fn name(&self) -> &'static str {

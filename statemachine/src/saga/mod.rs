@@ -108,8 +108,11 @@ use crate::InstanceId;
 /// What a saga step returns.
 pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StepError>> + Send + 'a>>;
 
-/// A saga declared with `state_machine! { saga .. }`. Implemented by the macro.
-pub trait Saga: Send + Sync + 'static {
+/// A saga declared with `state_machine! { saga .. }`.
+///
+/// The trait is sealed: only the macro implements it, so it can gain methods in a minor
+/// release.
+pub trait Saga: Send + Sync + 'static + crate::__private::SealedSaga {
     /// The data the steps read and write, stored with every checkpoint. A failed attempt's
     /// changes are dropped: each attempt starts from a clone of the data as it was.
     type Data: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static;
