@@ -82,7 +82,8 @@ pub fn guard<R, E: Into<R>>(verdict: Result<(), E>) -> Result<(), R> {
     verdict.map_err(Into::into)
 }
 
-pub use crate::audit::{Happened, Identified, Place, RecordKind, Recorder, StepResult, Stepped};
+pub use crate::audit::RecordKind;
+pub use crate::audit::recorder::{Happened, Identified, Place, Recorder, StepResult, Stepped};
 pub use crate::instance::Instance;
 pub use serde;
 pub use serde_json;
