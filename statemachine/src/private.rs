@@ -88,8 +88,8 @@ pub use crate::instance::Instance;
 pub use serde;
 pub use serde_json;
 
+use crate::InstanceId;
 use crate::snapshot::{RestoreError, Snapshot, SnapshotError, StateSnapshot, shape_text};
-use crate::{InstanceId, Registry};
 
 /// The seal of [`StateMachine`](crate::StateMachine): `state_machine!` implements it for
 /// the dynamic machine it generates (`AnyOrder`), and nothing else may, so the trait can
@@ -285,9 +285,6 @@ pub fn not_allowed_text(
     }
     .to_string()
 }
-
-/// The type-level registry's type, for the generated `observers()`.
-pub type ObserverRegistry = Registry;
 
 /// Builds a saga step's description in a `const` context.
 #[cfg(feature = "sagas")]

@@ -129,7 +129,7 @@ fn check_size(size: usize, limit: usize) -> Result<(), RestoreError> {
 }
 
 /// The shape hash as written in snapshots: 16 lowercase hex digits.
-pub fn shape_text(hash: u64) -> String {
+pub(crate) fn shape_text(hash: u64) -> String {
     format!("{hash:016x}")
 }
 
