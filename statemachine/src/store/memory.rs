@@ -248,19 +248,6 @@ impl Store for MemoryStore {
         };
         Ok(Page::new(page, next))
     }
-
-    fn idempotent(
-        &self,
-        machine: &str,
-        id: &InstanceId,
-        key: &str,
-    ) -> Result<Option<FirstResult>, StoreError> {
-        Ok(self
-            .inner()
-            .keys
-            .get(&(machine.to_owned(), id.clone(), key.to_owned()))
-            .cloned())
-    }
 }
 
 impl MemoryStore {

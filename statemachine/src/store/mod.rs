@@ -546,18 +546,6 @@ pub trait Store: Send + Sync {
     fn list(&self, machine: &str, state: Option<&str>) -> Result<Vec<InstanceSummary>, StoreError> {
         collect_pages(|after| self.list_page(machine, state, after, PAGE))
     }
-
-    /// What `key` was first applied as on this instance, if it was.
-    ///
-    /// # Errors
-    ///
-    /// When the storage fails.
-    fn idempotent(
-        &self,
-        machine: &str,
-        id: &InstanceId,
-        key: &str,
-    ) -> Result<Option<FirstResult>, StoreError>;
 }
 
 /// `Store` for a reference or a shared pointer to a store.
@@ -587,9 +575,6 @@ macro_rules! delegate_store {
             }
             fn list(&self, machine: &str, state: Option<&str>) -> Result<Vec<InstanceSummary>, StoreError> {
                 (**self).list(machine, state)
-            }
-            fn idempotent(&self, machine: &str, id: &InstanceId, key: &str) -> Result<Option<FirstResult>, StoreError> {
-                (**self).idempotent(machine, id, key)
             }
         }
     )*};

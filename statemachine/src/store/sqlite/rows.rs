@@ -319,15 +319,6 @@ impl Store for SqliteStore {
         };
         Ok(Page::new(list, next))
     }
-
-    fn idempotent(
-        &self,
-        machine: &str,
-        id: &InstanceId,
-        key: &str,
-    ) -> Result<Option<FirstResult>, StoreError> {
-        idempotent(&self.conn(), machine, id, key)
-    }
 }
 
 const HISTORY_PAGE: &str = "SELECT position, version, seq, kind, from_state, event, to_state,

@@ -176,12 +176,25 @@ pub fn a_commit_writes_snapshot_records_and_key_together<S: Store>(store: S, _: 
     assert_eq!(record.correlation_id.as_deref(), Some("req-42"));
     assert_eq!(record.idempotency_key.as_deref(), Some("k-1"));
     assert_eq!(record.at, start() + Duration::from_secs(60));
-    let first = repo
+    // The key was written with them: committing it again writes nothing and answers
+    // with the first result.
+    let again = repo
         .store()
-        .idempotent("Account", &id("a-1"), "k-1")
-        .unwrap()
+        .commit(&Commit {
+            machine: "Account",
+            id: &id("a-1"),
+            expected_seq: 1,
+            snapshot: None,
+            records: &[],
+            idempotency_key: Some("k-1"),
+            at: start() + Duration::from_secs(120),
+        })
         .unwrap();
+    let Committed::Duplicate(first) = again else {
+        panic!("the key was not recorded: {again:?}")
+    };
     assert_eq!((first.seq, first.to.as_deref()), (1, Some("Open")));
+    assert_eq!(repo.history(&id("a-1")).unwrap(), history);
 }
 
 /// The same key twice has the effect of once, and the second call gets the first result.
@@ -398,14 +411,6 @@ pub fn apply_retries_after_losing_a_race<S: Store>(store: S, _: Damage<S>) {
             limit: usize,
         ) -> Result<Page<crate::store::InstanceSummary>, StoreError> {
             self.inner.list_page(m, s, after, limit)
-        }
-        fn idempotent(
-            &self,
-            m: &str,
-            id: &InstanceId,
-            k: &str,
-        ) -> Result<Option<crate::store::FirstResult>, StoreError> {
-            self.inner.idempotent(m, id, k)
         }
     }
 
