@@ -187,6 +187,22 @@ pub mod fulfilment;
 /// The machines the store conformance suite drives, shared with these tests.
 pub use statemachine::testing::{account, gauge};
 
+/// Runs `sql` on the SQLite database at `db` through a connection of its own, as a
+/// person with a `sqlite3` shell (or a failing disk) would change it behind the store's
+/// back, and returns how many rows changed: how the tests damage rows. A store open on
+/// the file sees the change at its next read.
+///
+/// # Errors
+///
+/// What SQLite says, as it says it (a constraint the schema enforces, a syntax error).
+pub fn tamper(
+    db: &std::path::Path,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    rusqlite::Connection::open(db)?.execute(sql, params)
+}
+
 /// A counter whose every bump is a transition: for counting lost updates.
 pub mod counter {
     use serde::{Deserialize, Serialize};

@@ -51,13 +51,9 @@ fn sqlite(dir: &Path) -> (SqliteStore, std::path::PathBuf) {
     (SqliteStore::open(&db).unwrap(), db)
 }
 
-/// Runs `sql` on the file at `db` through a connection of its own, as damage would.
+/// Changes one row of the file at `db` behind the store's back, as damage would.
 fn damage(db: &Path, sql: &str) {
-    let changed = rusqlite::Connection::open(db)
-        .unwrap()
-        .execute(sql, [])
-        .unwrap();
-    assert_eq!(changed, 1, "{sql}");
+    assert_eq!(statemachine_tests::tamper(db, sql, []), Ok(1), "{sql}");
 }
 
 fn ticket() -> AnyTicket {

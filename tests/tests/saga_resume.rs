@@ -246,17 +246,14 @@ async fn one_unreadable_saga_is_dead_lettered_and_the_others_finish() {
 #[tokio::test(start_paused = true)]
 async fn a_row_the_store_cannot_parse_is_dead_lettered_and_the_others_finish() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("jobs.db")).unwrap();
+    let db = dir.path().join("jobs.db");
+    let store = SqliteStore::open(&db).unwrap();
     let alerts = std::sync::Arc::new(Mutex::new(0));
     let seen = alerts.clone();
     let executor = executor(store).on_dead_letter(move |_| *seen.lock().unwrap() += 1);
     interrupted(&executor, &ids(3)).await;
-    assert!(
-        executor
-            .store()
-            .overwrite_snapshot("Job", &"j-1".into(), "{ not json")
-            .unwrap()
-    );
+    let damage = "UPDATE statemachine_instances SET snapshot = '{ not json' WHERE id = 'j-1'";
+    assert_eq!(statemachine_tests::tamper(&db, damage, []), Ok(1));
 
     let resumed = executor.resume().await.unwrap();
     let [failure] = &resumed.failed[..] else {

@@ -3,8 +3,10 @@
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use statemachine::store::{SqliteOptions, Synchronous};
 use statemachine::{RestoreError, Snapshot, SqliteStore, StoreError};
 use statemachine_tests::account::{Account, Ledger};
+use statemachine_tests::tamper;
 use statemachine_tests::{
     AnyTicket, Assign, Block, Escalate, Ticket, TicketData, TicketEvent, Triage,
 };
@@ -324,10 +326,14 @@ proptest! {
             }),
         ],
     ) {
-        let store = SqliteStore::open_in_memory().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("garbage.db");
+        let options = SqliteOptions::default().with_synchronous(Synchronous::Off);
+        let store = SqliteStore::open_with(&db, options).unwrap();
         let repo = statemachine::Repository::<AnyTicket, _>::new(&store);
         repo.create(ticket_in_progress()).unwrap();
-        store.overwrite_snapshot("Ticket", &"T-1".into(), &text).unwrap();
+        let changed = tamper(&db, "UPDATE statemachine_instances SET snapshot = ?1", [&text]);
+        prop_assert_eq!(changed, Ok(1));
         match repo.load(&"T-1".into()) {
             Ok(_) | Err(StoreError::Corrupt { .. } | StoreError::Restore(_)) => {}
             Err(other) => return Err(TestCaseError::fail(format!("unexpected error: {other}"))),
@@ -343,10 +349,12 @@ fn damaged_audit_rows_are_corrupt_errors() {
         "UPDATE statemachine_audit SET at = 'yesterday'",
         "UPDATE statemachine_audit SET version = -4",
     ] {
-        let store = SqliteStore::open_in_memory().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("audit.db");
+        let store = SqliteStore::open(&db).unwrap();
         let repo = statemachine::Repository::<AnyTicket, _>::new(&store);
         repo.create(ticket_in_progress()).unwrap();
-        assert_eq!(store.execute_raw(damage).unwrap(), 1, "{damage}");
+        assert_eq!(tamper(&db, damage, []), Ok(1), "{damage}");
         let error = repo.history(&"T-1".into()).unwrap_err();
         assert!(
             matches!(error, StoreError::Corrupt { .. }),
@@ -354,15 +362,12 @@ fn damaged_audit_rows_are_corrupt_errors() {
         );
     }
     // The schema refuses an unknown record kind outright.
-    let store = SqliteStore::open_in_memory().unwrap();
-    statemachine::Repository::<AnyTicket, _>::new(&store)
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kind.db");
+    statemachine::Repository::<AnyTicket, _>::new(SqliteStore::open(&db).unwrap())
         .create(ticket_in_progress())
         .unwrap();
-    assert!(
-        store
-            .execute_raw("UPDATE statemachine_audit SET kind = 'teleported'")
-            .is_err()
-    );
+    assert!(tamper(&db, "UPDATE statemachine_audit SET kind = 'teleported'", []).is_err());
 }
 
 /// A snapshot with a field the format does not have, at the top level or in its state,
@@ -436,7 +441,7 @@ fn a_store_whose_limit_was_raised_loads_what_it_wrote() {
     assert_eq!(repo.load(&"T-big".into()).unwrap(), big());
 
     let dir = tempfile::tempdir().unwrap();
-    let options = statemachine::store::SqliteOptions::default().with_max_snapshot_bytes(limit);
+    let options = SqliteOptions::default().with_max_snapshot_bytes(limit);
     let sqlite = SqliteStore::open_with(dir.path().join("big.db"), options).unwrap();
     let repo = statemachine::Repository::<AnyTicket, _>::new(sqlite);
     repo.create(big()).unwrap();

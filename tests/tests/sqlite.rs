@@ -3,6 +3,7 @@
 use statemachine::store::{SqliteOptions, Synchronous};
 use statemachine::{Meta, Repository, SqliteStore, StoreError};
 use statemachine_tests::account::{Account, AnyAccount, Deposit, Ledger};
+use statemachine_tests::tamper;
 
 #[test]
 fn a_new_file_gets_the_current_schema_and_keeps_data_across_opens() {
@@ -34,10 +35,8 @@ fn a_new_file_gets_the_current_schema_and_keeps_data_across_opens() {
 fn a_file_from_a_newer_release_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("newer.db");
-    SqliteStore::open(&db)
-        .unwrap()
-        .execute_raw("UPDATE statemachine_schema SET version = 99")
-        .unwrap();
+    drop(SqliteStore::open(&db).unwrap());
+    tamper(&db, "UPDATE statemachine_schema SET version = 99", []).unwrap();
     match SqliteStore::open(&db) {
         Err(
             error @ StoreError::Schema {
@@ -85,15 +84,15 @@ fn a_schema_1_file_is_upgraded_and_its_keys_still_answer() {
             .unwrap();
         repo.apply(&"a-1".into(), Deposit { cents: 7 }, &Meta::new().key("k-1"))
             .unwrap();
-        // What schema 1 looked like.
-        let store = repo.store();
-        store
-            .execute_raw("ALTER TABLE statemachine_idempotency DROP COLUMN fingerprint")
-            .unwrap();
-        store
-            .execute_raw("UPDATE statemachine_schema SET version = 1")
-            .unwrap();
     }
+    // What schema 1 looked like.
+    tamper(
+        &db,
+        "ALTER TABLE statemachine_idempotency DROP COLUMN fingerprint",
+        [],
+    )
+    .unwrap();
+    tamper(&db, "UPDATE statemachine_schema SET version = 1", []).unwrap();
     let store = SqliteStore::open(&db).unwrap();
     assert_eq!(store.schema_version().unwrap(), 2);
     let repo = Repository::<AnyAccount, _>::new(store);

@@ -11,11 +11,79 @@ mod memory {
 }
 
 mod sqlite {
-    use statemachine::{InstanceId, SqliteStore};
+    use std::time::SystemTime;
 
-    fn damage(store: &SqliteStore, machine: &str, id: &InstanceId, json: &str) {
-        assert!(store.overwrite_snapshot(machine, id, json).unwrap());
+    use statemachine::store::{
+        Commit, Committed, Cursor, InstanceSummary, Page, SqliteOptions, StoredInstance,
+        Synchronous,
+    };
+    use statemachine::{AuditRecord, InstanceId, Snapshot, SqliteStore, Store, StoreError};
+
+    /// A SQLite store on a file of its own, which the damage cases change behind its
+    /// back, as a person with a `sqlite3` shell would.
+    struct OnDisk {
+        store: SqliteStore,
+        dir: tempfile::TempDir,
     }
 
-    statemachine::store_conformance!(SqliteStore::open_in_memory().unwrap(), damage);
+    const FILE: &str = "conformance.db";
+
+    impl OnDisk {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            // Durability is not what these cases check.
+            let options = SqliteOptions::default().with_synchronous(Synchronous::Off);
+            let store = SqliteStore::open_with(dir.path().join(FILE), options).unwrap();
+            Self { store, dir }
+        }
+    }
+
+    impl Store for OnDisk {
+        fn create(
+            &self,
+            snapshot: &Snapshot,
+            records: &[AuditRecord],
+            at: SystemTime,
+        ) -> Result<(), StoreError> {
+            self.store.create(snapshot, records, at)
+        }
+        fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
+            self.store.load(machine, id)
+        }
+        fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
+            self.store.commit(commit)
+        }
+        fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError> {
+            self.store.commit_batch(commits)
+        }
+        fn history_page(
+            &self,
+            machine: &str,
+            id: &InstanceId,
+            after: Option<&Cursor>,
+            limit: usize,
+        ) -> Result<Page<AuditRecord>, StoreError> {
+            self.store.history_page(machine, id, after, limit)
+        }
+        fn list_page(
+            &self,
+            machine: &str,
+            state: Option<&str>,
+            after: Option<&Cursor>,
+            limit: usize,
+        ) -> Result<Page<InstanceSummary>, StoreError> {
+            self.store.list_page(machine, state, after, limit)
+        }
+    }
+
+    fn damage(store: &OnDisk, machine: &str, id: &InstanceId, json: &str) {
+        let changed = statemachine_tests::tamper(
+            &store.dir.path().join(FILE),
+            "UPDATE statemachine_instances SET snapshot = ?3 WHERE machine = ?1 AND id = ?2",
+            [machine, id.as_str(), json],
+        );
+        assert_eq!(changed, Ok(1));
+    }
+
+    statemachine::store_conformance!(OnDisk::new(), damage);
 }

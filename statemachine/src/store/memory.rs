@@ -68,9 +68,23 @@ impl MemoryStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Replaces the stored snapshot text of an instance as it is, for tests that need a
-    /// damaged row. Returns whether the instance exists.
-    #[doc(hidden)]
+    /// Replaces the stored snapshot text of an instance with `json`, as it is, as damage
+    /// would: for tests of what a store and its callers do with a damaged row (the
+    /// [conformance suite](crate::testing::conformance)'s `damage` argument). Returns
+    /// whether the instance exists. Feature `testing` only.
+    ///
+    /// ```
+    /// use statemachine::{MemoryStore, Repository, StoreError};
+    /// use statemachine::testing::account::{Account, AnyAccount, Ledger};
+    ///
+    /// let store = MemoryStore::new();
+    /// let accounts = Repository::<AnyAccount, _>::new(&store);
+    /// accounts.create(Account::new("a-1", Ledger::default()).into()).unwrap();
+    /// assert!(store.overwrite_snapshot("Account", &"a-1".into(), "{ not json"));
+    /// assert!(matches!(accounts.load(&"a-1".into()), Err(StoreError::Corrupt { .. })));
+    /// ```
+    #[cfg(feature = "testing")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
     pub fn overwrite_snapshot(&self, machine: &str, id: &InstanceId, json: &str) -> bool {
         match self
             .inner()

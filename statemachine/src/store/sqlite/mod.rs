@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 mod operations;
 mod rows;
@@ -417,31 +417,6 @@ impl SqliteStore {
         self.conn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Replaces the stored snapshot text of an instance as it is, for tests that need a
-    /// damaged row. Returns whether the instance exists.
-    #[doc(hidden)]
-    pub fn overwrite_snapshot(
-        &self,
-        machine: &str,
-        id: &InstanceId,
-        json: &str,
-    ) -> Result<bool, StoreError> {
-        let changed = self
-            .conn()
-            .execute(
-                "UPDATE statemachine_instances SET snapshot = ?3 WHERE machine = ?1 AND id = ?2",
-                params![machine, id.as_str(), json],
-            )
-            .map_err(io)?;
-        Ok(changed == 1)
-    }
-
-    /// Runs `sql` on the connection, for tests that damage rows on purpose.
-    #[doc(hidden)]
-    pub fn execute_raw(&self, sql: &str) -> Result<usize, StoreError> {
-        self.conn().execute(sql, []).map_err(io)
     }
 }
 
