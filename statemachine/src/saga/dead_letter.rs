@@ -2,7 +2,31 @@
 //!
 //! A dead letter is itself a state machine, so every review action is in its audit
 //! trail: it is `Open` until someone retries it (`retry`) or marks it resolved with a
-//! note (`resolve`).
+//! note (`resolve`). [`SagaExecutor`](super::SagaExecutor) lists, retries and resolves
+//! them; its store holds them as machine `DeadLetter`, so a
+//! `Repository<AnyDeadLetter, _>` on the same store reads them and their trails.
+//!
+//! ```
+//! use statemachine::saga::dead_letter::{AnyDeadLetter, DeadLetter, DeadLetterData};
+//!
+//! let letter = DeadLetter::new(
+//!     "Transfer/t-1/credit",
+//!     DeadLetterData {
+//!         saga: "Transfer".into(),
+//!         instance: "t-1".into(),
+//!         step: "credit".into(),
+//!         compensating: false,
+//!         errors: vec!["closed: account closed".into()],
+//!         attempts: 1,
+//!         snapshot: serde_json::Value::Null,
+//!     },
+//! );
+//! let letter = AnyDeadLetter::from(letter.resolve("credited by hand".into()));
+//! match &letter {
+//!     AnyDeadLetter::Resolved(resolved) => assert_eq!(resolved.state().note, "credited by hand"),
+//!     other => panic!("{}", other.state_name()),
+//! }
+//! ```
 
 use serde::{Deserialize, Serialize};
 

@@ -87,7 +87,7 @@
 //! ```
 
 mod breaker;
-mod dead_letter;
+pub mod dead_letter;
 mod executor;
 mod retry;
 
