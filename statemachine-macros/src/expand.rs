@@ -236,24 +236,10 @@ pub(crate) fn tokens_text_pub(tokens: &impl ToTokens) -> String {
     tokens_text(tokens)
 }
 
-/// Tokens rendered for a person: `Vec<String>`, `checks::in_stock`.
+/// The canonical text of a type or path (`Vec<String>`, `checks::in_stock`), the same
+/// in docs, in the definition and in the shape hash; see [`crate::render`].
 fn tokens_text(tokens: &impl ToTokens) -> String {
-    let raw = tokens.to_token_stream().to_string();
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ' ' {
-            let prev = out.chars().last();
-            let next = chars.peek().copied();
-            let glue_after = matches!(prev, Some('<' | ':' | '&' | '(' | '[' | '\''));
-            let glue_before = matches!(next, Some('<' | '>' | ':' | ',' | ')' | ']' | ';'));
-            if glue_after || glue_before {
-                continue;
-            }
-        }
-        out.push(c);
-    }
-    out
+    crate::render::text(tokens)
 }
 
 /// `Confirmed --ship [in_stock]--> Shipped`, as written in generated docs.

@@ -11,6 +11,7 @@ mod errors;
 mod expand;
 mod model;
 mod parse;
+mod render;
 #[cfg(test)]
 mod robustness;
 mod saga;

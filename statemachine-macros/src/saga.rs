@@ -230,9 +230,7 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
             via.map(|v| format!("`{v}`")).unwrap_or_default(),
         ));
     }
-    let hash = canonical.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
+    let hash = crate::render::hash(&canonical);
     quote! {
         #(#attrs)*
         #[doc = #doc]

@@ -15,9 +15,17 @@ pub struct Definition {
     pub name: &'static str,
     /// The table's version (`version 1;`).
     pub version: u32,
-    /// A hash of the table's shape: states, their fields, events, their fields and
-    /// transitions (with guards and actions). It changes whenever the table changes in
-    /// a way that matters to stored instances; doc comments do not change it.
+    /// A hash of the table's shape: states (with `initial`, `final` and their fields),
+    /// events (with their fields) and transitions (sources, event, guard, target). It
+    /// changes whenever the table changes in a way that matters to stored instances;
+    /// doc comments, hooks and actions do not change it.
+    ///
+    /// It is FNV-1a over a text the macro renders itself from the parsed table, not
+    /// over the compiler's printing of tokens, so the same table has the same hash on
+    /// every platform, compiler and release; the workspace pins it with golden tests and
+    /// with snapshots written by earlier releases that must still restore. Types count
+    /// as written, not as resolved: changing a field's `String` to
+    /// `std::string::String` changes the hash, how the table is spaced does not.
     pub shape_hash: u64,
     /// The initial state: machines start here.
     pub initial: &'static StateInfo,

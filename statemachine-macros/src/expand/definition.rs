@@ -79,8 +79,8 @@ fn option(text: Option<String>) -> TokenStream {
 /// their fields, `initial` and `final`), events (with their fields) and transitions
 /// (sources, event, guard, target). Doc comments, hooks and actions do not count.
 ///
-/// FNV-1a (64 bit) over a canonical text, so the value is the same on every platform
-/// and every compiler version.
+/// FNV-1a (64 bit) over a canonical text ([`crate::render`] for types and paths), so
+/// the value is the same on every platform and every compiler version.
 fn shape_hash(ctx: &Context<'_>) -> u64 {
     let machine = ctx.machine;
     let mut text = format!("machine {}\n", machine.name);
@@ -117,7 +117,7 @@ fn shape_hash(ctx: &Context<'_>) -> u64 {
             machine.states[t.target].name
         ));
     }
-    fnv1a(text.as_bytes())
+    crate::render::hash(&text)
 }
 
 fn field_text(field: &syn::Field) -> String {
@@ -127,25 +127,4 @@ fn field_text(field: &syn::Field) -> String {
         .map(ToString::to_string)
         .unwrap_or_default();
     format!("{name}:{}", tokens_text(&field.ty))
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes
-        .iter()
-        .fold(OFFSET, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fnv1a;
-
-    #[test]
-    fn fnv1a_matches_reference_vectors() {
-        // From the FNV reference: http://www.isthe.com/chongo/tech/comp/fnv/
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
-    }
 }
