@@ -102,7 +102,8 @@ fn check_no_serde_derives(machine: &Machine, errors: &mut Errors) {
     }
 }
 
-/// State names are UpperCamelCase, because each names a type.
+/// State names are UpperCamelCase, because each names a type, and are not the name of
+/// an associated item of the dynamic view (each state is one of its variants).
 fn check_state_names(machine: &Machine, errors: &mut Errors) {
     for state in &machine.states {
         let name = unraw(&state.name);
@@ -115,11 +116,25 @@ fn check_state_names(machine: &Machine, errors: &mut Errors) {
                     upper_camel_case(&snake_case(&name))
                 ),
             );
+        } else if RESERVED_STATE_NAMES.contains(&name.as_str()) {
+            errors.push(
+                state.name.span(),
+                format!(
+                    "state `{name}` would clash with `{}::{name}`, which every machine has; rename the state",
+                    machine.any_name()
+                ),
+            );
         }
     }
 }
 
-/// Method names the generated machine type already has.
+/// Associated items of the dynamic view (`AnyOrder::DEFINITION`) that a variant with
+/// the same name would hide.
+const RESERVED_STATE_NAMES: &[&str] = &["DEFINITION"];
+
+/// Methods every typed machine has (`Order::<S>::snapshot`, `Order::<Initial>::new`): an
+/// event names a method on the states that take it and a hidden one on every other, so
+/// an event with one of these names would define it twice.
 const RESERVED_EVENT_NAMES: &[&str] = &[
     "new",
     "id",
@@ -128,6 +143,9 @@ const RESERVED_EVENT_NAMES: &[&str] = &[
     "state",
     "state_name",
     "into_parts",
+    "audit",
+    "audit_mut",
+    "snapshot",
 ];
 
 /// Event names are snake_case, because each names a method, and do not clash with the

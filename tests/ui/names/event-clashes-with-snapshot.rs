@@ -1,0 +1,16 @@
+use statemachine::state_machine;
+
+state_machine! {
+    pub machine Order {
+        version 1;
+        initial state Pending;
+        state Confirmed;
+        final state Delivered;
+        event confirm;
+        event snapshot;
+        Pending + confirm => Confirmed;
+        Confirmed + snapshot => Delivered;
+    }
+}
+
+fn main() {}
