@@ -122,6 +122,123 @@ impl Hash for Instance {
     }
 }
 
+/// The fields of a generated typed machine (`Order<S>` is a newtype around
+/// `Fields<OrderData, S>`): the instance, the sequence number, the shared data and the
+/// state's value.
+///
+/// The fields are private to this crate, so not even the module that declares the machine
+/// can write `order.seq = 999` or swap a state's value: the generated code reads them
+/// through these methods and builds a machine in a new state only through
+/// [`from_parts`](Self::from_parts), which the generated transitions, `new`, `restore` and
+/// migrations call. The newtype adds nothing to the size: an `Order<S>` without data is
+/// still two machine words.
+pub struct Fields<D, S> {
+    instance: Instance,
+    seq: u64,
+    data: D,
+    state: S,
+}
+
+impl<D, S> Fields<D, S> {
+    /// A machine's fields.
+    #[inline(always)]
+    pub fn from_parts(instance: Instance, seq: u64, data: D, state: S) -> Self {
+        Self {
+            instance,
+            seq,
+            data,
+            state,
+        }
+    }
+
+    /// The fields, taken apart.
+    #[inline(always)]
+    pub fn into_parts(self) -> (Instance, u64, D, S) {
+        (self.instance, self.seq, self.data, self.state)
+    }
+
+    /// The instance's identifier.
+    #[inline(always)]
+    pub fn id(&self) -> &InstanceId {
+        self.instance.id()
+    }
+
+    /// The sequence number.
+    #[inline(always)]
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The shared data.
+    #[inline(always)]
+    pub fn data(&self) -> &D {
+        &self.data
+    }
+
+    /// The state's value.
+    #[inline(always)]
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// The audit context.
+    #[inline(always)]
+    pub fn audit(&self) -> &Audit {
+        self.instance.audit()
+    }
+
+    /// The audit context, to change.
+    #[inline(always)]
+    pub fn audit_mut(&mut self) -> &mut Audit {
+        self.instance.audit_mut()
+    }
+}
+
+// What `#[derive(..)]` on a generated machine needs; written out so that each holds
+// exactly when the data and the state have it (a derive would ask the same).
+
+impl<D: Clone, S: Clone> Clone for Fields<D, S> {
+    fn clone(&self) -> Self {
+        Self {
+            instance: self.instance.clone(),
+            seq: self.seq,
+            data: self.data.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<D: fmt::Debug, S: fmt::Debug> fmt::Debug for Fields<D, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fields")
+            .field("instance", &self.instance)
+            .field("seq", &self.seq)
+            .field("data", &self.data)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl<D: PartialEq, S: PartialEq> PartialEq for Fields<D, S> {
+    fn eq(&self, other: &Self) -> bool {
+        self.instance == other.instance
+            && self.seq == other.seq
+            && self.data == other.data
+            && self.state == other.state
+    }
+}
+
+impl<D: Eq, S: Eq> Eq for Fields<D, S> {}
+
+impl<D: Hash, S: Hash> Hash for Fields<D, S> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.instance.hash(state);
+        self.seq.hash(state);
+        self.data.hash(state);
+        self.state.hash(state);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -225,6 +342,14 @@ mod tests {
         let other = shared.clone();
         assert_eq!(shared.into_id(), "b");
         assert_eq!(other.id(), "b");
+    }
+
+    #[test]
+    fn a_machine_without_data_is_two_words() {
+        assert_eq!(
+            size_of::<Fields<(), ()>>(),
+            size_of::<Instance>() + size_of::<u64>()
+        );
     }
 
     #[test]

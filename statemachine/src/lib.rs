@@ -18,6 +18,7 @@ mod replay;
 mod repository;
 #[cfg(feature = "sagas")]
 pub mod saga;
+mod signature;
 pub mod snapshot;
 pub mod store;
 #[cfg(feature = "testing")]

@@ -84,7 +84,11 @@ pub fn guard<R, E: Into<R>>(verdict: Result<(), E>) -> Result<(), R> {
 
 pub use crate::audit::RecordKind;
 pub use crate::audit::recorder::{Happened, Identified, Place, Recorder, StepResult, Stepped};
-pub use crate::instance::Instance;
+pub use crate::instance::{Fields, Instance};
+pub use crate::signature::{
+    ActionArgs, ActionTarget, Arg, Call, ConvertArgs, ConvertTarget, GuardArgs, GuardVerdict,
+    HookArgs, HookReturn, IntoReason, action, convert, guard as checked_guard, hook,
+};
 pub use serde;
 pub use serde_json;
 
@@ -240,6 +244,150 @@ pub fn needs_migration(snapshot: &Snapshot, definition: &Definition) -> bool {
     snapshot.machine == definition.name && snapshot.version < definition.version
 }
 
+/// Text built at compile time, for the message of a check that runs in a `const`.
+pub struct ConstText {
+    bytes: [u8; ConstText::CAPACITY],
+    len: usize,
+}
+
+impl ConstText {
+    const CAPACITY: usize = 1024;
+
+    /// Empty text.
+    pub const fn new() -> Self {
+        Self {
+            bytes: [0; Self::CAPACITY],
+            len: 0,
+        }
+    }
+
+    /// The text with `text` appended; what does not fit is cut at a character boundary
+    /// and ends in `…`.
+    pub const fn push(mut self, text: &str) -> Self {
+        const ELLIPSIS: &[u8] = "…".as_bytes();
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            // Keep room for the ellipsis, and never cut inside a character.
+            let width = utf8_width(bytes[i]);
+            if self.len + width + ELLIPSIS.len() > Self::CAPACITY {
+                let mut j = 0;
+                while j < ELLIPSIS.len() {
+                    self.bytes[self.len] = ELLIPSIS[j];
+                    self.len += 1;
+                    j += 1;
+                }
+                return self;
+            }
+            let mut j = 0;
+            while j < width && i + j < bytes.len() {
+                self.bytes[self.len] = bytes[i + j];
+                self.len += 1;
+                j += 1;
+            }
+            i += width;
+        }
+        self
+    }
+
+    /// Whether nothing was written.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The text.
+    pub const fn as_str(&self) -> &str {
+        match core::str::from_utf8(self.bytes.split_at(self.len).0) {
+            Ok(text) => text,
+            Err(_) => "",
+        }
+    }
+}
+
+impl Default for ConstText {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The number of bytes of the UTF-8 character that starts with `first`.
+const fn utf8_width(first: u8) -> usize {
+    match first {
+        0xF0..=0xFF => 4,
+        0xE0..=0xEF => 3,
+        0xC0..=0xDF => 2,
+        _ => 1,
+    }
+}
+
+const fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The error of a `migrate from` that leaves states of the older version unmapped, or
+/// empty text when `mapped` names every state of `older`. Evaluated in a `const` of the
+/// generated code: the table cannot see the older machine's states, its definition can.
+pub const fn unmapped_states(older: &Definition, source: &str, mapped: &[&str]) -> ConstText {
+    let mut missing = ConstText::new();
+    let mut count = 0;
+    let mut first = "";
+    let mut i = 0;
+    while i < older.states.len() {
+        let name = older.states[i].name;
+        let mut found = false;
+        let mut j = 0;
+        while j < mapped.len() {
+            if same_text(name, mapped[j]) {
+                found = true;
+            }
+            j += 1;
+        }
+        if !found {
+            if count > 0 {
+                missing = missing.push(", ");
+            } else {
+                first = name;
+            }
+            missing = missing.push("`").push(name).push("`");
+            count += 1;
+        }
+        i += 1;
+    }
+    if count == 0 {
+        return ConstText::new();
+    }
+    let text = ConstText::new()
+        .push("`migrate from ")
+        .push(source)
+        .push("` does not map the older ");
+    let text = if count == 1 {
+        text.push("state ")
+    } else {
+        text.push("states ")
+    };
+    let text = text
+        .push(missing.as_str())
+        .push(": every state of the older version needs a line, like `")
+        .push(first)
+        .push(" => <a state of this version>;`");
+    if count == 1 {
+        text
+    } else {
+        text.push(" for each")
+    }
+}
+
 /// How a machine replays a history that began on the older version its table migrates
 /// from: the generated `StateMachine::__MIGRATION` of a table with `migrate from`.
 pub struct Migration<M> {
@@ -327,4 +475,42 @@ pub fn no_such_step(step: usize) -> crate::saga::StepFuture<'static> {
             format!("this saga has no step {step}, or that step has no compensation"),
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATES: &[StateInfo] = &[
+        state("Pending", true, false, &[], None, None, ""),
+        state("Shipped", false, false, &[], None, None, ""),
+        state("Cancelled", false, true, &[], None, None, ""),
+    ];
+    const OLDER: Definition = definition("Order", 1, 0, &STATES[0], STATES, &[], &[]);
+
+    #[test]
+    fn unmapped_states_are_named_or_nothing_is_said() {
+        let all = unmapped_states(&OLDER, "v1::Order", &["Cancelled", "Shipped", "Pending"]);
+        assert!(all.is_empty());
+        assert_eq!(
+            unmapped_states(&OLDER, "v1::Order", &["Pending", "Shipped"]).as_str(),
+            "`migrate from v1::Order` does not map the older state `Cancelled`: every state of \
+             the older version needs a line, like `Cancelled => <a state of this version>;`"
+        );
+        assert_eq!(
+            unmapped_states(&OLDER, "v1::Order", &["Pending"]).as_str(),
+            "`migrate from v1::Order` does not map the older states `Shipped`, `Cancelled`: \
+             every state of the older version needs a line, like \
+             `Shipped => <a state of this version>;` for each"
+        );
+    }
+
+    #[test]
+    fn const_text_is_cut_at_a_character_with_an_ellipsis() {
+        let long = "é".repeat(ConstText::CAPACITY);
+        let text = ConstText::new().push("ab").push(&long);
+        assert!(text.as_str().ends_with('…'));
+        assert!(text.as_str().len() <= ConstText::CAPACITY);
+        assert!(text.as_str().starts_with("abé"));
+    }
 }
