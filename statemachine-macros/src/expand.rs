@@ -3,6 +3,14 @@
 //! One file per generated item under `expand/`. Generated code names everything by full
 //! path (`::core::…`, `::statemachine::…`) and prefixes its locals with `__`, so it never
 //! collides with the user's names.
+//!
+//! The types the user names (`Order`, `Pending`, `AnyOrder`, ..) go into the user's
+//! module; every impl and helper goes into one `const _: () = { .. };` block after them.
+//! Helpers declared in the block (the transition steps, the refusal traits) cannot be
+//! named from outside it, not even from the module that declares the machine, and the
+//! machine's fields live in the runtime's `Fields`, whose own fields are private to the
+//! runtime crate: so `order.seq = 999` or a call to a transition's internal step does not
+//! compile anywhere, and the typestate holds in the defining module too.
 
 mod definition;
 mod dynamic;
@@ -10,7 +18,9 @@ mod events;
 mod fallback;
 mod machine;
 mod migration;
+mod refusals;
 mod states;
+mod transitions;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
@@ -65,14 +75,32 @@ fn with_fallback(errors: Errors, syntax: &MachineSyntax) -> TokenStream {
 /// Every generated item, or `None` if the model lacks an initial state.
 fn expand(machine: &Machine) -> Option<TokenStream> {
     let ctx = Context::new(machine)?;
-    let mut tokens = TokenStream::new();
-    tokens.extend(states::expand(&ctx));
-    tokens.extend(events::expand(&ctx));
-    tokens.extend(machine::expand(&ctx));
-    tokens.extend(dynamic::expand(&ctx));
-    tokens.extend(definition::expand(&ctx));
-    tokens.extend(migration::expand(&ctx));
-    Some(tokens)
+    let mut out = Generated::default();
+    states::expand(&ctx, &mut out);
+    events::expand(&ctx, &mut out);
+    machine::expand(&ctx, &mut out);
+    transitions::expand(&ctx, &mut out);
+    refusals::expand(&ctx, &mut out);
+    dynamic::expand(&ctx, &mut out);
+    out.hidden.extend(definition::expand(&ctx));
+    migration::expand(&ctx, &mut out);
+    let Generated { items, hidden } = out;
+    Some(quote! {
+        #items
+
+        const _: () = {
+            #hidden
+        };
+    })
+}
+
+/// What the generators produce, by where it goes.
+#[derive(Default)]
+struct Generated {
+    /// The types the user names, in the user's module.
+    items: TokenStream,
+    /// Impls and helpers, in the block after the items: nameable from generated code only.
+    hidden: TokenStream,
 }
 
 /// What every generator needs: the model plus the names and types derived from it.

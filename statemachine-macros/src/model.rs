@@ -171,14 +171,6 @@ impl Machine {
     pub fn state_trait_name(&self) -> Ident {
         Ident::new(&format!("{}State", self.name), self.name.span())
     }
-
-    /// The name of the hidden module holding the invalid-transition traits.
-    pub fn typestate_module_name(&self) -> Ident {
-        Ident::new(
-            &format!("__{}_typestate", snake_case(&unraw(&self.name))),
-            Span::call_site(),
-        )
-    }
 }
 
 /// Lowers the parsed table, reporting duplicates, unknown names and misplaced

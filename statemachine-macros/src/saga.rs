@@ -237,8 +237,10 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
         #vis struct #name;
 
+        #[automatically_derived]
         impl ::statemachine::__private::SealedSaga for #name {}
 
+        #[automatically_derived]
         impl ::statemachine::saga::Saga for #name {
             type Data = #data;
             type Env = #env;

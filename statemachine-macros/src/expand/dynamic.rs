@@ -4,11 +4,10 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::Context;
-use super::machine::fire_method_name;
+use super::{Context, Generated};
 
 /// `AnyOrder`, its `fire`, `StateMachine` impl and the typed conversions.
-pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
+pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let machine = ctx.machine;
     let vis = ctx.vis();
     let name = &machine.name;
@@ -26,12 +25,6 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
     let version = machine.version;
     let migration = super::migration::restore_older(ctx);
     let replay_older = super::migration::replay_older(ctx);
-    // Spanned at the data type, so a type that cannot be stored is reported there.
-    let data_span = machine
-        .data
-        .as_ref()
-        .map_or_else(proc_macro2::Span::call_site, syn::spanned::Spanned::span);
-    let codec = quote::quote_spanned!(data_span=> ::statemachine::__private::DataCodec::new());
     let variant_docs = states.iter().map(|s| format!("`{name}` in state `{s}`."));
     let allowed = machine.states.iter().enumerate().map(|(index, _)| {
         let events = ctx.routes[index]
@@ -47,7 +40,6 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         for route in &ctx.routes[state_index] {
             let event = &machine.events[route.event];
             let payload = &event.type_name;
-            let fire = fire_method_name(event);
             let into_any = match route.targets.as_slice() {
                 [target] => {
                     let target = &machine.states[*target].name;
@@ -57,7 +49,8 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             };
             // Each arm checks, cheaply, whether anyone listens; recording is out of line
             // (`__record_*`), so the arms stay small.
-            let call = quote!(__machine.#fire(__event));
+            let call =
+                quote!(<#name<#state_name> as __Transition<#payload>>::__fire(__machine, __event));
             let arm = if route.refusable {
                 quote! {
                     match #call {
@@ -85,7 +78,8 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
          [`{event_enum}`] with [`fire`](Self::fire)."
     );
     let definition_doc = format!("The transition table of `{name}` as data.");
-    quote! {
+    // Spanned at the machine's name: the compiler points there when it shows the type.
+    out.items.extend(quote::quote_spanned! {name.span()=>
         #[doc = #any_doc]
         #(#derives)*
         #[allow(clippy::large_enum_variant, dead_code)]
@@ -95,14 +89,12 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
                 #states(#name<#states>),
             )*
         }
-
+    });
+    out.hidden.extend(quote! {
         #[allow(dead_code)]
         impl #any {
             #[doc = #definition_doc]
             pub const DEFINITION: &'static ::statemachine::Definition = &Self::__DEFINITION;
-
-            #[doc(hidden)]
-            const __DATA: ::statemachine::__private::DataCodec<#data> = #codec;
 
             /// The instance's identifier.
             #[inline]
@@ -193,17 +185,19 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             ) -> ::core::result::Result<Self, ::statemachine::RestoreError> {
                 #migration
                 ::statemachine::__private::check_snapshot(&snapshot, Self::DEFINITION)?;
-                let __data: #data = ::statemachine::__private::restore_data(&Self::__DATA, &snapshot)?;
+                let __data: #data = ::statemachine::__private::restore_data(&__DATA, &snapshot)?;
                 let __id = snapshot.id.clone();
                 let __seq = snapshot.seq;
                 match snapshot.state.name.as_str() {
                     #(
-                        #state_texts => ::core::result::Result::Ok(Self::#states(#name {
-                            instance: ::statemachine::__private::Instance::new(__id, Self::observers()),
-                            seq: __seq,
-                            data: __data,
-                            state: ::statemachine::__private::restore_state::<#states>(&snapshot)?,
-                        })),
+                        #state_texts => ::core::result::Result::Ok(Self::#states(#name(
+                            ::statemachine::__private::Fields::from_parts(
+                                ::statemachine::__private::Instance::new(__id, Self::observers()),
+                                __seq,
+                                __data,
+                                ::statemachine::__private::restore_state::<#states>(&snapshot)?,
+                            ),
+                        ))),
                     )*
                     _ => ::core::result::Result::Err(
                         ::statemachine::__private::unknown_state(&snapshot, Self::DEFINITION),
@@ -238,22 +232,20 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
                 #[allow(unreachable_patterns)]
                 match (self, ::core::convert::Into::into(event)) {
                     #arms
-                    (__machine, __event) => __machine.__not_allowed(__event),
+                    (__machine, __event) => __not_allowed(__machine, __event),
                 }
             }
         }
 
-        impl #any {
-            /// Refuses an event the current state does not take, recording the refusal
-            /// when anyone listens. Out of line: the table's transitions are the hot path.
-            #[cold]
-            #[inline(never)]
-            #[allow(clippy::type_complexity)]
-            fn __not_allowed(
-                self,
-                __event: #event_enum,
-            ) -> ::core::result::Result<Self, ::statemachine::Rejected<Self, #event_enum, #reason>> {
-                let __machine = self;
+        /// Refuses an event the current state does not take, recording the refusal when
+        /// anyone listens. Out of line: the table's transitions are the hot path.
+        #[cold]
+        #[inline(never)]
+        #[allow(clippy::type_complexity)]
+        fn __not_allowed(
+            __machine: #any,
+            __event: #event_enum,
+        ) -> ::core::result::Result<#any, ::statemachine::Rejected<#any, #event_enum, #reason>> {
                 let __refusal = ::statemachine::Refusal::NotAllowed {
                     machine: #machine_name,
                     state: __machine.state_name(),
@@ -261,7 +253,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
                     allowed: __machine.allowed_events(),
                 };
                 if let ::core::option::Option::Some(__recorder) =
-                    ::statemachine::__private::Recorder::new(__machine.audit(), Self::observers())
+                    ::statemachine::__private::Recorder::new(__machine.audit(), #any::observers())
                 {
                     let __payload = match &__event {
                         #(#event_enum::#payloads(__payload) => __recorder.payload(__payload),)*
@@ -290,9 +282,9 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
                     );
                 }
                 ::core::result::Result::Err(::statemachine::Rejected::new(__machine, __event, __refusal))
-            }
         }
 
+        #[automatically_derived]
         impl ::statemachine::__private::Stepped for #any {
             #[inline]
             fn stepped(&self) -> ::statemachine::__private::StepResult {
@@ -303,8 +295,10 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             }
         }
 
+        #[automatically_derived]
         impl ::statemachine::__private::SealedMachine for #any {}
 
+        #[automatically_derived]
         impl ::statemachine::StateMachine for #any {
             type Data = #data;
             type Event = #event_enum;
@@ -368,6 +362,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         }
 
         #(
+            #[automatically_derived]
             impl ::core::convert::From<#name<#states>> for #any {
                 #[inline]
                 fn from(machine: #name<#states>) -> Self {
@@ -375,6 +370,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
                 }
             }
 
+            #[automatically_derived]
             impl ::core::convert::TryFrom<#any> for #name<#states> {
                 type Error = ::statemachine::WrongState<#any>;
 
@@ -396,5 +392,5 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
                 }
             }
         )*
-    }
+    });
 }

@@ -1,12 +1,11 @@
 //! One payload type per event, and the event enum of the dynamic view.
 
-use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
 
-use super::{Context, has_docs, public_field, serde_derives};
+use super::{Context, Generated, has_docs, public_field, serde_derives};
 
 /// The payload types (`Ship { tracking }`, `Deliver`) and `OrderEvent`.
-pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
+pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let machine = ctx.machine;
     let vis = ctx.vis();
     let name = &machine.name;
@@ -14,7 +13,6 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
     let derives = &machine.derives;
     let serde = serde_derives();
 
-    let mut tokens = TokenStream::new();
     let mut variants = Vec::new();
     let mut names = Vec::new();
     for (event_index, event) in machine.events.iter().enumerate() {
@@ -36,21 +34,25 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             "The payload of event `{event_name}` of [`{name}`], taken in {}.",
             sources.join(", ")
         ));
+        let span = event.name.span();
         let body = if event.fields.is_empty() {
-            quote!(;)
+            quote_spanned!(span=> ;)
         } else {
             let owner = format!("event `{event_name}`");
             let fields = event.fields.iter().map(|f| public_field(f, &owner));
-            quote!({ #(#fields,)* })
+            quote_spanned!(span=> { #(#fields,)* })
         };
         let variant_doc = format!("Event `{event_name}`.");
-        tokens.extend(quote! {
+        // The whole item but the user's own tokens is spanned at the event's name: the
+        // compiler points there when it shows the type.
+        let header = super::respan(quote!(#(#derives)* #serde #vis struct), event.name.span());
+        out.items.extend(quote_spanned! {event.name.span()=>
             #(#attrs)*
             #[doc = #summary]
-            #(#derives)*
-            #serde
-            #vis struct #type_name #body
-
+            #header #type_name #body
+        });
+        out.hidden.extend(quote! {
+            #[automatically_derived]
             impl ::core::convert::From<#type_name> for #event_enum {
                 #[inline]
                 fn from(event: #type_name) -> Self {
@@ -70,7 +72,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         "Any event of [`{name}`], for events that arrive at run time; see [`Any{name}::fire`].\n\n\
          As JSON: `{{\"event\": \"<name>\", \"payload\": {{ <fields> }}}}`."
     );
-    tokens.extend(quote! {
+    out.items.extend(quote_spanned! {machine.name.span()=>
         #[doc = #enum_doc]
         #(#derives)*
         #serde
@@ -79,20 +81,23 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         #vis enum #event_enum {
             #(#variants,)*
         }
-
+    });
+    out.hidden.extend(quote! {
         #[allow(dead_code)]
         impl #event_enum {
             /// The event's name, as written in the table.
             #[inline]
             pub fn name(&self) -> &'static str {
-                match self {
+                match *self {
                     #(#names,)*
                 }
             }
         }
 
+        #[automatically_derived]
         impl ::statemachine::__private::SealedEvent for #event_enum {}
 
+        #[automatically_derived]
         impl ::statemachine::Event for #event_enum {
             #[inline]
             fn name(&self) -> &'static str {
@@ -100,5 +105,4 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             }
         }
     });
-    tokens
 }

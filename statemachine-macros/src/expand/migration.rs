@@ -5,14 +5,15 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::Context;
+use super::{Context, Generated};
 
 /// `impl From<v1::AnyOrder> for AnyOrder`, and a compile-time check that the source is
-/// an older version.
-pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
+/// an older version. The check is an item of its own (`const _`), outside the hidden
+/// block, so the compiler's "evaluation of `_` failed" names no nesting.
+pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let machine = ctx.machine;
     let Some(migration) = &machine.migration else {
-        return TokenStream::new();
+        return;
     };
     let name = &machine.name;
     let any = machine.any_name();
@@ -43,12 +44,12 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         quote_spanned! {from.span()=>
             #pattern(__old) => {
                 let (__id, __seq, __data, __state) = __old.into_parts();
-                #any::#target_name(#name {
-                    instance: ::statemachine::__private::Instance::new(__id, #any::observers()),
-                    seq: __seq,
-                    data: ::core::convert::Into::into(__data),
-                    state: #state,
-                })
+                #any::#target_name(#name(::statemachine::__private::Fields::from_parts(
+                    ::statemachine::__private::Instance::new(__id, #any::observers()),
+                    __seq,
+                    ::core::convert::Into::into(__data),
+                    #state,
+                )))
             }
         }
     });
@@ -64,16 +65,19 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         );
     };
     let matched = quote_spanned!(source_span=> match old { #(#arms)* });
-    quote! {
+    out.items.extend(quote! {
         #version_check
-
+    });
+    out.hidden.extend(quote! {
+        #[automatically_derived]
         impl ::core::convert::From<#source_any> for #any {
             #[doc = #doc]
+            #[allow(clippy::unit_arg)]
             fn from(old: #source_any) -> Self {
                 #matched
             }
         }
-    }
+    });
 }
 
 /// The start of generated `restore`: an older version's snapshot goes through the older

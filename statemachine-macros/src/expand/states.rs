@@ -1,12 +1,12 @@
 //! One type per state, and the trait they share.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
 
-use super::{Context, has_docs, public_field, serde_derives};
+use super::{Context, Generated, has_docs, public_field, serde_derives};
 
 /// The state types (`Pending`, `Confirmed { payment_id }`, ...) and `OrderState`.
-pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
+pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let machine = ctx.machine;
     let vis = ctx.vis();
     let name = &machine.name;
@@ -18,14 +18,14 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         "A state of [`{name}`]: implemented by each of its {} state types.",
         machine.states.len()
     );
-    let mut tokens = quote! {
+    out.items.extend(quote! {
         #[doc = #trait_doc]
         #[allow(dead_code)]
         #vis trait #state_trait {
             /// The state's name, as written in the table.
             const NAME: &'static str;
         }
-    };
+    });
 
     for (index, state) in machine.states.iter().enumerate() {
         let state_name = &state.name;
@@ -51,29 +51,34 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         }
         // A stored state's data with a field the state does not have is a tampered or
         // foreign snapshot: restore refuses it instead of dropping the field.
+        let span = state_name.span();
         let (body, strict) = if state.fields.is_empty() {
-            (quote!(;), TokenStream::new())
+            (quote_spanned!(span=> ;), TokenStream::new())
         } else {
             let owner = format!("state `{state_name}`");
             let fields = state.fields.iter().map(|f| public_field(f, &owner));
             (
-                quote!({ #(#fields,)* }),
+                quote_spanned!(span=> { #(#fields,)* }),
                 quote!(#[serde(deny_unknown_fields)]),
             )
         };
         let name_text = state_name.to_string();
-        tokens.extend(quote! {
+        // The whole item but the user's own tokens is spanned at the state's name: the
+        // compiler points there when it shows the type.
+        let header = super::respan(
+            quote!(#(#derives)* #serde #strict #vis struct),
+            state_name.span(),
+        );
+        out.items.extend(quote_spanned! {state_name.span()=>
             #(#attrs)*
             #[doc = #summary]
-            #(#derives)*
-            #serde
-            #strict
-            #vis struct #state_name #body
-
+            #header #state_name #body
+        });
+        out.hidden.extend(quote! {
+            #[automatically_derived]
             impl #state_trait for #state_name {
                 const NAME: &'static str = #name_text;
             }
         });
     }
-    tokens
 }

@@ -16,8 +16,8 @@ mod shop {
 }
 
 fn main() {
-    // The fields are private: outside the machine's module, the only way into a state
-    // is through its transitions.
+    // A machine has no fields to write: its one field is private, and what it holds is
+    // private to the runtime, so the only way into a state is through its transitions.
     let _delivered = shop::Order {
         seq: 0,
         data: (),

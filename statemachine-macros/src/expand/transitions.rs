@@ -1,0 +1,366 @@
+//! The transitions of `Order<S>`: one public method per valid (state, event) pair, and
+//! behind it the steps (record or not, guards, hooks, action, new state) as impls of a
+//! helper trait declared in the machine's hidden block, so nothing outside generated
+//! code can call a step.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Ident, Path};
+
+use super::{Context, Generated, Route, arrow_text, doc_text, refusals, tokens_text};
+use crate::model::Transition;
+
+/// The name of the helper trait behind every transition method.
+fn steps_trait() -> Ident {
+    Ident::new("__Transition", Span::call_site())
+}
+
+/// The helper trait, and for each state its public methods and its steps.
+pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
+    let steps = steps_trait();
+    out.hidden.extend(quote! {
+        /// One transition of the machine, for the payload `E`: what its public method
+        /// and `fire` call. Declared in this block, so only generated code can name it.
+        trait #steps<E> {
+            /// The public method's return type.
+            type Output;
+            /// The transition, recorded when anyone listens.
+            fn __fire(self, event: E) -> Self::Output;
+            /// The transition with its audit record.
+            fn __record(self, event: E) -> Self::Output;
+            /// The transition itself: guards, hooks, action, new state.
+            fn __step(self, event: E) -> Self::Output;
+        }
+    });
+    for state in 0..ctx.machine.states.len() {
+        out.hidden.extend(state_impl(ctx, state));
+        for route in &ctx.routes[state] {
+            out.hidden.extend(steps_impl(ctx, state, route));
+        }
+    }
+}
+
+/// `impl Order<State>`: the valid transitions, and a refusing stub for every other event.
+fn state_impl(ctx: &Context<'_>, state: usize) -> TokenStream {
+    let machine = ctx.machine;
+    let name = &machine.name;
+    let state_name = &machine.states[state].name;
+    let mut methods = TokenStream::new();
+    for event in 0..machine.events.len() {
+        match ctx.route(state, event) {
+            Some(route) => methods.extend(public_method(ctx, state, route)),
+            None => methods.extend(refusals::stub(ctx, state, event)),
+        }
+    }
+    quote! {
+        #[allow(dead_code)]
+        impl #name<#state_name> {
+            #methods
+        }
+    }
+}
+
+/// The type a route's method returns.
+pub(super) fn return_type(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream {
+    let machine = ctx.machine;
+    let name = &machine.name;
+    let success = match route.targets.as_slice() {
+        [target] => {
+            let target = &machine.states[*target].name;
+            quote!(#name<#target>)
+        }
+        _ => {
+            let any = machine.any_name();
+            quote!(#any)
+        }
+    };
+    if route.refusable {
+        let state_name = &machine.states[state].name;
+        let payload = &machine.events[route.event].type_name;
+        let reason = &ctx.reason;
+        quote! {
+            ::core::result::Result<
+                #success,
+                ::statemachine::Rejected<#name<#state_name>, #payload, #reason>,
+            >
+        }
+    } else {
+        success
+    }
+}
+
+/// The typed method, `ship(self, tracking)`.
+fn public_method(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream {
+    let machine = ctx.machine;
+    let event = &machine.events[route.event];
+    let method = &event.name;
+    let payload = &event.type_name;
+    let ret = return_type(ctx, state, route);
+    let field_names: Vec<_> = event
+        .fields
+        .iter()
+        .filter_map(|f| f.ident.as_ref())
+        .collect();
+    let field_types: Vec<_> = event.fields.iter().map(|f| &f.ty).collect();
+    let construct = if event.fields.is_empty() {
+        quote!(#payload)
+    } else {
+        quote!(#payload { #(#field_names),* })
+    };
+
+    let mut doc = String::new();
+    for t in &route.candidates {
+        doc.push_str(&arrow_text(machine, state, t));
+        doc.push_str("\n\n");
+        let text = doc_text(&t.docs);
+        if !text.is_empty() {
+            doc.push_str(&text);
+            doc.push_str("\n\n");
+        }
+    }
+    if route.candidates.len() > 1 {
+        doc.push_str(
+            "The guards are tried in the order of the table; the first that allows the \
+             event decides the target, so the result is the dynamic view.\n\n",
+        );
+    }
+    if !event.fields.is_empty() {
+        doc.push_str(&format!(
+            "The arguments are the payload of event `{method}`.\n\n"
+        ));
+    }
+    if route.refusable {
+        doc.push_str(
+            "# Errors\n\nWhen the guard refuses, the machine and the event come back \
+             unchanged in [`Rejected`](::statemachine::Rejected), with the guard's reason.",
+        );
+    }
+    let must_use = (!route.refusable).then(|| {
+        quote_spanned!(method.span()=> #[must_use = "a transition consumes the machine and returns it in its new state"])
+    });
+    let steps = steps_trait();
+    // Spanned at the event's name, so notes about the method show the event in the table.
+    quote_spanned! {method.span()=>
+        #[doc = #doc]
+        #[inline]
+        #must_use
+        #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+        pub fn #method(self, #(#field_names: #field_types),*) -> #ret {
+            <Self as #steps<#payload>>::__fire(self, #construct)
+        }
+    }
+}
+
+/// `impl __Transition<Ship> for Order<Confirmed>`: the transition's steps.
+fn steps_impl(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream {
+    let machine = ctx.machine;
+    let name = &machine.name;
+    let state_ident = &machine.states[state].name;
+    let event = &machine.events[route.event];
+    let payload = &event.type_name;
+    let ret = return_type(ctx, state, route);
+    let steps = steps_trait();
+    let body = step_body(ctx, state, route);
+    let machine_name = machine.name.to_string();
+    let version = machine.version;
+    let state_name = state_ident.to_string();
+    let event_name = event.name.to_string();
+    let any = machine.any_name();
+    // Recording a refusal needs the reason as text: spanned at the `reason` item, so a
+    // reason type without `Display` is reported there.
+    let reason_span = machine
+        .reason
+        .as_ref()
+        .map_or_else(Span::call_site, Spanned::span);
+    let around = quote_spanned! {reason_span=>
+        __recorder.around(
+            ::statemachine::__private::Place {
+                machine: #machine_name,
+                version: #version,
+                from: #state_name,
+                event: #event_name,
+            },
+            self,
+            __event,
+            <Self as #steps<#payload>>::__step,
+        )
+    };
+    quote! {
+        #[automatically_derived]
+        #[allow(clippy::type_complexity)]
+        impl #steps<#payload> for #name<#state_ident> {
+            type Output = #ret;
+
+            #[inline(always)]
+            fn __fire(self, __event: #payload) -> Self::Output {
+                if ::statemachine::__private::Recorder::listening(#any::observers()) {
+                    <Self as #steps<#payload>>::__record(self, __event)
+                } else {
+                    <Self as #steps<#payload>>::__step(self, __event)
+                }
+            }
+
+            // Out of line, so the unobserved path above stays small.
+            #[cold]
+            #[inline(never)]
+            fn __record(self, __event: #payload) -> Self::Output {
+                match ::statemachine::__private::Recorder::new(self.0.audit(), #any::observers()) {
+                    ::core::option::Option::None => <Self as #steps<#payload>>::__step(self, __event),
+                    ::core::option::Option::Some(__recorder) => #around,
+                }
+            }
+
+            #[inline(always)]
+            fn __step(self, __event: #payload) -> Self::Output {
+                #body
+            }
+        }
+    }
+}
+
+/// Tries the route's guards in order and applies the first transition they allow.
+fn step_body(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream {
+    let machine = ctx.machine;
+    let machine_name = machine.name.to_string();
+    let any = machine.any_name();
+    let state_ident = &machine.states[state].name;
+    let state_name = state_ident.to_string();
+    let event = &machine.events[route.event];
+    let event_name = event.name.to_string();
+    let last = route.candidates.len().saturating_sub(1);
+    let mut body = TokenStream::new();
+    for (i, transition) in route.candidates.iter().enumerate() {
+        let mut apply = apply(ctx, state, transition);
+        if route.targets.len() > 1 {
+            let target = &machine.states[transition.target].name;
+            apply = quote!(#any::#target(#apply));
+        }
+        if route.refusable {
+            apply = quote!(::core::result::Result::Ok(#apply));
+        }
+        let Some(guard) = &transition.guard else {
+            // The unguarded transition is the last candidate (the checks ensure it).
+            body.extend(apply);
+            break;
+        };
+        let verdict = guard_call(ctx, guard, state_ident, &event.type_name);
+        if i == last {
+            let guard_name = tokens_text(guard);
+            body.extend(quote! {
+                let __verdict = #verdict;
+                match __verdict {
+                    ::core::result::Result::Ok(()) => #apply,
+                    ::core::result::Result::Err(__reason) => ::core::result::Result::Err(
+                        ::statemachine::Rejected::new(
+                            self,
+                            __event,
+                            ::statemachine::Refusal::Guard {
+                                machine: #machine_name,
+                                state: #state_name,
+                                event: #event_name,
+                                guard: #guard_name,
+                                reason: __reason,
+                            },
+                        ),
+                    ),
+                }
+            });
+        } else {
+            body.extend(quote! {
+                if #verdict.is_ok() {
+                    return #apply;
+                }
+            });
+        }
+    }
+    body
+}
+
+/// Moves the machine along one transition: exit hook, action (or building the target's
+/// data from the payload and the source state), entry hook, sequence number plus one.
+fn apply(ctx: &Context<'_>, state: usize, transition: &Transition) -> TokenStream {
+    let machine = ctx.machine;
+    let name = &machine.name;
+    let source = &machine.states[state];
+    let target = &machine.states[transition.target];
+    let target_name = &target.name;
+    let event = &machine.events[transition.event];
+
+    let exit = source
+        .exit
+        .as_ref()
+        .map(|hook| hook_call(ctx, hook, &source.name, &quote!(__state)));
+    let entry = target
+        .entry
+        .as_ref()
+        .map(|hook| hook_call(ctx, hook, target_name, &quote!(__target)));
+    let build = match &transition.action {
+        Some(action) => action_call(ctx, action, &source.name, &event.type_name, target_name),
+        None if target.fields.is_empty() => quote!(#target_name),
+        None => {
+            let span = transition.target_ident.span();
+            let fields = target
+                .fields
+                .iter()
+                .filter_map(|f| f.ident.as_ref())
+                .map(|field| {
+                    let from_event = event.fields.iter().any(|f| f.ident.as_ref() == Some(field));
+                    // Spanned at the transition's target, so a type mismatch points there.
+                    let mut field = field.clone();
+                    field.set_span(span);
+                    let holder = if from_event {
+                        quote_spanned!(span=> __event)
+                    } else {
+                        quote_spanned!(span=> __state)
+                    };
+                    quote_spanned!(span=> #field: #holder.#field)
+                });
+            quote_spanned!(span=> #target_name { #(#fields),* })
+        }
+    };
+    let data = if exit.is_some() || entry.is_some() || transition.action.is_some() {
+        quote!(mut __data)
+    } else {
+        quote!(__data)
+    };
+    quote! {{
+        let (__instance, __seq, #data, __state) = self.0.into_parts();
+        #exit
+        let __target: #target_name = #build;
+        #entry
+        #name(::statemachine::__private::Fields::from_parts(__instance, __seq + 1, __data, __target))
+    }}
+}
+
+/// `guard(&data, &state, &event)`, its verdict converted to the machine's reason.
+fn guard_call(ctx: &Context<'_>, guard: &Path, _state: &Ident, _payload: &Ident) -> TokenStream {
+    let reason = &ctx.reason;
+    quote_spanned! {guard.span()=>
+        ::statemachine::__private::guard::<#reason, _>(
+            #guard(self.0.data(), self.0.state(), &__event)
+        )
+    }
+}
+
+/// `action(&mut data, state, event)`.
+fn action_call(
+    _ctx: &Context<'_>,
+    action: &Path,
+    _state: &Ident,
+    _payload: &Ident,
+    _target: &Ident,
+) -> TokenStream {
+    quote_spanned!(action.span()=> #action(&mut __data, __state, __event))
+}
+
+/// `hook(&mut data, &state_value)` for a hook of `state`.
+pub(super) fn hook_call(
+    _ctx: &Context<'_>,
+    hook: &Path,
+    _state: &Ident,
+    state_value: &TokenStream,
+) -> TokenStream {
+    let state_value = super::respan(state_value.clone(), hook.span());
+    quote_spanned!(hook.span()=> #hook(&mut __data, &#state_value);)
+}
