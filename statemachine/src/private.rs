@@ -76,18 +76,12 @@ pub const fn transition(
     }
 }
 
-/// Converts a guard's verdict to the machine's reason type.
-#[inline]
-pub fn guard<R, E: Into<R>>(verdict: Result<(), E>) -> Result<(), R> {
-    verdict.map_err(Into::into)
-}
-
 pub use crate::audit::RecordKind;
 pub use crate::audit::recorder::{Happened, Identified, Place, Recorder, StepResult, Stepped};
 pub use crate::instance::{Fields, Instance};
 pub use crate::signature::{
     ActionArgs, ActionTarget, Arg, Call, ConvertArgs, ConvertTarget, GuardArgs, GuardVerdict,
-    HookArgs, HookReturn, IntoReason, action, convert, guard as checked_guard, hook,
+    HookArgs, HookReturn, IntoReason, action, convert, guard, hook,
 };
 pub use serde;
 pub use serde_json;

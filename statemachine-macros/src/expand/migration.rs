@@ -25,7 +25,13 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
         let target_name = &target.name;
         let span = mapping.to_ident.span();
         let state = match &mapping.convert {
-            Some(convert) => quote_spanned!(convert.span()=> #convert(__state)),
+            Some(convert) => {
+                let call = super::respan(
+                    quote!(::statemachine::__private::convert::<_, #target_name, _, _>),
+                    convert.span(),
+                );
+                quote_spanned!(convert.span()=> #call(#convert, __state))
+            }
             None if target.fields.is_empty() => quote_spanned!(span=> #target_name),
             None => {
                 let fields = target

@@ -2,6 +2,10 @@
 //! behind it the steps (record or not, guards, hooks, action, new state) as impls of a
 //! helper trait declared in the machine's hidden block, so nothing outside generated
 //! code can call a step.
+//!
+//! Guards, actions and hooks are called through `::statemachine::__private::{guard,
+//! action, hook}`, spanned at the function's name in the table: a function with the
+//! wrong signature is reported there, with the signature it should have.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -333,34 +337,54 @@ fn apply(ctx: &Context<'_>, state: usize, transition: &Transition) -> TokenStrea
     }}
 }
 
-/// `guard(&data, &state, &event)`, its verdict converted to the machine's reason.
-fn guard_call(ctx: &Context<'_>, guard: &Path, _state: &Ident, _payload: &Ident) -> TokenStream {
+/// `guard(&data, &state, &event)`, checked against the guard's expected signature.
+fn guard_call(ctx: &Context<'_>, guard: &Path, state: &Ident, payload: &Ident) -> TokenStream {
+    let data = &ctx.data;
     let reason = &ctx.reason;
-    quote_spanned! {guard.span()=>
-        ::statemachine::__private::guard::<#reason, _>(
-            #guard(self.0.data(), self.0.state(), &__event)
-        )
+    let span = guard.span();
+    let call = quote_spanned! {span=>
+        ::statemachine::__private::guard::<#reason, #data, #state, #payload, _, _>
+    };
+    let call = super::respan(call, span);
+    quote_spanned! {span=>
+        #call(#guard, self.0.data(), self.0.state(), &__event)
     }
 }
 
-/// `action(&mut data, state, event)`.
+/// `action(&mut data, state, event)`, checked against the action's expected signature.
 fn action_call(
-    _ctx: &Context<'_>,
+    ctx: &Context<'_>,
     action: &Path,
-    _state: &Ident,
-    _payload: &Ident,
-    _target: &Ident,
+    state: &Ident,
+    payload: &Ident,
+    target: &Ident,
 ) -> TokenStream {
-    quote_spanned!(action.span()=> #action(&mut __data, __state, __event))
+    let data = &ctx.data;
+    let span = action.span();
+    let call = quote_spanned! {span=>
+        ::statemachine::__private::action::<#target, #data, #state, #payload, _, _>
+    };
+    let call = super::respan(call, span);
+    quote_spanned! {span=>
+        #call(#action, &mut __data, __state, __event)
+    }
 }
 
-/// `hook(&mut data, &state_value)` for a hook of `state`.
+/// `hook(&mut data, &state_value)` for a hook of `state`, checked against the hooks'
+/// expected signature.
 pub(super) fn hook_call(
-    _ctx: &Context<'_>,
+    ctx: &Context<'_>,
     hook: &Path,
-    _state: &Ident,
+    state: &Ident,
     state_value: &TokenStream,
 ) -> TokenStream {
-    let state_value = super::respan(state_value.clone(), hook.span());
-    quote_spanned!(hook.span()=> #hook(&mut __data, &#state_value);)
+    let data = &ctx.data;
+    let span = hook.span();
+    let call = quote_spanned! {span=>
+        ::statemachine::__private::hook::<#data, #state, _, _>
+    };
+    let call = super::respan(call, span);
+    quote_spanned! {span=>
+        #call(#hook, &mut __data, &#state_value);
+    }
 }
