@@ -44,6 +44,8 @@ pub(crate) struct Machine {
 /// A resolved `migrate from` item.
 #[cfg_attr(test, derive(Debug))]
 pub(crate) struct Migration {
+    /// The `migrate` keyword, for errors about the item as a whole.
+    pub keyword: Span,
     /// The older version's machine type (`v1::Order`).
     pub source: Path,
     /// The older version's dynamic view (`v1::AnyOrder`).
@@ -377,6 +379,7 @@ fn lower_migration(
         }
     }
     ok.then(|| Migration {
+        keyword: decl.keyword.span,
         source: decl.source.clone(),
         source_any,
         mappings,

@@ -5,11 +5,12 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::{Context, Generated};
+use super::{Context, Generated, tokens_text};
 
-/// `impl From<v1::AnyOrder> for AnyOrder`, and a compile-time check that the source is
-/// an older version. The check is an item of its own (`const _`), outside the hidden
-/// block, so the compiler's "evaluation of `_` failed" names no nesting.
+/// `impl From<v1::AnyOrder> for AnyOrder`, and compile-time checks that the source is an
+/// older version and that every one of its states is mapped. The checks are items of
+/// their own (`const _`), outside the hidden block, so the compiler's "evaluation of `_`
+/// failed" names no nesting.
 pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let machine = ctx.machine;
     let Some(migration) = &machine.migration else {
@@ -70,9 +71,35 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             "`migrate from` must name an older version of this machine: its `version` is not lower than this table's"
         );
     };
-    let matched = quote_spanned!(source_span=> match old { #(#arms)* });
+    // The table cannot see the older machine's states, but its definition can be read in
+    // a `const`: the check names every unmapped state, at `migrate`.
+    let source_text = tokens_text(&migration.source);
+    let mapped = migration.mappings.iter().map(|m| m.from.to_string());
+    let coverage_check = quote_spanned! {migration.keyword=>
+        const _: () = {
+            const __UNMAPPED: ::statemachine::__private::ConstText =
+                ::statemachine::__private::unmapped_states(
+                    <#source_any as ::statemachine::StateMachine>::DEFINITION,
+                    #source_text,
+                    &[#(#mapped),*],
+                );
+            if !__UNMAPPED.is_empty() {
+                ::core::panic!("{}", __UNMAPPED.as_str());
+            }
+        };
+    };
+    // The coverage check above reports a forgotten state; without the wildcard arm the
+    // compiler would too, with advice (`=> todo!()`) that is not valid in a table.
+    let matched = quote_spanned! {source_span=>
+        #[allow(unreachable_patterns)]
+        match old {
+            #(#arms)*
+            _ => ::core::unreachable!("every older state is mapped: checked when the crate compiled"),
+        }
+    };
     out.items.extend(quote! {
         #version_check
+        #coverage_check
     });
     out.hidden.extend(quote! {
         #[automatically_derived]
