@@ -34,17 +34,6 @@ pub(crate) fn check(machine: &Machine, complete: bool, errors: &mut Errors) {
 /// in any position: a path, a tuple, an array or a reference (not `impl Trait`, a bare
 /// trait object, `_` or `!`).
 fn check_types(machine: &Machine, errors: &mut Errors) {
-    fn nameable(ty: &syn::Type) -> bool {
-        match ty {
-            syn::Type::Path(_) => true,
-            syn::Type::Tuple(tuple) => tuple.elems.iter().all(nameable),
-            syn::Type::Array(array) => nameable(&array.elem),
-            syn::Type::Reference(reference) => nameable(&reference.elem),
-            syn::Type::Paren(paren) => nameable(&paren.elem),
-            syn::Type::Group(group) => nameable(&group.elem),
-            _ => false,
-        }
-    }
     let mut check = |ty: &syn::Type, what: &str| {
         if !nameable(ty) {
             errors.push_spanned(
@@ -69,6 +58,19 @@ fn check_types(machine: &Machine, errors: &mut Errors) {
     }
 }
 
+/// Whether generated code can write `ty` in any position.
+pub(crate) fn nameable(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Path(_) => true,
+        syn::Type::Tuple(tuple) => tuple.elems.iter().all(nameable),
+        syn::Type::Array(array) => nameable(&array.elem),
+        syn::Type::Reference(reference) => nameable(&reference.elem),
+        syn::Type::Paren(paren) => nameable(&paren.elem),
+        syn::Type::Group(group) => nameable(&group.elem),
+        _ => false,
+    }
+}
+
 /// Serde is derived for every generated type already (snapshots need it), so deriving it
 /// again would implement it twice.
 fn check_no_serde_derives(machine: &Machine, errors: &mut Errors) {
@@ -76,66 +78,81 @@ fn check_no_serde_derives(machine: &Machine, errors: &mut Errors) {
         .derives
         .iter()
         .chain(machine.states.iter().flat_map(|s| &s.attrs))
-        .chain(machine.events.iter().flat_map(|e| &e.attrs))
-        .filter(|attr| attr.path().is_ident("derive"));
+        .chain(machine.events.iter().flat_map(|e| &e.attrs));
     for attr in attrs {
-        let Ok(paths) = attr.parse_args_with(
-            syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
-        ) else {
-            continue;
-        };
-        for path in paths {
-            let Some(last) = path.segments.last() else {
-                continue;
-            };
-            if last.ident == "Serialize" || last.ident == "Deserialize" {
-                errors.push_spanned(
-                    &path,
-                    format!(
-                        "`{}` is already derived for every type the machine generates \
-                         (snapshots need it); remove it from `derive`",
-                        last.ident
-                    ),
-                );
-            }
+        for path in serde_derives(attr) {
+            let name = path
+                .segments
+                .last()
+                .map(|s| s.ident.to_string())
+                .unwrap_or_default();
+            errors.push_spanned(
+                &path,
+                format!(
+                    "`{name}` is already derived for every type the machine generates \
+                     (snapshots need it); remove it from `derive`"
+                ),
+            );
         }
     }
+}
+
+/// The `Serialize` and `Deserialize` paths a `#[derive(..)]` attribute names.
+pub(crate) fn serde_derives(attr: &syn::Attribute) -> Vec<syn::Path> {
+    if !attr.path().is_ident("derive") {
+        return Vec::new();
+    }
+    let Ok(paths) = attr.parse_args_with(
+        syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+    ) else {
+        return Vec::new();
+    };
+    paths
+        .into_iter()
+        .filter(|path| {
+            path.segments
+                .last()
+                .is_some_and(|last| last.ident == "Serialize" || last.ident == "Deserialize")
+        })
+        .collect()
 }
 
 /// State names are UpperCamelCase, because each names a type, and are not the name of
 /// an associated item of the dynamic view (each state is one of its variants).
 fn check_state_names(machine: &Machine, errors: &mut Errors) {
     for state in &machine.states {
-        let name = unraw(&state.name);
-        let camel = name.chars().next().is_some_and(char::is_uppercase) && !name.contains('_');
-        if !camel {
-            errors.push(
-                state.name.span(),
-                format!(
-                    "state names are UpperCamelCase because each names a type: write `{}`",
-                    upper_camel_case(&snake_case(&name))
-                ),
-            );
-        } else if RESERVED_STATE_NAMES.contains(&name.as_str()) {
-            errors.push(
-                state.name.span(),
-                format!(
-                    "state `{name}` would clash with `{}::{name}`, which every machine has; rename the state",
-                    machine.any_name()
-                ),
-            );
+        if let Some(problem) = state_name_problem(machine, state) {
+            errors.push(state.name.span(), problem);
         }
     }
 }
 
+/// Why `state`'s name is refused, if it is.
+pub(crate) fn state_name_problem(machine: &Machine, state: &crate::model::State) -> Option<String> {
+    let name = unraw(&state.name);
+    let camel = name.chars().next().is_some_and(char::is_uppercase) && !name.contains('_');
+    if !camel {
+        return Some(format!(
+            "state names are UpperCamelCase because each names a type: write `{}`",
+            upper_camel_case(&snake_case(&name))
+        ));
+    }
+    RESERVED_STATE_NAMES.contains(&name.as_str()).then(|| {
+        format!(
+            "state `{name}` would clash with `{}::{name}`, which every machine has; rename the state",
+            machine.any_name()
+        )
+    })
+}
+
 /// Associated items of the dynamic view (`AnyOrder::DEFINITION`) that a variant with
 /// the same name would hide.
-const RESERVED_STATE_NAMES: &[&str] = &["DEFINITION"];
+pub(crate) const RESERVED_STATE_NAMES: &[&str] = &["DEFINITION"];
 
 /// Methods every typed machine has (`Order::<S>::snapshot`, `Order::<Initial>::new`): an
 /// event names a method on the states that take it and a hidden one on every other, so
 /// an event with one of these names would define it twice.
-const RESERVED_EVENT_NAMES: &[&str] = &[
+pub(crate) const RESERVED_EVENT_NAMES: &[&str] = &[
     "new",
     "id",
     "seq",
@@ -152,32 +169,57 @@ const RESERVED_EVENT_NAMES: &[&str] = &[
 /// machine's own methods.
 fn check_event_names(machine: &Machine, errors: &mut Errors) {
     for event in &machine.events {
-        let name = unraw(&event.name);
-        let snake = name.chars().next().is_some_and(|c| c.is_lowercase())
-            && !name.chars().any(char::is_uppercase);
-        if !snake {
-            errors.push(
-                event.name.span(),
-                format!(
-                    "event names are snake_case because each names a method: write `{}`",
-                    snake_case(&name).trim_start_matches('_')
-                ),
-            );
-        } else if RESERVED_EVENT_NAMES.contains(&name.as_str()) {
-            errors.push(
-                event.name.span(),
-                format!(
-                    "event `{name}` would clash with the method `{}::{name}` every machine has; rename the event",
-                    machine.name
-                ),
-            );
+        if let Some(problem) = event_name_problem(machine, event) {
+            errors.push(event.name.span(), problem);
         }
     }
+}
+
+/// Why `event`'s name is refused, if it is.
+pub(crate) fn event_name_problem(machine: &Machine, event: &crate::model::Event) -> Option<String> {
+    let name = unraw(&event.name);
+    let snake = name.chars().next().is_some_and(|c| c.is_lowercase())
+        && !name.chars().any(char::is_uppercase);
+    if !snake {
+        return Some(format!(
+            "event names are snake_case because each names a method: write `{}`",
+            snake_case(&name).trim_start_matches('_')
+        ));
+    }
+    RESERVED_EVENT_NAMES.contains(&name.as_str()).then(|| {
+        format!(
+            "event `{name}` would clash with the method `{}::{name}` every machine has; rename the event",
+            machine.name
+        )
+    })
 }
 
 /// Every type the macro generates has its own name: the machine, its dynamic view, its
 /// event enum, its state trait, one type per state and one payload type per event.
 fn check_generated_names(machine: &Machine, errors: &mut Errors) {
+    let clashes = name_clashes(machine);
+    for (state, message) in clashes.states {
+        errors.push(machine.states[state].name.span(), message);
+    }
+    for (event, message) in clashes.events {
+        errors.push(machine.events[event].name.span(), message);
+    }
+}
+
+/// The states and events whose generated type name is already taken, each with why.
+pub(crate) struct NameClashes {
+    /// States, by index.
+    pub states: Vec<(usize, String)>,
+    /// Events, by index.
+    pub events: Vec<(usize, String)>,
+}
+
+/// The generated type names that clash, first come first served.
+pub(crate) fn name_clashes(machine: &Machine) -> NameClashes {
+    let mut clashes = NameClashes {
+        states: Vec::new(),
+        events: Vec::new(),
+    };
     let mut taken: HashMap<String, String> = HashMap::new();
     taken.insert(
         machine.name.to_string(),
@@ -190,29 +232,29 @@ fn check_generated_names(machine: &Machine, errors: &mut Errors) {
     ] {
         taken.insert(generated.to_string(), format!("{what} `{generated}`"));
     }
-    for state in &machine.states {
+    for (index, state) in machine.states.iter().enumerate() {
         let name = state.name.to_string();
         if let Some(owner) = taken.get(&name) {
-            errors.push(
-                state.name.span(),
+            clashes.states.push((
+                index,
                 format!(
                     "state `{name}` would have the same type name as {owner}; rename the state"
                 ),
-            );
+            ));
         } else {
             taken.insert(name.clone(), format!("state `{name}`"));
         }
     }
-    for event in &machine.events {
+    for (index, event) in machine.events.iter().enumerate() {
         let type_name = event.type_name.to_string();
         if let Some(owner) = taken.get(&type_name) {
-            errors.push(
-                event.name.span(),
+            clashes.events.push((
+                index,
                 format!(
                     "event `{}` generates the payload type `{type_name}`, which is already {owner}; rename one of them",
                     event.name
                 ),
-            );
+            ));
         } else {
             taken.insert(
                 type_name,
@@ -220,6 +262,7 @@ fn check_generated_names(machine: &Machine, errors: &mut Errors) {
             );
         }
     }
+    clashes
 }
 
 /// Exactly one state is `initial`, and it is not `final`.
@@ -338,47 +381,60 @@ fn source_span(transition: &crate::model::Transition, state: usize) -> Span {
 /// the target comes from the event's payload or, failing that, from every source state.
 fn check_target_data(machine: &Machine, errors: &mut Errors) {
     for transition in &machine.transitions {
-        if transition.action.is_some() {
+        let missing = missing_target_data(machine, transition);
+        if missing.is_empty() {
             continue;
         }
         let target = &machine.states[transition.target];
         let event = &machine.events[transition.event];
-        let mut missing = Vec::new();
-        for field in target.fields.iter().filter_map(|f| f.ident.as_ref()) {
-            if event.fields.iter().any(|f| f.ident.as_ref() == Some(field)) {
-                continue;
-            }
-            let lacking: Vec<String> = transition
-                .sources
-                .iter()
-                .map(|&s| &machine.states[s])
-                .filter(|s| !s.fields.iter().any(|f| f.ident.as_ref() == Some(field)))
-                .map(|s| s.name.to_string())
-                .collect();
-            if !lacking.is_empty() {
-                missing.push(format!(
-                    "`{field}` is neither in event `{}` nor in state {}",
-                    event.name,
-                    quoted_list(&lacking)
-                ));
-            }
+        errors.push(
+            transition.target_ident.span(),
+            format!(
+                "cannot build the data of `{}` on `{}`: {}; add the field to `event {}`, \
+                 or give the transition an action (`/ build_{}`) that returns `{}`",
+                target.name,
+                event.name,
+                missing.join("; "),
+                event.name,
+                snake_case(&unraw(&target.name)),
+                target.name
+            ),
+        );
+    }
+}
+
+/// For a transition without an action, each target field that neither the payload nor
+/// every source state provides, said in words.
+pub(crate) fn missing_target_data(
+    machine: &Machine,
+    transition: &crate::model::Transition,
+) -> Vec<String> {
+    if transition.action.is_some() {
+        return Vec::new();
+    }
+    let target = &machine.states[transition.target];
+    let event = &machine.events[transition.event];
+    let mut missing = Vec::new();
+    for field in target.fields.iter().filter_map(|f| f.ident.as_ref()) {
+        if event.fields.iter().any(|f| f.ident.as_ref() == Some(field)) {
+            continue;
         }
-        if !missing.is_empty() {
-            errors.push(
-                transition.target_ident.span(),
-                format!(
-                    "cannot build the data of `{}` on `{}`: {}; add the field to `event {}`, \
-                     or give the transition an action (`/ build_{}`) that returns `{}`",
-                    target.name,
-                    event.name,
-                    missing.join("; "),
-                    event.name,
-                    snake_case(&unraw(&target.name)),
-                    target.name
-                ),
-            );
+        let lacking: Vec<String> = transition
+            .sources
+            .iter()
+            .map(|&s| &machine.states[s])
+            .filter(|s| !s.fields.iter().any(|f| f.ident.as_ref() == Some(field)))
+            .map(|s| s.name.to_string())
+            .collect();
+        if !lacking.is_empty() {
+            missing.push(format!(
+                "`{field}` is neither in event `{}` nor in state {}",
+                event.name,
+                quoted_list(&lacking)
+            ));
         }
     }
+    missing
 }
 
 /// Every state can be reached from the initial state.

@@ -26,6 +26,11 @@ impl Errors {
         self.errors.push(error);
     }
 
+    /// Records every error of `other`, after those recorded so far.
+    pub fn append(&mut self, other: Errors) {
+        self.errors.extend(other.errors);
+    }
+
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.errors.is_empty()

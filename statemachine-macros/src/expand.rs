@@ -29,13 +29,14 @@ use syn::{Attribute, Expr, Field, Ident, Lit, Meta, Visibility};
 use crate::check;
 use crate::errors::Errors;
 use crate::model::{self, Machine, Transition};
-use crate::parse::{MachineSyntax, Table};
+use crate::parse::Table;
 
 /// Runs the pipeline: parse, lower, check, generate.
 ///
 /// `Err` means the input is not a machine at all (its header did not parse). Any error
-/// inside the table gives `Ok`: the errors as `compile_error!`s, plus stub items so the
-/// rest of the user's crate does not drown them in follow-on errors.
+/// inside the table gives `Ok`: the errors as `compile_error!`s, plus the fallback items
+/// (see `fallback`) so the rest of the user's crate does not drown them in follow-on
+/// errors.
 pub(crate) fn state_machine(input: TokenStream) -> syn::Result<TokenStream> {
     let syntax = match syn::parse2(input)? {
         Table::Machine(syntax) => *syntax,
@@ -45,31 +46,30 @@ pub(crate) fn state_machine(input: TokenStream) -> syn::Result<TokenStream> {
     for error in &syntax.errors {
         errors.push_error(error.clone());
     }
-    if !errors.is_empty() {
-        return Ok(with_fallback(errors, &syntax));
+    // After a syntax error the table is lowered for the fallback only: the rules would
+    // report what the items that did not parse would have declared.
+    let mut rule_errors = Errors::default();
+    let lowered = model::lower(&syntax, &mut rule_errors);
+    if errors.is_empty() {
+        check::check(&lowered.machine, lowered.complete, &mut rule_errors);
+        errors.append(rule_errors);
     }
-    let lowered = model::lower(&syntax, &mut errors);
-    check::check(&lowered.machine, lowered.complete, &mut errors);
-    if !errors.is_empty() {
-        return Ok(with_fallback(errors, &syntax));
-    }
-    match expand(&lowered.machine) {
-        Some(tokens) => Ok(tokens),
-        None => {
-            // Unreachable after a clean check; kept total rather than panicking.
-            errors.push(
-                lowered.machine.machine_span,
-                "this machine has no initial state",
-            );
-            Ok(with_fallback(errors, &syntax))
+    if errors.is_empty() {
+        if let Some(tokens) = expand(&lowered.machine) {
+            return Ok(tokens);
         }
+        // Unreachable after a clean check; kept total rather than panicking.
+        errors.push(
+            lowered.machine.machine_span,
+            "this machine has no initial state",
+        );
     }
-}
-
-fn with_fallback(errors: Errors, syntax: &MachineSyntax) -> TokenStream {
     let mut tokens = errors.into_compile_errors();
-    tokens.extend(fallback::stubs(syntax));
-    tokens
+    match fallback::salvage(&lowered.machine).and_then(|machine| expand(&machine)) {
+        Some(items) => tokens.extend(items),
+        None => tokens.extend(fallback::stubs(&syntax)),
+    }
+    Ok(tokens)
 }
 
 /// Every generated item, or `None` if the model lacks an initial state.

@@ -13,6 +13,7 @@ use crate::errors::Errors;
 use crate::parse::{HookKind, Item, MachineSyntax, MigrateDecl, StateDecl, TransitionDecl};
 
 /// A machine whose names all resolve.
+#[derive(Clone)]
 #[cfg_attr(test, derive(Debug))]
 pub(crate) struct Machine {
     /// Doc comments and attributes for the machine type, `derive`s excluded.
@@ -42,6 +43,7 @@ pub(crate) struct Machine {
 }
 
 /// A resolved `migrate from` item.
+#[derive(Clone)]
 #[cfg_attr(test, derive(Debug))]
 pub(crate) struct Migration {
     /// The `migrate` keyword, for errors about the item as a whole.
@@ -55,6 +57,7 @@ pub(crate) struct Migration {
 }
 
 /// `Old => New [/ convert]` with `New` resolved.
+#[derive(Clone)]
 #[cfg_attr(test, derive(Debug))]
 pub(crate) struct Mapping {
     /// The older state, as written.
@@ -68,6 +71,7 @@ pub(crate) struct Mapping {
 }
 
 /// A state of the machine.
+#[derive(Clone)]
 #[cfg_attr(test, derive(Debug))]
 pub(crate) struct State {
     /// Doc comments and attributes for the state type.
@@ -87,6 +91,7 @@ pub(crate) struct State {
 }
 
 /// An event of the machine.
+#[derive(Clone)]
 #[cfg_attr(test, derive(Debug))]
 pub(crate) struct Event {
     /// Doc comments and attributes for the payload type.
@@ -100,6 +105,7 @@ pub(crate) struct Event {
 }
 
 /// A transition whose states and event resolved.
+#[derive(Clone)]
 #[cfg_attr(test, derive(Debug))]
 pub(crate) struct Transition {
     /// Doc comments for the generated method.
