@@ -198,7 +198,7 @@ fn serde_derives() -> TokenStream {
 }
 
 /// `tokens` with every span set to `span`, so an error about them points at one place.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
         .map(|mut tree| {

@@ -204,13 +204,9 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
             ::statemachine::__private::saga_step(#step_name, ::statemachine::saga::StepKind::#kind, #compensation_tokens, #via_tokens)
         });
         let forward = &step.forward;
-        forwards.push(quote_spanned! {forward.span()=>
-            #index => ::std::boxed::Box::pin(#forward(env, ctx, data)),
-        });
+        forwards.push(step_call(index, forward, &env, data));
         if let Some(undo) = &step.compensation {
-            compensations.push(quote_spanned! {undo.span()=>
-                #index => ::std::boxed::Box::pin(#undo(env, ctx, data)),
-            });
+            compensations.push(step_call(index, undo, &env, data));
         }
         canonical.push_str(&format!(
             "{step_name} {kind} {} {}\n",
@@ -275,5 +271,19 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
                 }
             }
         }
+    }
+}
+
+/// `index => step(forward, env, ctx, data)`: the step called through the runtime's
+/// signature check, spanned at its name, so a step with the wrong signature is reported
+/// there with the signature it should have.
+fn step_call(index: usize, step: &syn::Path, env: &TokenStream, data: &syn::Type) -> TokenStream {
+    let span = step.span();
+    let call = quote_spanned! {span=>
+        ::statemachine::__private::step::<#env, #data, _, _>
+    };
+    let call = crate::expand::respan(call, span);
+    quote_spanned! {span=>
+        #index => #call(#step, env, ctx, data),
     }
 }

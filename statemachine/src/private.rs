@@ -83,6 +83,8 @@ pub use crate::signature::{
     ActionArgs, ActionTarget, Arg, Call, ConvertArgs, ConvertTarget, GuardArgs, GuardVerdict,
     HookArgs, HookReturn, IntoReason, action, convert, guard, hook,
 };
+#[cfg(feature = "sagas")]
+pub use crate::signature::{StepArgs, StepReturn, step};
 pub use serde;
 pub use serde_json;
 

@@ -323,6 +323,77 @@ where
     ConvertTarget::<S, T>::__target(convert.__call(A::__new(state)))
 }
 
+/// What a saga step or compensation takes: `(&Env, &StepContext, &mut Data)`.
+#[cfg(feature = "sagas")]
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a step of this saga takes `(&{Env}, &StepContext, &mut {D})`, not `{Self}`",
+    label = "expected `async fn(&{Env}, &StepContext, &mut {D}) -> Result<(), StepError>`",
+    note = "a step or compensation is `async fn(env: &{Env}, ctx: &StepContext, data: &mut {D}) -> Result<(), StepError>`"
+)]
+pub trait StepArgs<'a, Env, D>: Sized {
+    /// The arguments.
+    fn __new(env: &'a Env, ctx: &'a crate::saga::StepContext, data: &'a mut D) -> Self;
+}
+
+#[cfg(feature = "sagas")]
+#[diagnostic::do_not_recommend]
+impl<'a, Env, D, A1, A2, A3> StepArgs<'a, Env, D> for (A1, A2, A3)
+where
+    Env: 'a,
+    D: 'a,
+    &'a Env: Arg<A1>,
+    &'a crate::saga::StepContext: Arg<A2>,
+    &'a mut D: Arg<A3>,
+{
+    #[inline(always)]
+    fn __new(env: &'a Env, ctx: &'a crate::saga::StepContext, data: &'a mut D) -> Self {
+        (env.__into_arg(), ctx.__into_arg(), data.__into_arg())
+    }
+}
+
+/// What a saga step returns: a future of `Result<(), StepError>` (an `async fn`).
+#[cfg(feature = "sagas")]
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a step of this saga is an `async fn` returning `Result<(), StepError>`; this one returns `{Self}`",
+    label = "returns `{Self}`",
+    note = "a step or compensation is `async fn(env: &{Env}, ctx: &StepContext, data: &mut {D}) -> Result<(), StepError>`; write `async fn`, and return `Ok(())` or a `StepError`"
+)]
+pub trait StepReturn<'a, Env, D> {
+    /// The future, boxed for the executor.
+    fn __boxed(self) -> crate::saga::StepFuture<'a>;
+}
+
+#[cfg(feature = "sagas")]
+#[diagnostic::do_not_recommend]
+impl<'a, Env, D, Fut> StepReturn<'a, Env, D> for Fut
+where
+    Fut: Future<Output = Result<(), crate::saga::StepError>> + Send + 'a,
+{
+    #[inline(always)]
+    fn __boxed(self) -> crate::saga::StepFuture<'a> {
+        Box::pin(self)
+    }
+}
+
+/// Calls a saga step or compensation.
+#[cfg(feature = "sagas")]
+#[inline(always)]
+pub fn step<'a, Env, D, F, A>(
+    step: F,
+    env: &'a Env,
+    ctx: &'a crate::saga::StepContext,
+    data: &'a mut D,
+) -> crate::saga::StepFuture<'a>
+where
+    F: Call<A>,
+    A: StepArgs<'a, Env, D>,
+    F::Output: StepReturn<'a, Env, D>,
+{
+    StepReturn::<Env, D>::__boxed(step.__call(A::__new(env, ctx, data)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,5 +430,34 @@ mod tests {
         hook::<u8, (), _, _>(count, &mut data, &());
         assert_eq!(data, 2);
         assert_eq!(convert::<u8, u16, _, _>(u16::from, 4), 4);
+    }
+}
+
+#[cfg(all(test, feature = "sagas"))]
+mod step_tests {
+    use super::step;
+    use crate::saga::{StepContext, StepError};
+
+    async fn add(env: &u8, _: &StepContext, data: &mut u8) -> Result<(), StepError> {
+        *data += *env;
+        Ok(())
+    }
+
+    #[test]
+    fn a_step_is_called_with_the_sagas_arguments() {
+        let ctx = StepContext {
+            instance: "s-1".into(),
+            step: "add",
+            idempotency_key: "Saga/s-1/add".into(),
+            attempt: 1,
+            compensating: false,
+        };
+        let mut data = 1;
+        let future = step::<u8, u8, _, _>(add, &2, &ctx, &mut data);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(runtime.block_on(future).is_ok());
+        assert_eq!(data, 3);
     }
 }
