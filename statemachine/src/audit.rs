@@ -54,8 +54,8 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -63,7 +63,12 @@ use crate::InstanceId;
 
 // What generated code calls to record a transition: public only through
 // `statemachine::__private`, not part of the API.
+mod clock;
+mod journal;
 pub(crate) mod recorder;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use journal::Journal;
 
 /// Whether refusal reasons and error texts are logged: off unless the application opts in.
 static LOG_REASONS: AtomicBool = AtomicBool::new(false);
@@ -90,72 +95,6 @@ pub fn log_reasons(on: bool) {
 /// Whether [`log_reasons`] is on.
 pub fn logs_reasons() -> bool {
     LOG_REASONS.load(Ordering::Relaxed)
-}
-
-/// Where time comes from. Replace it to test timeouts and stamps without sleeping.
-pub trait Clock: Send + Sync {
-    /// The current time.
-    fn now(&self) -> SystemTime;
-}
-
-/// The operating system's wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
-
-/// A clock that moves only when told to: for tests and simulations.
-///
-/// ```
-/// use std::time::{Duration, SystemTime};
-/// use statemachine::{Clock, ManualClock};
-///
-/// let clock = ManualClock::new(SystemTime::UNIX_EPOCH);
-/// clock.advance(Duration::from_secs(90));
-/// assert_eq!(clock.now(), SystemTime::UNIX_EPOCH + Duration::from_secs(90));
-/// ```
-#[derive(Debug)]
-pub struct ManualClock {
-    now: Mutex<SystemTime>,
-}
-
-impl ManualClock {
-    /// A clock that reads `start` until it is advanced.
-    pub fn new(start: SystemTime) -> Self {
-        Self {
-            now: Mutex::new(start),
-        }
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: Duration) {
-        let mut now = self
-            .now
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *now += by;
-    }
-
-    /// Sets the clock to `to`, forward or back.
-    pub fn set(&self, to: SystemTime) {
-        *self
-            .now
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = to;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        *self
-            .now
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
 }
 
 /// What an audit record says happened.
@@ -285,94 +224,6 @@ pub trait Observer: Send + Sync {
 impl<F: Fn(&AuditRecord) + Send + Sync> Observer for F {
     fn observe(&self, record: &AuditRecord) {
         self(record);
-    }
-}
-
-/// An observer that keeps every record it sees, with payloads.
-///
-/// ```
-/// use std::sync::Arc;
-/// use statemachine::{Journal, state_machine};
-///
-/// state_machine! {
-///     machine Switch {
-///         version 1;
-///         initial state Off;
-///         state On;
-///         event toggle;
-///         Off + toggle => On;
-///         On + toggle => Off;
-///     }
-/// }
-///
-/// let journal = Arc::new(Journal::default());
-/// let mut switch = Switch::new("hall");
-/// switch.audit_mut().observe(journal.clone());
-/// let switch = switch.toggle().toggle();
-/// let records = journal.take();
-/// assert_eq!(records.len(), 2);
-/// assert_eq!(records[1].seq, 2);
-/// assert_eq!(records[1].to.as_deref(), Some("Off"));
-/// # let _ = switch;
-/// ```
-#[derive(Debug, Default)]
-pub struct Journal {
-    records: Mutex<Vec<AuditRecord>>,
-    /// Why an event's payload could not be recorded, if one could not: a repository
-    /// refuses to write records that could not be replayed.
-    unrecorded: Mutex<Option<crate::encode::EncodeError>>,
-}
-
-impl Journal {
-    /// Takes the records seen so far, oldest first, leaving the journal empty.
-    pub fn take(&self) -> Vec<AuditRecord> {
-        std::mem::take(&mut *self.records.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// Puts records back in front of the ones waiting (after a failed write).
-    pub(crate) fn restore(&self, mut records: Vec<AuditRecord>) {
-        let mut waiting = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        records.append(&mut waiting);
-        *waiting = records;
-    }
-
-    /// Notes that an event's payload could not be recorded.
-    pub(crate) fn unrecorded(&self, why: crate::encode::EncodeError) {
-        self.unrecorded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(why);
-    }
-
-    /// Takes the note left by [`unrecorded`](Self::unrecorded), if any.
-    pub(crate) fn take_unrecorded(&self) -> Option<crate::encode::EncodeError> {
-        self.unrecorded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-    }
-
-    /// How many records are waiting.
-    pub fn len(&self) -> usize {
-        self.records.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// Whether no record is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl Observer for Journal {
-    fn observe(&self, record: &AuditRecord) {
-        self.records
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(record.clone());
-    }
-
-    fn wants_payloads(&self) -> bool {
-        true
     }
 }
 
