@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use statemachine::saga::{StepContext, StepError};
+use statemachine::MemoryStore;
+use statemachine::saga::{RetryPolicy, SagaExecutor, StepContext, StepError};
 use statemachine::state_machine;
 
 state_machine! {
@@ -236,4 +237,42 @@ async fn send_confirmation(
     _: &mut Order,
 ) -> Result<(), StepError> {
     services.email.call("send", ctx, services.start).await
+}
+
+// Shared by the saga test files.
+
+/// An order the saga tests start with.
+pub fn order() -> Order {
+    Order {
+        address: "1 Analytical Way".into(),
+        cents: 4200,
+        ..Order::default()
+    }
+}
+
+/// `n` retryable failures (`unavailable`).
+pub fn transient(n: usize) -> Vec<Behaviour> {
+    (0..n)
+        .map(|_| Behaviour::Fail(StepError::retryable("unavailable", "503")))
+        .collect()
+}
+
+/// A permanent failure (`declined`).
+pub fn permanent() -> Behaviour {
+    Behaviour::Fail(StepError::permanent("declined", "card declined"))
+}
+
+/// An executor on a memory store, retrying four times from a one-second delay.
+pub fn executor(services: Services) -> SagaExecutor<Fulfilment, MemoryStore> {
+    SagaExecutor::new(MemoryStore::new(), services).with_retry(
+        RetryPolicy::default()
+            .with_initial_interval(Duration::from_secs(1))
+            .with_maximum_attempts(4),
+    )
+}
+
+/// The services an executor drives.
+pub fn services(executor: &SagaExecutor<Fulfilment, MemoryStore>) -> &Services {
+    // The executor owns the services; tests read them through the saga's environment.
+    executor.env()
 }
