@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 mod operations;
 mod rows;
+mod write;
 
 pub use operations::Checkpoint;
 
