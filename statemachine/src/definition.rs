@@ -7,6 +7,8 @@
 
 use std::fmt::Write as _;
 
+use crate::timer::{TimerInfo, TimerKind};
+
 /// A machine's transition table as data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -33,8 +35,12 @@ pub struct Definition {
     pub states: &'static [StateInfo],
     /// The events, in declaration order.
     pub events: &'static [EventInfo],
-    /// The transitions, in declaration order (the order guards are tried in).
+    /// The transitions, in declaration order (the order guards are tried in). A
+    /// deadline's transitions are here too, with the timer's name as their event
+    /// (`after 30m`).
     pub transitions: &'static [TransitionInfo],
+    /// The deadlines and reminders of every state, in declaration order.
+    pub timers: &'static [TimerInfo],
 }
 
 /// One state of a [`Definition`].
@@ -55,6 +61,9 @@ pub struct StateInfo {
     pub exit: Option<&'static str>,
     /// The state's doc comment.
     pub doc: &'static str,
+    /// Whether the state waits on the outside world (`wait state ..`): the compiler
+    /// makes sure it has a deadline.
+    pub wait: bool,
 }
 
 /// One event of a [`Definition`].
@@ -114,6 +123,17 @@ impl Definition {
         states.iter().filter(|s| s.is_final)
     }
 
+    /// The timers `state` arms when an instance enters it, in declaration order.
+    pub fn timers_of(&self, state: &str) -> impl Iterator<Item = &'static TimerInfo> {
+        let timers: &'static [TimerInfo] = self.timers;
+        timers.iter().filter(move |t| t.state == state)
+    }
+
+    /// The timer `name` of `state`.
+    pub fn timer(&self, state: &str, name: &str) -> Option<&'static TimerInfo> {
+        self.timers_of(state).find(|t| t.name == name)
+    }
+
     /// The transitions that leave `state`, in the order the table tries them.
     pub fn transitions_from(&self, state: &str) -> impl Iterator<Item = &'static TransitionInfo> {
         let transitions: &'static [TransitionInfo] = self.transitions;
@@ -153,10 +173,19 @@ impl Definition {
                 let _ = writeln!(out, "    {from} --> {}: {}", t.to, label(t));
             }
         }
+        for timer in self.reminders() {
+            let _ = writeln!(out, "    note right of {}: {}", timer.state, timer.name);
+        }
         for state in self.finals() {
             let _ = writeln!(out, "    {} --> [*]", state.name);
         }
         out
+    }
+
+    /// The reminders of every state, in declaration order.
+    fn reminders(&self) -> impl Iterator<Item = &'static TimerInfo> {
+        let timers: &'static [TimerInfo] = self.timers;
+        timers.iter().filter(|t| t.kind == TimerKind::Reminder)
     }
 
     /// Renders the table as a Graphviz `digraph`.
@@ -183,6 +212,14 @@ impl Definition {
                     label(t).replace('\\', "\\\\").replace('"', "\\\"")
                 );
             }
+        }
+        for timer in self.reminders() {
+            let _ = writeln!(
+                out,
+                "    {0} -> {0} [style=dashed, label=\"{1}\"];",
+                timer.state,
+                timer.name.replace('\\', "\\\\").replace('"', "\\\"")
+            );
         }
         out.push_str("}\n");
         out

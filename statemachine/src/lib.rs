@@ -21,6 +21,7 @@ pub mod saga;
 mod signature;
 pub mod snapshot;
 pub mod store;
+pub mod timer;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -45,6 +46,7 @@ pub use snapshot::{RestoreError, Snapshot, SnapshotError, StateSnapshot};
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use store::{MemoryStore, Store, StoreError};
+pub use timer::{Due, Timer, TimerFired, TimerInfo, TimerKind};
 
 /// Declares a state machine: its states, events and transitions, checked at compile
 /// time.

@@ -1,6 +1,7 @@
 //! Support for generated code. Not public API: nothing here is covered by semver.
 
 use crate::definition::{Definition, EventInfo, FieldInfo, StateInfo, TransitionInfo};
+use crate::timer::{TimerInfo, TimerKind};
 
 /// Builds a [`Definition`] in a `const` context.
 #[allow(clippy::too_many_arguments)]
@@ -21,6 +22,45 @@ pub const fn definition(
         states,
         events,
         transitions,
+        timers: &[],
+    }
+}
+
+/// The definition with the table's timers, in a `const` context.
+pub const fn with_timers(definition: Definition, timers: &'static [TimerInfo]) -> Definition {
+    Definition {
+        timers,
+        ..definition
+    }
+}
+
+/// Builds a [`TimerInfo`] in a `const` context.
+#[allow(clippy::too_many_arguments)]
+pub const fn timer(
+    state: &'static str,
+    name: &'static str,
+    kind: TimerKind,
+    after: &'static str,
+    delay: Option<std::time::Duration>,
+    to: &'static [&'static str],
+    action: Option<&'static str>,
+) -> TimerInfo {
+    TimerInfo {
+        state,
+        name,
+        kind,
+        after,
+        delay,
+        to,
+        action,
+    }
+}
+
+/// The state, marked as waiting on the outside world (`wait state ..`).
+pub const fn waiting(state: StateInfo) -> StateInfo {
+    StateInfo {
+        wait: true,
+        ..state
     }
 }
 
@@ -42,6 +82,7 @@ pub const fn state(
         entry,
         exit,
         doc,
+        wait: false,
     }
 }
 
@@ -77,6 +118,13 @@ pub const fn transition(
 }
 
 pub use crate::audit::RecordKind;
+pub use crate::timer::{Due, Timer, TimerFired};
+
+/// A timer's due time from what a table's function returns (a `Duration` or a
+/// `SystemTime`).
+pub fn due(value: impl Into<Due>) -> Due {
+    value.into()
+}
 pub use crate::audit::recorder::{Happened, Identified, Place, Recorder, StepResult, Stepped};
 pub use crate::instance::{Fields, Instance};
 pub use crate::signature::{
