@@ -22,6 +22,8 @@ mod signature;
 pub mod snapshot;
 pub mod store;
 pub mod timer;
+#[cfg(feature = "worker")]
+pub mod worker;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -41,7 +43,7 @@ pub use error::{Reason, Refusal, Rejected, WrongState};
 pub use id::InstanceId;
 pub use machine::{Event, StateMachine};
 pub use replay::{ReplayError, replay};
-pub use repository::{Applied, ApplyError, Failed, Meta, Repository};
+pub use repository::{Applied, ApplyError, Failed, Fired, Meta, Repository, TIMER_ACTOR, TimerError};
 pub use snapshot::{RestoreError, Snapshot, SnapshotError, StateSnapshot};
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;

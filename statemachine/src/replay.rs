@@ -232,6 +232,13 @@ fn created<M: StateMachine>(first: Option<&AuditRecord>) -> Result<M, ReplayErro
 
 /// Applies one `applied` record's event and checks that it did what the record says.
 fn step<M: StateMachine>(machine: M, record: &AuditRecord) -> Result<M, ReplayError> {
+    let timer = record
+        .event
+        .as_deref()
+        .and_then(|event| M::DEFINITION.timer(machine.state_name(), event));
+    if timer.is_some() {
+        return step_timer(machine, record);
+    }
     let event: M::Event = serde_json::from_value(json!({
         "event": record.event,
         "payload": record.payload,
@@ -257,6 +264,48 @@ fn step<M: StateMachine>(machine: M, record: &AuditRecord) -> Result<M, ReplayEr
             });
         }
     };
+    let found = format!("#{} {}", machine.seq(), machine.state_name());
+    if found != expected {
+        return Err(ReplayError::Diverged {
+            id: record.id.clone(),
+            seq: record.seq,
+            expected,
+            found,
+        });
+    }
+    Ok(machine)
+}
+
+/// Fires the timer an `applied` record names (its payload is the [`TimerFired`]) and
+/// checks that it did what the record says.
+///
+/// [`TimerFired`]: crate::TimerFired
+fn step_timer<M: StateMachine>(machine: M, record: &AuditRecord) -> Result<M, ReplayError> {
+    let fired: crate::TimerFired = record
+        .payload
+        .clone()
+        .map_or_else(
+            || serde_json::from_value(serde_json::Value::Null),
+            serde_json::from_value,
+        )
+        .map_err(|source| ReplayError::Event {
+            id: record.id.clone(),
+            seq: record.seq,
+            source,
+        })?;
+    let expected = format!(
+        "#{} {}",
+        record.seq,
+        record.to.as_deref().unwrap_or_default()
+    );
+    let machine = machine
+        .__fire_timer(fired)
+        .map_err(|rejected| ReplayError::Diverged {
+            id: record.id.clone(),
+            seq: record.seq,
+            expected: expected.clone(),
+            found: rejected.to_string(),
+        })?;
     let found = format!("#{} {}", machine.seq(), machine.state_name());
     if found != expected {
         return Err(ReplayError::Diverged {

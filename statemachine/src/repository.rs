@@ -7,8 +7,11 @@ use serde_json::json;
 
 mod apply;
 mod reads;
+mod timers;
 
-use crate::store::{Commit, Committed, FirstResult, Store, StoreError};
+pub use timers::{Fired, TIMER_ACTOR, TimerError};
+
+use crate::store::{ArmedTimer, Commit, Committed, FirstResult, Store, StoreError};
 use crate::{
     AuditRecord, Clock, Event, InstanceId, RecordKind, Rejected, StateMachine, SystemClock,
 };
@@ -250,9 +253,10 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             correlation_id,
             idempotency_key,
         };
+        let timers = armed(&machine, at);
         match self
             .store
-            .create(&snapshot, std::slice::from_ref(&record), at)
+            .create(&snapshot, std::slice::from_ref(&record), &timers, at)
         {
             Ok(()) => Ok(self.attach(machine)),
             Err(error) => Err(Failed::new(machine, error)),
@@ -353,6 +357,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             snapshot: Option<crate::Snapshot>,
             records: Vec<AuditRecord>,
             key: Option<String>,
+            timers: Vec<ArmedTimer>,
         }
         let mut pending = Vec::with_capacity(machines.len());
         let fail = |pending: Vec<(Arc<crate::Journal>, Pending)>, error: StoreError| {
@@ -431,10 +436,16 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                     snapshot,
                     records,
                     key: machine.audit().caller().2,
+                    timers: Vec::new(),
                 },
             ));
         }
         let at = self.clock.now();
+        for (machine, (_, p)) in machines.iter().zip(&mut pending) {
+            if p.snapshot.is_some() {
+                p.timers = armed(machine, at);
+            }
+        }
         let commits: Vec<Commit<'_>> = machines
             .iter()
             .zip(&pending)
@@ -446,6 +457,8 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 records: &p.records,
                 idempotency_key: p.key.as_deref(),
                 at,
+                timers: &p.timers,
+                fired: None,
             })
             .collect();
         let result = match commits.as_slice() {
@@ -472,4 +485,18 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         }
         result
     }
+}
+
+/// The timers of the state `machine` is in, due from `entered_at`: what a transition
+/// into that state arms.
+fn armed<M: StateMachine>(machine: &M, entered_at: std::time::SystemTime) -> Vec<ArmedTimer> {
+    machine
+        .timers()
+        .into_iter()
+        .map(|timer| ArmedTimer {
+            name: timer.name,
+            kind: timer.kind,
+            due_at: timer.due.resolve(entered_at),
+        })
+        .collect()
 }

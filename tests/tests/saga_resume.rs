@@ -88,6 +88,8 @@ async fn call(worker: &Worker, ctx: &StepContext, _: &mut Work) -> Result<(), St
                     records: &[],
                     idempotency_key: None,
                     at: std::time::SystemTime::now(),
+                    timers: &[],
+                    fired: None,
                 })
                 .unwrap();
         }

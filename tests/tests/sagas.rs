@@ -422,6 +422,8 @@ async fn resume_finishes_what_a_crash_interrupted_with_the_same_keys() {
         records: &[],
         idempotency_key: None,
         at: std::time::SystemTime::now(),
+        timers: &[],
+        fired: None,
     };
     store.commit(&commit).unwrap();
     let resumed = executor.resume().await.unwrap();

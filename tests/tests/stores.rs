@@ -43,9 +43,10 @@ mod sqlite {
             &self,
             snapshot: &Snapshot,
             records: &[AuditRecord],
+            timers: &[statemachine::store::ArmedTimer],
             at: SystemTime,
         ) -> Result<(), StoreError> {
-            self.store.create(snapshot, records, at)
+            self.store.create(snapshot, records, timers, at)
         }
         fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
             self.store.load(machine, id)

@@ -120,9 +120,13 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         let take = || pending.as_ref().map(|p| p.take()).unwrap_or_default();
         let outcome = machine.fire(event);
         let records = take();
-        let snapshot = match &outcome {
-            Ok(next) => Some(next.snapshot().map_err(|e| Attempt::Store(e.into()))?),
-            Err(_) => None,
+        let at = self.clock.now();
+        let (snapshot, timers) = match &outcome {
+            Ok(next) => (
+                Some(next.snapshot().map_err(|e| Attempt::Store(e.into()))?),
+                super::armed(next, at),
+            ),
+            Err(_) => (None, Vec::new()),
         };
         let commit = Commit {
             machine: machine_name,
@@ -131,7 +135,9 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             snapshot: snapshot.as_ref(),
             records: &records,
             idempotency_key: meta.idempotency_key.as_deref(),
-            at: self.clock.now(),
+            at,
+            timers: &timers,
+            fired: None,
         };
         match (self.store.commit(&commit).map_err(Attempt::Store)?, outcome) {
             (Committed::Duplicate(first), _) => self.duplicate(id, first),

@@ -38,6 +38,22 @@ pub enum StoreError {
         /// The sequence number stored now.
         found: u64,
     },
+    /// A commit fired a timer that is no longer armed: it fired already, or its instance
+    /// left the state it was armed in. Nothing was written.
+    #[error(
+        "timer `{timer}` of `{machine}` instance `{id}` at sequence number {seq} is no longer \
+         armed (it fired already, or the instance left its state); nothing was written"
+    )]
+    TimerGone {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// The sequence number the timer was armed at.
+        seq: u64,
+        /// The timer's name.
+        timer: String,
+    },
     /// A stored row cannot be read back.
     #[error(
         "stored `{machine}` instance `{id}` is damaged: {reason}; restore it from a backup or \

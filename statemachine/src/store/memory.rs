@@ -7,9 +7,10 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use super::{
-    Commit, Committed, Cursor, FirstResult, InstanceSummary, Page, Store, StoreError,
-    StoredInstance,
+    ArmedTimer, Claim, Commit, Committed, Cursor, DueTimer, FirstResult, InstanceSummary, Page,
+    Release, Store, StoreError, StoredInstance, TimerStore,
 };
+use crate::timer::TimerKind;
 use crate::{AuditRecord, InstanceId, Snapshot};
 
 /// A [`Store`] in memory. Cheap to create; everything is lost when it is dropped.
@@ -17,6 +18,7 @@ use crate::{AuditRecord, InstanceId, Snapshot};
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     max_snapshot_bytes: usize,
+    armed: super::ArmedSignal,
 }
 
 impl Default for MemoryStore {
@@ -24,6 +26,7 @@ impl Default for MemoryStore {
         Self {
             inner: Mutex::default(),
             max_snapshot_bytes: super::DEFAULT_MAX_SNAPSHOT_BYTES,
+            armed: super::ArmedSignal::default(),
         }
     }
 }
@@ -36,6 +39,43 @@ struct Inner {
     instances: BTreeMap<Key, Row>,
     audit: HashMap<Key, Vec<AuditRecord>>,
     keys: HashMap<(String, InstanceId, String), FirstResult>,
+    /// Armed timers by (machine, instance, seq, name).
+    timers: BTreeMap<TimerKey, TimerRow>,
+    /// The same timers in the order they are claimed.
+    due: std::collections::BTreeSet<(SystemTime, SystemTime, TimerKey)>,
+}
+
+type TimerKey = (String, InstanceId, u64, String);
+
+#[derive(Debug, Clone)]
+struct TimerRow {
+    kind: TimerKind,
+    due_at: SystemTime,
+    run_at: SystemTime,
+    attempts: u32,
+}
+
+impl Inner {
+    fn arm(&mut self, machine: &str, id: &InstanceId, seq: u64, timer: &ArmedTimer) {
+        let key = (machine.to_owned(), id.clone(), seq, timer.name.to_owned());
+        self.unarm(&key);
+        self.due.insert((timer.due_at, timer.due_at, key.clone()));
+        self.timers.insert(
+            key,
+            TimerRow {
+                kind: timer.kind,
+                due_at: timer.due_at,
+                run_at: timer.due_at,
+                attempts: 0,
+            },
+        );
+    }
+
+    fn unarm(&mut self, key: &TimerKey) -> Option<TimerRow> {
+        let row = self.timers.remove(key)?;
+        self.due.remove(&(row.run_at, row.due_at, key.clone()));
+        Some(row)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +156,7 @@ impl Store for MemoryStore {
         &self,
         snapshot: &Snapshot,
         records: &[AuditRecord],
+        timers: &[ArmedTimer],
         at: SystemTime,
     ) -> Result<(), StoreError> {
         let key = (snapshot.machine.clone(), snapshot.id.clone());
@@ -136,6 +177,11 @@ impl Store for MemoryStore {
             .entry(key)
             .or_default()
             .extend_from_slice(records);
+        for timer in timers {
+            inner.arm(&snapshot.machine, &snapshot.id, snapshot.seq, timer);
+        }
+        drop(inner);
+        self.armed.armed(!timers.is_empty());
         Ok(())
     }
 
@@ -161,6 +207,8 @@ impl Store for MemoryStore {
         let committed = check(&inner, commit, &HashMap::new())?;
         if committed == Committed::Written {
             write(&mut inner, commit, json);
+            drop(inner);
+            self.armed.armed(!commit.timers.is_empty());
         }
         Ok(committed)
     }
@@ -200,6 +248,8 @@ impl Store for MemoryStore {
         for (commit, json) in commits.iter().zip(encoded) {
             write(&mut inner, commit, json);
         }
+        drop(inner);
+        self.armed.armed(commits.iter().any(|c| !c.timers.is_empty()));
         Ok(vec![Committed::Written; commits.len()])
     }
 
@@ -325,6 +375,17 @@ fn check(
             found,
         });
     }
+    if let Some(fired) = commit.fired {
+        let timer = (key.0, key.1, commit.expected_seq, fired.name.to_owned());
+        if !inner.timers.contains_key(&timer) || fired.fence != 0 {
+            return Err(StoreError::TimerGone {
+                machine: timer.0,
+                id: timer.1,
+                seq: timer.2,
+                timer: timer.3,
+            });
+        }
+    }
     Ok(Committed::Written)
 }
 
@@ -345,11 +406,103 @@ fn write(inner: &mut Inner, commit: &Commit<'_>, json: Option<String>) {
         .entry(key.clone())
         .or_default()
         .extend_from_slice(commit.records);
+    if let Some(fired) = commit.fired {
+        let seq = commit.expected_seq;
+        inner.unarm(&(key.0.clone(), key.1.clone(), seq, fired.name.to_owned()));
+        if let (Some(snapshot), TimerKind::Reminder) = (commit.snapshot, fired.kind) {
+            // A reminder stays in its state: its other timers carry over.
+            let carried: Vec<TimerKey> = inner
+                .timers
+                .range((key.0.clone(), key.1.clone(), seq, String::new())..)
+                .take_while(|((m, i, s, _), _)| *m == key.0 && *i == key.1 && *s == seq)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for old in carried {
+                if let Some(row) = inner.unarm(&old) {
+                    let new = (old.0, old.1, snapshot.seq, old.3);
+                    inner.due.insert((row.run_at, row.due_at, new.clone()));
+                    inner.timers.insert(new, row);
+                }
+            }
+        }
+    }
+    if let Some(snapshot) = commit.snapshot {
+        for timer in commit.timers {
+            inner.arm(commit.machine, commit.id, snapshot.seq, timer);
+        }
+    }
     if let Some(idempotency_key) = commit.idempotency_key
         && let Some(first) = super::first_result(commit)
     {
         inner
             .keys
             .insert((key.0, key.1, idempotency_key.to_owned()), first);
+    }
+}
+
+impl TimerStore for MemoryStore {
+    fn claim_due(&self, claim: &Claim<'_>) -> Result<Vec<DueTimer>, StoreError> {
+        let inner = self.inner();
+        Ok(inner
+            .due
+            .iter()
+            .take_while(|(run_at, _, _)| *run_at <= claim.now)
+            .filter(|(_, _, key)| claim.machines.contains(&key.0.as_str()))
+            .take(claim.limit)
+            .filter_map(|(_, _, key)| {
+                let row = inner.timers.get(key)?;
+                Some(DueTimer {
+                    machine: key.0.clone(),
+                    id: key.1.clone(),
+                    seq: key.2,
+                    name: key.3.clone(),
+                    kind: row.kind,
+                    due_at: row.due_at,
+                    run_at: row.run_at,
+                    attempts: row.attempts,
+                    fence: 0,
+                })
+            })
+            .collect())
+    }
+
+    fn next_due(&self, machines: &[&str]) -> Result<Option<SystemTime>, StoreError> {
+        Ok(self
+            .inner()
+            .due
+            .iter()
+            .find(|(_, _, key)| machines.contains(&key.0.as_str()))
+            .map(|(run_at, _, _)| *run_at))
+    }
+
+    fn release(&self, timer: &DueTimer, release: Release<'_>) -> Result<bool, StoreError> {
+        let key = (
+            timer.machine.clone(),
+            timer.id.clone(),
+            timer.seq,
+            timer.name.clone(),
+        );
+        let mut inner = self.inner();
+        if timer.fence != 0 {
+            return Ok(false);
+        }
+        let Some(mut row) = inner.unarm(&key) else {
+            return Ok(false);
+        };
+        if let Release::RetryAt { run_at, .. } = release {
+            row.run_at = run_at;
+            row.attempts = row.attempts.saturating_add(1);
+            inner.due.insert((row.run_at, row.due_at, key.clone()));
+            inner.timers.insert(key, row);
+        }
+        Ok(true)
+    }
+
+    fn timer_count(&self) -> Result<u64, StoreError> {
+        Ok(self.inner().timers.len() as u64)
+    }
+
+    fn on_armed(&self, listener: std::sync::Arc<dyn Fn() + Send + Sync>) {
+        self.armed.listen(listener);
     }
 }

@@ -121,6 +121,7 @@ mod memory;
 mod page;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod timers;
 
 use std::time::SystemTime;
 
@@ -129,6 +130,8 @@ use crate::{AuditRecord, InstanceId, Snapshot};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use page::{Cursor, Page};
+pub(crate) use timers::ArmedSignal;
+pub use timers::{ArmedTimer, Claim, DueTimer, FiredTimer, Release, TimerStore};
 pub(crate) use page::{PAGE, collect_pages};
 pub(crate) use page::{id_after, id_cursor, position_after, position_cursor};
 #[cfg(feature = "sqlite")]
@@ -209,6 +212,14 @@ pub struct Commit<'a> {
     pub idempotency_key: Option<&'a str>,
     /// When the write happens, by the caller's clock.
     pub at: SystemTime,
+    /// The timers of the state the transition enters, armed at the new snapshot's
+    /// sequence number; empty for a refusal and for a reminder (which stays in its
+    /// state, and keeps the state's other timers).
+    pub timers: &'a [ArmedTimer],
+    /// The timer this commit fires, if it is a timer's: the commit is written only if
+    /// the timer is still armed at `expected_seq` ([`StoreError::TimerGone`] otherwise),
+    /// and it removes it.
+    pub fired: Option<FiredTimer<'a>>,
 }
 
 /// What a [`Store::commit`] did.
@@ -229,10 +240,12 @@ pub trait Store: Send + Sync {
     /// # Errors
     ///
     /// [`StoreError::DuplicateId`] if the instance exists.
+    /// The initial state's timers are armed at sequence number 0.
     fn create(
         &self,
         snapshot: &Snapshot,
         records: &[AuditRecord],
+        timers: &[ArmedTimer],
         at: SystemTime,
     ) -> Result<(), StoreError>;
 
@@ -320,8 +333,8 @@ pub trait Store: Send + Sync {
 macro_rules! delegate_store {
     ($($pointer:ty),*) => {$(
         impl<S: Store + ?Sized> Store for $pointer {
-            fn create(&self, snapshot: &Snapshot, records: &[AuditRecord], at: SystemTime) -> Result<(), StoreError> {
-                (**self).create(snapshot, records, at)
+            fn create(&self, snapshot: &Snapshot, records: &[AuditRecord], timers: &[ArmedTimer], at: SystemTime) -> Result<(), StoreError> {
+                (**self).create(snapshot, records, timers, at)
             }
             fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
                 (**self).load(machine, id)

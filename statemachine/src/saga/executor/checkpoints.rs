@@ -143,6 +143,8 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             records: std::slice::from_ref(&record),
             idempotency_key: None,
             at,
+            timers: &[],
+            fired: None,
         })?;
         Ok(next)
     }

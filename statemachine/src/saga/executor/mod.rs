@@ -374,7 +374,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             ..record
         };
         self.store
-            .create(&snapshot, std::slice::from_ref(&record), at)?;
+            .create(&snapshot, std::slice::from_ref(&record), &[], at)?;
         self.run(&id).await
     }
 

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 mod operations;
 mod rows;
+mod timers;
 mod write;
 
 pub use operations::Checkpoint;
@@ -17,7 +18,7 @@ use crate::InstanceId;
 
 /// The schema this release writes. Older schemas are upgraded when a store opens them;
 /// newer ones are refused.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Each step takes the schema from version `n` to `n + 1`; step 0 creates it.
 const MIGRATIONS: &[&str] = &[
@@ -76,6 +77,25 @@ const MIGRATIONS: &[&str] = &[
     -- 2: a fingerprint of the payload a key was first used with, so that a key reused
     -- with another payload is refused (NULL for keys written by schema 1).
     ALTER TABLE statemachine_idempotency ADD COLUMN fingerprint TEXT;
+",
+    r"
+    -- 3: the timers of the state each instance is in, keyed by the sequence number they
+    -- were armed at (a row whose seq is not the instance's is stale and never fires).
+    CREATE TABLE statemachine_timers (
+        machine    TEXT    NOT NULL,
+        id         TEXT    NOT NULL,
+        seq        INTEGER NOT NULL CHECK (seq >= 0),
+        timer      TEXT    NOT NULL,
+        kind       TEXT    NOT NULL CHECK (kind IN ('deadline', 'reminder')),
+        due_at     INTEGER NOT NULL,
+        run_at     INTEGER NOT NULL,
+        attempts   INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        last_error TEXT,
+        fence      INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (machine, id, seq, timer)
+    ) WITHOUT ROWID;
+    CREATE INDEX statemachine_timers_by_run_at
+        ON statemachine_timers (run_at, due_at, machine, id, seq, timer);
 ",
 ];
 
@@ -265,6 +285,8 @@ pub struct SqliteStore {
     file_mode: u32,
     /// The file the store opened; `None` in memory.
     file: Option<operations::OpenedFile>,
+    /// Whom to tell when a write arms timers.
+    armed: crate::store::ArmedSignal,
 }
 
 fn io(error: rusqlite::Error) -> StoreError {
@@ -382,6 +404,7 @@ impl SqliteStore {
             max_snapshot_bytes: options.max_snapshot_bytes,
             file_mode: options.file_mode,
             file,
+            armed: crate::store::ArmedSignal::default(),
         };
         if options.integrity_check_at_open {
             store.integrity_check()?;

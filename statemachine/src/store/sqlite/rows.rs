@@ -6,11 +6,11 @@ use std::time::SystemTime;
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use super::write::{insert_records, to_i64, write_commit};
+use super::write::{arm_timers, insert_records, to_i64, write_commit};
 use super::{SqliteStore, io, io_for};
 use crate::audit::micros::{from_micros, to_micros};
 use crate::store::{
-    Commit, Committed, Cursor, InstanceSummary, Page, Store, StoreError, StoredInstance,
+    ArmedTimer, Commit, Committed, Cursor, InstanceSummary, Page, Store, StoreError, StoredInstance,
 };
 use crate::{AuditRecord, InstanceId, RecordKind, Snapshot};
 
@@ -33,6 +33,7 @@ impl Store for SqliteStore {
         &self,
         snapshot: &Snapshot,
         records: &[AuditRecord],
+        timers: &[ArmedTimer],
         at: SystemTime,
     ) -> Result<(), StoreError> {
         let machine = &snapshot.machine;
@@ -69,7 +70,10 @@ impl Store for SqliteStore {
             });
         }
         insert_records(&tx, records)?;
-        tx.commit().map_err(fail)
+        arm_timers(&tx, machine, id, snapshot.seq, timers)?;
+        tx.commit().map_err(fail)?;
+        self.armed.armed(!timers.is_empty());
+        Ok(())
     }
 
     fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
@@ -117,6 +121,8 @@ impl Store for SqliteStore {
         self.check_file()?;
         let committed = write_commit(&tx, commit, json.as_deref())?;
         tx.commit().map_err(fail)?;
+        self.armed
+            .armed(committed == Committed::Written && !commit.timers.is_empty());
         Ok(committed)
     }
 
@@ -143,6 +149,8 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().map_err(io)?;
+        self.armed
+            .armed(commits.iter().any(|commit| !commit.timers.is_empty()));
         Ok(vec![Committed::Written; commits.len()])
     }
 

@@ -4,7 +4,8 @@
 use super::rows::{corrupt_or_io, to_u64};
 use super::{io, io_for};
 use crate::audit::micros::{from_micros, to_micros};
-use crate::store::{Commit, Committed, FirstResult, StoreError};
+use crate::store::{ArmedTimer, Commit, Committed, FirstResult, StoreError};
+use crate::timer::TimerKind;
 use crate::{AuditRecord, InstanceId};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -96,6 +97,45 @@ pub(super) fn write_commit(
         }
         Some(_) => {}
     }
+    if let Some(fired) = commit.fired {
+        let removed = tx
+            .prepare_cached(
+                "DELETE FROM statemachine_timers
+                 WHERE machine = ?1 AND id = ?2 AND seq = ?3 AND timer = ?4 AND fence = ?5",
+            )
+            .map_err(&fail)?
+            .execute(params![
+                machine,
+                id.as_str(),
+                expected,
+                fired.name,
+                i64::try_from(fired.fence).unwrap_or(i64::MAX)
+            ])
+            .map_err(&fail)?;
+        if removed == 0 {
+            return Err(StoreError::TimerGone {
+                machine: machine.to_owned(),
+                id: id.clone(),
+                seq: commit.expected_seq,
+                timer: fired.name.to_owned(),
+            });
+        }
+        if let (Some(snapshot), TimerKind::Reminder) = (commit.snapshot, fired.kind) {
+            // A reminder stays in its state: the state's other timers carry over.
+            tx.prepare_cached(
+                "UPDATE statemachine_timers SET seq = ?1
+                 WHERE machine = ?2 AND id = ?3 AND seq = ?4",
+            )
+            .map_err(&fail)?
+            .execute(params![
+                to_i64(snapshot.seq, machine, id)?,
+                machine,
+                id.as_str(),
+                expected
+            ])
+            .map_err(&fail)?;
+        }
+    }
     if let (Some(snapshot), Some(json)) = (commit.snapshot, json) {
         tx.prepare_cached(
             "UPDATE statemachine_instances
@@ -116,6 +156,9 @@ pub(super) fn write_commit(
         .map_err(&fail)?;
     }
     insert_records(tx, commit.records)?;
+    if let Some(snapshot) = commit.snapshot {
+        arm_timers(tx, machine, id, snapshot.seq, commit.timers)?;
+    }
     if let Some(key) = commit.idempotency_key
         && let Some(first) = crate::store::first_result(commit)
     {
@@ -141,6 +184,42 @@ pub(super) fn write_commit(
         .map_err(&fail)?;
     }
     Ok(Committed::Written)
+}
+
+/// Arms `timers` of an instance at sequence number `seq`.
+pub(super) fn arm_timers(
+    tx: &rusqlite::Transaction<'_>,
+    machine: &str,
+    id: &InstanceId,
+    seq: u64,
+    timers: &[ArmedTimer],
+) -> Result<(), StoreError> {
+    if timers.is_empty() {
+        return Ok(());
+    }
+    let fail = io_for(machine, id);
+    let seq = to_i64(seq, machine, id)?;
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO statemachine_timers (machine, id, seq, timer, kind, due_at, run_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT (machine, id, seq, timer) DO UPDATE
+                 SET kind = excluded.kind, due_at = excluded.due_at, run_at = excluded.run_at",
+        )
+        .map_err(&fail)?;
+    for timer in timers {
+        insert
+            .execute(params![
+                machine,
+                id.as_str(),
+                seq,
+                timer.name,
+                timer.kind.as_str(),
+                to_micros(timer.due_at)
+            ])
+            .map_err(&fail)?;
+    }
+    Ok(())
 }
 
 fn idempotent(

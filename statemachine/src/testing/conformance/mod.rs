@@ -108,6 +108,8 @@ pub fn a_missing_instance_is_not_found<S: Store>(store: S, _: Damage<S>) {
         records: &[],
         idempotency_key: None,
         at: start(),
+        timers: &[],
+        fired: None,
     };
     assert!(matches!(
         repo.store().commit(&commit),
@@ -188,6 +190,8 @@ pub fn a_commit_writes_snapshot_records_and_key_together<S: Store>(store: S, _: 
             records: &[],
             idempotency_key: Some("k-1"),
             at: start() + Duration::from_secs(120),
+            timers: &[],
+            fired: None,
         })
         .unwrap();
     let Committed::Duplicate(first) = again else {
@@ -368,9 +372,10 @@ pub fn apply_retries_after_losing_a_race<S: Store>(store: S, _: Damage<S>) {
             &self,
             s: &crate::Snapshot,
             r: &[crate::AuditRecord],
+            t: &[crate::store::ArmedTimer],
             at: SystemTime,
         ) -> Result<(), StoreError> {
-            self.inner.create(s, r, at)
+            self.inner.create(s, r, t, at)
         }
         fn load(
             &self,

@@ -1,0 +1,345 @@
+//! [`Repository::fire_timer`]: a due timer, fired into the state it was armed in, once.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::{Applied, Repository};
+use crate::store::{Commit, Committed, DueTimer, FiredTimer, Store, StoreError};
+use crate::timer::{TimerFired, TimerKind};
+use crate::{AuditRecord, InstanceId, RecordKind, StateMachine};
+
+/// The actor the audit records of fired timers name.
+pub const TIMER_ACTOR: &str = "timer";
+
+/// What [`Repository::fire_timer`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Fired<M> {
+    /// The timer took effect: a deadline's transition, or a reminder's action. A
+    /// duplicate (`applied.duplicate`) means it had taken effect before, under the same
+    /// idempotency key.
+    Applied(Applied<M>),
+    /// Every guard of the deadline refused: the instance stays where it is, the refusal
+    /// is in its audit trail, and the timer is removed (the state's other timers stay).
+    Refused {
+        /// The instance, unchanged.
+        machine: M,
+        /// What the last guard said.
+        reason: String,
+    },
+    /// The timer can no longer fire: its instance left the state it was armed in (or
+    /// the timer fired already). Nothing happened; a worker removes the timer.
+    Stale,
+}
+
+/// Why a due timer could not fire. Each leaves the instance as it was; a worker sets the
+/// timer aside as a dead letter, except for [`TimerError::Store`] when
+/// [retryable](StoreError::is_retryable).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TimerError {
+    /// The timer's instance is not stored (any more).
+    #[error(
+        "timer `{timer}` of `{machine}` instance `{id}` cannot fire: the instance is not \
+         stored; it was deleted, or the timer was written by hand"
+    )]
+    InstanceGone {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// The timer.
+        timer: String,
+    },
+    /// The instance's stored snapshot does not restore: damaged, or written by code that
+    /// does not match this build.
+    #[error(
+        "timer `{timer}` of `{machine}` instance `{id}` cannot fire: its snapshot does not \
+         load; repair the instance (or deploy code that reads it) and retry the dead letter"
+    )]
+    Unreadable {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// The timer.
+        timer: String,
+        /// What loading said.
+        #[source]
+        source: StoreError,
+    },
+    /// The instance's current state has no timer of that name: the table changed since
+    /// it was armed.
+    #[error(
+        "timer `{timer}` of `{machine}` instance `{id}` cannot fire: state `{state}` has no \
+         such timer in this version of the table; settle the instance by hand"
+    )]
+    UnknownTimer {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// The timer.
+        timer: String,
+        /// The instance's state.
+        state: String,
+    },
+    /// A guard, hook, action or reminder panicked. The attempt is recorded in the
+    /// instance's audit trail as refused, with the message; the instance is unchanged.
+    #[error(
+        "timer `{timer}` of `{machine}` instance `{id}` panicked in the machine's code: \
+         {message}; fix the code, then retry the dead letter"
+    )]
+    Panicked {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// The timer.
+        timer: String,
+        /// The panic's message.
+        message: String,
+    },
+    /// The store failed; nothing was written. Worth a retry when
+    /// [`StoreError::is_retryable`].
+    #[error("timer `{timer}` was not fired, the store failed")]
+    Store {
+        /// The timer.
+        timer: String,
+        /// What the store said.
+        #[source]
+        error: StoreError,
+    },
+}
+
+impl TimerError {
+    /// Whether trying again later may help (the store was busy).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Store { error, .. } if error.is_retryable())
+    }
+}
+
+/// The text of a panic's payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "panicked with a non-string payload".to_owned()
+    }
+}
+
+impl<M: StateMachine, S: Store> Repository<M, S> {
+    /// Fires a due timer of an instance of `M` (as [`TimerStore::claim_due`] hands it
+    /// out), if the instance still has the sequence number the timer was armed at: a
+    /// deadline takes its transition, a reminder runs its action. The commit carries
+    /// the idempotency key `timer/{seq}/{name}`, removes the timer, and arms the timers
+    /// of the state entered, all in one transaction; the audit record names the timer
+    /// as its event, the actor [`TIMER_ACTOR`], and carries the due time in its payload
+    /// ([`TimerFired`]) and the time it fired (`at`).
+    ///
+    /// A panic in the machine's code (guard, hook, action, reminder) is caught: it is
+    /// recorded in the instance's audit trail and returned as
+    /// [`TimerError::Panicked`].
+    ///
+    /// [`TimerStore::claim_due`]: crate::store::TimerStore::claim_due
+    ///
+    /// # Errors
+    ///
+    /// A [`TimerError`]; the instance is unchanged.
+    pub fn fire_timer(&self, timer: &DueTimer) -> Result<Fired<M>, TimerError> {
+        let store_error = |error: StoreError| TimerError::Store {
+            timer: timer.name.clone(),
+            error,
+        };
+        let mut machine = match self.load(&timer.id) {
+            Ok(machine) => machine,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(TimerError::InstanceGone {
+                    machine: timer.machine.clone(),
+                    id: timer.id.clone(),
+                    timer: timer.name.clone(),
+                });
+            }
+            Err(error) if error.is_corrupt() => {
+                return Err(TimerError::Unreadable {
+                    machine: timer.machine.clone(),
+                    id: timer.id.clone(),
+                    timer: timer.name.clone(),
+                    source: error,
+                });
+            }
+            Err(error) => return Err(store_error(error)),
+        };
+        if machine.seq() != timer.seq {
+            return Ok(Fired::Stale);
+        }
+        let state = machine.state_name();
+        if M::DEFINITION.timer(state, &timer.name).is_none() {
+            return Err(TimerError::UnknownTimer {
+                machine: timer.machine.clone(),
+                id: timer.id.clone(),
+                timer: timer.name.clone(),
+                state: state.to_owned(),
+            });
+        }
+        let key = timer.idempotency_key();
+        let audit = machine.audit_mut();
+        audit.set_actor(TIMER_ACTOR);
+        audit.set_idempotency_key(Some(key.clone()));
+        let pending = machine.audit().pending().cloned();
+        let take = || pending.as_ref().map(|p| p.take()).unwrap_or_default();
+        let fired = TimerFired::new(timer.name.clone(), timer.due_at);
+        let at = self.clock.now();
+        let fired_timer = FiredTimer {
+            name: &timer.name,
+            kind: timer.kind,
+            fence: timer.fence,
+        };
+        let outcome = match catch_unwind(AssertUnwindSafe(|| machine.__fire_timer(fired))) {
+            Ok(outcome) => outcome,
+            Err(payload) => {
+                take();
+                let message = panic_message(payload.as_ref());
+                self.record_failure(
+                    timer,
+                    Some(state),
+                    &format!("panicked: {message}"),
+                    fired_timer,
+                )
+                .map_err(store_error)?;
+                return Err(TimerError::Panicked {
+                    machine: timer.machine.clone(),
+                    id: timer.id.clone(),
+                    timer: timer.name.clone(),
+                    message,
+                });
+            }
+        };
+        let records = take();
+        let (snapshot, timers) = match &outcome {
+            Ok(next) => {
+                let snapshot = next.snapshot().map_err(|e| store_error(e.into()))?;
+                // A reminder stays in its state: the store carries the state's other
+                // timers over. A deadline enters a state (maybe the same one, anew).
+                let timers = match timer.kind {
+                    TimerKind::Reminder => Vec::new(),
+                    _ => super::armed(next, at),
+                };
+                (Some(snapshot), timers)
+            }
+            Err(_) => (None, Vec::new()),
+        };
+        let commit = Commit {
+            machine: M::DEFINITION.name,
+            id: &timer.id,
+            expected_seq: timer.seq,
+            snapshot: snapshot.as_ref(),
+            records: &records,
+            idempotency_key: Some(&key),
+            at,
+            timers: &timers,
+            fired: Some(fired_timer),
+        };
+        let committed = match self.store.commit(&commit) {
+            Ok(committed) => committed,
+            // Another writer moved the instance, or fired the timer, first.
+            Err(StoreError::Conflict { .. } | StoreError::TimerGone { .. }) => {
+                return Ok(Fired::Stale);
+            }
+            Err(error) => return Err(store_error(error)),
+        };
+        match (committed, outcome) {
+            (Committed::Duplicate(first), _) => {
+                if first.refused() {
+                    return Ok(Fired::Stale);
+                }
+                Ok(Fired::Applied(Applied {
+                    machine: self.load(&timer.id).map_err(store_error)?,
+                    seq: first.seq,
+                    from: first.from,
+                    event: first.event,
+                    to: first.to.unwrap_or_default(),
+                    duplicate: true,
+                }))
+            }
+            (_, Ok(next)) => Ok(Fired::Applied(Applied {
+                seq: next.seq(),
+                from: state.to_owned(),
+                event: timer.name.clone(),
+                to: next.state_name().to_owned(),
+                machine: next,
+                duplicate: false,
+            })),
+            (_, Err(rejected)) => {
+                let reason = rejected.refusal().to_string();
+                Ok(Fired::Refused {
+                    machine: rejected.into_machine(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Records in the instance's audit trail that `timer` could not fire, and why, and
+    /// removes the timer, in one transaction; for a worker that sets it aside.
+    pub(crate) fn record_timer_failure(
+        &self,
+        timer: &DueTimer,
+        state: Option<&str>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let fired = FiredTimer {
+            name: &timer.name,
+            kind: timer.kind,
+            fence: timer.fence,
+        };
+        self.record_failure(timer, state, reason, fired)
+    }
+
+    /// Records a timer that could not fire as refused, with `reason`, and removes the
+    /// timer, in one transaction.
+    fn record_failure(
+        &self,
+        timer: &DueTimer,
+        state: Option<&str>,
+        reason: &str,
+        fired: FiredTimer<'_>,
+    ) -> Result<(), StoreError> {
+        let key = timer.idempotency_key();
+        let key = key.as_str();
+        let at = self.clock.now();
+        let record = AuditRecord {
+            machine: M::DEFINITION.name.into(),
+            version: M::DEFINITION.version,
+            id: timer.id.clone(),
+            seq: timer.seq,
+            kind: RecordKind::Refused,
+            from: state.map(|s| s.to_owned().into()),
+            event: Some(timer.name.clone().into()),
+            to: None,
+            guard: None,
+            reason: Some(reason.to_owned()),
+            payload: serde_json::to_value(TimerFired::new(timer.name.clone(), timer.due_at)).ok(),
+            at,
+            actor: Some(TIMER_ACTOR.to_owned()),
+            correlation_id: None,
+            idempotency_key: Some(key.to_owned()),
+        };
+        let commit = Commit {
+            machine: M::DEFINITION.name,
+            id: &timer.id,
+            expected_seq: timer.seq,
+            snapshot: None,
+            records: std::slice::from_ref(&record),
+            idempotency_key: Some(key),
+            at,
+            timers: &[],
+            fired: Some(fired),
+        };
+        match self.store.commit(&commit) {
+            Ok(_) | Err(StoreError::Conflict { .. } | StoreError::TimerGone { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! The worker: one loop per process that fires due timers, resumes unfinished sagas
+//! and carries out requested dead-letter retries (feature `worker`).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::{Duration, SystemTime};
+//! use statemachine::{ManualClock, MemoryStore, Repository, state_machine};
+//! use statemachine::worker::{TimeTravel, Worker};
+//!
+//! state_machine! {
+//!     #[derive(Debug)]
+//!     pub machine Invoice {
+//!         version 1;
+//!         initial state Unpaid;
+//!         state Paid;
+//!         final state Void;
+//!         event pay;
+//!         Unpaid + pay => Paid;
+//!         Paid + pay => Paid;
+//!         Unpaid + after 30d => Void;
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let clock = Arc::new(ManualClock::new(SystemTime::UNIX_EPOCH));
+//! let store = Arc::new(MemoryStore::new());
+//! let invoices = Repository::<AnyInvoice, _>::new(store.clone()).with_clock(clock.clone());
+//! invoices.create(Invoice::new("inv-1").into()).unwrap();
+//!
+//! let worker = Worker::new(store).with_clock(clock.clone()).machine::<AnyInvoice>();
+//! let time = TimeTravel::new(&worker, clock);
+//! let fired = time.advance(Duration::from_secs(31 * 86_400)).await.unwrap();
+//! assert_eq!(fired.len(), 1);
+//! assert_eq!(invoices.load(&"inv-1".into()).unwrap().state_name(), "Void");
+//! # }
+//! ```
+//!
+//! # How it works
+//!
+//! [`Worker::run`] loops until its [`CancellationToken`] is cancelled:
+//!
+//! 1. At start it resumes the unfinished sagas of every executor it was given
+//!    ([`Worker::saga`]): whatever a crash interrupted runs on.
+//! 2. It claims due timers in batches ([`TimerStore::claim_due`], soonest first) and
+//!    fires each through the [`Repository`] ([`Repository::fire_timer`]): the commit
+//!    checks that the instance is still in the state the timer was armed in, carries the
+//!    idempotency key `timer/{seq}/{name}` and removes the timer, in one transaction, so a
+//!    timer takes effect at most once even when a worker dies between firing and
+//!    marking. The timers of one instance fire one after the other, in due order; up to
+//!    [`with_concurrency`](Worker::with_concurrency) instances fire at once.
+//! 3. When nothing is due it sleeps until the next timer's time, or until a write in
+//!    this process arms a timer ([`TimerStore::on_armed`]), or shutdown. With nothing
+//!    armed it does not wake at all, unless [`with_poll_interval`](Worker::with_poll_interval)
+//!    asks it to look for timers armed by other processes.
+//!
+//! # Faults
+//!
+//! One bad instance never takes the worker down. A timer whose instance is gone, whose
+//! snapshot does not load, whose state no longer has that timer, or whose machine code
+//! panics is recorded (in the instance's audit trail, where it still has one), removed,
+//! and set aside as a [dead letter](crate::saga::dead_letter) with the error; every
+//! other timer fires on. A store that is busy or failing makes the timer wait and try
+//! again later (doubling from one second up to five minutes). A clock that jumps back
+//! fires nothing early: a timer is due when the clock reaches its time, and firing
+//! removes it, so it cannot fire twice.
+//!
+//! In a test, [`TimeTravel`] skips time: it moves a [`ManualClock`](crate::ManualClock)
+//! from one due time to the next and lets the worker fire what is due at each, with no
+//! sleeping.
+
+mod fire;
+mod time_travel;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use futures_util::future::BoxFuture;
+use tokio::sync::Notify;
+pub use tokio_util::sync::CancellationToken;
+
+use crate::store::{Claim, DueTimer, StoreError, TimerStore};
+use crate::{Clock, InstanceId, Repository, StateMachine, SystemClock};
+
+pub use fire::Outcome;
+pub use time_travel::TimeTravel;
+
+/// What the worker did with one due timer.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TimerReport {
+    /// The timer, as claimed.
+    pub timer: DueTimer,
+    /// When the worker fired it, by its clock.
+    pub fired_at: SystemTime,
+    /// What became of it.
+    pub outcome: Outcome,
+}
+
+impl TimerReport {
+    /// How late it fired: the time from its due time to when the worker fired it.
+    pub fn lateness(&self) -> Duration {
+        self.fired_at
+            .duration_since(self.timer.due_at)
+            .unwrap_or_default()
+    }
+}
+
+/// Counters of what a worker did since it was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerStats {
+    /// Timers that took effect (a deadline's transition or a reminder).
+    pub fired: u64,
+    /// Deadlines whose guards all refused.
+    pub refused: u64,
+    /// Timers found stale (their instance had left the state) and removed.
+    pub stale: u64,
+    /// Timers set aside as dead letters.
+    pub dead_lettered: u64,
+    /// Attempts that failed in a way that may pass, and will be tried again.
+    pub retried: u64,
+    /// Times the idle loop woke up (a timer came due, a write armed one, or the poll
+    /// interval passed).
+    pub wakeups: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    fired: AtomicU64,
+    refused: AtomicU64,
+    stale: AtomicU64,
+    dead_lettered: AtomicU64,
+    retried: AtomicU64,
+    wakeups: AtomicU64,
+}
+
+/// Fires the timers of one machine type.
+trait Handler<S>: Send + Sync {
+    fn machine(&self) -> &'static str;
+    fn fire(&self, store: &Arc<S>, clock: &Arc<dyn Clock>, timer: &DueTimer) -> Outcome;
+}
+
+/// Runs the sagas of one executor.
+trait Sagas: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn resume(&self) -> BoxFuture<'_, Result<crate::saga::Resumed, crate::saga::SagaError>>;
+    fn run<'a>(
+        &'a self,
+        id: &'a InstanceId,
+    ) -> BoxFuture<'a, Result<crate::saga::SagaOutcome, crate::saga::SagaError>>;
+}
+
+/// One loop per process that fires due timers, resumes sagas and carries out dead-letter
+/// retries. See the [module docs](self).
+pub struct Worker<S> {
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+    handlers: Vec<Arc<dyn Handler<S>>>,
+    sagas: Vec<Arc<dyn Sagas>>,
+    machines: Vec<&'static str>,
+    batch: usize,
+    concurrency: usize,
+    name: String,
+    lease: Duration,
+    poll: Option<Duration>,
+    wake: Arc<Notify>,
+    counters: Arc<Counters>,
+}
+
+impl<S> std::fmt::Debug for Worker<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("name", &self.name)
+            .field("machines", &self.machines)
+            .field("batch", &self.batch)
+            .field("concurrency", &self.concurrency)
+            .field("poll", &self.poll)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: TimerStore + 'static> Worker<S> {
+    /// A worker on `store`, on the system clock, claiming 256 timers at a time and firing
+    /// the timers of up to 8 instances at once. Add the machines whose timers it fires
+    /// with [`machine`](Self::machine).
+    pub fn new(store: Arc<S>) -> Self {
+        let wake = Arc::new(Notify::new());
+        let listener = wake.clone();
+        store.on_armed(Arc::new(move || listener.notify_one()));
+        Self {
+            store,
+            clock: Arc::new(SystemClock),
+            handlers: Vec::new(),
+            sagas: Vec::new(),
+            machines: Vec::new(),
+            batch: 256,
+            concurrency: 8,
+            name: format!("worker-{}", std::process::id()),
+            lease: Duration::from_secs(60),
+            poll: None,
+            wake,
+            counters: Arc::default(),
+        }
+    }
+
+    /// Fires the timers of machine `M` (deadlines and reminders).
+    #[must_use]
+    pub fn machine<M>(mut self) -> Self
+    where
+        M: StateMachine + Send + 'static,
+        M::Reason: std::fmt::Display,
+    {
+        let name = M::DEFINITION.name;
+        if !self.machines.contains(&name) {
+            self.machines.push(name);
+            self.handlers.push(Arc::new(fire::MachineHandler::<M>::new()));
+        }
+        self
+    }
+
+    /// Resumes `executor`'s unfinished sagas when [`run`](Self::run) starts, and carries
+    /// out the dead-letter retries requested with
+    /// [`SagaExecutor::request_retry`](crate::saga::SagaExecutor::request_retry).
+    #[must_use]
+    pub fn saga<Sg, St>(mut self, executor: crate::saga::SagaExecutor<Sg, St>) -> Self
+    where
+        Sg: crate::saga::Saga + 'static,
+        St: crate::Store + 'static,
+        crate::saga::SagaExecutor<Sg, St>: Send + Sync,
+    {
+        let executor = Arc::new(executor);
+        let name = Sg::DEFINITION.name;
+        if !self.machines.contains(&name) {
+            self.machines.push(name);
+        }
+        self.sagas.push(Arc::new(fire::SagaHandle(executor)));
+        self
+    }
+
+    /// Stamps records with `clock` and reads due times from it (a
+    /// [`ManualClock`](crate::ManualClock) in tests, with [`TimeTravel`]).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How many due timers one claim takes (at least 1).
+    #[must_use]
+    pub fn with_batch(mut self, timers: usize) -> Self {
+        self.batch = timers.max(1);
+        self
+    }
+
+    /// How many instances' timers fire at once (at least 1).
+    #[must_use]
+    pub fn with_concurrency(mut self, instances: usize) -> Self {
+        self.concurrency = instances.max(1);
+        self
+    }
+
+    /// The worker's name, shown as the owner of its claims.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// How long a claim holds on a store shared by several processes.
+    #[must_use]
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Also wakes every `interval` while idle, to find timers armed by other processes
+    /// (writes in this process wake the worker at once). Off by default: an idle worker
+    /// with nothing armed does not wake at all.
+    #[must_use]
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll = Some(interval);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// A repository of `M` on the worker's store and clock.
+    pub fn repository<M: StateMachine>(&self) -> Repository<M, Arc<S>> {
+        Repository::new(self.store.clone()).with_clock(self.clock.clone())
+    }
+
+    /// Wakes the idle loop now (for example after another process armed timers).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// What the worker did so far.
+    pub fn stats(&self) -> WorkerStats {
+        let c = &self.counters;
+        WorkerStats {
+            fired: c.fired.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            stale: c.stale.load(Ordering::Relaxed),
+            dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
+            wakeups: c.wakeups.load(Ordering::Relaxed),
+        }
+    }
+
+    /// When the soonest armed timer of the worker's machines may run.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub fn next_due(&self) -> Result<Option<SystemTime>, StoreError> {
+        self.store.next_due(&self.machines)
+    }
+
+    /// Runs until `shutdown` is cancelled: resumes sagas, then fires due timers and sleeps
+    /// until the next. A batch in flight finishes before it returns.
+    ///
+    /// # Errors
+    ///
+    /// None today: store failures are logged and retried with a growing pause. The
+    /// `Result` leaves room for failures that should stop a worker.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
+        for saga in &self.sagas {
+            match saga.resume().await {
+                Ok(resumed) => tracing::info!(
+                    target: "statemachine::worker",
+                    saga = saga.name(),
+                    ended = resumed.ended.len(),
+                    failed = resumed.failed.len(),
+                    "resumed unfinished sagas"
+                ),
+                Err(error) => tracing::warn!(
+                    target: "statemachine::worker",
+                    saga = saga.name(),
+                    %error,
+                    "could not resume sagas"
+                ),
+            }
+        }
+        let mut pause = Duration::from_secs(1);
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            let sleep = match self.run_due_until(Some(&shutdown)).await {
+                Ok(_) => {
+                    pause = Duration::from_secs(1);
+                    match self.next_due() {
+                        Ok(next) => self.idle_for(next),
+                        Err(error) => {
+                            tracing::warn!(target: "statemachine::worker", %error, "cannot read the next due time");
+                            Some(pause)
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(target: "statemachine::worker", %error, ?pause, "cannot claim due timers; pausing");
+                    let this = pause;
+                    pause = (pause * 2).min(Duration::from_secs(300));
+                    Some(this)
+                }
+            };
+            let timer = async {
+                match sleep {
+                    Some(duration) => tokio::time::sleep(duration).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = self.wake.notified() => {}
+                () = timer => {}
+            }
+            self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How long to sleep when the next timer is due at `next`: until then (capped by the
+    /// poll interval), forever when nothing is armed and there is no poll interval.
+    fn idle_for(&self, next: Option<SystemTime>) -> Option<Duration> {
+        let until_due = next.map(|at| {
+            at.duration_since(self.clock.now())
+                .unwrap_or_default()
+                // Wake at least a millisecond late, never early.
+                .saturating_add(Duration::from_millis(1))
+        });
+        match (until_due, self.poll) {
+            (Some(due), Some(poll)) => Some(due.min(poll)),
+            (due, poll) => due.or(poll),
+        }
+    }
+
+    /// Fires every timer due now, batch after batch, until none is; returns what it did
+    /// with each, in the order it fired them.
+    ///
+    /// # Errors
+    ///
+    /// When claiming fails; what fired before stays fired.
+    pub async fn run_due(&self) -> Result<Vec<TimerReport>, StoreError> {
+        self.run_due_until(None).await
+    }
+
+    async fn run_due_until(
+        &self,
+        shutdown: Option<&CancellationToken>,
+    ) -> Result<Vec<TimerReport>, StoreError> {
+        let mut reports = Vec::new();
+        loop {
+            if shutdown.is_some_and(CancellationToken::is_cancelled) {
+                return Ok(reports);
+            }
+            let claim = Claim {
+                machines: &self.machines,
+                now: self.clock.now(),
+                limit: self.batch,
+                worker: &self.name,
+                lease: self.lease,
+            };
+            let batch = self.store.claim_due(&claim)?;
+            if batch.is_empty() {
+                return Ok(reports);
+            }
+            let fired = self.fire_batch(batch).await;
+            // A batch where nothing could be removed or rescheduled would be claimed
+            // again at once: stop and let the idle loop pause.
+            let progress = fired.iter().any(|r| !matches!(r.outcome, Outcome::Stuck { .. }));
+            reports.extend(fired);
+            if !progress {
+                return Ok(reports);
+            }
+        }
+    }
+}
