@@ -21,11 +21,11 @@ pub mod saga;
 mod signature;
 pub mod snapshot;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod timer;
 #[cfg(feature = "worker")]
 pub mod worker;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -43,7 +43,9 @@ pub use error::{Reason, Refusal, Rejected, WrongState};
 pub use id::InstanceId;
 pub use machine::{Event, StateMachine};
 pub use replay::{ReplayError, replay};
-pub use repository::{Applied, ApplyError, Failed, Fired, Meta, Repository, TIMER_ACTOR, TimerError};
+pub use repository::{
+    Applied, ApplyError, Failed, Fired, Meta, Repository, TIMER_ACTOR, TimerError,
+};
 pub use snapshot::{RestoreError, Snapshot, SnapshotError, StateSnapshot};
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;

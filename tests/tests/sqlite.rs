@@ -11,7 +11,7 @@ fn a_new_file_gets_the_current_schema_and_keeps_data_across_opens() {
     let db = dir.path().join("accounts.db");
     {
         let store = SqliteStore::open(&db).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), 3);
         assert_eq!(store.synchronous(), Synchronous::Full);
         let repo = Repository::<AnyAccount, _>::new(store);
         repo.create(Account::new("a-1", Ledger::default()).into())
@@ -41,7 +41,7 @@ fn a_file_from_a_newer_release_is_refused() {
         Err(
             error @ StoreError::Schema {
                 found: 99,
-                supported: 2,
+                supported: 3,
             },
         ) => {
             assert!(error.to_string().contains("upgrade statemachine"));
@@ -86,6 +86,7 @@ fn a_schema_1_file_is_upgraded_and_its_keys_still_answer() {
             .unwrap();
     }
     // What schema 1 looked like.
+    tamper(&db, "DROP TABLE statemachine_timers", []).unwrap();
     tamper(
         &db,
         "ALTER TABLE statemachine_idempotency DROP COLUMN fingerprint",
@@ -94,7 +95,7 @@ fn a_schema_1_file_is_upgraded_and_its_keys_still_answer() {
     .unwrap();
     tamper(&db, "UPDATE statemachine_schema SET version = 1", []).unwrap();
     let store = SqliteStore::open(&db).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), 3);
     let repo = Repository::<AnyAccount, _>::new(store);
     let again = repo
         .apply(&"a-1".into(), Deposit { cents: 7 }, &Meta::new().key("k-1"))
@@ -139,4 +140,62 @@ fn a_lock_held_past_the_busy_timeout_is_a_retryable_busy_error() {
         .apply(&"a-1".into(), Deposit { cents: 1 }, &Meta::new())
         .unwrap();
     assert_eq!(applied.seq, 1, "nothing was written by the busy attempt");
+}
+
+/// A file written by schema 2 (the release before timers, kept in
+/// `tests/fixtures/sqlite/schema-2.db`) is upgraded in place when opened: its instances,
+/// trails and keys are all there, and it keeps timers from then on.
+#[test]
+fn a_schema_2_file_is_upgraded_in_place_and_keeps_timers() {
+    use statemachine::Store;
+    use statemachine::store::{ArmedTimer, Claim, TimerStore};
+    use statemachine::timer::TimerKind;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("schema-2.db");
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sqlite/schema-2.db");
+    std::fs::copy(&fixture, &db).unwrap();
+    let before: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT version FROM statemachine_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(before, 2, "the fixture is a schema 2 file");
+
+    let store = SqliteStore::open(&db).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 3);
+    let repo = Repository::<AnyAccount, _>::new(store);
+    let a1 = repo.load(&"a-1".into()).unwrap();
+    assert_eq!((a1.seq(), a1.data().balance), (1, 7));
+    assert_eq!(repo.history(&"a-1".into()).unwrap().len(), 2);
+    let again = repo
+        .apply(&"a-1".into(), Deposit { cents: 7 }, &Meta::new().key("k-1"))
+        .unwrap();
+    assert!(again.duplicate, "keys written by schema 2 still answer");
+
+    let snapshot = Account::new("a-3", Ledger::default()).snapshot().unwrap();
+    let due_at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(60);
+    let timer = ArmedTimer {
+        name: "after 1m",
+        kind: TimerKind::Deadline,
+        due_at,
+    };
+    repo.store()
+        .create(&snapshot, &[], &[timer], due_at)
+        .unwrap();
+    let due = repo
+        .store()
+        .claim_due(&Claim {
+            machines: &["Account"],
+            now: due_at,
+            limit: 10,
+            worker: "test",
+            lease: std::time::Duration::from_secs(1),
+        })
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].name, "after 1m");
+    drop(repo);
+    // Opening it again does not upgrade twice.
+    assert_eq!(SqliteStore::open(&db).unwrap().schema_version().unwrap(), 3);
 }

@@ -8,6 +8,7 @@ mod memory {
     }
 
     statemachine::store_conformance!(MemoryStore::new(), damage);
+    statemachine::timer_conformance!(MemoryStore::new(), damage);
 }
 
 mod sqlite {
@@ -86,5 +87,31 @@ mod sqlite {
         assert_eq!(changed, Ok(1));
     }
 
+    impl statemachine::store::TimerStore for OnDisk {
+        fn claim_due(
+            &self,
+            claim: &statemachine::store::Claim<'_>,
+        ) -> Result<Vec<statemachine::store::DueTimer>, StoreError> {
+            self.store.claim_due(claim)
+        }
+        fn next_due(&self, machines: &[&str]) -> Result<Option<SystemTime>, StoreError> {
+            self.store.next_due(machines)
+        }
+        fn release(
+            &self,
+            timer: &statemachine::store::DueTimer,
+            release: statemachine::store::Release<'_>,
+        ) -> Result<bool, StoreError> {
+            self.store.release(timer, release)
+        }
+        fn timer_count(&self) -> Result<u64, StoreError> {
+            self.store.timer_count()
+        }
+        fn on_armed(&self, listener: std::sync::Arc<dyn Fn() + Send + Sync>) {
+            self.store.on_armed(listener);
+        }
+    }
+
     statemachine::store_conformance!(OnDisk::new(), damage);
+    statemachine::timer_conformance!(OnDisk::new(), damage);
 }

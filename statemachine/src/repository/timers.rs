@@ -283,6 +283,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
 
     /// Records in the instance's audit trail that `timer` could not fire, and why, and
     /// removes the timer, in one transaction; for a worker that sets it aside.
+    #[cfg_attr(not(feature = "worker"), allow(dead_code))]
     pub(crate) fn record_timer_failure(
         &self,
         timer: &DueTimer,

@@ -249,7 +249,8 @@ impl Store for MemoryStore {
             write(&mut inner, commit, json);
         }
         drop(inner);
-        self.armed.armed(commits.iter().any(|c| !c.timers.is_empty()));
+        self.armed
+            .armed(commits.iter().any(|c| !c.timers.is_empty()));
         Ok(vec![Committed::Written; commits.len()])
     }
 

@@ -130,12 +130,12 @@ use crate::{AuditRecord, InstanceId, Snapshot};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use page::{Cursor, Page};
-pub(crate) use timers::ArmedSignal;
-pub use timers::{ArmedTimer, Claim, DueTimer, FiredTimer, Release, TimerStore};
 pub(crate) use page::{PAGE, collect_pages};
 pub(crate) use page::{id_after, id_cursor, position_after, position_cursor};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Checkpoint, SqliteOptions, SqliteStore, Synchronous};
+pub(crate) use timers::ArmedSignal;
+pub use timers::{ArmedTimer, Claim, DueTimer, FiredTimer, Release, TimerStore};
 
 /// One instance as stored.
 #[derive(Debug, Clone, PartialEq)]

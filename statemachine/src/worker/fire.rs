@@ -120,7 +120,10 @@ where
                     .map(|()| letter)
                 });
                 match recorded {
-                    Ok(letter) => Outcome::DeadLettered { letter, error: text },
+                    Ok(letter) => Outcome::DeadLettered {
+                        letter,
+                        error: text,
+                    },
                     Err(store_error) => retry(store.as_ref(), clock.as_ref(), timer, &store_error),
                 }
             }
@@ -168,7 +171,10 @@ fn retry<S: TimerStore>(
     let text = chain(error);
     let pause = Duration::from_secs(1u64 << timer.attempts.min(8)).min(Duration::from_secs(300));
     let at = clock.now() + pause;
-    let release = Release::RetryAt { run_at: at, error: &text };
+    let release = Release::RetryAt {
+        run_at: at,
+        error: &text,
+    };
     match store.release(timer, release) {
         Ok(_) => Outcome::Retrying { at, error: text },
         Err(again) => Outcome::Stuck {
@@ -271,7 +277,12 @@ impl<S: TimerStore + 'static> Worker<S> {
             }
             return reports;
         }
-        let Some(handler) = self.handlers.iter().find(|h| h.machine() == machine).cloned() else {
+        let Some(handler) = self
+            .handlers
+            .iter()
+            .find(|h| h.machine() == machine)
+            .cloned()
+        else {
             return Vec::new();
         };
         let store = self.store.clone();

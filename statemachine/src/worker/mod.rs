@@ -215,7 +215,8 @@ impl<S: TimerStore + 'static> Worker<S> {
         let name = M::DEFINITION.name;
         if !self.machines.contains(&name) {
             self.machines.push(name);
-            self.handlers.push(Arc::new(fire::MachineHandler::<M>::new()));
+            self.handlers
+                .push(Arc::new(fire::MachineHandler::<M>::new()));
         }
         self
     }
@@ -432,7 +433,9 @@ impl<S: TimerStore + 'static> Worker<S> {
             let fired = self.fire_batch(batch).await;
             // A batch where nothing could be removed or rescheduled would be claimed
             // again at once: stop and let the idle loop pause.
-            let progress = fired.iter().any(|r| !matches!(r.outcome, Outcome::Stuck { .. }));
+            let progress = fired
+                .iter()
+                .any(|r| !matches!(r.outcome, Outcome::Stuck { .. }));
             reports.extend(fired);
             if !progress {
                 return Ok(reports);

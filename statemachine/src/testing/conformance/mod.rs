@@ -7,8 +7,10 @@
 //! the corrupt-data cases), and panics when the store breaks a guarantee.
 
 mod readback;
+mod timers;
 
 pub use readback::*;
+pub use timers::*;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
