@@ -35,6 +35,53 @@
 //!   statement over an index range, so a long trail or a million instances never make
 //!   one read that holds up writers or memory.
 //!
+//! # Timers
+//!
+//! A transition's commit also carries the timers of the state it enters
+//! ([`Commit::timers`], and [`Store::create`] for the initial state), armed in the same
+//! transaction and keyed by (machine, instance, sequence number, timer name). Leaving the
+//! state writes nothing more: the old state's timers keep the old sequence number, so
+//! they are stale, and a commit that fires a timer ([`Commit::fired`]) is written only
+//! while the instance still has that sequence number and the timer row is still there,
+//! and deletes the row in the same transaction. A stale timer therefore never fires
+//! into a later state, and a timer fires at most once; a worker removes stale rows when
+//! they come due ([`TimerStore::release`]). A reminder leaves the machine in its state:
+//! the commit that fires it moves the state's other timers to the new sequence number.
+//!
+//! [`TimerStore`] adds what a worker needs: the due timers, soonest first
+//! ([`TimerStore::claim_due`]), when the next is due, putting one back to run later, and
+//! a signal when a write arms timers.
+//!
+//! ## Claims on a shared server (PostgreSQL, as it will be built)
+//!
+//! On SQLite and in memory one process fires timers: a claim is an indexed read, and the
+//! fire's own transaction is the guard. Where many workers share a PostgreSQL database,
+//! the same API is a lease:
+//!
+//! - `claim_due` is one statement, `UPDATE statemachine_timers SET owner = $worker,
+//!   lease_until = now() + $lease, fence = fence + 1 WHERE (machine, id, seq, timer) IN
+//!   (SELECT .. WHERE run_at <= $now AND machine = ANY($machines) AND (lease_until IS
+//!   NULL OR lease_until < now()) ORDER BY run_at LIMIT $n FOR UPDATE SKIP LOCKED)
+//!   RETURNING ..`: workers never wait on each other's rows, and each claim raises the
+//!   row's fencing token, handed out as [`DueTimer::fence`].
+//! - The fire's commit deletes the row `WHERE .. AND fence = $fence` ([`FiredTimer::fence`])
+//!   in the transition's transaction: a worker that stalled past its lease (a pause, a
+//!   partition) finds 0 rows, rolls back, and cannot overwrite the work of the worker that
+//!   took over. [`TimerStore::release`] checks the token the same way.
+//! - A worker that is still busy near the end of its lease extends it (a heartbeat that
+//!   also shows operators who holds what); an idle worker `LISTEN`s on a channel the
+//!   arming transaction `NOTIFY`s ([`TimerStore::on_armed`]'s cross-process form).
+//! - The sequence-number guard and the idempotency key `timer/{seq}/{name}` stay as they
+//!   are: they make a fire take effect once even when the fencing token is not enough
+//!   (a lease that expired after a commit that was not yet acknowledged).
+//!
+//! Table `statemachine_timers` (schema 3): `machine`, `id`, `seq`, `timer` (primary key),
+//! `kind` (`deadline` or `reminder`), `due_at` (microseconds, never changes), `run_at`
+//! (when it may run: its due time, or later after a failed attempt), `attempts`,
+//! `last_error`, `fence`; `WITHOUT ROWID`, with index `statemachine_timers_by_run_at
+//! (run_at, due_at, machine, id, seq, timer)` for the claim. A file of schema 2 gains the
+//! table when a store of this release opens it.
+//!
 //! # Cost model
 //!
 //! Every transition writes the instance's whole snapshot (its state's data and the
@@ -56,7 +103,7 @@
 //! (backups, the `-wal` file, integrity checks, WAL size, permissions) is in
 //! [`SqliteStore`]'s "Operations" section.
 //!
-//! `statemachine_schema`: one row, `version INTEGER` (now 2).
+//! `statemachine_schema`: one row, `version INTEGER` (now 3).
 //!
 //! `statemachine_instances`: the latest snapshot of every instance.
 //!
