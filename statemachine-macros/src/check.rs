@@ -23,6 +23,7 @@ pub(crate) fn check(machine: &Machine, complete: bool, errors: &mut Errors) {
     check_final_states_have_no_way_out(machine, errors);
     check_conflicting_transitions(machine, errors);
     check_target_data(machine, errors);
+    crate::timers::check::check(machine, errors);
     if complete {
         check_reachable(machine, errors);
         check_way_out(machine, errors);
@@ -163,6 +164,7 @@ pub(crate) const RESERVED_EVENT_NAMES: &[&str] = &[
     "audit",
     "audit_mut",
     "snapshot",
+    "timers",
 ];
 
 /// Event names are snake_case, because each names a method, and do not clash with the
@@ -445,13 +447,9 @@ fn check_reachable(machine: &Machine, errors: &mut Errors) {
     let mut reached = HashSet::from([initial]);
     let mut queue = VecDeque::from([initial]);
     while let Some(state) = queue.pop_front() {
-        for transition in machine
-            .transitions
-            .iter()
-            .filter(|t| t.sources.contains(&state))
-        {
-            if reached.insert(transition.target) {
-                queue.push_back(transition.target);
+        for target in machine.successors(state) {
+            if reached.insert(target) {
+                queue.push_back(target);
             }
         }
     }
@@ -471,12 +469,7 @@ fn check_reachable(machine: &Machine, errors: &mut Errors) {
 /// A state that is not `final` has a transition out of it: a machine never gets stuck.
 fn check_way_out(machine: &Machine, errors: &mut Errors) {
     for (index, state) in machine.states.iter().enumerate() {
-        if state.final_span.is_none()
-            && !machine
-                .transitions
-                .iter()
-                .any(|t| t.sources.contains(&index))
-        {
+        if state.final_span.is_none() && machine.successors(index).is_empty() {
             errors.push(
                 state.name.span(),
                 format!(

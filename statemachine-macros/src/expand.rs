@@ -20,6 +20,7 @@ mod machine;
 mod migration;
 mod refusals;
 mod states;
+mod timers;
 mod transitions;
 
 use proc_macro2::{Span, TokenStream};
@@ -81,6 +82,7 @@ fn expand(machine: &Machine) -> Option<TokenStream> {
     machine::expand(&ctx, &mut out);
     transitions::expand(&ctx, &mut out);
     refusals::expand(&ctx, &mut out);
+    timers::expand(&ctx, &mut out);
     dynamic::expand(&ctx, &mut out);
     out.hidden.extend(definition::expand(&ctx));
     migration::expand(&ctx, &mut out);

@@ -15,6 +15,7 @@ mod render;
 #[cfg(test)]
 mod robustness;
 mod saga;
+mod timers;
 
 /// Declares a state machine; see the `statemachine` crate for the grammar.
 #[proc_macro]

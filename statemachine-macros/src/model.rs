@@ -11,6 +11,7 @@ use syn::{Attribute, Field, Ident, Path, Type, Visibility};
 
 use crate::errors::Errors;
 use crate::parse::{HookKind, Item, MachineSyntax, MigrateDecl, StateDecl, TransitionDecl};
+use crate::timers::TimerDecl;
 
 /// A machine whose names all resolve.
 #[derive(Clone)]
@@ -40,6 +41,8 @@ pub(crate) struct Machine {
     pub machine_span: Span,
     /// How snapshots of the previous version become snapshots of this one.
     pub migration: Option<Migration>,
+    /// The deadline and reminder lines whose states resolved, in declaration order.
+    pub timers: Vec<crate::timers::TimerLine>,
 }
 
 /// A resolved `migrate from` item.
@@ -84,6 +87,8 @@ pub(crate) struct State {
     pub initial: Option<Span>,
     /// Where `final` is written, if it is.
     pub final_span: Option<Span>,
+    /// Where `wait` is written, if it is.
+    pub wait: Option<Span>,
     /// The entry hook.
     pub entry: Option<Path>,
     /// The exit hook.
@@ -126,6 +131,8 @@ pub(crate) struct Transition {
     pub action: Option<Path>,
     /// The `=>`, for errors about the transition as a whole.
     pub arrow: Span,
+    /// Where the line is among the table's items.
+    pub position: usize,
 }
 
 /// What lowering produced.
@@ -196,8 +203,9 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
     let mut events: Vec<Event> = Vec::new();
     let mut transitions = Vec::new();
     let mut migrate = None;
+    let mut timers = Vec::new();
 
-    for item in &syntax.items {
+    for (position, item) in syntax.items.iter().enumerate() {
         match item {
             Item::Version(decl) => {
                 reject_attributes(&decl.attrs, "`version`", errors);
@@ -271,7 +279,9 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
                     fields: decl.fields.clone(),
                 });
             }
-            Item::Transition(decl) => transitions.push(decl),
+            Item::Transition(decl) => transitions.push((position, decl)),
+            Item::Deadline(decl) => timers.push((position, TimerDecl::Deadline(decl))),
+            Item::Reminder(decl) => timers.push((position, TimerDecl::Reminder(decl))),
             Item::Migrate(decl) => {
                 reject_attributes(&decl.attrs, "`migrate`", errors);
                 if migrate.is_some() {
@@ -309,12 +319,16 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
 
     let mut complete = true;
     let mut resolved = Vec::new();
-    for decl in transitions {
+    for (position, decl) in transitions {
         match resolve_transition(decl, &states, &state_index, &events, &event_index, errors) {
-            Some(transition) => resolved.push(transition),
+            Some(transition) => resolved.push(Transition {
+                position,
+                ..transition
+            }),
             None => complete = false,
         }
     }
+    let (timers, timers_complete) = crate::timers::lower(&timers, &states, &state_index, errors);
 
     let migration =
         migrate.and_then(|decl| lower_migration(decl, &syntax.name, &states, &state_index, errors));
@@ -333,8 +347,9 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
             transitions: resolved,
             machine_span: syntax.machine_token.span,
             migration,
+            timers,
         },
-        complete,
+        complete: complete && timers_complete,
     }
 }
 
@@ -419,6 +434,7 @@ fn lower_state(decl: &StateDecl, errors: &mut Errors) -> State {
         fields: decl.fields.clone(),
         initial: decl.initial.map(|t| t.span),
         final_span: decl.final_token.map(|t| t.span),
+        wait: decl.wait.map(|t| t.span),
         entry,
         exit,
     }
@@ -504,10 +520,11 @@ fn resolve_transition(
         guard: decl.guard.clone(),
         action: decl.action.clone(),
         arrow: decl.arrow.spans[0],
+        position: 0,
     })
 }
 
-fn lookup_state(
+pub(crate) fn lookup_state(
     name: &Ident,
     states: &[State],
     state_index: &HashMap<String, usize>,

@@ -14,9 +14,11 @@ use syn::{Attribute, Token, Visibility};
 
 mod machine;
 mod saga;
+mod timer;
 
 pub(crate) use machine::*;
 pub(crate) use saga::*;
+pub(crate) use timer::*;
 
 /// Contextual keywords of the table.
 pub(crate) mod kw {
@@ -29,6 +31,7 @@ pub(crate) mod kw {
     syn::custom_keyword!(entry);
     syn::custom_keyword!(exit);
     syn::custom_keyword!(after);
+    syn::custom_keyword!(wait);
     syn::custom_keyword!(saga);
     syn::custom_keyword!(step);
     syn::custom_keyword!(compensate);

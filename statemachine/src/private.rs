@@ -128,8 +128,9 @@ pub fn due(value: impl Into<Due>) -> Due {
 pub use crate::audit::recorder::{Happened, Identified, Place, Recorder, StepResult, Stepped};
 pub use crate::instance::{Fields, Instance};
 pub use crate::signature::{
-    ActionArgs, ActionTarget, Arg, Call, ConvertArgs, ConvertTarget, GuardArgs, GuardVerdict,
-    HookArgs, HookReturn, IntoReason, action, convert, guard, hook,
+    ActionArgs, ActionTarget, Arg, Call, ConvertArgs, ConvertTarget, DueArgs, DueReturn, GuardArgs,
+    GuardVerdict, HookArgs, HookReturn, IntoReason, ReminderArgs, ReminderReturn, action, convert,
+    due_time, guard, hook, reminder,
 };
 #[cfg(feature = "sagas")]
 pub use crate::signature::{StepArgs, StepReturn, step};

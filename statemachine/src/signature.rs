@@ -273,6 +273,91 @@ impl<S, T> ConvertTarget<S, T> for T {
     }
 }
 
+/// What a reminder's action takes: `(&mut Data, &State)`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a reminder of state `{S}` takes `(&mut {D}, &{S})`, not `{Self}`",
+    label = "expected `fn(&mut {D}, &{S})`",
+    note = "a reminder's action is `fn(data: &mut {D}, state: &{S})`: it runs when the timer comes due and the machine stays in `{S}`"
+)]
+pub trait ReminderArgs<'a, D, S>: Sized {
+    /// The arguments.
+    fn __new(data: &'a mut D, state: &'a S) -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<'a, D, S, A1, A2> ReminderArgs<'a, D, S> for (A1, A2)
+where
+    D: 'a,
+    S: 'a,
+    &'a mut D: Arg<A1>,
+    &'a S: Arg<A2>,
+{
+    #[inline(always)]
+    fn __new(data: &'a mut D, state: &'a S) -> Self {
+        (data.__into_arg(), state.__into_arg())
+    }
+}
+
+/// What a reminder's action returns: nothing.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a reminder's action returns nothing, not `{Self}`",
+    label = "returns `{Self}`",
+    note = "a reminder's action is `fn(data: &mut {D}, state: &{S})`; it records what it has to say in the data"
+)]
+pub trait ReminderReturn<D, S> {}
+
+#[diagnostic::do_not_recommend]
+impl<D, S> ReminderReturn<D, S> for () {}
+
+/// What a function that gives a timer's due time takes: `(&Data, &State)`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a due-time function of state `{S}` takes `(&{D}, &{S})`, not `{Self}`",
+    label = "expected `fn(&{D}, &{S}) -> Duration` (or `-> SystemTime`)",
+    note = "the function after `after` is `fn(data: &{D}, state: &{S}) -> T`, where `T` is a `Duration` (a delay from entering the state) or a `SystemTime` (the moment)"
+)]
+pub trait DueArgs<'a, D, S>: Sized {
+    /// The arguments.
+    fn __new(data: &'a D, state: &'a S) -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<'a, D, S, A1, A2> DueArgs<'a, D, S> for (A1, A2)
+where
+    D: 'a,
+    S: 'a,
+    &'a D: Arg<A1>,
+    &'a S: Arg<A2>,
+{
+    #[inline(always)]
+    fn __new(data: &'a D, state: &'a S) -> Self {
+        (data.__into_arg(), state.__into_arg())
+    }
+}
+
+/// What a due-time function returns: something that converts into a
+/// [`Due`](crate::Due) (a `Duration` or a `SystemTime`).
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a due-time function returns a `Duration` or a `SystemTime`, not `{Self}`",
+    label = "returns `{Self}`",
+    note = "the function after `after` is `fn(data: &{D}, state: &{S}) -> T`, where `T` is a `std::time::Duration` (a delay from entering the state) or a `std::time::SystemTime` (the moment)"
+)]
+pub trait DueReturn<D, S> {
+    /// The due time.
+    fn __due(self) -> crate::timer::Due;
+}
+
+#[diagnostic::do_not_recommend]
+impl<D, S, T: Into<crate::timer::Due>> DueReturn<D, S> for T {
+    #[inline(always)]
+    fn __due(self) -> crate::timer::Due {
+        self.into()
+    }
+}
+
 /// Calls a guard: `Ok(())` allows the event, `Err` carries the reason converted into the
 /// machine's reason type `R`.
 #[inline(always)]
@@ -310,6 +395,28 @@ where
     F::Output: HookReturn<D, S>,
 {
     hook.__call(A::__new(data, state));
+}
+
+/// Calls a reminder's action.
+#[inline(always)]
+pub fn reminder<'a, D, S, F, A>(reminder: F, data: &'a mut D, state: &'a S)
+where
+    F: Call<A>,
+    A: ReminderArgs<'a, D, S>,
+    F::Output: ReminderReturn<D, S>,
+{
+    reminder.__call(A::__new(data, state));
+}
+
+/// Calls the function that gives a timer's due time.
+#[inline(always)]
+pub fn due_time<'a, D, S, F, A>(function: F, data: &'a D, state: &'a S) -> crate::timer::Due
+where
+    F: Call<A>,
+    A: DueArgs<'a, D, S>,
+    F::Output: DueReturn<D, S>,
+{
+    DueReturn::<D, S>::__due(function.__call(A::__new(data, state)))
 }
 
 /// Calls a `migrate from` conversion: this version's state `T`.
@@ -430,6 +537,13 @@ mod tests {
         hook::<u8, (), _, _>(count, &mut data, &());
         assert_eq!(data, 2);
         assert_eq!(convert::<u8, u16, _, _>(u16::from, 4), 4);
+        reminder::<u8, (), _, _>(count, &mut data, &());
+        assert_eq!(data, 3);
+        let in_a_minute = |_: &u8, _: &()| std::time::Duration::from_secs(60);
+        assert_eq!(
+            due_time::<u8, (), _, _>(in_a_minute, &data, &()),
+            crate::Due::After(std::time::Duration::from_secs(60))
+        );
     }
 }
 

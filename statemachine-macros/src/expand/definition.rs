@@ -23,7 +23,12 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         let entry = option(state.entry.as_ref().map(tokens_text));
         let exit = option(state.exit.as_ref().map(tokens_text));
         let doc = doc_text(&state.attrs);
-        quote!(#private::state(#state_name, #initial, #is_final, &[#(#fields),*], #entry, #exit, #doc))
+        let info = quote!(#private::state(#state_name, #initial, #is_final, &[#(#fields),*], #entry, #exit, #doc));
+        if state.wait.is_some() {
+            quote!(#private::waiting(#info))
+        } else {
+            info
+        }
     });
     let events = machine.events.iter().map(|event| {
         let event_name = event.name.to_string();
@@ -31,17 +36,37 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         let doc = doc_text(&event.attrs);
         quote!(#private::event(#event_name, &[#(#fields),*], #doc))
     });
-    let transitions = machine.transitions.iter().map(|t| {
-        let from = t
-            .sources
-            .iter()
-            .map(|&s| machine.states[s].name.to_string());
-        let event = machine.events[t.event].name.to_string();
-        let to = machine.states[t.target].name.to_string();
-        let guard = option(t.guard.as_ref().map(tokens_text));
-        let action = option(t.action.as_ref().map(tokens_text));
-        quote!(#private::transition(&[#(#from),*], #event, #to, #guard, #action))
-    });
+    let (timers, deadlines) = super::timers::definition_parts(ctx);
+    let mut transitions: Vec<(usize, TokenStream)> = machine
+        .transitions
+        .iter()
+        .map(|t| {
+            let from = t
+                .sources
+                .iter()
+                .map(|&s| machine.states[s].name.to_string());
+            let event = machine.events[t.event].name.to_string();
+            let to = machine.states[t.target].name.to_string();
+            let guard = option(t.guard.as_ref().map(tokens_text));
+            let action = option(t.action.as_ref().map(tokens_text));
+            (
+                t.position,
+                quote!(#private::transition(&[#(#from),*], #event, #to, #guard, #action)),
+            )
+        })
+        .collect();
+    // Deadlines among the transitions, in table order.
+    transitions.extend(deadlines);
+    transitions.sort_by_key(|(position, _)| *position);
+    let transitions = transitions.into_iter().map(|(_, t)| t);
+    let definition = quote! {
+        #private::definition(#name, #version, #hash, &STATES[#initial], STATES, EVENTS, TRANSITIONS)
+    };
+    let definition = if timers.is_empty() {
+        definition
+    } else {
+        quote!(#private::with_timers(#definition, &[#(#timers),*]))
+    };
 
     quote! {
         #[allow(dead_code)]
@@ -51,7 +76,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
                 const STATES: &[::statemachine::StateInfo] = &[#(#states),*];
                 const EVENTS: &[::statemachine::EventInfo] = &[#(#events),*];
                 const TRANSITIONS: &[::statemachine::TransitionInfo] = &[#(#transitions),*];
-                #private::definition(#name, #version, #hash, &STATES[#initial], STATES, EVENTS, TRANSITIONS)
+                #definition
             };
         }
     }
@@ -68,7 +93,7 @@ fn fields(fields: &[syn::Field]) -> Vec<TokenStream> {
         .collect()
 }
 
-fn option(text: Option<String>) -> TokenStream {
+pub(super) fn option(text: Option<String>) -> TokenStream {
     match text {
         Some(text) => quote!(::core::option::Option::Some(#text)),
         None => quote!(::core::option::Option::None),
@@ -77,7 +102,9 @@ fn option(text: Option<String>) -> TokenStream {
 
 /// A hash of everything in the table that decides which snapshots fit it: states (with
 /// their fields, `initial` and `final`), events (with their fields) and transitions
-/// (sources, event, guard, target). Doc comments, hooks and actions do not count.
+/// (sources, event, guard, target). Doc comments, hooks and actions do not count, and
+/// neither do timers and `wait`: they change what the machine does when time passes, not
+/// what a stored instance looks like.
 ///
 /// FNV-1a (64 bit) over a canonical text ([`crate::render`] for types and paths), so
 /// the value is the same on every platform and every compiler version.

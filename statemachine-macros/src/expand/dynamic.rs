@@ -33,6 +33,17 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
         quote!(&[#(#events),*])
     });
     let is_final = machine.states.iter().map(|s| s.final_span.is_some());
+    // A table of timers alone has no events: its event enum is empty.
+    let payload_of = if payloads.is_empty() {
+        quote!(match __event {})
+    } else {
+        quote! {
+            match &__event {
+                #(#event_enum::#payloads(__payload) => __recorder.payload(__payload),)*
+            }
+        }
+    };
+    let (timers, timer_methods) = super::timers::any_methods(ctx);
 
     let mut arms = TokenStream::new();
     for (state_index, state) in machine.states.iter().enumerate() {
@@ -205,6 +216,8 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
                 }
             }
 
+            #timers
+
             /// Whether the current state is final.
             #[inline]
             pub fn is_final(&self) -> bool {
@@ -229,7 +242,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
                 self,
                 event: impl ::core::convert::Into<#event_enum>,
             ) -> ::core::result::Result<Self, ::statemachine::Rejected<Self, #event_enum, #reason>> {
-                #[allow(unreachable_patterns)]
+                #[allow(unreachable_patterns, unreachable_code)]
                 match (self, ::core::convert::Into::into(event)) {
                     #arms
                     (__machine, __event) => __not_allowed(__machine, __event),
@@ -241,7 +254,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
         /// anyone listens. Out of line: the table's transitions are the hot path.
         #[cold]
         #[inline(never)]
-        #[allow(clippy::type_complexity)]
+        #[allow(clippy::type_complexity, unreachable_code)]
         fn __not_allowed(
             __machine: #any,
             __event: #event_enum,
@@ -255,9 +268,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
                 if let ::core::option::Option::Some(__recorder) =
                     ::statemachine::__private::Recorder::new(__machine.audit(), #any::observers())
                 {
-                    let __payload = match &__event {
-                        #(#event_enum::#payloads(__payload) => __recorder.payload(__payload),)*
-                    };
+                    let __payload = #payload_of;
                     __recorder.record(
                         ::statemachine::__private::Happened {
                             machine: #machine_name,
@@ -359,6 +370,8 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             ) -> ::core::result::Result<Self, ::statemachine::RestoreError> {
                 #any::restore(snapshot)
             }
+
+            #timer_methods
         }
 
         #(

@@ -84,6 +84,7 @@ pub(super) fn salvage(machine: &Machine) -> Option<Machine> {
             Some(t)
         })
         .collect();
+    salvaged.timers = crate::timers::salvage(machine, &state_map, &tainted_states);
     salvaged.states = keep(&salvaged.states, &keep_state);
     salvaged.events = keep(&salvaged.events, &keep_event);
     // A migration into a state that was left out would not cover the older version.
@@ -99,7 +100,7 @@ pub(super) fn salvage(machine: &Machine) -> Option<Machine> {
             None => salvaged.migration = None,
         }
     }
-    if salvaged.states.is_empty() || salvaged.events.is_empty() {
+    if salvaged.states.is_empty() || (salvaged.events.is_empty() && salvaged.timers.is_empty()) {
         return None;
     }
     // Exactly one initial state: the first marked one, or else the first state, so

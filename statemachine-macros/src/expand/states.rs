@@ -49,6 +49,27 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
                 }
             }
         }
+        let timers = machine.timers_of(index);
+        if !timers.is_empty() {
+            summary.push_str("\n\nTimers it arms (see `timers()`):\n");
+            for timer in &timers {
+                for line in &timer.lines {
+                    let (what, docs) = match &line.kind {
+                        crate::timers::LineKind::Deadline(d) => (
+                            format!("goes to `{}`", machine.states[d.target].name),
+                            super::doc_text(&d.docs),
+                        ),
+                        crate::timers::LineKind::Reminder { .. } => {
+                            ("runs its action and stays".to_owned(), String::new())
+                        }
+                    };
+                    summary.push_str(&format!("\n- `{}` {what}", timer.name));
+                    if !docs.is_empty() {
+                        summary.push_str(&format!(": {}", docs.replace('\n', " ")));
+                    }
+                }
+            }
+        }
         // A stored state's data with a field the state does not have is a tampered or
         // foreign snapshot: restore refuses it instead of dropping the field.
         let span = state_name.span();

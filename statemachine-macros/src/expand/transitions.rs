@@ -338,7 +338,12 @@ fn apply(ctx: &Context<'_>, state: usize, transition: &Transition) -> TokenStrea
 }
 
 /// `guard(&data, &state, &event)`, checked against the guard's expected signature.
-fn guard_call(ctx: &Context<'_>, guard: &Path, state: &Ident, payload: &Ident) -> TokenStream {
+pub(super) fn guard_call(
+    ctx: &Context<'_>,
+    guard: &Path,
+    state: &Ident,
+    payload: &dyn quote::ToTokens,
+) -> TokenStream {
     let data = &ctx.data;
     let reason = &ctx.reason;
     let span = guard.span();
@@ -352,11 +357,11 @@ fn guard_call(ctx: &Context<'_>, guard: &Path, state: &Ident, payload: &Ident) -
 }
 
 /// `action(&mut data, state, event)`, checked against the action's expected signature.
-fn action_call(
+pub(super) fn action_call(
     ctx: &Context<'_>,
     action: &Path,
     state: &Ident,
-    payload: &Ident,
+    payload: &dyn quote::ToTokens,
     target: &Ident,
 ) -> TokenStream {
     let data = &ctx.data;

@@ -4,11 +4,12 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Field, Ident, LitInt, Path, Token, Type, Visibility, token};
 
+use super::timer::{DeadlineDecl, ReminderDecl, parse_line};
 use super::{edit_distance, expect_semicolon, inside, kw, skip_past_semicolon};
 
 /// The words that may start an item, for "unknown item" messages.
 const ITEM_KEYWORDS: &[&str] = &[
-    "version", "reason", "state", "initial", "final", "event", "migrate",
+    "version", "reason", "state", "initial", "final", "wait", "event", "migrate",
 ];
 
 /// Keywords held for features that are designed but not built yet.
@@ -46,6 +47,10 @@ pub(crate) enum Item {
     Transition(TransitionDecl),
     /// `migrate from v1::Order { Pending => Pending; .. }`
     Migrate(MigrateDecl),
+    /// `Pending + after 30m [guard] / action => Expired;`
+    Deadline(DeadlineDecl),
+    /// `AwaitingPayment after 20m / remind;`
+    Reminder(ReminderDecl),
 }
 
 /// `migrate from path::Machine { Old => New [/ convert]; .. }`: how snapshots of an
@@ -99,6 +104,8 @@ pub(crate) struct StateDecl {
     pub initial: Option<kw::initial>,
     /// The `final` modifier, if written.
     pub final_token: Option<Token![final]>,
+    /// The `wait` modifier, if written.
+    pub wait: Option<kw::wait>,
     /// The state's name.
     pub name: Ident,
     /// The state's own data.
@@ -246,14 +253,18 @@ fn parse_item(input: ParseStream) -> syn::Result<Item> {
     } else if lookahead.peek(kw::initial)
         || lookahead.peek(Token![final])
         || lookahead.peek(kw::state)
+        || (input.peek(kw::wait)
+            && !(input.peek2(Token![+]) || input.peek2(Token![|]) || input.peek2(kw::after)))
     {
         parse_state(input, attrs).map(Item::State)
     } else if lookahead.peek(kw::event) {
         parse_event(input, attrs).map(Item::Event)
     } else if lookahead.peek(kw::migrate) {
         parse_migrate(input, attrs).map(Item::Migrate)
-    } else if input.peek(Ident) && (input.peek2(Token![+]) || input.peek2(Token![|])) {
-        parse_transition(input, attrs).map(Item::Transition)
+    } else if input.peek(Ident)
+        && (input.peek2(Token![+]) || input.peek2(Token![|]) || input.peek2(kw::after))
+    {
+        parse_line(input, attrs)
     } else if input.peek(Ident) {
         Err(unknown_item(input))
     } else {
@@ -306,6 +317,7 @@ fn unknown_item(input: ParseStream) -> syn::Error {
 fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDecl> {
     let mut initial: Option<kw::initial> = None;
     let mut final_token: Option<Token![final]> = None;
+    let mut wait: Option<kw::wait> = None;
     loop {
         if input.peek(kw::initial) {
             let token: kw::initial = input.parse()?;
@@ -319,12 +331,18 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
                 return Err(syn::Error::new(token.span, "`final` is written twice"));
             }
             final_token = Some(token);
+        } else if input.peek(kw::wait) {
+            let token: kw::wait = input.parse()?;
+            if wait.is_some() {
+                return Err(syn::Error::new(token.span, "`wait` is written twice"));
+            }
+            wait = Some(token);
         } else {
             break;
         }
     }
     if !input.peek(kw::state) {
-        return Err(input.error("expected `state` after `initial` or `final`"));
+        return Err(input.error("expected `state` after `initial`, `final` or `wait`"));
     }
     input.parse::<kw::state>()?;
     let name: Ident = input.parse().map_err(|e| {
@@ -365,7 +383,11 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
             let keyword: kw::after = input.parse()?;
             return Err(syn::Error::new(
                 keyword.span,
-                "timeouts (`after(..)`) are reserved but not supported yet",
+                format!(
+                    "a timer is an item of its own: a deadline is a transition, like \
+                     `{name} + after 48h => Target;`, and a reminder is \
+                     `{name} after 48h / action;`"
+                ),
             ));
         } else if let Some(clause) = misspelt_clause(input) {
             return Err(clause);
@@ -384,6 +406,7 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
         attrs,
         initial,
         final_token,
+        wait,
         name,
         fields: fields.unwrap_or_default(),
         hooks,
@@ -394,7 +417,7 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
 fn misspelt_clause(input: ParseStream) -> Option<syn::Error> {
     let word = input.fork().parse::<Ident>().ok()?;
     let text = word.to_string();
-    let clause = ["entry", "exit", "after"]
+    let clause = ["entry", "exit"]
         .into_iter()
         .find(|clause| edit_distance(clause, &text) <= 2)?;
     Some(syn::Error::new(
@@ -458,23 +481,46 @@ fn parse_field(input: ParseStream) -> syn::Result<Field> {
     })
 }
 
-fn parse_transition(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<TransitionDecl> {
-    let mut sources = vec![input.parse::<Ident>()?];
-    while input.peek(Token![|]) {
-        input.parse::<Token![|]>()?;
-        sources.push(
-            input
-                .parse()
-                .map_err(|e| syn::Error::new(e.span(), "expected a source state after `|`"))?,
-        );
-    }
-    input.parse::<Token![+]>()?;
+/// The rest of a transition, after its sources and `+`.
+pub(super) fn parse_transition_rest(
+    input: ParseStream,
+    attrs: Vec<Attribute>,
+    sources: Vec<Ident>,
+) -> syn::Result<TransitionDecl> {
     let event: Ident = input.parse().map_err(|e| {
         syn::Error::new(
             e.span(),
             "expected an event name after `+`, like `Pending + confirm`",
         )
     })?;
+    let (guard, action) = parse_guard_action(input)?;
+    let arrow: Token![=>] = input.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!(
+                "expected `=>` and the target state, like `{} + {event} => Target;`; \
+                 a guard goes in `[..]` and an action after `/`, before `=>`",
+                sources.first().map(Ident::to_string).unwrap_or_default()
+            ),
+        )
+    })?;
+    let target: Ident = input
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), "expected the target state after `=>`"))?;
+    expect_semicolon(input, &format!("after `=> {target}`"))?;
+    Ok(TransitionDecl {
+        attrs,
+        sources,
+        event,
+        guard,
+        action,
+        arrow,
+        target,
+    })
+}
+
+/// `[guard]` and `/ action`, each if written.
+pub(super) fn parse_guard_action(input: ParseStream) -> syn::Result<(Option<Path>, Option<Path>)> {
     let guard = if input.peek(token::Bracket) {
         let content;
         syn::bracketed!(content in input);
@@ -503,29 +549,7 @@ fn parse_transition(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<Tr
     } else {
         None
     };
-    let arrow: Token![=>] = input.parse().map_err(|e| {
-        syn::Error::new(
-            e.span(),
-            format!(
-                "expected `=>` and the target state, like `{} + {event} => Target;`; \
-                 a guard goes in `[..]` and an action after `/`, before `=>`",
-                sources.first().map(Ident::to_string).unwrap_or_default()
-            ),
-        )
-    })?;
-    let target: Ident = input
-        .parse()
-        .map_err(|e| syn::Error::new(e.span(), "expected the target state after `=>`"))?;
-    expect_semicolon(input, &format!("after `=> {target}`"))?;
-    Ok(TransitionDecl {
-        attrs,
-        sources,
-        event,
-        guard,
-        action,
-        arrow,
-        target,
-    })
+    Ok((guard, action))
 }
 
 fn parse_migrate(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<MigrateDecl> {
