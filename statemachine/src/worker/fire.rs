@@ -290,18 +290,24 @@ impl<S: TimerStore + 'static> Worker<S> {
         let counters = self.counters.clone();
         let names: Vec<DueTimer> = group.clone();
         let fired = tokio::task::spawn_blocking(move || {
-            group
-                .into_iter()
-                .map(|timer| {
-                    let outcome = handler.fire(&store, &clock, &timer);
-                    count(&counters, &outcome);
-                    TimerReport {
-                        timer,
-                        fired_at: clock.now(),
-                        outcome,
-                    }
-                })
-                .collect::<Vec<_>>()
+            let mut reports = Vec::with_capacity(group.len());
+            for timer in group {
+                let outcome = handler.fire(&store, &clock, &timer);
+                count(&counters, &outcome);
+                // A reminder moved the instance's other timers to its new sequence
+                // number: the rest of this group is claimed again, as it now is.
+                let moved = timer.kind == crate::timer::TimerKind::Reminder
+                    && matches!(outcome, Outcome::Applied { .. });
+                reports.push(TimerReport {
+                    timer,
+                    fired_at: clock.now(),
+                    outcome,
+                });
+                if moved {
+                    break;
+                }
+            }
+            reports
         })
         .await;
         match fired {
