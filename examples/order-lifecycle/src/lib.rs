@@ -7,7 +7,7 @@
 pub mod day;
 
 use serde::{Deserialize, Serialize};
-use statemachine::state_machine;
+use statemachine::{TimerFired, state_machine};
 
 state_machine! {
     /// An order from checkout to the customer's door.
@@ -15,8 +15,9 @@ state_machine! {
     pub machine Order(OrderData) {
         version 1;
 
-        /// Checked out; waiting for the payment to clear.
-        initial state Pending;
+        /// Checked out; waiting for the payment to clear. It waits on the customer, so
+        /// it must have a deadline.
+        wait initial state Pending;
         /// Paid; waiting to be packed and handed to the carrier.
         state Confirmed { payment_id: String }
         /// With the carrier.
@@ -40,6 +41,10 @@ state_machine! {
         Confirmed + ship [in_stock] => Shipped;
         Shipped + deliver => Delivered;
         Pending | Confirmed + cancel / cancel_order => Cancelled;
+        /// A day without payment: remind the customer, once.
+        Pending after 1d / remind_to_pay;
+        /// Two days without payment: the order lapses.
+        Pending + after 2d / expire => Cancelled;
     }
 }
 
@@ -116,4 +121,21 @@ pub fn cancel_order(order: &mut OrderData, from: impl Payment, event: Cancel) ->
     Cancelled {
         reason: event.reason,
     }
+}
+
+/// Reminder of `Pending`, a day after checkout: ask the customer to pay.
+pub fn remind_to_pay(order: &mut OrderData, _: &Pending) {
+    order.notifications.push(format!(
+        "Dear {}, your order is waiting for your payment",
+        order.customer
+    ));
+}
+
+/// Action of `Pending + after 2d`: the order lapses, and the customer is told why.
+pub fn expire(order: &mut OrderData, _: Pending, fired: TimerFired) -> Cancelled {
+    let reason = format!("not paid in time ({})", fired.name);
+    order
+        .notifications
+        .push(format!("Dear {}, your order lapsed: {reason}", order.customer));
+    Cancelled { reason }
 }
