@@ -85,6 +85,36 @@
 //!     }
 //! );
 //! ```
+//!
+//! # Panics
+//!
+//! A panic in the code the executor calls is caught per instance and never unwinds out
+//! of [`start`](SagaExecutor::start), [`run`](SagaExecutor::run),
+//! [`resume`](SagaExecutor::resume) or
+//! [`retry_dead_letter`](SagaExecutor::retry_dead_letter): one poisoned instance cannot
+//! crash a worker that resumes on start, again and again.
+//!
+//! - A step or compensation that panics (while it runs or while its future is made)
+//!   fails that attempt with a [`StepError`] of kind [`StepError::PANIC`] (`panic`)
+//!   whose message is the panic's (a `&str` or `String` payload; "panicked with a
+//!   non-string payload" otherwise), recorded in the checkpoints and audit trail like any
+//!   failed attempt. A panic is a bug, so it is not retried unless the step's
+//!   [`RetryPolicy`] opts in ([`with_retry_on_panic`](RetryPolicy::with_retry_on_panic)):
+//!   before the pivot the completed steps are compensated, last first; after it, or when
+//!   a compensation panics, the saga gives up with a dead letter. The attempt's circuit
+//!   breaker permit is dropped unrecorded: the panic counts neither for nor against the
+//!   downstream, and a half-open trial slot is given back.
+//! - An [`on_dead_letter`](SagaExecutor::on_dead_letter) alert that panics is logged as an
+//!   error; the letter is stored already, and the saga ends as it would have.
+//! - Anything else that panics while an instance runs (its data's `Clone` or serde impls,
+//!   the store) ends that run with [`SagaError::Panicked`]; the instance stays at its last
+//!   checkpoint, and `resume` reports it in [`Resumed::failed`] and tries it again next
+//!   time, like a passing failure.
+//!
+//! `resume` runs its instances side by side on one task: one that panics fails alone and
+//! the others run on. The panic hook still runs for each panic (by default it prints the
+//! message to stderr); nothing can be caught when the program is built with
+//! `panic = "abort"`.
 
 mod breaker;
 pub mod dead_letter;
@@ -290,6 +320,10 @@ pub struct StepError {
 }
 
 impl StepError {
+    /// The kind of the error an attempt that panicked is recorded as, with the panic's
+    /// message (see "Panics" in the [module docs](crate::saga)).
+    pub const PANIC: &'static str = "panic";
+
     /// A failure worth retrying (a network error, a 503).
     pub fn retryable(kind: impl Into<String>, message: impl fmt::Display) -> Self {
         Self {

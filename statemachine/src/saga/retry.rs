@@ -16,6 +16,7 @@ use std::time::Duration;
 /// | `non_retryable_errors` | none |
 /// | `jitter` (not in Temporal) | 0.0 |
 /// | `schedule_to_close` (Temporal's activity option) | none |
+/// | `retry_on_panic` (not in Temporal) | `false` |
 ///
 /// With the defaults and the executor's default 60 s step timeout, a step that never
 /// answers gives up after 10 attempts, about 15.5 minutes (10 × 60 s of timeouts and
@@ -66,6 +67,17 @@ pub struct RetryPolicy {
     /// step; after a crash it goes on from the time checkpointed with the last failed
     /// attempt. `None`: only `maximum_attempts` limits the retries.
     pub schedule_to_close: Option<Duration>,
+    /// Whether an attempt that panicked is retried. A panic is a bug, not a passing
+    /// failure, so by default it fails the step for good (a [`StepError`] of kind
+    /// [`StepError::PANIC`], not retryable) and the saga goes down its failure path. Set
+    /// it ([`with_retry_on_panic`](Self::with_retry_on_panic)) for a step whose client is
+    /// known to panic on passing trouble: its panics are then retried like any retryable
+    /// error, under the same attempts, backoff and budget (and `non_retryable_errors`
+    /// can still name `panic`).
+    ///
+    /// [`StepError`]: super::StepError
+    /// [`StepError::PANIC`]: super::StepError::PANIC
+    pub retry_on_panic: bool,
 }
 
 impl Default for RetryPolicy {
@@ -79,6 +91,7 @@ impl Default for RetryPolicy {
             non_retryable_errors: Vec::new(),
             jitter: 0.0,
             schedule_to_close: None,
+            retry_on_panic: false,
         }
     }
 }
@@ -133,6 +146,14 @@ impl RetryPolicy {
     #[must_use]
     pub fn with_schedule_to_close(mut self, budget: Duration) -> Self {
         self.schedule_to_close = Some(budget);
+        self
+    }
+
+    /// Sets `retry_on_panic`: an attempt that panics is retried like a retryable error
+    /// instead of failing the step for good.
+    #[must_use]
+    pub fn with_retry_on_panic(mut self) -> Self {
+        self.retry_on_panic = true;
         self
     }
 

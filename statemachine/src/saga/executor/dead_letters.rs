@@ -50,17 +50,33 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     }
 
     /// Retries a dead letter: marks it `Retried` (audited, with `actor`) and runs its
-    /// saga again from the step that gave up, with a fresh count of attempts.
+    /// saga again from the step that gave up, with a fresh count of attempts. No panic
+    /// comes out of it, as with [`start`](Self::start).
     ///
     /// # Errors
     ///
-    /// [`SagaError::DeadLetter`] when the letter is not open or not this saga's.
+    /// [`SagaError::DeadLetter`] when the letter is not open or not this saga's;
+    /// [`SagaError::Panicked`] when code outside the steps panics.
     pub async fn retry_dead_letter(
         &self,
         id: &InstanceId,
         actor: &str,
     ) -> Result<SagaOutcome, SagaError> {
         let letter = self.open_letter(id, "retried")?;
+        // Reading the saga and writing its checkpoint call its data's serde impls.
+        self.guarded(&letter.instance, async { self.reopen(id, &letter, actor) })
+            .await?;
+        self.run(&letter.instance).await
+    }
+
+    /// Marks letter `id` retried and moves its saga back to where it gave up, with a
+    /// fresh count of attempts.
+    fn reopen(
+        &self,
+        id: &InstanceId,
+        letter: &DeadLetterData,
+        actor: &str,
+    ) -> Result<(), SagaError> {
         // The saga is read before the letter is marked: a saga still unreadable leaves
         // its letter open.
         let (snapshot, progress, data) = self.load(&letter.instance)?;
@@ -100,7 +116,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                 format!("retried by {actor} from dead letter {id}"),
             )?;
         }
-        self.run(&letter.instance).await
+        Ok(())
     }
 
     /// Resolves a dead letter by hand: marks it `Resolved` with `note` (audited, with
@@ -166,9 +182,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             Repository::<AnyDeadLetter, _>::new(&self.store).with_clock(self.clock.clone());
         match letters.create(DeadLetter::new(id.clone(), letter.clone()).into()) {
             Ok(_) => {
-                if let Some(alert) = &self.alert {
-                    alert(&letter);
-                }
+                self.alert(&letter);
                 Ok(true)
             }
             Err(failed) if matches!(failed.error, StoreError::DuplicateId { .. }) => Ok(false),

@@ -6,10 +6,12 @@
 //!   timeout and the circuit breaker, and giving up;
 //! - `resume`: every unfinished instance after a crash, and the report of it;
 //! - `dead_letters`: the review of sagas that gave up;
-//! - `checkpoints`: reading an instance and writing its next checkpoint.
+//! - `checkpoints`: reading an instance and writing its next checkpoint;
+//! - `panics`: catching a panic in the code the executor calls, per instance.
 
 mod checkpoints;
 mod dead_letters;
+mod panics;
 mod resume;
 mod steps;
 
@@ -110,6 +112,20 @@ pub enum SagaError {
         /// Why not.
         reason: String,
     },
+    /// Code the executor called outside a step or compensation panicked: the saga data's
+    /// `Clone` or serde impls, or the store. (A step or compensation that panics does not
+    /// end here: its attempt fails, and the saga goes down its failure path.)
+    #[error(
+        "saga `{saga}` instance `{instance}` panicked outside its steps: {message}; it stays at its last checkpoint"
+    )]
+    Panicked {
+        /// The saga.
+        saga: &'static str,
+        /// The instance.
+        instance: InstanceId,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 impl SagaError {
@@ -121,7 +137,7 @@ impl SagaError {
         match self {
             Self::Corrupt { .. } => true,
             Self::Store(error) => error.is_corrupt(),
-            Self::DeadLetter { .. } => false,
+            Self::DeadLetter { .. } | Self::Panicked { .. } => false,
         }
     }
 
@@ -131,13 +147,14 @@ impl SagaError {
         matches!(self, Self::Store(error) if error.is_retryable())
     }
 
-    /// What kind of error this is, for logs: `store`, `corrupt` or `dead_letter`. Unlike
-    /// the message, it names no instance and quotes no data.
+    /// What kind of error this is, for logs: `store`, `corrupt`, `dead_letter` or
+    /// `panic`. Unlike the message, it names no instance and quotes no data.
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Store(_) => "store",
             Self::Corrupt { .. } => "corrupt",
             Self::DeadLetter { .. } => "dead_letter",
+            Self::Panicked { .. } => "panic",
         }
     }
 }
@@ -347,18 +364,29 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
         &self.store
     }
 
-    /// Stores a new instance and runs it to its end.
+    /// Stores a new instance and runs it to its end. A step that panics fails like a
+    /// step that returns an error (see "Panics" in the [module docs](super)); no panic
+    /// comes out of `start`.
     ///
     /// # Errors
     ///
-    /// When the store fails ([`StoreError::DuplicateId`] for an id in use).
+    /// When the store fails ([`StoreError::DuplicateId`] for an id in use), or
+    /// [`SagaError::Panicked`] when code outside the steps panics.
     pub async fn start(
         &self,
         id: impl Into<InstanceId>,
         data: S::Data,
     ) -> Result<SagaOutcome, SagaError> {
         let id = id.into();
-        let snapshot = self.snapshot(&id, 0, RUNNING, &Progress::default(), &data)?;
+        self.guarded(&id, self.create_and_run(&id, data)).await
+    }
+
+    async fn create_and_run(
+        &self,
+        id: &InstanceId,
+        data: S::Data,
+    ) -> Result<SagaOutcome, SagaError> {
+        let snapshot = self.snapshot(id, 0, RUNNING, &Progress::default(), &data)?;
         let at = self.clock.now();
         let record = self.record(
             &snapshot,
@@ -375,15 +403,21 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
         };
         self.store
             .create(&snapshot, std::slice::from_ref(&record), &[], at)?;
-        self.run(&id).await
+        self.run_unguarded(id).await
     }
 
     /// Runs instance `id` from where it is to its end (an ended one just reports how).
+    /// No panic comes out of it, as with [`start`](Self::start).
     ///
     /// # Errors
     ///
-    /// When the store fails or the stored instance is not this saga's.
+    /// When the store fails or the stored instance is not this saga's, or
+    /// [`SagaError::Panicked`] when code outside the steps panics.
     pub async fn run(&self, id: &InstanceId) -> Result<SagaOutcome, SagaError> {
+        self.guarded(id, self.run_unguarded(id)).await
+    }
+
+    async fn run_unguarded(&self, id: &InstanceId) -> Result<SagaOutcome, SagaError> {
         let definition = S::DEFINITION;
         loop {
             let (snapshot, progress, data) = self.load(id)?;

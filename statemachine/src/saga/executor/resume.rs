@@ -71,7 +71,11 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     /// [`on_dead_letter`](Self::on_dead_letter) alert fires when that letter is written,
     /// once for the same damage however often `resume` meets it. Any other failure (a
     /// busy database, another executor's conflicting write) leaves the instance as it
-    /// was for the next resume. Every failure is in [`Resumed::failed`].
+    /// was for the next resume. Every failure is in [`Resumed::failed`]. A step or
+    /// compensation that panics is a failed attempt, and its instance goes down its failure
+    /// path (it ends in [`Resumed::ended`]); a panic anywhere else in an instance's run is
+    /// a [`SagaError::Panicked`] failure of that instance alone. No panic comes out of
+    /// `resume`.
     ///
     /// # Errors
     ///

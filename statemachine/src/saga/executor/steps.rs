@@ -1,10 +1,13 @@
 //! One step or compensation: its attempts, and giving up.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::panics::panicked;
 use super::{
     COMPENSATED, COMPENSATING, COMPENSATION_FAILED, COMPLETED, Failure, Progress, RUNNING, STUCK,
     SagaError, SagaExecutor,
@@ -263,24 +266,40 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                 // Held for the call: a call that is cancelled or panics drops it, which
                 // gives a half-open trial slot back.
                 let permit = breaker.map(|b| b.acquire()).transpose()?;
-                let call = if compensating {
-                    S::compensate(index, &self.env, &ctx, &mut attempt_data)
-                } else {
-                    S::forward(index, &self.env, &ctx, &mut attempt_data)
-                };
-                let result = match limit {
+                // A panic in the step (or in making its future) fails this attempt only.
+                // The attempt's data, the only state it could leave half-changed, is
+                // dropped with it.
+                let call = AssertUnwindSafe(async {
+                    if compensating {
+                        S::compensate(index, &self.env, &ctx, &mut attempt_data).await
+                    } else {
+                        S::forward(index, &self.env, &ctx, &mut attempt_data).await
+                    }
+                })
+                .catch_unwind();
+                let answer = match limit {
                     Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-                        Err(StepError::retryable(
+                        Ok(Err(StepError::retryable(
                             "timeout",
                             format!("no answer within {limit:?}"),
-                        ))
+                        )))
                     }),
                     None => call.await,
                 };
-                if let Some(permit) = permit {
-                    permit.record(result.is_ok());
+                match answer {
+                    Ok(result) => {
+                        if let Some(permit) = permit {
+                            permit.record(result.is_ok());
+                        }
+                        result
+                    }
+                    // A bug on this side of the call says nothing about the downstream:
+                    // the permit goes unrecorded, and gives a trial slot back.
+                    Err(payload) => {
+                        drop(permit);
+                        Err(panicked(&*payload, policy))
+                    }
                 }
-                result
             }
             .instrument(instance.clone())
             .instrument(span.clone())
