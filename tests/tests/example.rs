@@ -2,8 +2,13 @@
 //! orders the last one left, with their full history.
 
 fn day(db: &std::path::Path) -> String {
+    day_ahead(db, std::time::Duration::ZERO)
+}
+
+/// A day with the worker's clock `advance` ahead of the wall clock (`--advance`).
+fn day_ahead(db: &std::path::Path, advance: std::time::Duration) -> String {
     let mut out = Vec::new();
-    order_lifecycle::day::run(db, &mut out).expect("a day runs");
+    order_lifecycle::day::run(db, advance, &mut out).expect("a day runs");
     String::from_utf8(out).expect("text")
 }
 
@@ -60,7 +65,11 @@ fn a_second_run_resumes_the_first_runs_orders_with_their_history() {
     }
 
     let third = day(&db);
-    assert!(third.contains("both orders are final"), "{third}");
+    assert!(third.contains("1 order(s) still open"), "{third}");
+    assert!(
+        third.contains("no timer is due yet; the next is due"),
+        "order-1003 waits for its payment: {third}"
+    );
     assert!(
         third.contains("evt-6: refused: `Order` in state `Cancelled` cannot take event `ship`"),
         "{third}"
@@ -74,4 +83,29 @@ fn a_second_run_resumes_the_first_runs_orders_with_their_history() {
         fourth.contains("evt-6: delivered again; refused the first time"),
         "{fourth}"
     );
+
+    // Two days later by the worker's clock, order-1003 (never paid) was reminded, then
+    // lapsed; the timers of the states the other orders left were removed unfired.
+    let later = day_ahead(&db, std::time::Duration::from_secs(2 * 86_400));
+    assert!(
+        later.contains("order-1003  Pending --after 1d / remind_to_pay--> Pending"),
+        "{later}"
+    );
+    assert!(
+        later.contains("order-1003  Pending --after 2d--> Cancelled"),
+        "{later}"
+    );
+    assert!(
+        later.contains("4 timer(s) of states the orders had left came due: removed, not fired"),
+        "{later}"
+    );
+    let history = &later[later.find("== what happened so far").unwrap()..];
+    assert!(
+        history.contains("#2 Pending --after 2d--> Cancelled by timer"),
+        "{history}"
+    );
+    assert!(later.contains("every order is final"), "{later}");
+    // Fired once: the same clock again fires nothing.
+    let again = day_ahead(&db, std::time::Duration::from_secs(2 * 86_400));
+    assert!(again.contains("no timer is armed"), "{again}");
 }

@@ -5,24 +5,39 @@
 use std::error::Error;
 use std::io::Write;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use statemachine::worker::{Outcome, Worker};
 use statemachine::{
-    ApplyError, AuditRecord, InstanceId, Meta, RecordKind, Repository, SqliteStore, StoreError,
+    ApplyError, AuditRecord, Clock, InstanceId, Meta, RecordKind, Repository, SqliteStore,
+    StoreError,
 };
 
 use crate::{AnyOrder, Cancel, Confirm, Deliver, Line, Order, OrderData, OrderEvent, Ship};
 
-type Orders = Repository<AnyOrder, SqliteStore>;
+type Orders = Repository<AnyOrder, Arc<SqliteStore>>;
 
-/// Runs one day against the database at `db`, writing what happens to `out`.
+/// The wall clock, moved forward: what the worker reads with `--advance 2d`.
+#[derive(Debug)]
+struct Ahead(Duration);
+
+impl Clock for Ahead {
+    fn now(&self) -> SystemTime {
+        SystemTime::now() + self.0
+    }
+}
+
+/// Runs one day against the database at `db`, writing what happens to `out`; then fires
+/// the timers due by then, with the worker's clock `advance` ahead of the wall clock
+/// (`--advance 2d` shows what two days without payment do).
 ///
 /// # Errors
 ///
 /// When the database cannot be opened or written, or `out` cannot be written.
-pub fn run(db: &Path, out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
-    let store = SqliteStore::open(db)?;
-    let orders = Repository::<AnyOrder, _>::new(store);
+pub fn run(db: &Path, advance: Duration, out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
+    let store = Arc::new(SqliteStore::open(db)?);
+    let orders = Repository::<AnyOrder, _>::new(store.clone());
     let known = orders.list(None)?;
     let shown = std::path::absolute(db).unwrap_or_else(|_| db.to_owned());
     if known.is_empty() {
@@ -58,8 +73,21 @@ pub fn run(db: &Path, out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     )?;
     dynamic_day(out, &orders)?;
 
+    writeln!(
+        out,
+        "\n== order-1003, never paid: its deadlines are timers in the same file"
+    )?;
+    if let Err(failed) = orders.create(Order::new("order-1003", order_data("Linus", 9)).into()) {
+        if !matches!(failed.error, StoreError::DuplicateId { .. }) {
+            return Err(failed.error.into());
+        }
+    } else {
+        writeln!(out, "{:<11} created for Linus in Pending", "order-1003")?;
+    }
+    fire_due_timers(out, store, advance)?;
+
     writeln!(out, "\n== what happened so far")?;
-    for id in ["order-1001", "order-1002"] {
+    for id in ["order-1001", "order-1002", "order-1003"] {
         print_history(out, &orders, &id.into())?;
     }
     let open: Vec<_> = orders
@@ -70,7 +98,7 @@ pub fn run(db: &Path, out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     if open.is_empty() {
         writeln!(
             out,
-            "\nboth orders are final; delete {} to start over",
+            "\nevery order is final; delete {} to start over",
             shown.display()
         )?;
     } else {
@@ -81,6 +109,73 @@ pub fn run(db: &Path, out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
         )?;
     }
     Ok(())
+}
+
+/// Fires the timers due by the worker's clock (`advance` ahead of the wall clock): what
+/// a worker process does all day long, here once per run.
+fn fire_due_timers(
+    out: &mut dyn Write,
+    store: Arc<SqliteStore>,
+    advance: Duration,
+) -> Result<(), Box<dyn Error>> {
+    let clock = Arc::new(Ahead(advance));
+    let worker = Worker::new(store)
+        .with_clock(clock.clone())
+        .machine::<AnyOrder>();
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let fired = runtime.block_on(worker.run_due())?;
+    if advance > Duration::ZERO {
+        writeln!(
+            out,
+            "the worker's clock is {} ahead: it is {}",
+            human(advance),
+            utc(clock.now())
+        )?;
+    }
+    let stale = fired.iter().filter(|r| r.outcome == Outcome::Stale).count();
+    if stale > 0 {
+        writeln!(
+            out,
+            "{stale} timer(s) of states the orders had left came due: removed, not fired"
+        )?;
+    }
+    for report in fired.iter().filter(|r| r.outcome != Outcome::Stale) {
+        let timer = &report.timer;
+        let what = match &report.outcome {
+            Outcome::Applied { from, to, .. } => format!("{from} --{}--> {to}", timer.name),
+            other => format!("`{}`: {other:?}", timer.name),
+        };
+        writeln!(
+            out,
+            "{:<11} {what}  (due {}, late {})",
+            timer.id.as_str(),
+            utc(timer.due_at),
+            human(report.lateness())
+        )?;
+    }
+    match worker.next_due()? {
+        Some(next) if fired.is_empty() => writeln!(
+            out,
+            "no timer is due yet; the next is due {} (try `--advance 2d`)",
+            utc(next)
+        )?,
+        Some(next) => writeln!(out, "the next timer is due {}", utc(next))?,
+        None if fired.is_empty() => writeln!(out, "no timer is armed")?,
+        None => {}
+    }
+    Ok(())
+}
+
+/// `2d 3h`, `45m`, `12s`.
+fn human(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    let (days, hours, minutes) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
 }
 
 fn order_data(customer: &str, lamps_in_stock: u32) -> OrderData {

@@ -134,8 +134,9 @@ pub fn remind_to_pay(order: &mut OrderData, _: &Pending) {
 /// Action of `Pending + after 2d`: the order lapses, and the customer is told why.
 pub fn expire(order: &mut OrderData, _: Pending, fired: TimerFired) -> Cancelled {
     let reason = format!("not paid in time ({})", fired.name);
-    order
-        .notifications
-        .push(format!("Dear {}, your order lapsed: {reason}", order.customer));
+    order.notifications.push(format!(
+        "Dear {}, your order lapsed: {reason}",
+        order.customer
+    ));
     Cancelled { reason }
 }
