@@ -19,7 +19,7 @@ state_machine! {
     pub machine Invoice(Bill) {
         version 1;
         wait initial state Unpaid;
-        state Escalated;
+        state Escalated entry(on_escalated);
         state Paid;
         final state WrittenOff;
         final state Closed;
@@ -56,6 +56,10 @@ fn remind(bill: &mut Bill, _: &Unpaid) {
     panics_in(bill, "reminder");
     bill.reminders += 1;
     bill.log.push("remind".into());
+}
+
+fn on_escalated(bill: &mut Bill, _: &Escalated) {
+    panics_in(bill, "hook");
 }
 
 fn may_escalate(bill: &Bill, _: &Unpaid, _: &TimerFired) -> Result<(), String> {
@@ -302,7 +306,7 @@ async fn a_clock_that_jumps_back_fires_nothing_early_or_twice() {
 /// as a dead letter, and leaves every other instance firing.
 #[tokio::test]
 async fn a_panic_in_a_timers_code_is_a_dead_letter_and_others_carry_on() {
-    for place in ["reminder", "guard", "action"] {
+    for place in ["reminder", "guard", "action", "hook"] {
         let w = world(MemoryStore::new());
         let poisoned = Bill {
             panic_in: Some(place.into()),

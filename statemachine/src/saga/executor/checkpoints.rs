@@ -132,6 +132,20 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
         data: &S::Data,
         event: String,
     ) -> Result<Snapshot, SagaError> {
+        self.checkpoint_arming(current, phase, progress, data, event, &[])
+    }
+
+    /// [`checkpoint`](Self::checkpoint), arming `timers` at the new sequence number in
+    /// the same transaction.
+    pub(super) fn checkpoint_arming(
+        &self,
+        current: &Snapshot,
+        phase: &str,
+        progress: &Progress,
+        data: &S::Data,
+        event: String,
+        timers: &[crate::store::ArmedTimer],
+    ) -> Result<Snapshot, SagaError> {
         let next = self.snapshot(&current.id, current.seq + 1, phase, progress, data)?;
         let at = self.clock.now();
         let record = self.record(&next, Some(&current.state.name), event, at, None);
@@ -143,7 +157,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             records: std::slice::from_ref(&record),
             idempotency_key: None,
             at,
-            timers: &[],
+            timers,
             fired: None,
         })?;
         Ok(next)

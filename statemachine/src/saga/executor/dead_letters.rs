@@ -64,18 +64,40 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     ) -> Result<SagaOutcome, SagaError> {
         let letter = self.open_letter(id, "retried")?;
         // Reading the saga and writing its checkpoint call its data's serde impls.
-        self.guarded(&letter.instance, async { self.reopen(id, &letter, actor) })
-            .await?;
+        self.guarded(&letter.instance, async {
+            self.reopen(id, &letter, actor, false)
+        })
+        .await?;
         self.run(&letter.instance).await
+    }
+
+    /// Asks for a dead letter to be retried by the [`Worker`](crate::worker::Worker)
+    /// that runs this saga ([`Worker::saga`](crate::worker::Worker::saga)): marks it
+    /// `Retried` (audited, with `actor`) and moves its saga back to where it gave up,
+    /// arming a timer `retry` that is due at once, in the same transaction as the
+    /// saga's checkpoint. The worker runs the saga when it claims the timer; an
+    /// operator's tool can therefore ask for a retry without running any step itself.
+    ///
+    /// # Errors
+    ///
+    /// As [`retry_dead_letter`](Self::retry_dead_letter).
+    pub async fn request_retry(&self, id: &InstanceId, actor: &str) -> Result<(), SagaError> {
+        let letter = self.open_letter(id, "retried")?;
+        self.guarded(&letter.instance, async {
+            self.reopen(id, &letter, actor, true)
+        })
+        .await
     }
 
     /// Marks letter `id` retried and moves its saga back to where it gave up, with a
     /// fresh count of attempts.
+    /// With `arm`, the checkpoint arms the `retry` timer a worker carries out.
     fn reopen(
         &self,
         id: &InstanceId,
         letter: &DeadLetterData,
         actor: &str,
+        arm: bool,
     ) -> Result<(), SagaError> {
         // The saga is read before the letter is marked: a saga still unreadable leaves
         // its letter open.
@@ -99,22 +121,31 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
         letters
             .apply(id, Retry, &Meta::new().actor(actor))
             .map_err(|e| review_failed(id, "retried", e))?;
-        if let Some(phase) = phase {
-            let again = Progress {
-                started: false,
-                attempts: 0,
-                spent_ms: 0,
-                gave_up: None,
-                dead_letter: None,
-                ..progress
-            };
-            self.checkpoint(
-                &snapshot,
-                phase,
-                &again,
-                &data,
-                format!("retried by {actor} from dead letter {id}"),
-            )?;
+        let timers = [crate::store::ArmedTimer {
+            name: RETRY_TIMER,
+            kind: crate::timer::TimerKind::Deadline,
+            due_at: self.clock.now(),
+        }];
+        let timers: &[crate::store::ArmedTimer] = if arm { &timers } else { &[] };
+        let event = format!("retried by {actor} from dead letter {id}");
+        match phase {
+            Some(phase) => {
+                let again = Progress {
+                    started: false,
+                    attempts: 0,
+                    spent_ms: 0,
+                    gave_up: None,
+                    dead_letter: None,
+                    ..progress
+                };
+                self.checkpoint_arming(&snapshot, phase, &again, &data, event, timers)?;
+            }
+            // It runs from where it is; a worker needs the timer to know.
+            None if arm => {
+                let phase = snapshot.state.name.clone();
+                self.checkpoint_arming(&snapshot, &phase, &progress, &data, event, timers)?;
+            }
+            None => {}
         }
         Ok(())
     }
@@ -245,3 +276,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
         Ok(id)
     }
 }
+
+/// The timer [`SagaExecutor::request_retry`] arms on a saga: the worker that runs the
+/// saga runs it again when it claims it.
+pub(crate) const RETRY_TIMER: &str = "retry";
