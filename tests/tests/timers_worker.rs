@@ -3,14 +3,18 @@
 //! the worker down.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use statemachine::saga::dead_letter::AnyDeadLetter;
-use statemachine::store::TimerStore;
+use statemachine::store::{
+    ArmedTimer, Claim, Commit, Committed, Cursor, DueTimer, InstanceSummary, Page, Release,
+    StoredInstance, TimerStore,
+};
 use statemachine::worker::{CancellationToken, Outcome, TimeTravel, TimerReport, Worker};
 use statemachine::{
-    ManualClock, MemoryStore, Meta, RecordKind, Repository, SqliteStore, TIMER_ACTOR, TimerFired,
-    state_machine,
+    AuditRecord, InstanceId, ManualClock, MemoryStore, Meta, RecordKind, Repository, Snapshot,
+    SqliteStore, Store, StoreError, TIMER_ACTOR, TimerFired, state_machine,
 };
 
 state_machine! {
@@ -416,6 +420,167 @@ async fn an_idle_worker_sleeps_until_work_arrives_and_stops_on_shutdown() {
     w.open("a", Bill::default());
     tokio::time::sleep(Duration::from_millis(1)).await;
     assert!(w.worker.stats().wakeups >= 1, "arming a timer wakes it");
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
+
+/// A store whose commits and releases fail while told to, as a busy or broken disk
+/// would.
+#[derive(Default)]
+struct Flaky {
+    inner: MemoryStore,
+    failing_commits: AtomicU32,
+    failing_releases: AtomicU32,
+}
+
+fn take_one(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+fn busy() -> StoreError {
+    StoreError::Busy {
+        machine: None,
+        id: None,
+        source: "the database is locked".into(),
+    }
+}
+
+impl Store for Flaky {
+    fn create(
+        &self,
+        snapshot: &Snapshot,
+        records: &[AuditRecord],
+        timers: &[ArmedTimer],
+        at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.inner.create(snapshot, records, timers, at)
+    }
+    fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
+        self.inner.load(machine, id)
+    }
+    fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
+        if take_one(&self.failing_commits) {
+            return Err(busy());
+        }
+        self.inner.commit(commit)
+    }
+    fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError> {
+        self.inner.commit_batch(commits)
+    }
+    fn history_page(
+        &self,
+        machine: &str,
+        id: &InstanceId,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<AuditRecord>, StoreError> {
+        self.inner.history_page(machine, id, after, limit)
+    }
+    fn list_page(
+        &self,
+        machine: &str,
+        state: Option<&str>,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<InstanceSummary>, StoreError> {
+        self.inner.list_page(machine, state, after, limit)
+    }
+}
+
+impl TimerStore for Flaky {
+    fn claim_due(&self, claim: &Claim<'_>) -> Result<Vec<DueTimer>, StoreError> {
+        self.inner.claim_due(claim)
+    }
+    fn next_due(&self, machines: &[&str]) -> Result<Option<SystemTime>, StoreError> {
+        self.inner.next_due(machines)
+    }
+    fn release(&self, timer: &DueTimer, release: Release<'_>) -> Result<bool, StoreError> {
+        if take_one(&self.failing_releases) {
+            return Err(busy());
+        }
+        self.inner.release(timer, release)
+    }
+    fn timer_count(&self) -> Result<u64, StoreError> {
+        self.inner.timer_count()
+    }
+    fn on_armed(&self, listener: Arc<dyn Fn() + Send + Sync>) {
+        self.inner.on_armed(listener);
+    }
+}
+
+/// A busy store makes a timer wait and try again, later and later; it fires once the
+/// store works, exactly once.
+#[tokio::test]
+async fn a_busy_store_makes_a_timer_retry_with_a_growing_pause() {
+    let w = world(Flaky::default());
+    w.open("a", Bill::default());
+    w.worker.store().failing_commits.store(3, Ordering::SeqCst);
+    w.clock.set(t0() + minutes(20));
+    let first = w.worker.run_due().await.unwrap();
+    let Outcome::Retrying { at, error } = &first[0].outcome else {
+        panic!("{first:?}")
+    };
+    assert!(
+        error.contains("busy") || error.contains("locked"),
+        "{error}"
+    );
+    assert_eq!(*at, t0() + minutes(20) + Duration::from_secs(1));
+    let reports = w.advance(minutes(5)).await;
+    let retries: Vec<SystemTime> = reports
+        .iter()
+        .filter_map(|r| match r.outcome {
+            Outcome::Retrying { at, .. } => Some(at),
+            _ => None,
+        })
+        .collect();
+    let start = t0() + minutes(20);
+    assert_eq!(
+        retries,
+        [
+            start + Duration::from_secs(1 + 2),
+            start + Duration::from_secs(1 + 2 + 4)
+        ],
+        "the pause doubles"
+    );
+    assert_eq!(fired(&reports).len(), 1, "then it fires, once");
+    assert_eq!(w.bill("a").reminders, 1);
+    assert_eq!(w.worker.stats().retried, 3);
+}
+
+/// A store that can neither fire nor reschedule a timer does not make the worker spin:
+/// it pauses, longer each time.
+#[tokio::test(start_paused = true)]
+async fn a_failing_store_makes_the_worker_pause_not_spin() {
+    let w = Arc::new(world(Flaky::default()));
+    w.open("a", Bill::default());
+    w.clock.set(t0() + minutes(20));
+    w.worker
+        .store()
+        .failing_commits
+        .store(u32::MAX, Ordering::SeqCst);
+    w.worker
+        .store()
+        .failing_releases
+        .store(u32::MAX, Ordering::SeqCst);
+    let shutdown = CancellationToken::new();
+    let running = {
+        let (w, shutdown) = (w.clone(), shutdown.clone());
+        tokio::spawn(async move { w.worker.run(shutdown).await })
+    };
+    // 1 + 2 + 4 + 8 + 16 + 32 = 63 seconds of pauses.
+    tokio::time::sleep(Duration::from_secs(64)).await;
+    let stats = w.worker.stats();
+    assert!(
+        (5..=8).contains(&stats.wakeups),
+        "a few wake-ups, not a spin: {stats:?}"
+    );
+    // The store recovers: the next wake-up fires it.
+    w.worker.store().failing_commits.store(0, Ordering::SeqCst);
+    w.worker.store().failing_releases.store(0, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    assert_eq!(w.bill("a").reminders, 1);
     shutdown.cancel();
     running.await.unwrap().unwrap();
 }

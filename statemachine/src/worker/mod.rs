@@ -353,6 +353,14 @@ impl<S: TimerStore + 'static> Worker<S> {
                 return Ok(());
             }
             let sleep = match self.run_due_until(Some(&shutdown)).await {
+                // Due timers that could neither fire nor be put back: the store is
+                // failing. Pause, growing, instead of claiming them again at once.
+                Ok((_, true)) => {
+                    tracing::warn!(target: "statemachine::worker", ?pause, "due timers could not be fired or rescheduled; pausing");
+                    let this = pause;
+                    pause = (pause * 2).min(Duration::from_secs(300));
+                    Some(this)
+                }
                 Ok(_) => {
                     pause = Duration::from_secs(1);
                     match self.next_due() {
@@ -407,17 +415,19 @@ impl<S: TimerStore + 'static> Worker<S> {
     ///
     /// When claiming fails; what fired before stays fired.
     pub async fn run_due(&self) -> Result<Vec<TimerReport>, StoreError> {
-        self.run_due_until(None).await
+        Ok(self.run_due_until(None).await?.0)
     }
 
+    /// [`run_due`](Self::run_due), stopping early on shutdown; also says whether it
+    /// stopped at a batch whose timers all stayed due (a failing store).
     async fn run_due_until(
         &self,
         shutdown: Option<&CancellationToken>,
-    ) -> Result<Vec<TimerReport>, StoreError> {
+    ) -> Result<(Vec<TimerReport>, bool), StoreError> {
         let mut reports = Vec::new();
         loop {
             if shutdown.is_some_and(CancellationToken::is_cancelled) {
-                return Ok(reports);
+                return Ok((reports, false));
             }
             let claim = Claim {
                 machines: &self.machines,
@@ -428,7 +438,7 @@ impl<S: TimerStore + 'static> Worker<S> {
             };
             let batch = self.store.claim_due(&claim)?;
             if batch.is_empty() {
-                return Ok(reports);
+                return Ok((reports, false));
             }
             let fired = self.fire_batch(batch).await;
             // A batch where nothing could be removed or rescheduled would be claimed
@@ -438,7 +448,7 @@ impl<S: TimerStore + 'static> Worker<S> {
                 .any(|r| !matches!(r.outcome, Outcome::Stuck { .. }));
             reports.extend(fired);
             if !progress {
-                return Ok(reports);
+                return Ok((reports, true));
             }
         }
     }
