@@ -183,6 +183,7 @@ pub fn assign_senior(data: &mut TicketData, _: Escalated, event: Assign) -> InPr
 }
 
 pub mod fulfilment;
+pub mod timed;
 
 /// The machines the store conformance suite drives, shared with these tests.
 pub use statemachine::testing::{account, gauge};

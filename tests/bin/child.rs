@@ -12,6 +12,14 @@
 //!   `s-<count - 1>` that do not exist yet, each with its plan, printing `ended <id>
 //!   <outcome>` as each ends. Downstream effects go to `effects-db`, once per key.
 //!
+//! `statemachine-test-child timers <db> <start> <step> <batch>`
+//!   fires the due timers of the `Invoice` instances (`statemachine_tests::timed`) in
+//!   `db` with a worker claiming `batch` timers at a time, on a virtual clock that starts
+//!   at `start` (seconds since the epoch) and, whenever nothing is due, jumps to `step`
+//!   seconds past the next due time (so timers armed by fired timers come due too),
+//!   until no timer is armed; then prints `done <fired> <stale>`. The parent kills it
+//!   at random moments.
+//!
 //! `statemachine-test-child bump <db> <id> <count> <key-prefix>`
 //!   applies `count` bumps to counter `id`, with keys `<key-prefix>-<i>`, and prints
 //!   `done <applied> <duplicates>`.
@@ -34,6 +42,7 @@ fn main() -> ExitCode {
         ["crash", db, seed, accounts, events] => crash(db, seed, accounts, events),
         ["bump", db, id, count, prefix] => bump(db, id, count, prefix),
         ["saga", db, effects, count] => sagas(db, effects, count),
+        ["timers", db, start, step, batch] => timers(db, start, step, batch),
         _ => Err(format!("unknown arguments {args:?}")),
     };
     match result {
@@ -157,6 +166,57 @@ fn sagas(db: &str, effects: &str, count: &str) -> Result<(), String> {
                 Err(error) => return Err(error.to_string()),
             }
         }
+        Ok(())
+    })
+}
+
+fn timers(db: &str, start: &str, step: &str, batch: &str) -> Result<(), String> {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use statemachine::worker::{Outcome, Worker};
+    use statemachine::{Clock, ManualClock};
+    use statemachine_tests::timed::AnyInvoice;
+
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(number(start)?);
+    let step = Duration::from_secs(number(step)?);
+    let batch = usize::try_from(number(batch)?).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let clock = Arc::new(ManualClock::new(start));
+        let store = SqliteStore::open(db).map_err(|e| e.to_string())?;
+        let worker = Worker::new(Arc::new(store))
+            .with_clock(clock.clone())
+            .with_batch(batch)
+            .machine::<AnyInvoice>();
+        loop {
+            let reports = worker.run_due().await.map_err(|e| e.to_string())?;
+            if let Some(report) = reports.iter().find(|r| {
+                !matches!(
+                    r.outcome,
+                    Outcome::Applied {
+                        duplicate: false,
+                        ..
+                    } | Outcome::Stale
+                )
+            }) {
+                return Err(format!("a timer did not fire cleanly: {report:?}"));
+            }
+            match worker.next_due().map_err(|e| e.to_string())? {
+                None => break,
+                Some(next) if next > clock.now() => clock.set(next + step),
+                Some(next) if reports.is_empty() => {
+                    return Err(format!("a timer due at {next:?} does not fire"));
+                }
+                Some(_) => {}
+            }
+        }
+        let stats = worker.stats();
+        println!("done {} {}", stats.fired, stats.stale);
         Ok(())
     })
 }

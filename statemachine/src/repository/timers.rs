@@ -147,6 +147,9 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
     /// # Errors
     ///
     /// A [`TimerError`]; the instance is unchanged.
+    // The error carries the store's error whole, for the worker to decide on retries and
+    // dead letters; it is the rare path, and may be wide (as in `save_all`).
+    #[allow(clippy::result_large_err)]
     pub fn fire_timer(&self, timer: &DueTimer) -> Result<Fired<M>, TimerError> {
         let store_error = |error: StoreError| TimerError::Store {
             timer: timer.name.clone(),
