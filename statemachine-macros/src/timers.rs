@@ -369,7 +369,7 @@ fn unit_ms(unit: &str) -> u64 {
 fn whole(ms: u128) -> String {
     for (unit, per) in UNITS.iter().rev() {
         let per = u128::from(*per);
-        if ms % per == 0 {
+        if ms.is_multiple_of(per) {
             return format!("{}{unit}", ms / per);
         }
     }
