@@ -10,6 +10,7 @@ mod check;
 mod errors;
 mod expand;
 mod model;
+mod names;
 mod parse;
 mod render;
 #[cfg(test)]

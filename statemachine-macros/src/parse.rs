@@ -10,7 +10,7 @@
 
 use proc_macro2::TokenTree;
 use syn::parse::{Parse, ParseStream};
-use syn::{Attribute, Token, Visibility};
+use syn::{Attribute, Path, Token, Visibility, token};
 
 mod machine;
 mod saga;
@@ -106,6 +106,39 @@ fn expect_semicolon(input: ParseStream, place: &str) -> syn::Result<()> {
     } else {
         Err(input.error(format!("expected `;` {place}")))
     }
+}
+
+/// `[guard]` and `/ action`, each if written.
+fn parse_guard_action(input: ParseStream) -> syn::Result<(Option<Path>, Option<Path>)> {
+    let guard = if input.peek(token::Bracket) {
+        let content;
+        syn::bracketed!(content in input);
+        Some(inside(&content, |content| {
+            let path = content.call(Path::parse_mod_style).map_err(|e| {
+                syn::Error::new(e.span(), "expected a guard function, like `[in_stock]`")
+            })?;
+            if !content.is_empty() {
+                return Err(content.error(
+                    "expected one guard function, like `[in_stock]`; combine conditions inside it",
+                ));
+            }
+            Ok(path)
+        })?)
+    } else {
+        None
+    };
+    let action = if input.peek(Token![/]) {
+        input.parse::<Token![/]>()?;
+        Some(input.call(Path::parse_mod_style).map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected an action function after `/`, like `/ charge`",
+            )
+        })?)
+    } else {
+        None
+    };
+    Ok((guard, action))
 }
 
 /// Levenshtein distance, for "did you mean" suggestions.

@@ -124,6 +124,13 @@ const VOCABULARY: &[&str] = &[
     "4294967296",
     "\"x\"",
     "48h",
+    "wait",
+    "30m",
+    "1.5h",
+    "-",
+    "0s",
+    "2w",
+    "payment_window",
 ];
 
 fn leaf() -> impl Strategy<Value = Node> {
@@ -176,6 +183,27 @@ const TABLES: &[(&str, &[&str])] = &[
             "step payments::charge / payments::refund via payments;",
             "pivot step ship;",
             "step notify via email;",
+        ],
+    ),
+    (
+        "pub machine Payment(PaymentData)",
+        &[
+            "version 2;",
+            "initial state Pending { amount: u64 } exit(left);",
+            "/// Waits.\n wait state Awaiting { amount: u64 } entry(arrived);",
+            "state Escalated { amount: u64 }",
+            "final state Paid;",
+            "final state Expired;",
+            "event submit;",
+            "event pay;",
+            "Pending + submit => Awaiting;",
+            "Pending + after payment_window => Expired;",
+            "Awaiting + pay => Paid;",
+            "Awaiting after 20m / remind;",
+            "/// Big ones.\n Awaiting + after 48h [is_big] / escalate => Escalated;",
+            "Awaiting + after 48h => Expired;",
+            "Escalated | Awaiting after 1d / remind;",
+            "Escalated + after 7d => Expired;",
         ],
     ),
     (

@@ -439,9 +439,9 @@ fn literal_delay(negative: bool, lit: &Lit, text: &str) -> Result<Duration, Stri
                 format!("whole units only: `{text}` is not a whole number of milliseconds")
             }
             Some(ms) if float => format!("whole units only: did you mean `{}`?", whole(ms)),
-            Some(ms) => format!(
-                "unknown unit `{suffix}` in `{text}`; did you mean `{}`?",
-                whole(ms)
+            Some(_) => format!(
+                "unknown unit `{suffix}` in `{text}`; did you mean `{}{unit}`?",
+                digits.parse::<u128>().unwrap_or_default() * u128::from(times)
             ),
             None => format!(
                 "unknown unit `{suffix}` in `{text}`: a duration's unit is {UNITS_TEXT}, like `30m`"

@@ -302,7 +302,10 @@ fn a_timer_the_state_does_not_arm_is_refused_untouched_and_unrecorded() {
     else {
         panic!("{:?}", rejected.refusal());
     };
-    assert_eq!((*state, *event), ("AwaitingPayment", "timer"));
+    assert_eq!(
+        (*state, *event),
+        ("AwaitingPayment", "after payment_window")
+    );
     assert_eq!(
         *allowed,
         ["after 20m / remind", "after 1h / remind", "after 48h"]
@@ -315,13 +318,23 @@ fn a_timer_the_state_does_not_arm_is_refused_untouched_and_unrecorded() {
         ("AwaitingPayment", 1)
     );
 
+    let rejected = machine
+        .__fire_timer(TimerFired::new("after 3m", at(1)))
+        .unwrap_err();
+    assert_eq!(rejected.refusal().event(), "timer", "no state arms it");
+    let machine = rejected.into_machine();
+
     let paid = machine.fire(PaymentEvent::Pay(Pay)).unwrap();
     let rejected = paid
         .__fire_timer(TimerFired::new("after 48h", at(1)))
         .unwrap_err();
     assert!(matches!(
         rejected.refusal(),
-        Refusal::NotAllowed { allowed: [], .. }
+        Refusal::NotAllowed {
+            event: "after 48h",
+            allowed: [],
+            ..
+        }
     ));
 }
 

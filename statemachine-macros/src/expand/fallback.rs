@@ -361,6 +361,44 @@ mod tests {
     }
 
     #[test]
+    fn timers_that_cannot_be_generated_are_left_out() {
+        let machine = lowered(quote! {
+            machine Order {
+                version 1;
+                initial state Pending;
+                state DEFINITION;
+                final state Done;
+                event go;
+                Pending + go => Done;
+                Pending + after 30m => Done;
+                Pending + after 0s => Done;
+                Pending + after 1h => DEFINITION;
+                Done after 1d / nudge;
+                Pending after 10m / nudge;
+                Pending after 10m / nudge;
+            }
+        });
+        let salvaged = salvage(&machine).expect("something to generate");
+        let timers: Vec<(&str, &[usize])> = salvaged
+            .timers
+            .iter()
+            .map(|t| (t.name.as_str(), t.sources.as_slice()))
+            .collect();
+        assert_eq!(
+            timers,
+            [("after 30m", &[0][..]), ("after 10m / nudge", &[0][..])]
+        );
+    }
+
+    #[test]
+    fn a_table_of_timers_alone_is_salvaged() {
+        let machine = lowered(quote! {
+            machine Session { version 1; initial state Open; final state Closed; Open + after 5m => Closed; }
+        });
+        assert!(salvage(&machine).is_some());
+    }
+
+    #[test]
     fn nothing_is_salvaged_without_states_or_events() {
         let no_events = lowered(quote!(machine Order { version 1; initial state A; }));
         assert!(salvage(&no_events).is_none());

@@ -56,6 +56,22 @@ fn definition(ctx: &Context<'_>) -> TokenStream {
             machine.events[t.event].name, machine.states[t.target].name
         ));
     }
+    for line in &machine.timers {
+        if let crate::timers::LineKind::Deadline(d) = &line.kind {
+            let from = quoted_list(line.sources.iter().map(|&s| &machine.states[s].name));
+            let text = |path: Option<&syn::Path>| {
+                path.map(|p| format!("`{}`", tokens_text(p)))
+                    .unwrap_or_default()
+            };
+            doc.push_str(&format!(
+                "| {from} | `{}` | {} | {} | `{}` |\n",
+                line.name,
+                text(d.guard.as_ref()),
+                text(d.action.as_ref()),
+                machine.states[d.target].name
+            ));
+        }
+    }
     // Spanned at the machine's name: the compiler points there when it shows the type.
     quote_spanned! {name.span()=>
         #(#attrs)*

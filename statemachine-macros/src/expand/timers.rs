@@ -157,9 +157,16 @@ fn no_timer(ctx: &Context<'_>) -> TokenStream {
         let names = machine.timers_of(state).into_iter().map(|t| t.name);
         quote!(#any::#state_ident(_) => &[#(#names),*],)
     });
+    let mut all_names: Vec<String> = Vec::new();
+    for line in &machine.timers {
+        if !matches!(line.after, After::Invalid) && !all_names.contains(&line.name) {
+            all_names.push(line.name.clone());
+        }
+    }
     quote! {
-        /// The refusal of a timer the current state does not arm; `allowed` lists the
-        /// timers it arms.
+        /// The refusal of a timer the current state does not arm: `event` is the
+        /// timer's name when some state of the table arms it (`timer` otherwise), and
+        /// `allowed` lists the timers the current state arms.
         #[cold]
         #[allow(clippy::type_complexity)]
         fn __no_timer(
@@ -169,10 +176,15 @@ fn no_timer(ctx: &Context<'_>) -> TokenStream {
             let __allowed: &'static [&'static str] = match &__machine {
                 #(#arms)*
             };
+            // The table's own name for the timer when another state arms it.
+            let __event: &'static str = match __timer.name.as_str() {
+                #(#all_names => #all_names,)*
+                _ => "timer",
+            };
             let __refusal = ::statemachine::Refusal::NotAllowed {
                 machine: #machine_name,
                 state: __machine.state_name(),
-                event: "timer",
+                event: __event,
                 allowed: __allowed,
             };
             ::core::result::Result::Err(::statemachine::Rejected::new(__machine, __timer, __refusal))

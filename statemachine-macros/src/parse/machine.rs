@@ -5,7 +5,7 @@ use syn::punctuated::Punctuated;
 use syn::{Attribute, Field, Ident, LitInt, Path, Token, Type, Visibility, token};
 
 use super::timer::{DeadlineDecl, ReminderDecl, parse_line};
-use super::{edit_distance, expect_semicolon, inside, kw, skip_past_semicolon};
+use super::{edit_distance, expect_semicolon, inside, kw, parse_guard_action, skip_past_semicolon};
 
 /// The words that may start an item, for "unknown item" messages.
 const ITEM_KEYWORDS: &[&str] = &[
@@ -517,39 +517,6 @@ pub(super) fn parse_transition_rest(
         arrow,
         target,
     })
-}
-
-/// `[guard]` and `/ action`, each if written.
-pub(super) fn parse_guard_action(input: ParseStream) -> syn::Result<(Option<Path>, Option<Path>)> {
-    let guard = if input.peek(token::Bracket) {
-        let content;
-        syn::bracketed!(content in input);
-        Some(inside(&content, |content| {
-            let path = content.call(Path::parse_mod_style).map_err(|e| {
-                syn::Error::new(e.span(), "expected a guard function, like `[in_stock]`")
-            })?;
-            if !content.is_empty() {
-                return Err(content.error(
-                    "expected one guard function, like `[in_stock]`; combine conditions inside it",
-                ));
-            }
-            Ok(path)
-        })?)
-    } else {
-        None
-    };
-    let action = if input.peek(Token![/]) {
-        input.parse::<Token![/]>()?;
-        Some(input.call(Path::parse_mod_style).map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                "expected an action function after `/`, like `/ charge`",
-            )
-        })?)
-    } else {
-        None
-    };
-    Ok((guard, action))
 }
 
 fn parse_migrate(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<MigrateDecl> {

@@ -5,8 +5,8 @@
 use syn::parse::ParseStream;
 use syn::{Attribute, Ident, Lit, Path, Token, token};
 
-use super::machine::{Item, parse_guard_action, parse_transition_rest};
-use super::{expect_semicolon, kw};
+use super::machine::{Item, parse_transition_rest};
+use super::{expect_semicolon, kw, parse_guard_action};
 
 /// `after 30m` or `after payment_window`.
 pub(crate) struct AfterDecl {

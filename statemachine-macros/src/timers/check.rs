@@ -63,15 +63,20 @@ fn check_final_states_arm_nothing(machine: &Machine, errors: &mut Errors) {
                 continue;
             }
             let what = match line.kind {
-                LineKind::Deadline(_) => "no deadline can leave it",
-                LineKind::Reminder { .. } => "it arms no reminder",
+                LineKind::Deadline(_) => "so it can have no deadline",
+                LineKind::Reminder { .. } => "and it arms no reminder",
+            };
+            let fix = if line.sources.len() > 1 {
+                format!("remove `{}` from this timer", state.name)
+            } else {
+                "remove this timer".to_owned()
             };
             errors.push(
                 line.after_span,
                 format!(
-                    "`{}` is a final state: nothing leaves it and {what}; remove `{}` from \
-                     this timer or remove `final` from `state {}`",
-                    state.name, state.name, state.name
+                    "`{}` is a final state: nothing leaves it, {what}; {fix}, or remove `final` \
+                     from `state {}`",
+                    state.name, state.name
                 ),
             );
         }

@@ -1,0 +1,18 @@
+use statemachine::state_machine;
+
+state_machine! {
+    pub machine Order {
+        version 1;
+        initial state Pending;
+        final state Expired;
+        event pay;
+        Pending + pay => Expired;
+        Pending + after 48h / expire => Expired;
+    }
+}
+
+fn expire(_: &mut (), _: Pending) -> Expired {
+    Expired
+}
+
+fn main() {}

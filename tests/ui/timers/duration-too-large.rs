@@ -1,0 +1,14 @@
+use statemachine::state_machine;
+
+state_machine! {
+    pub machine Order {
+        version 1;
+        initial state Pending;
+        final state Expired;
+        event pay;
+        Pending + pay => Expired;
+        Pending + after 999999999999999999d => Expired;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,15 @@
+use statemachine::state_machine;
+
+state_machine! {
+    pub machine Order {
+        version 1;
+        initial state Pending;
+        final state Paid;
+        event pay;
+        Pending + pay => Paid;
+        Pending after 20m;
+        Pending after 20m => Paid;
+    }
+}
+
+fn main() {}
