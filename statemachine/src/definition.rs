@@ -20,7 +20,9 @@ pub struct Definition {
     /// A hash of the table's shape: states (with `initial`, `final` and their fields),
     /// events (with their fields) and transitions (sources, event, guard, target). It
     /// changes whenever the table changes in a way that matters to stored instances;
-    /// doc comments, hooks and actions do not change it.
+    /// doc comments, hooks and actions do not change it, and neither do timers
+    /// (deadlines, reminders, `wait`): they change what happens to an instance, not the
+    /// shape of what is stored, so adding a deadline to a table keeps its snapshots.
     ///
     /// It is FNV-1a over a text the macro renders itself from the parsed table, not
     /// over the compiler's printing of tokens, so the same table has the same hash on
