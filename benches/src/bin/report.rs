@@ -215,7 +215,7 @@ fn timers(r: &mut Report) {
             let key = |k: &str| format!("{label}.spread.{k}");
             let _ = writeln!(
                 r.text,
-                "| {count:.0} timers coming due at {rate:.0}/s, `Worker::run`, `{mode}` ({:.0} wake-ups) | {rate:.0}/s | {} | {} | {} |",
+                "| {count:.0} timers coming due at {rate:.0}/s, `Worker::run`, `{mode}` (worker wake-ups: {:.0}) | {rate:.0}/s | {} | {} | {} |",
                 t.median(&key("wakeups")).unwrap_or(0.0),
                 ms(t.median(&key("p50_ms"))),
                 ms(t.median(&key("p99_ms"))),
