@@ -9,6 +9,8 @@ mod apply;
 mod reads;
 mod timers;
 
+#[cfg(feature = "worker")]
+pub(crate) use timers::panic_message;
 pub use timers::{Fired, TIMER_ACTOR, TimerError};
 
 use crate::store::{ArmedTimer, Commit, Committed, FirstResult, Store, StoreError};

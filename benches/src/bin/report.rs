@@ -86,6 +86,168 @@ impl Report {
     }
 }
 
+/// The figures of the `timers` bin: name, then one value per round.
+struct Timers(std::collections::HashMap<String, Vec<f64>>);
+
+impl Timers {
+    fn read() -> Self {
+        let text = std::fs::read_to_string(root().join("target/bench-results/timers.txt"))
+            .unwrap_or_default();
+        Self(
+            text.lines()
+                .filter_map(|line| {
+                    let mut words = line.split_whitespace();
+                    let key = words.next()?.to_owned();
+                    Some((key, words.filter_map(|w| w.parse().ok()).collect()))
+                })
+                .collect(),
+        )
+    }
+
+    fn all(&self, key: &str) -> &[f64] {
+        self.0.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// The median of the rounds.
+    fn median(&self, key: &str) -> Option<f64> {
+        let mut values = self.all(key).to_vec();
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied()
+    }
+}
+
+/// Comparison 7, from `target/bench-results/timers.txt`.
+fn timers(r: &mut Report) {
+    let t = Timers::read();
+    let n = t.median("timers").unwrap_or(0.0);
+    r.line(&format!(
+        "## 7. Durable timers on SQLite ({n:.0} deadlines due at once, fired by `Worker::run_due`)"
+    ));
+    r.line("");
+    let Some(_) = t.median("normal.ours.seconds") else {
+        r.line("Not measured.");
+        return;
+    };
+    let rounds = t.all("normal.ours.seconds").len();
+    let _ = writeln!(
+        r.text,
+        "Medians of {rounds} round(s), ours and raw interleaved; the ratio is ours / raw \
+         (time to drain, and CPU time), with the worst round in parentheses."
+    );
+    r.line("");
+    r.line("| comparison | statemachine | raw rusqlite | ratio (worst) | goal |");
+    r.line("|---|---|---|---|---|");
+    for (label, mode) in [("normal", "NORMAL"), ("full", "FULL")] {
+        let ours = t.all(&format!("{label}.ours.seconds"));
+        let raw = t.all(&format!("{label}.raw.seconds"));
+        let ratios: Vec<f64> = ours.iter().zip(raw).map(|(a, b)| a / b).collect();
+        let worst = ratios.iter().copied().fold(f64::NAN, f64::max);
+        if let (Some(a), Some(b)) = (
+            t.median(&format!("{label}.ours.seconds")),
+            t.median(&format!("{label}.raw.seconds")),
+        ) {
+            let mut sorted = ratios.clone();
+            sorted.sort_by(f64::total_cmp);
+            let ratio = sorted.get(sorted.len() / 2).copied().unwrap_or(a / b);
+            let _ = writeln!(
+                r.text,
+                "| drain, `synchronous = {mode}`: timers per second | {:.0}/s | {:.0}/s | {ratio:.2} ({worst:.2}) | {} |",
+                n / a,
+                n / b,
+                if label == "normal" {
+                    "≥ 10 000/s, ratio ≤ 1.3"
+                } else {
+                    "reported; ratio ≤ 1.3"
+                }
+            );
+        }
+        if let (Some(a), Some(b)) = (
+            t.median(&format!("{label}.ours.cpu_seconds")),
+            t.median(&format!("{label}.raw.cpu_seconds")),
+        ) {
+            let _ = writeln!(
+                r.text,
+                "| drain, `{mode}`: CPU time per timer (all threads) | {} | {} | {:.2} | |",
+                time(a / n * 1e9),
+                time(b / n * 1e9),
+                a / b
+            );
+        }
+    }
+    r.line("");
+    r.line("Lateness, `fired_at - due_at` of every timer:");
+    r.line("");
+    r.line("| run | timers/s | p50 | p99 | max |");
+    r.line("|---|---|---|---|---|");
+    let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| time(v * 1e6));
+    let batch = t.median("tuned.batch").unwrap_or(0.0);
+    let concurrency = t.median("tuned.concurrency").unwrap_or(0.0);
+    for (label, mode) in [("normal", "NORMAL"), ("full", "FULL")] {
+        for (side, what) in [
+            (
+                "ours",
+                "the backlog, worker (batch 256, concurrency 8)".to_owned(),
+            ),
+            ("raw", "the backlog, raw rusqlite loop".to_owned()),
+            (
+                "tuned",
+                format!(
+                    "the backlog, worker (batch {batch:.0}, concurrency {concurrency:.0}, one run)"
+                ),
+            ),
+        ] {
+            let key = |k: &str| format!("{label}.{side}.{k}");
+            let rate = t
+                .median(&key("seconds"))
+                .map_or("-".to_owned(), |s| format!("{:.0}/s", n / s));
+            let _ = writeln!(
+                r.text,
+                "| {what}, `{mode}` | {rate} | {} | {} | {} |",
+                ms(t.median(&key("p50_ms"))),
+                ms(t.median(&key("p99_ms"))),
+                ms(t.median(&key("max_ms"))),
+            );
+        }
+        if let (Some(count), Some(rate)) = (
+            t.median(&format!("{label}.spread.timers")),
+            t.median(&format!("{label}.spread.rate")),
+        ) {
+            let key = |k: &str| format!("{label}.spread.{k}");
+            let _ = writeln!(
+                r.text,
+                "| {count:.0} timers coming due at {rate:.0}/s, `Worker::run`, `{mode}` (worker wake-ups: {:.0}) | {rate:.0}/s | {} | {} | {} |",
+                t.median(&key("wakeups")).unwrap_or(0.0),
+                ms(t.median(&key("p50_ms"))),
+                ms(t.median(&key("p99_ms"))),
+                ms(t.median(&key("max_ms"))),
+            );
+        }
+    }
+    r.line("");
+    let seconds = t.median("idle.seconds").unwrap_or(0.0);
+    let _ = writeln!(
+        r.text,
+        "An idle worker (`Worker::run`, {seconds:.0} s, goal: no wake-up while nothing is due):"
+    );
+    r.line("");
+    r.line("| store | worker wake-ups | per second | context switches of the runtime's threads |");
+    r.line("|---|---|---|---|");
+    for (label, what) in [
+        ("empty", "nothing armed"),
+        ("far", "one timer armed an hour ahead"),
+    ] {
+        let wakeups = t.median(&format!("idle.{label}.wakeups"));
+        let switches = t.median(&format!("idle.{label}.switches"));
+        let _ = writeln!(
+            r.text,
+            "| {what} | {} | {} | {} |",
+            wakeups.map_or("-".to_owned(), |w| format!("{w:.0}")),
+            wakeups.map_or("-".to_owned(), |w| format!("{:.2}", w / seconds.max(1e-9))),
+            switches.map_or("-".to_owned(), |s| format!("{s:.0}")),
+        );
+    }
+}
+
 fn main() -> ExitCode {
     let mut write_to = None;
     let mut command = "benches/run".to_owned();
@@ -292,6 +454,8 @@ fn main() -> ExitCode {
             );
         }
     }
+    r.line("");
+    timers(&mut r);
     print!("{}", r.text);
     if let Some(path) = write_to {
         let notes = std::fs::read_to_string(root().join("benches/NOTES.md")).unwrap_or_default();

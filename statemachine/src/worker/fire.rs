@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
@@ -245,7 +246,13 @@ where
 
 impl<S: TimerStore + 'static> Worker<S> {
     /// Fires a claimed batch: the timers of one instance one after the other, in the
-    /// order claimed (due order); up to `concurrency` instances at once.
+    /// order claimed (due order); up to `concurrency` instances at once. The reports
+    /// come back in the order claimed.
+    ///
+    /// The instances are dealt round-robin into `concurrency` lanes, and each lane fires
+    /// its instances one after the other on one blocking thread: one hand-off to a
+    /// thread per lane and batch, not per instance (a hand-off per instance cost more
+    /// than the firing itself on a busy machine; see `BENCHMARKS.md`, durable timers).
     pub(super) async fn fire_batch(&self, batch: Vec<DueTimer>) -> Vec<TimerReport> {
         let mut groups: Vec<Vec<DueTimer>> = Vec::new();
         let mut index: HashMap<(String, InstanceId), usize> = HashMap::new();
@@ -259,70 +266,106 @@ impl<S: TimerStore + 'static> Worker<S> {
                 }
             }
         }
-        let runs = groups.into_iter().map(|group| self.fire_group(group));
-        futures_util::stream::iter(runs)
-            .buffered(self.concurrency)
+        let lanes = self.concurrency.min(groups.len()).max(1);
+        let mut dealt: Vec<Vec<(usize, Vec<DueTimer>)>> = (0..lanes).map(|_| Vec::new()).collect();
+        for (i, group) in groups.into_iter().enumerate() {
+            dealt[i % lanes].push((i, group));
+        }
+        let runs = dealt.into_iter().map(|lane| self.fire_lane(lane));
+        let mut fired: Vec<(usize, Vec<TimerReport>)> = futures_util::stream::iter(runs)
+            .buffer_unordered(lanes)
             .flat_map(futures_util::stream::iter)
             .collect()
-            .await
+            .await;
+        fired.sort_by_key(|(i, _)| *i);
+        fired.into_iter().flat_map(|(_, reports)| reports).collect()
     }
 
-    async fn fire_group(&self, group: Vec<DueTimer>) -> Vec<TimerReport> {
-        let machine = group.first().map(|t| t.machine.clone()).unwrap_or_default();
-        if let Some(saga) = self.sagas.iter().find(|s| s.name() == machine) {
-            let mut reports = Vec::with_capacity(group.len());
-            for timer in group {
-                let outcome = self.run_saga(saga.as_ref(), &timer).await;
-                reports.push(self.report(timer, outcome));
+    /// Fires the groups of one lane, one after the other: sagas' on the runtime, the
+    /// machines' in one blocking task. Returns each group's reports with its index.
+    async fn fire_lane(&self, lane: Vec<(usize, Vec<DueTimer>)>) -> Vec<(usize, Vec<TimerReport>)> {
+        let mut done = Vec::with_capacity(lane.len());
+        let mut blocking = Vec::with_capacity(lane.len());
+        for (i, group) in lane {
+            let machine = group
+                .first()
+                .map(|t| t.machine.as_str())
+                .unwrap_or_default();
+            if let Some(saga) = self.sagas.iter().find(|s| s.name() == machine) {
+                let mut reports = Vec::with_capacity(group.len());
+                for timer in group {
+                    let outcome = self.run_saga(saga.as_ref(), &timer).await;
+                    reports.push(self.report(timer, outcome));
+                }
+                done.push((i, reports));
+            } else if let Some(handler) = self.handlers.iter().find(|h| h.machine() == machine) {
+                blocking.push((i, handler.clone(), group));
+            } else {
+                done.push((i, Vec::new()));
             }
-            return reports;
         }
-        let Some(handler) = self
-            .handlers
+        if blocking.is_empty() {
+            return done;
+        }
+        let names: Vec<(usize, Vec<DueTimer>)> = blocking
             .iter()
-            .find(|h| h.machine() == machine)
-            .cloned()
-        else {
-            return Vec::new();
-        };
+            .map(|(i, _, group)| (*i, group.clone()))
+            .collect();
         let store = self.store.clone();
         let clock = self.clock.clone();
         let counters = self.counters.clone();
-        let names: Vec<DueTimer> = group.clone();
         let fired = tokio::task::spawn_blocking(move || {
-            let mut reports = Vec::with_capacity(group.len());
-            for timer in group {
-                let outcome = handler.fire(&store, &clock, &timer);
-                count(&counters, &outcome);
-                // A reminder moved the instance's other timers to its new sequence
-                // number: the rest of this group is claimed again, as it now is.
-                let moved = timer.kind == crate::timer::TimerKind::Reminder
-                    && matches!(outcome, Outcome::Applied { .. });
-                reports.push(TimerReport {
-                    timer,
-                    fired_at: clock.now(),
-                    outcome,
-                });
-                if moved {
-                    break;
-                }
-            }
-            reports
+            blocking
+                .into_iter()
+                .map(|(i, handler, group)| {
+                    // The handler catches the machine's panics; this is a panic of its
+                    // own, and must not take the lane's other groups with it.
+                    let timers = group.clone();
+                    let fired = catch_unwind(AssertUnwindSafe(|| {
+                        fire_group(handler.as_ref(), &store, &clock, &counters, group)
+                    }));
+                    let reports = fired.unwrap_or_else(|payload| {
+                        let error = format!(
+                            "the worker's firing task failed: {}",
+                            crate::repository::panic_message(payload.as_ref())
+                        );
+                        timers
+                            .into_iter()
+                            .map(|timer| {
+                                let outcome = Outcome::Stuck {
+                                    error: error.clone(),
+                                };
+                                count(&counters, &outcome);
+                                TimerReport {
+                                    timer,
+                                    fired_at: clock.now(),
+                                    outcome,
+                                }
+                            })
+                            .collect()
+                    });
+                    (i, reports)
+                })
+                .collect::<Vec<_>>()
         })
         .await;
         match fired {
-            Ok(reports) => reports,
-            // The handler catches the machine's panics; this is a panic of its own.
-            Err(error) => names
-                .into_iter()
-                .map(|timer| {
-                    let outcome = Outcome::Stuck {
-                        error: format!("the worker's firing task failed: {error}"),
-                    };
-                    self.report(timer, outcome)
-                })
-                .collect(),
+            Ok(reports) => done.extend(reports),
+            // Not expected: each group's panics are caught above.
+            Err(error) => done.extend(names.into_iter().map(|(i, timers)| {
+                let reports = timers
+                    .into_iter()
+                    .map(|timer| {
+                        let outcome = Outcome::Stuck {
+                            error: format!("the worker's firing task failed: {error}"),
+                        };
+                        self.report(timer, outcome)
+                    })
+                    .collect();
+                (i, reports)
+            })),
         }
+        done
     }
 
     /// Runs a saga whose retry was requested, if it is still where the request left it.
@@ -358,6 +401,34 @@ impl<S: TimerStore + 'static> Worker<S> {
             outcome,
         }
     }
+}
+
+/// Fires the timers of one instance, in due order, on a blocking thread.
+fn fire_group<S: TimerStore + 'static>(
+    handler: &dyn Handler<S>,
+    store: &Arc<S>,
+    clock: &Arc<dyn Clock>,
+    counters: &Counters,
+    group: Vec<DueTimer>,
+) -> Vec<TimerReport> {
+    let mut reports = Vec::with_capacity(group.len());
+    for timer in group {
+        let outcome = handler.fire(store, clock, &timer);
+        count(counters, &outcome);
+        // A reminder moved the instance's other timers to its new sequence number: the
+        // rest of this group is claimed again, as it now is.
+        let moved = timer.kind == crate::timer::TimerKind::Reminder
+            && matches!(outcome, Outcome::Applied { .. });
+        reports.push(TimerReport {
+            timer,
+            fired_at: clock.now(),
+            outcome,
+        });
+        if moved {
+            break;
+        }
+    }
+    reports
 }
 
 fn count(counters: &Counters, outcome: &Outcome) {
