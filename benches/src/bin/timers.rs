@@ -273,7 +273,7 @@ fn fingerprint(text: &str) -> String {
 /// The statement the store claims with, for one machine.
 const CLAIM: &str = "SELECT machine, id, seq, timer, kind, due_at, run_at, attempts, fence
      FROM statemachine_timers
-     WHERE run_at <= ?1 AND machine IN (?2)
+     WHERE run_at <= ?1 AND +machine IN (?2)
      ORDER BY run_at, due_at, machine, id, seq, timer
      LIMIT 256";
 

@@ -506,4 +506,9 @@ impl TimerStore for MemoryStore {
     fn on_armed(&self, listener: std::sync::Arc<dyn Fn() + Send + Sync>) {
         self.armed.listen(listener);
     }
+
+    /// One connection: commits queue on it, so a worker fires one instance at a time.
+    fn parallel_writes(&self) -> usize {
+        1
+    }
 }

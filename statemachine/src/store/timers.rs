@@ -155,6 +155,13 @@ pub trait TimerStore: Store {
     /// Calls `listener` after every write that arms a timer in this process, so an idle
     /// worker wakes up when new work may be due sooner than it planned to wake.
     fn on_armed(&self, listener: Arc<dyn Fn() + Send + Sync>);
+
+    /// How many writes the store makes at once: a worker fires no more instances in
+    /// parallel than this. One for a store behind one connection or one lock (SQLite,
+    /// memory), where parallel firing only queues on it; unbounded by default.
+    fn parallel_writes(&self) -> usize {
+        usize::MAX
+    }
 }
 
 /// The listeners of [`TimerStore::on_armed`], for a store to call after it armed timers.
@@ -198,6 +205,9 @@ impl ArmedSignal {
 }
 
 impl<S: TimerStore + ?Sized> TimerStore for &S {
+    fn parallel_writes(&self) -> usize {
+        (**self).parallel_writes()
+    }
     fn on_armed(&self, listener: Arc<dyn Fn() + Send + Sync>) {
         (**self).on_armed(listener);
     }
@@ -216,6 +226,9 @@ impl<S: TimerStore + ?Sized> TimerStore for &S {
 }
 
 impl<S: TimerStore + ?Sized> TimerStore for std::sync::Arc<S> {
+    fn parallel_writes(&self) -> usize {
+        (**self).parallel_writes()
+    }
     fn on_armed(&self, listener: Arc<dyn Fn() + Send + Sync>) {
         (**self).on_armed(listener);
     }

@@ -266,7 +266,11 @@ impl<S: TimerStore + 'static> Worker<S> {
                 }
             }
         }
-        let lanes = self.concurrency.min(groups.len()).max(1);
+        let lanes = self
+            .concurrency
+            .min(self.store.parallel_writes())
+            .min(groups.len())
+            .max(1);
         let mut dealt: Vec<Vec<(usize, Vec<DueTimer>)>> = (0..lanes).map(|_| Vec::new()).collect();
         for (i, group) in groups.into_iter().enumerate() {
             dealt[i % lanes].push((i, group));

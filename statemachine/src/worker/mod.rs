@@ -187,8 +187,13 @@ impl<S: TimerStore + 'static> Worker<S> {
     /// with [`machine`](Self::machine).
     pub fn new(store: Arc<S>) -> Self {
         let wake = Arc::new(Notify::new());
-        let listener = wake.clone();
-        store.on_armed(Arc::new(move || listener.notify_one()));
+        // Weak: a dropped worker is not kept alive by the store it listened to.
+        let listener = Arc::downgrade(&wake);
+        store.on_armed(Arc::new(move || {
+            if let Some(wake) = listener.upgrade() {
+                wake.notify_one();
+            }
+        }));
         Self {
             store,
             clock: Arc::new(SystemClock),
@@ -255,7 +260,8 @@ impl<S: TimerStore + 'static> Worker<S> {
         self
     }
 
-    /// How many instances' timers fire at once (at least 1).
+    /// How many instances' timers fire at once (at least 1), at most what the store
+    /// can write at once ([`TimerStore::parallel_writes`]: one for SQLite).
     #[must_use]
     pub fn with_concurrency(mut self, instances: usize) -> Self {
         self.concurrency = instances.max(1);

@@ -393,11 +393,15 @@ impl RawRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// What SQLite plans for `sql`: one line per step.
-    fn plan(store: &SqliteStore, sql: &str, arguments: usize) -> Vec<String> {
+    pub(in crate::store::sqlite) fn plan(
+        store: &SqliteStore,
+        sql: &str,
+        arguments: usize,
+    ) -> Vec<String> {
         let conn = store.conn();
         let mut explain = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
