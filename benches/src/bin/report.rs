@@ -186,7 +186,7 @@ fn timers(r: &mut Report) {
         for (side, what) in [
             (
                 "ours",
-                "the backlog, worker (batch 256, concurrency 8)".to_owned(),
+                "the backlog, worker (defaults: batch 256, one lane on SQLite)".to_owned(),
             ),
             ("raw", "the backlog, raw rusqlite loop".to_owned()),
             (
