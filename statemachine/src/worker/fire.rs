@@ -86,7 +86,25 @@ where
 
     fn fire(&self, store: &Arc<S>, clock: &Arc<dyn Clock>, timer: &DueTimer) -> Outcome {
         let repo = Repository::<M, Arc<S>>::new(store.clone()).with_clock(clock.clone());
-        match repo.fire_timer(timer) {
+        // `fire_timer` catches the machine's panics; one while the instance is read or
+        // written (its data's serde, the store) is caught here, so that it too is set
+        // aside instead of failing the same way at every attempt.
+        let (result, outside) = match catch_unwind(AssertUnwindSafe(|| repo.fire_timer(timer))) {
+            Ok(result) => (result, false),
+            Err(payload) => {
+                let error = TimerError::Panicked {
+                    machine: timer.machine.clone(),
+                    id: timer.id.clone(),
+                    timer: timer.name.clone(),
+                    message: format!(
+                        "while the instance was read or written: {}",
+                        crate::repository::panic_message(payload.as_ref())
+                    ),
+                };
+                (Err(error), true)
+            }
+        };
+        match result {
             Ok(Fired::Applied(applied)) => Outcome::Applied {
                 from: applied.from,
                 to: applied.to,
@@ -114,6 +132,9 @@ where
                         }
                         TimerError::InstanceGone { .. } => {
                             store.release(timer, Release::Discard).map(|_| ())
+                        }
+                        TimerError::Panicked { .. } if outside => {
+                            repo.record_timer_failure(timer, None, &text)
                         }
                         // Recorded (and removed) by `fire_timer` already.
                         _ => Ok(()),

@@ -1,0 +1,213 @@
+//! The worker when the store fails or code panics outside the machine: retries with a
+//! growing pause, no spinning, and dead letters instead of retry loops.
+
+mod timers_common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
+
+use statemachine::store::{
+    ArmedTimer, Claim, Commit, Committed, Cursor, DueTimer, InstanceSummary, Page, Release,
+    StoredInstance, TimerStore,
+};
+use statemachine::worker::{CancellationToken, Outcome};
+use statemachine::{AuditRecord, InstanceId, MemoryStore, RecordKind, Snapshot, Store, StoreError};
+use timers_common::*;
+
+/// A store whose commits and releases fail while told to, as a busy or broken disk
+/// would.
+#[derive(Default)]
+struct Flaky {
+    inner: MemoryStore,
+    failing_commits: AtomicU32,
+    failing_releases: AtomicU32,
+    panicking_loads: AtomicU32,
+}
+
+fn take_one(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+fn busy() -> StoreError {
+    StoreError::Busy {
+        machine: None,
+        id: None,
+        source: "the database is locked".into(),
+    }
+}
+
+impl Store for Flaky {
+    fn create(
+        &self,
+        snapshot: &Snapshot,
+        records: &[AuditRecord],
+        timers: &[ArmedTimer],
+        at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.inner.create(snapshot, records, timers, at)
+    }
+    fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
+        if take_one(&self.panicking_loads) {
+            panic!("the instance's data panicked while it was read");
+        }
+        self.inner.load(machine, id)
+    }
+    fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
+        if take_one(&self.failing_commits) {
+            return Err(busy());
+        }
+        self.inner.commit(commit)
+    }
+    fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError> {
+        self.inner.commit_batch(commits)
+    }
+    fn history_page(
+        &self,
+        machine: &str,
+        id: &InstanceId,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<AuditRecord>, StoreError> {
+        self.inner.history_page(machine, id, after, limit)
+    }
+    fn list_page(
+        &self,
+        machine: &str,
+        state: Option<&str>,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<InstanceSummary>, StoreError> {
+        self.inner.list_page(machine, state, after, limit)
+    }
+}
+
+impl TimerStore for Flaky {
+    fn claim_due(&self, claim: &Claim<'_>) -> Result<Vec<DueTimer>, StoreError> {
+        self.inner.claim_due(claim)
+    }
+    fn next_due(&self, machines: &[&str]) -> Result<Option<SystemTime>, StoreError> {
+        self.inner.next_due(machines)
+    }
+    fn release(&self, timer: &DueTimer, release: Release<'_>) -> Result<bool, StoreError> {
+        if take_one(&self.failing_releases) {
+            return Err(busy());
+        }
+        self.inner.release(timer, release)
+    }
+    fn timer_count(&self) -> Result<u64, StoreError> {
+        self.inner.timer_count()
+    }
+    fn on_armed(&self, listener: Arc<dyn Fn() + Send + Sync>) {
+        self.inner.on_armed(listener);
+    }
+}
+
+/// A busy store makes a timer wait and try again, later and later; it fires once the
+/// store works, exactly once.
+#[tokio::test]
+async fn a_busy_store_makes_a_timer_retry_with_a_growing_pause() {
+    let w = world(Flaky::default());
+    w.open("a", Bill::default());
+    w.worker.store().failing_commits.store(3, Ordering::SeqCst);
+    w.clock.set(t0() + minutes(20));
+    let first = w.worker.run_due().await.unwrap();
+    let Outcome::Retrying { at, error } = &first[0].outcome else {
+        panic!("{first:?}")
+    };
+    assert!(
+        error.contains("busy") || error.contains("locked"),
+        "{error}"
+    );
+    assert_eq!(*at, t0() + minutes(20) + Duration::from_secs(1));
+    let reports = w.advance(minutes(5)).await;
+    let retries: Vec<SystemTime> = reports
+        .iter()
+        .filter_map(|r| match r.outcome {
+            Outcome::Retrying { at, .. } => Some(at),
+            _ => None,
+        })
+        .collect();
+    let start = t0() + minutes(20);
+    assert_eq!(
+        retries,
+        [
+            start + Duration::from_secs(1 + 2),
+            start + Duration::from_secs(1 + 2 + 4)
+        ],
+        "the pause doubles"
+    );
+    assert_eq!(fired(&reports).len(), 1, "then it fires, once");
+    assert_eq!(w.bill("a").reminders, 1);
+    assert_eq!(w.worker.stats().retried, 3);
+}
+
+/// A store that can neither fire nor reschedule a timer does not make the worker spin:
+/// it pauses, longer each time.
+#[tokio::test(start_paused = true)]
+async fn a_failing_store_makes_the_worker_pause_not_spin() {
+    let w = Arc::new(world(Flaky::default()));
+    w.open("a", Bill::default());
+    w.clock.set(t0() + minutes(20));
+    w.worker
+        .store()
+        .failing_commits
+        .store(u32::MAX, Ordering::SeqCst);
+    w.worker
+        .store()
+        .failing_releases
+        .store(u32::MAX, Ordering::SeqCst);
+    let shutdown = CancellationToken::new();
+    let running = {
+        let (w, shutdown) = (w.clone(), shutdown.clone());
+        tokio::spawn(async move { w.worker.run(shutdown).await })
+    };
+    // 1 + 2 + 4 + 8 + 16 + 32 = 63 seconds of pauses.
+    tokio::time::sleep(Duration::from_secs(64)).await;
+    let stats = w.worker.stats();
+    assert!(
+        (5..=8).contains(&stats.wakeups),
+        "a few wake-ups, not a spin: {stats:?}"
+    );
+    // The store recovers: the next wake-up fires it.
+    w.worker.store().failing_commits.store(0, Ordering::SeqCst);
+    w.worker.store().failing_releases.store(0, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    assert_eq!(w.bill("a").reminders, 1);
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
+
+/// A panic while the instance is read (its data's serde, or the store) is caught too:
+/// recorded, set aside as a dead letter, and not tried again at every pass.
+#[tokio::test]
+async fn a_panic_while_the_instance_is_read_is_a_dead_letter_not_a_retry_loop() {
+    let w = world(Flaky::default());
+    w.open("a", Bill::default());
+    w.worker.store().panicking_loads.store(1, Ordering::SeqCst);
+    w.clock.set(t0() + minutes(20));
+    let reports = w.worker.run_due().await.unwrap();
+    let [report] = reports.as_slice() else {
+        panic!("{reports:?}")
+    };
+    assert!(
+        matches!(&report.outcome, Outcome::DeadLettered { error, .. } if error.contains("while the instance was read")),
+        "{:?}",
+        report.outcome
+    );
+    assert!(
+        w.worker.run_due().await.unwrap().is_empty(),
+        "not tried again"
+    );
+    let trail = w.invoices.history(&"a".into()).unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|r| r.kind == RecordKind::Refused
+                && r.event.as_deref() == Some("after 20m / remind")),
+        "the failure is in the trail"
+    );
+    assert_eq!(w.state("a"), "Unpaid", "the instance is as it was");
+}
