@@ -84,6 +84,8 @@ where
         M::DEFINITION.name
     }
 
+    // `fire_timer`'s error carries the store's whole, as its signature does.
+    #[allow(clippy::result_large_err)]
     fn fire(&self, store: &Arc<S>, clock: &Arc<dyn Clock>, timer: &DueTimer) -> Outcome {
         let repo = Repository::<M, Arc<S>>::new(store.clone()).with_clock(clock.clone());
         // `fire_timer` catches the machine's panics; one while the instance is read or
