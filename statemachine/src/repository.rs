@@ -431,6 +431,12 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                     }
                 }
             };
+            if let Some(key) = machine.audit().caller().2
+                && let Err(error) = caller_key(Self::machine_name(), machine.id(), &key)
+            {
+                journal.restore(records);
+                return fail(pending, error);
+            }
             pending.push((
                 journal,
                 Pending {
@@ -501,4 +507,21 @@ fn armed<M: StateMachine>(machine: &M, entered_at: std::time::SystemTime) -> Vec
             due_at: timer.due.resolve(entered_at),
         })
         .collect()
+}
+
+/// Refuses a caller's idempotency key in the namespace of fired timers (`timer/..`):
+/// such a key, used first, would make the timer it names a duplicate that never fires.
+fn caller_key(machine: &str, id: &InstanceId, key: &str) -> Result<(), StoreError> {
+    if key.starts_with("timer/") {
+        return Err(StoreError::Unstorable {
+            machine: machine.to_owned(),
+            id: id.clone(),
+            reason: format!(
+                "idempotency key `{key}` starts with `timer/`, which the keys of fired timers \
+                 use; choose a key outside that namespace"
+            ),
+            source: None,
+        });
+    }
+    Ok(())
 }

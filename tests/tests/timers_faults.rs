@@ -211,3 +211,132 @@ async fn a_panic_while_the_instance_is_read_is_a_dead_letter_not_a_retry_loop() 
     );
     assert_eq!(w.state("a"), "Unpaid", "the instance is as it was");
 }
+
+mod looping {
+    use std::time::Duration;
+
+    use statemachine::state_machine;
+
+    state_machine! {
+        /// A poller whose interval comes from its data, and may be zero.
+        #[derive(Debug)]
+        pub machine Poller(Poll) {
+            version 1;
+            initial state Polling;
+            final state Stopped;
+            event stop;
+            Polling + stop => Stopped;
+            Polling + after interval => Polling;
+        }
+    }
+
+    #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+    pub struct Poll {
+        pub every_secs: u64,
+    }
+
+    fn interval(poll: &Poll, _: &Polling) -> Duration {
+        Duration::from_secs(poll.every_secs)
+    }
+}
+
+/// A deadline that comes due at once, in a loop (a due-time function returning zero),
+/// neither hangs a pass nor a test: the pass holds the instance back after
+/// `MAX_FIRES_PER_PASS` fires, and `TimeTravel` stops with an error.
+#[tokio::test]
+async fn a_deadline_looping_at_zero_delay_is_held_back_not_spun() {
+    use looping::{AnyPoller, Poll, Poller};
+    use statemachine::worker::{MAX_FIRES_PER_PASS, TimeTravel, TimeTravelError, Worker};
+
+    let clock = Arc::new(statemachine::ManualClock::new(t0()));
+    let worker = Worker::new(Arc::new(MemoryStore::new()))
+        .with_clock(clock.clone())
+        .machine::<AnyPoller>();
+    let pollers = worker.repository::<AnyPoller>();
+    pollers
+        .create(Poller::new("p-1", Poll { every_secs: 0 }).into())
+        .unwrap();
+    let reports = worker.run_due().await.unwrap();
+    let fired = reports
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Applied { .. }))
+        .count();
+    assert_eq!(fired, MAX_FIRES_PER_PASS as usize);
+    assert!(
+        matches!(&reports.last().unwrap().outcome, Outcome::Retrying { error, .. } if error.contains("in a loop")),
+        "{:?}",
+        reports.last()
+    );
+    let travel = TimeTravel::new(&worker, clock).with_max_fires(1_000);
+    let error = travel.advance(Duration::from_secs(3600)).await.unwrap_err();
+    assert!(
+        matches!(error, TimeTravelError::TooManyFires { .. }),
+        "{error}"
+    );
+}
+
+/// A caller cannot use the key namespace of fired timers: a key `timer/5/after 20m`
+/// used first would make that timer a duplicate that never fires.
+#[tokio::test]
+async fn a_callers_key_in_the_timers_namespace_is_refused() {
+    let w = world(MemoryStore::new());
+    w.open("a", Bill::default());
+    let meta = statemachine::Meta::new().key("timer/1/after 1h");
+    let error = w.invoices.apply(&"a".into(), Nudge, &meta).unwrap_err();
+    assert!(
+        matches!(&error, statemachine::ApplyError::Store { error: StoreError::Unstorable { reason, .. }, .. } if reason.contains("timer/")),
+        "{error:?}"
+    );
+    assert_eq!(w.state("a"), "Unpaid");
+    assert_eq!(
+        w.invoices.history(&"a".into()).unwrap().len(),
+        1,
+        "nothing written"
+    );
+}
+
+/// A stale timer whose instance no longer reads (it moved on, then its row was damaged)
+/// is removed once; the pass ends, and nothing comes back.
+#[tokio::test]
+async fn a_stale_timer_of_a_damaged_instance_is_removed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("invoices.db");
+    let w = world(statemachine::SqliteStore::open(&db).unwrap());
+    w.open("a", Bill::default());
+    w.invoices
+        .apply(&"a".into(), Pay, &statemachine::Meta::new())
+        .unwrap();
+    statemachine_tests::tamper(
+        &db,
+        "UPDATE statemachine_instances SET snapshot = '{' WHERE id = ?1",
+        ["a"],
+    )
+    .unwrap();
+    w.clock.set(t0() + minutes(90));
+    let reports = w.worker.run_due().await.unwrap();
+    assert_eq!(reports.len(), 2, "each stale timer once: {reports:?}");
+    assert!(w.worker.run_due().await.unwrap().is_empty());
+    assert_eq!(w.worker.store().timer_count().unwrap(), 0);
+}
+
+/// A timer row that does not read (written by hand, or damaged) is skipped: the other
+/// timers fire.
+#[tokio::test]
+async fn a_timer_row_that_does_not_read_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("invoices.db");
+    let w = world(statemachine::SqliteStore::open(&db).unwrap());
+    w.open("bad", Bill::default());
+    w.open("good", Bill::default());
+    statemachine_tests::tamper(
+        &db,
+        "UPDATE statemachine_timers SET id = x'00ff' WHERE id = ?1",
+        ["bad"],
+    )
+    .unwrap();
+    w.clock.set(t0() + minutes(20));
+    let reports = w.worker.run_due().await.unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].timer.id, "good");
+    assert_eq!(w.bill("good").reminders, 1);
+}

@@ -20,6 +20,11 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         meta: &Meta,
     ) -> Result<Applied<M>, ApplyError<M>> {
         let event = event.into();
+        if let Some(key) = meta.idempotency_key.as_deref()
+            && let Err(error) = super::caller_key(Self::machine_name(), id, key)
+        {
+            return Err(ApplyError::Store { event, error });
+        }
         // The audit trail replays events from JSON, and a retry needs the event again:
         // an event that does not read back from its own JSON is refused up front.
         let copy = crate::encode::to_value(&event)

@@ -54,7 +54,8 @@ pub enum TimerError {
     /// does not match this build.
     #[error(
         "timer `{timer}` of `{machine}` instance `{id}` cannot fire: its snapshot does not \
-         load; repair the instance (or deploy code that reads it) and retry the dead letter"
+         load; repair the instance (or deploy code that reads it) and settle it by hand: the \
+         timer is set aside as a dead letter and does not fire again"
     )]
     Unreadable {
         /// The machine.
@@ -87,7 +88,8 @@ pub enum TimerError {
     /// instance's audit trail as refused, with the message; the instance is unchanged.
     #[error(
         "timer `{timer}` of `{machine}` instance `{id}` panicked in the machine's code: \
-         {message}; fix the code, then retry the dead letter"
+         {message}; fix the code and settle the instance by hand: the timer is set aside as a \
+         dead letter and does not fire again"
     )]
     Panicked {
         /// The machine.
@@ -155,8 +157,16 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             timer: timer.name.clone(),
             error,
         };
-        let mut machine = match self.load(&timer.id) {
-            Ok(machine) => machine,
+        let unreadable = |error: StoreError| TimerError::Unreadable {
+            machine: timer.machine.clone(),
+            id: timer.id.clone(),
+            timer: timer.name.clone(),
+            source: error,
+        };
+        // The stored row first: a timer armed at another sequence number is stale,
+        // whether or not the instance's snapshot still restores with this code.
+        let stored = match self.store.load(M::DEFINITION.name, &timer.id) {
+            Ok(stored) => stored,
             Err(StoreError::NotFound { .. }) => {
                 return Err(TimerError::InstanceGone {
                     machine: timer.machine.clone(),
@@ -164,28 +174,27 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                     timer: timer.name.clone(),
                 });
             }
-            Err(error) if error.is_corrupt() => {
-                return Err(TimerError::Unreadable {
-                    machine: timer.machine.clone(),
-                    id: timer.id.clone(),
-                    timer: timer.name.clone(),
-                    source: error,
-                });
-            }
+            Err(error) if error.is_corrupt() => return Err(unreadable(error)),
             Err(error) => return Err(store_error(error)),
         };
-        if machine.seq() != timer.seq {
+        if stored.snapshot.seq != timer.seq {
             return Ok(Fired::Stale);
         }
+        let mut machine = match M::restore(stored.snapshot) {
+            Ok(machine) => self.attach(machine),
+            Err(error) => return Err(unreadable(error.into())),
+        };
         let state = machine.state_name();
-        if M::DEFINITION.timer(state, &timer.name).is_none() {
+        // What the timer does is the table's to say, not the stored row's.
+        let Some(info) = M::DEFINITION.timer(state, &timer.name) else {
             return Err(TimerError::UnknownTimer {
                 machine: timer.machine.clone(),
                 id: timer.id.clone(),
                 timer: timer.name.clone(),
                 state: state.to_owned(),
             });
-        }
+        };
+        let kind = info.kind;
         let key = timer.idempotency_key();
         let audit = machine.audit_mut();
         audit.set_actor(TIMER_ACTOR);
@@ -196,11 +205,30 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         let at = self.clock.now();
         let fired_timer = FiredTimer {
             name: &timer.name,
-            kind: timer.kind,
+            kind,
             fence: timer.fence,
         };
-        let outcome = match catch_unwind(AssertUnwindSafe(|| machine.__fire_timer(fired))) {
-            Ok(outcome) => outcome,
+        // The machine's code runs here: the guards, hooks and actions in `__fire_timer`,
+        // the due-time functions of the state entered, and its data's `Serialize`.
+        let attempt = catch_unwind(AssertUnwindSafe(|| {
+            let outcome = machine.__fire_timer(fired);
+            let written = match &outcome {
+                Ok(next) => {
+                    // A reminder stays in its state: the store carries the state's
+                    // other timers over. A deadline enters a state (maybe the same one,
+                    // anew).
+                    let timers = match kind {
+                        TimerKind::Reminder => Vec::new(),
+                        _ => super::armed(next, at),
+                    };
+                    next.snapshot().map(|snapshot| (Some(snapshot), timers))
+                }
+                Err(_) => Ok((None, Vec::new())),
+            };
+            (outcome, written)
+        }));
+        let (outcome, written) = match attempt {
+            Ok(attempt) => attempt,
             Err(payload) => {
                 take();
                 let message = panic_message(payload.as_ref());
@@ -220,19 +248,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             }
         };
         let records = take();
-        let (snapshot, timers) = match &outcome {
-            Ok(next) => {
-                let snapshot = next.snapshot().map_err(|e| store_error(e.into()))?;
-                // A reminder stays in its state: the store carries the state's other
-                // timers over. A deadline enters a state (maybe the same one, anew).
-                let timers = match timer.kind {
-                    TimerKind::Reminder => Vec::new(),
-                    _ => super::armed(next, at),
-                };
-                (Some(snapshot), timers)
-            }
-            Err(_) => (None, Vec::new()),
-        };
+        let (snapshot, timers) = written.map_err(|e| store_error(e.into()))?;
         let commit = Commit {
             machine: M::DEFINITION.name,
             id: &timer.id,

@@ -282,12 +282,12 @@ pub enum Committed {
 /// Durable storage for machines of any kind. See the [module docs](self) for what every
 /// implementation guarantees; the workspace's conformance suite checks them.
 pub trait Store: Send + Sync {
-    /// Stores a new instance: its first snapshot and its `created` record.
+    /// Stores a new instance: its first snapshot, its `created` record, and the timers
+    /// of its initial state, armed at the snapshot's sequence number.
     ///
     /// # Errors
     ///
     /// [`StoreError::DuplicateId`] if the instance exists.
-    /// The initial state's timers are armed at sequence number 0.
     fn create(
         &self,
         snapshot: &Snapshot,
@@ -309,7 +309,9 @@ pub trait Store: Send + Sync {
     /// # Errors
     ///
     /// [`StoreError::Conflict`] when the stored sequence number is not
-    /// `commit.expected_seq`, [`StoreError::NotFound`] when there is no such instance.
+    /// `commit.expected_seq`, [`StoreError::NotFound`] when there is no such instance,
+    /// [`StoreError::TimerGone`] when `commit.fired` names a timer that is not armed at
+    /// `commit.expected_seq`.
     fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError>;
 
     /// Writes several commits (for different instances) in one transaction: all of them

@@ -141,7 +141,10 @@ where
                         // Recorded (and removed) by `fire_timer` already.
                         _ => Ok(()),
                     }
-                    .map(|()| letter)
+                    // Whatever the record met (a stale row's instance moved on), the
+                    // timer goes: it must not come back at every pass.
+                    .and_then(|()| store.release(timer, Release::Discard))
+                    .map(|_| letter)
                 });
                 match recorded {
                     Ok(letter) => Outcome::DeadLettered {
@@ -193,8 +196,9 @@ fn retry<S: TimerStore>(
     error: &dyn std::error::Error,
 ) -> Outcome {
     let text = chain(error);
-    let pause = Duration::from_secs(1u64 << timer.attempts.min(8)).min(Duration::from_secs(300));
-    let at = clock.now() + pause;
+    let pause = Duration::from_secs(1u64 << timer.attempts.min(9)).min(Duration::from_secs(300));
+    let now = clock.now();
+    let at = crate::timer::Due::After(pause).resolve(now);
     let release = Release::RetryAt {
         run_at: at,
         error: &text,
@@ -203,6 +207,33 @@ fn retry<S: TimerStore>(
         Ok(_) => Outcome::Retrying { at, error: text },
         Err(again) => Outcome::Stuck {
             error: format!("{text}; and it could not be rescheduled: {}", chain(&again)),
+        },
+    }
+}
+
+/// Holds back a timer of an instance that fired [`MAX_FIRES_PER_PASS`] timers in this
+/// pass: it runs again a second later.
+///
+/// [`MAX_FIRES_PER_PASS`]: super::MAX_FIRES_PER_PASS
+pub(super) fn hold_back<S: TimerStore>(store: &S, clock: &dyn Clock, timer: &DueTimer) -> Outcome {
+    let at = crate::timer::Due::After(Duration::from_secs(1)).resolve(clock.now());
+    let error = format!(
+        "instance `{}` fired {} timers in one pass (a deadline that comes due at once, in a \
+         loop?); held back a second",
+        timer.id,
+        super::MAX_FIRES_PER_PASS
+    );
+    let release = Release::RetryAt {
+        run_at: at,
+        error: &error,
+    };
+    match store.release(timer, release) {
+        Ok(_) => Outcome::Retrying { at, error },
+        Err(again) => Outcome::Stuck {
+            error: format!(
+                "{error}; and it could not be rescheduled: {}",
+                chain(&again)
+            ),
         },
     }
 }
@@ -420,7 +451,7 @@ impl<S: TimerStore + 'static> Worker<S> {
         Outcome::SagaRan { result }
     }
 
-    fn report(&self, timer: DueTimer, outcome: Outcome) -> TimerReport {
+    pub(super) fn report(&self, timer: DueTimer, outcome: Outcome) -> TimerReport {
         count(&self.counters, &outcome);
         TimerReport {
             timer,

@@ -72,6 +72,7 @@
 mod fire;
 mod time_travel;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -84,7 +85,11 @@ use crate::store::{Claim, DueTimer, StoreError, TimerStore};
 use crate::{Clock, InstanceId, Repository, StateMachine, SystemClock};
 
 pub use fire::Outcome;
-pub use time_travel::TimeTravel;
+
+/// How many timers of one instance a pass fires before it holds the instance's further
+/// due timers back a second (see [`Worker::run_due`]).
+pub const MAX_FIRES_PER_PASS: u32 = 100;
+pub use time_travel::{TimeTravel, TimeTravelError};
 
 /// What the worker did with one due timer.
 #[derive(Debug, Clone, PartialEq)]
@@ -229,6 +234,10 @@ impl<S: TimerStore + 'static> Worker<S> {
     /// Resumes `executor`'s unfinished sagas when [`run`](Self::run) starts, and carries
     /// out the dead-letter retries requested with
     /// [`SagaExecutor::request_retry`](crate::saga::SagaExecutor::request_retry).
+    ///
+    /// The executor must keep its sagas in the worker's store (an `Arc` of the same
+    /// store, or the same database): the timer a retry request arms is written with
+    /// the saga, and the worker claims from its own store.
     #[must_use]
     pub fn saga<Sg, St>(mut self, executor: crate::saga::SagaExecutor<Sg, St>) -> Self
     where
@@ -431,6 +440,11 @@ impl<S: TimerStore + 'static> Worker<S> {
         shutdown: Option<&CancellationToken>,
     ) -> Result<(Vec<TimerReport>, bool), StoreError> {
         let mut reports = Vec::new();
+        // Timers fired per instance in this pass: a deadline whose time a function
+        // gives may come due at once, again and again (`A + after f => A` with `f`
+        // returning zero); such an instance is held back a second at a time instead of
+        // keeping the pass from ending.
+        let mut fired_per_instance: HashMap<(String, InstanceId), u32> = HashMap::new();
         loop {
             if shutdown.is_some_and(CancellationToken::is_cancelled) {
                 return Ok((reports, false));
@@ -446,13 +460,32 @@ impl<S: TimerStore + 'static> Worker<S> {
             if batch.is_empty() {
                 return Ok((reports, false));
             }
+            let (batch, held): (Vec<DueTimer>, Vec<DueTimer>) =
+                batch.into_iter().partition(|timer| {
+                    let key = (timer.machine.clone(), timer.id.clone());
+                    fired_per_instance.get(&key).copied().unwrap_or(0) < MAX_FIRES_PER_PASS
+                });
+            let mut round: Vec<TimerReport> = held
+                .into_iter()
+                .map(|timer| {
+                    let outcome = fire::hold_back(self.store.as_ref(), self.clock.as_ref(), &timer);
+                    self.report(timer, outcome)
+                })
+                .collect();
             let fired = self.fire_batch(batch).await;
+            for report in &fired {
+                if matches!(report.outcome, Outcome::Applied { .. }) {
+                    let key = (report.timer.machine.clone(), report.timer.id.clone());
+                    *fired_per_instance.entry(key).or_default() += 1;
+                }
+            }
+            round.extend(fired);
             // A batch where nothing could be removed or rescheduled would be claimed
             // again at once: stop and let the idle loop pause.
-            let progress = fired
+            let progress = round
                 .iter()
                 .any(|r| !matches!(r.outcome, Outcome::Stuck { .. }));
-            reports.extend(fired);
+            reports.extend(round);
             if !progress {
                 return Ok((reports, true));
             }

@@ -18,6 +18,28 @@ use crate::{Clock, ManualClock};
 pub struct TimeTravel<'w, S> {
     worker: &'w Worker<S>,
     clock: Arc<ManualClock>,
+    max_fires: usize,
+}
+
+/// Why [`TimeTravel::advance`] stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TimeTravelError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// More timers fired than the limit ([`TimeTravel::with_max_fires`]): most likely a
+    /// deadline that comes due at once, in a loop (a due-time function returning zero).
+    #[error(
+        "time travel stopped after {fired} timers had fired, at {at:?}: a deadline that comes \
+         due at once in a loop? (raise the limit with `with_max_fires` if not)"
+    )]
+    TooManyFires {
+        /// How many had fired.
+        fired: usize,
+        /// The clock's time then.
+        at: std::time::SystemTime,
+    },
 }
 
 impl<S> std::fmt::Debug for TimeTravel<'_, S> {
@@ -31,7 +53,20 @@ impl<S> std::fmt::Debug for TimeTravel<'_, S> {
 impl<'w, S: TimerStore + 'static> TimeTravel<'w, S> {
     /// Time travel for `worker`, whose clock is `clock`.
     pub fn new(worker: &'w Worker<S>, clock: Arc<ManualClock>) -> Self {
-        Self { worker, clock }
+        Self {
+            worker,
+            clock,
+            max_fires: 100_000,
+        }
+    }
+
+    /// Stops [`advance`](Self::advance) with [`TimeTravelError::TooManyFires`] once more
+    /// than `fires` timers fired in one call (100 000 unless set), so that a table that
+    /// loops on a deadline fails the test instead of hanging it.
+    #[must_use]
+    pub fn with_max_fires(mut self, fires: usize) -> Self {
+        self.max_fires = fires;
+        self
     }
 
     /// Moves time forward by `by`: to each timer's due time in turn (timers armed by the
@@ -40,9 +75,10 @@ impl<'w, S: TimerStore + 'static> TimeTravel<'w, S> {
     ///
     /// # Errors
     ///
-    /// When the store fails; what fired before stays fired.
-    pub async fn advance(&self, by: Duration) -> Result<Vec<TimerReport>, StoreError> {
-        let target = self.clock.now() + by;
+    /// When the store fails, or too many timers fire; what fired before stays fired.
+    pub async fn advance(&self, by: Duration) -> Result<Vec<TimerReport>, TimeTravelError> {
+        let now = self.clock.now();
+        let target = crate::timer::Due::After(by).resolve(now);
         let mut reports = Vec::new();
         // Whatever is due already fires first.
         reports.extend(self.worker.run_due().await?);
@@ -62,6 +98,12 @@ impl<'w, S: TimerStore + 'static> TimeTravel<'w, S> {
                 break;
             }
             reports.extend(fired);
+            if reports.len() > self.max_fires {
+                return Err(TimeTravelError::TooManyFires {
+                    fired: reports.len(),
+                    at: self.clock.now(),
+                });
+            }
         }
         if target > self.clock.now() {
             self.clock.set(target);

@@ -91,7 +91,7 @@ const MIGRATIONS: &[&str] = &[
         run_at     INTEGER NOT NULL,
         attempts   INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
         last_error TEXT,
-        fence      INTEGER NOT NULL DEFAULT 0,
+        fence      INTEGER NOT NULL DEFAULT 0 CHECK (fence >= 0),
         PRIMARY KEY (machine, id, seq, timer)
     ) WITHOUT ROWID;
     CREATE INDEX statemachine_timers_by_run_at

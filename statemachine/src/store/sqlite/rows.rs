@@ -72,6 +72,8 @@ impl Store for SqliteStore {
         insert_records(&tx, records)?;
         arm_timers(&tx, machine, id, snapshot.seq, timers)?;
         tx.commit().map_err(fail)?;
+        // Listeners may use the store: not under its connection's lock.
+        drop(conn);
         self.armed.armed(!timers.is_empty());
         Ok(())
     }
@@ -121,6 +123,7 @@ impl Store for SqliteStore {
         self.check_file()?;
         let committed = write_commit(&tx, commit, json.as_deref())?;
         tx.commit().map_err(fail)?;
+        drop(conn);
         self.armed
             .armed(committed == Committed::Written && !commit.timers.is_empty());
         Ok(committed)
@@ -149,6 +152,7 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().map_err(io)?;
+        drop(conn);
         self.armed
             .armed(commits.iter().any(|commit| !commit.timers.is_empty()));
         Ok(vec![Committed::Written; commits.len()])

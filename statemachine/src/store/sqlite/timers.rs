@@ -75,29 +75,39 @@ impl TimerStore for SqliteStore {
             .map_err(io)?;
         let mut due = Vec::new();
         for row in rows {
-            let (machine, id, seq, name, kind, due_at, run_at, attempts, fence) =
-                row.map_err(io)?;
-            let id = InstanceId::from(id);
-            let corrupt = |reason: String| StoreError::Corrupt {
-                machine: machine.clone(),
-                id: id.clone(),
-                reason,
-                source: None,
-            };
-            let Some(kind) = TimerKind::parse(&kind) else {
-                return Err(corrupt(format!("timer `{name}` has unknown kind `{kind}`")));
-            };
-            due.push(DueTimer {
-                seq: to_u64(seq, &machine, &id, "timer sequence number")?,
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                fence: to_u64(fence, &machine, &id, "fencing token")?,
-                machine,
-                id,
-                name,
-                kind,
-                due_at: from_micros(due_at),
-                run_at: from_micros(run_at),
+            // A row that does not read (written by hand, or damaged) is skipped with a
+            // warning: one bad row must not stop every other timer.
+            let row = row.map_err(io).and_then(|row| {
+                let (machine, id, seq, name, kind, due_at, run_at, attempts, fence) = row;
+                let id = InstanceId::from(id);
+                let Some(kind) = TimerKind::parse(&kind) else {
+                    return Err(StoreError::Corrupt {
+                        machine,
+                        id,
+                        reason: format!("timer `{name}` has unknown kind `{kind}`"),
+                        source: None,
+                    });
+                };
+                Ok(DueTimer {
+                    seq: to_u64(seq, &machine, &id, "timer sequence number")?,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    fence: to_u64(fence, &machine, &id, "fencing token")?,
+                    machine,
+                    id,
+                    name,
+                    kind,
+                    due_at: from_micros(due_at),
+                    run_at: from_micros(run_at),
+                })
             });
+            match row {
+                Ok(timer) => due.push(timer),
+                Err(error) => tracing::warn!(
+                    target: "statemachine::store",
+                    %error,
+                    "a stored timer does not read; skipped (repair or delete its row)"
+                ),
+            }
         }
         Ok(due)
     }
