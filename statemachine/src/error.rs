@@ -164,13 +164,17 @@ impl fmt::Display for AllowedList<'_> {
 /// assert_eq!(door.state_name(), "Closed");
 /// ```
 ///
-/// The parts are boxed: a refusal is the rare path, and keeping the error one pointer wide
-/// keeps `Result<Machine, Rejected<..>>` as small as the machine itself.
+/// The parts are held inline, not boxed: refusing an event allocates nothing, so a stream
+/// of events that are often invalid (a public API, a message bus replaying history)
+/// costs what the match itself costs. The price is a wider error:
+/// `Result<Machine, Rejected<..>>` is the machine, the event and the [`Refusal`] side by
+/// side, which matters only where such results are stored in bulk.
+// `repr(C)` puts the machine first: a `Result<M, Rejected<M, ..>>` then keeps the machine
+// at the same place whether it was moved or handed back, so `Ok(m) => m, Err(r) =>
+// r.into_machine()` is no copy, and the caller's loop can keep the machine in registers.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rejected<M, E, R>(Box<RejectedParts<M, E, R>>);
-
-#[derive(Debug, Clone, PartialEq)]
-struct RejectedParts<M, E, R> {
+#[repr(C)]
+pub struct Rejected<M, E, R> {
     machine: M,
     event: E,
     refusal: Refusal<R>,
@@ -178,61 +182,67 @@ struct RejectedParts<M, E, R> {
 
 impl<M, E, R> Rejected<M, E, R> {
     /// Bundles a refused event with the machine and event it hands back.
+    #[inline]
     pub fn new(machine: M, event: E, refusal: Refusal<R>) -> Self {
-        Self(Box::new(RejectedParts {
+        Self {
             machine,
             event,
             refusal,
-        }))
+        }
     }
 
     /// Why the event was refused.
+    #[inline]
     pub fn refusal(&self) -> &Refusal<R> {
-        &self.0.refusal
+        &self.refusal
     }
 
     /// The machine, unchanged.
+    #[inline]
     pub fn machine(&self) -> &M {
-        &self.0.machine
+        &self.machine
     }
 
     /// The event that was refused.
+    #[inline]
     pub fn event(&self) -> &E {
-        &self.0.event
+        &self.event
     }
 
     /// The guard's reason, when a guard refused.
+    #[inline]
     pub fn reason(&self) -> Option<&R> {
-        self.0.refusal.reason()
+        self.refusal.reason()
     }
 
     /// Takes the unchanged machine back.
+    #[inline]
     pub fn into_machine(self) -> M {
-        self.0.machine
+        self.machine
     }
 
     /// Takes everything back: the machine, the event and the refusal.
+    #[inline]
     pub fn into_parts(self) -> (M, E, Refusal<R>) {
-        let parts = *self.0;
-        (parts.machine, parts.event, parts.refusal)
+        (self.machine, self.event, self.refusal)
     }
 
     /// Converts the handed-back machine and event, keeping the refusal.
     ///
     /// The generated code uses this to turn a typed refusal into a dynamic one.
+    #[inline]
     pub fn map<M2, E2>(
         self,
         machine: impl FnOnce(M) -> M2,
         event: impl FnOnce(E) -> E2,
     ) -> Rejected<M2, E2, R> {
-        let parts = *self.0;
-        Rejected::new(machine(parts.machine), event(parts.event), parts.refusal)
+        Rejected::new(machine(self.machine), event(self.event), self.refusal)
     }
 }
 
 impl<M, E, R: fmt::Display> fmt::Display for Rejected<M, E, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0.refusal, f)
+        fmt::Display::fmt(&self.refusal, f)
     }
 }
 

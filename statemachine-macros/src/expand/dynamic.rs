@@ -44,6 +44,19 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
         }
     };
     let (timers, timer_methods) = super::timers::any_methods(ctx);
+    // With bare moves in the table, `fire` looks them up and keeps the full match out of
+    // line; without, `fire` is the full match.
+    // With bare moves in the table, `fire` looks them up and keeps the full match out of
+    // line; without, `fire` is the full match.
+    let (fast_items, fast_body, full_inline) = match super::dispatch::fast_path(ctx) {
+        Some(fast) => (fast.items, fast.body, quote!(#[inline(never)])),
+        None => (
+            TokenStream::new(),
+            TokenStream::new(),
+            quote!(#[inline(always)]),
+        ),
+    };
+    let full_call = quote!(self.__fire_full(__event));
 
     let mut arms = TokenStream::new();
     for (state_index, state) in machine.states.iter().enumerate() {
@@ -88,12 +101,21 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
          Convert a typed machine with `From`/`Into`, and back with `TryFrom`; apply any \
          [`{event_enum}`] with [`fire`](Self::fire)."
     );
+    // A primitive representation puts every variant's fields at the same offsets after
+    // the tag, which lets the optimiser see a bare move as a store of the new tag (see
+    // `dispatch`).
+    let any_repr = if machine.states.len() <= 256 {
+        quote!(#[repr(u8)])
+    } else {
+        quote!(#[repr(u16)])
+    };
     let definition_doc = format!("The transition table of `{name}` as data.");
     // Spanned at the machine's name: the compiler points there when it shows the type.
     out.items.extend(quote::quote_spanned! {name.span()=>
         #[doc = #any_doc]
         #(#derives)*
         #[allow(clippy::large_enum_variant, dead_code)]
+        #any_repr
         #vis enum #any {
             #(
                 #[doc = #variant_docs]
@@ -242,13 +264,28 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
                 self,
                 event: impl ::core::convert::Into<#event_enum>,
             ) -> ::core::result::Result<Self, ::statemachine::Rejected<Self, #event_enum, #reason>> {
+                let __event: #event_enum = ::core::convert::Into::into(event);
+                #fast_body
+                #full_call
+            }
+
+            /// `fire` by the full match over the table's routes: every recorded
+            /// transition, and the routes with guards, actions, hooks or data.
+            #[allow(clippy::type_complexity)]
+            #full_inline
+            fn __fire_full(
+                self,
+                __event: #event_enum,
+            ) -> ::core::result::Result<Self, ::statemachine::Rejected<Self, #event_enum, #reason>> {
                 #[allow(unreachable_patterns, unreachable_code)]
-                match (self, ::core::convert::Into::into(event)) {
+                match (self, __event) {
                     #arms
                     (__machine, __event) => __not_allowed(__machine, __event),
                 }
             }
         }
+
+        #fast_items
 
         /// Refuses an event the current state does not take, recording the refusal when
         /// anyone listens. Out of line: the table's transitions are the hot path.
