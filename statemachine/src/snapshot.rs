@@ -23,6 +23,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod direct;
+
 pub use crate::encode::MAX_DEPTH;
 use crate::{Definition, InstanceId};
 
@@ -121,7 +123,7 @@ impl Snapshot {
 }
 
 /// Refuses `size` bytes of JSON over `limit`, before anything is decoded.
-fn check_size(size: usize, limit: usize) -> Result<(), RestoreError> {
+pub(crate) fn check_size(size: usize, limit: usize) -> Result<(), RestoreError> {
     if size > limit {
         return Err(RestoreError::TooLarge { size, limit });
     }
