@@ -137,6 +137,9 @@ fn every_state_of_every_example_restores_directly_to_the_same_machine() {
     assert_eq!(both_ways::<AnyAccount>(&text).unwrap(), account);
 }
 
+/// Whether an error is the one a case expects.
+type Expected = fn(&RestoreError) -> bool;
+
 #[test]
 fn each_restore_error_is_the_same_through_restore_json() {
     let json = snapshot_json();
@@ -153,7 +156,7 @@ fn each_restore_error_is_the_same_through_restore_json() {
         .snapshot()
         .unwrap()
         .to_json();
-    let cases: Vec<(&str, String, fn(&RestoreError) -> bool)> = vec![
+    let cases: Vec<(&str, String, Expected)> = vec![
         ("another machine", account, |e| {
             matches!(e, RestoreError::WrongMachine { .. })
         }),

@@ -81,8 +81,21 @@ const PARSER_LIMIT: usize = 128;
 /// fewer opening brackets than that, anywhere, cannot (the common case, decided by one
 /// vectorized count); otherwise the nesting is measured outside strings.
 pub(crate) fn may_reach_parser_limit(json: &[u8]) -> bool {
-    let opening = json.iter().filter(|&&b| b == b'{' || b == b'[').count();
-    opening >= PARSER_LIMIT && nesting(json) >= PARSER_LIMIT
+    opening_brackets(json) >= PARSER_LIMIT && nesting(json) >= PARSER_LIMIT
+}
+
+/// How many `{` and `[` bytes `json` has, strings included. Written so that it
+/// vectorizes: `{` and `[` are the only bytes that are `{` with bit 5 set, and a count
+/// of at most 255 bytes fits the byte-wide lanes.
+fn opening_brackets(json: &[u8]) -> usize {
+    json.chunks(255)
+        .map(|chunk| {
+            let count = chunk
+                .iter()
+                .fold(0_u8, |count, &byte| count + u8::from(byte | 0x20 == b'{'));
+            usize::from(count)
+        })
+        .sum()
 }
 
 /// How deeply the containers of `json` nest, outside strings (exact for valid JSON).
@@ -405,6 +418,14 @@ impl<'de, S: DecodeState> DeserializeSeed<'de> for StateData<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opening_brackets_are_counted_and_nothing_else() {
+        let every_byte: Vec<u8> = (0..=255).collect();
+        assert_eq!(opening_brackets(&every_byte), 2);
+        assert_eq!(opening_brackets(&[b'['; 1000]), 1000);
+        assert_eq!(opening_brackets(br#"{"a": [{}], "{": "["}"#), 5);
+    }
 
     #[test]
     fn nesting_is_measured_outside_strings() {
