@@ -194,6 +194,30 @@ pub mod snapshots {
     use order_lifecycle::{AnyOrder, Line, Order, OrderData};
     use serde::{Deserialize, Serialize};
 
+    /// The baseline of restore: the snapshot's own JSON layout as a plain
+    /// `#[derive(Deserialize)]` struct, so `serde_json` decodes the same text straight
+    /// into typed fields (the state as an enum tagged by its name, the shared data as
+    /// `OrderData`) and checks nothing about what it reads. Unknown keys are refused, as
+    /// restore refuses them.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SnapshotLayout {
+        /// The machine's name.
+        pub machine: String,
+        /// The table version.
+        pub version: u32,
+        /// The shape hash.
+        pub shape: String,
+        /// The id.
+        pub id: String,
+        /// Transitions taken.
+        pub seq: u64,
+        /// The state, by name, with its data.
+        pub state: HandState,
+        /// The shared data.
+        pub data: OrderData,
+    }
+
     /// What a hand-written program would store for a shipped order.
     #[derive(Serialize, Deserialize)]
     pub struct HandOrder {
@@ -250,11 +274,18 @@ pub mod snapshots {
             .into()
     }
 
-    /// The snapshot sizes in bytes: (statemachine, hand-written).
-    pub fn sizes() -> (usize, usize) {
+    /// The shipped order's snapshot as JSON text.
+    pub fn snapshot_text() -> String {
+        shipped()
+            .snapshot()
+            .map(|s| s.to_json())
+            .unwrap_or_default()
+    }
+
+    /// What a hand-written program would store for the shipped order, as JSON text.
+    pub fn hand_text() -> String {
         let order = shipped();
-        let ours = order.snapshot().map(|s| s.to_json().len()).unwrap_or(0);
-        let hand = serde_json::to_string(&HandOrder {
+        serde_json::to_string(&HandOrder {
             id: "order-1001".into(),
             seq: order.seq(),
             state: HandState::Shipped {
@@ -263,8 +294,12 @@ pub mod snapshots {
             },
             data: order.data().clone(),
         })
-        .map_or(0, |s| s.len());
-        (ours, hand)
+        .unwrap_or_default()
+    }
+
+    /// The snapshot sizes in bytes: (statemachine, hand-written).
+    pub fn sizes() -> (usize, usize) {
+        (snapshot_text().len(), hand_text().len())
     }
 }
 

@@ -20,6 +20,7 @@ mod fallback;
 mod machine;
 mod migration;
 mod refusals;
+mod restore;
 mod states;
 mod timers;
 mod transitions;
@@ -85,6 +86,7 @@ fn expand(machine: &Machine) -> Option<TokenStream> {
     refusals::expand(&ctx, &mut out);
     timers::expand(&ctx, &mut out);
     dynamic::expand(&ctx, &mut out);
+    restore::expand(&ctx, &mut out);
     out.hidden.extend(definition::expand(&ctx));
     migration::expand(&ctx, &mut out);
     let Generated { items, hidden } = out;

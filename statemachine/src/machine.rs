@@ -72,6 +72,64 @@ pub trait StateMachine: Sized + crate::__private::SealedMachine {
     /// A [`RestoreError`] for every way a snapshot can be wrong for this machine.
     fn restore(snapshot: Snapshot) -> Result<Self, RestoreError>;
 
+    /// The machine a snapshot's JSON text describes: the same as
+    /// `restore(Snapshot::from_json(json)?)`, with the same checks and the same errors,
+    /// but a snapshot of this version is decoded in one pass straight into the state's
+    /// and the shared data's types, without building [`serde_json::Value`]s first. An
+    /// older version's snapshot (restored through `migrate from`) and text that is
+    /// refused take the [`Snapshot`] path, so an error costs a second parse.
+    ///
+    /// ```
+    /// use statemachine::{RestoreError, StateMachine, state_machine};
+    ///
+    /// state_machine! {
+    ///     #[derive(Debug, PartialEq)]
+    ///     pub machine Door {
+    ///         version 1;
+    ///         initial state Closed;
+    ///         state Opened { by: String }
+    ///         event open { by: String }
+    ///         event close;
+    ///         Closed + open => Opened;
+    ///         Opened + close => Closed;
+    ///     }
+    /// }
+    ///
+    /// let door = AnyDoor::from(Door::new("front").open("ada".into()));
+    /// let text = door.snapshot().unwrap().to_json();
+    /// assert_eq!(AnyDoor::restore_json(&text).unwrap(), door);
+    ///
+    /// let tampered = text.replace("\"Opened\"", "\"Ajar\"");
+    /// assert!(matches!(
+    ///     AnyDoor::restore_json(&tampered),
+    ///     Err(RestoreError::UnknownState { .. })
+    /// ));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`RestoreError::TooLarge`] for text longer than
+    /// [`Snapshot::DEFAULT_MAX_BYTES`] (nothing is decoded),
+    /// [`RestoreError::Malformed`] for text that is not a snapshot, and every error of
+    /// [`restore`](Self::restore).
+    fn restore_json(json: &str) -> Result<Self, RestoreError> {
+        crate::snapshot::check_size(json.len(), Snapshot::DEFAULT_MAX_BYTES)?;
+        if let Some(machine) = Self::__restore_direct(json) {
+            return Ok(machine);
+        }
+        Self::restore(Snapshot::from_json(json)?)
+    }
+
+    /// The machine `json` describes, decoded straight from the text when it is a good
+    /// snapshot of this version; `None` for anything else, which
+    /// [`restore`](Self::restore) then takes (and reports). Not public API: call
+    /// [`restore_json`](Self::restore_json).
+    #[doc(hidden)]
+    fn __restore_direct(json: &str) -> Option<Self> {
+        let _ = json;
+        None
+    }
+
     /// Applies `event`. On success the machine has moved (possibly to the same state)
     /// and its sequence number has grown by one; on refusal it is handed back untouched
     /// with the event.

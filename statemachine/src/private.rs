@@ -138,6 +138,7 @@ pub use serde;
 pub use serde_json;
 
 use crate::InstanceId;
+pub use crate::snapshot::direct::{DecodeState, Restored};
 use crate::snapshot::{RestoreError, Snapshot, SnapshotError, StateSnapshot, shape_text};
 
 /// The seal of [`StateMachine`](crate::StateMachine): `state_machine!` implements it for
@@ -179,27 +180,40 @@ pub trait Storable: serde::Serialize + serde::de::DeserializeOwned {}
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned> Storable for T {}
 
-/// Converts a machine's shared data to and from JSON. Made once per machine (the one
-/// place the compiler checks that the data can be stored, so a type that cannot is
-/// reported once, at the type in the table).
-pub struct DataCodec<D> {
+/// Converts a machine's shared data to and from JSON, and restores the machine's
+/// snapshots straight from text (`S` is the hidden enum of its states). Made once per
+/// machine (the one place the compiler checks that the data can be stored, so a type
+/// that cannot is reported once, at the type in the table).
+pub struct DataCodec<D, S> {
     to: fn(&D) -> Result<serde_json::Value, crate::encode::EncodeError>,
     from: fn(&serde_json::Value) -> Result<D, serde_json::Error>,
+    direct: fn(&str, &Definition) -> Option<Restored<D, S>>,
 }
 
-impl<D: Storable> DataCodec<D> {
-    /// The codec for `D`.
+impl<D: Storable, S: DecodeState> DataCodec<D, S> {
+    /// The codec for `D`, with the states `S`.
     pub const fn new() -> Self {
         Self {
             to: to_value::<D>,
             from: from_value::<D>,
+            direct: crate::snapshot::direct::restore::<D, S>,
         }
     }
 }
 
-impl<D: Storable> Default for DataCodec<D> {
+impl<D: Storable, S: DecodeState> Default for DataCodec<D, S> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl<D, S> DataCodec<D, S> {
+    /// The snapshot `json` describes, decoded straight from the text, if it is a good
+    /// snapshot of this version of the machine; `None` for anything else (an older
+    /// version, or anything `restore` refuses), which then takes the `Snapshot` path.
+    #[inline]
+    pub fn restore_direct(&self, json: &str, definition: &Definition) -> Option<Restored<D, S>> {
+        (self.direct)(json, definition)
     }
 }
 
@@ -212,8 +226,8 @@ fn from_value<D: Storable>(value: &serde_json::Value) -> Result<D, serde_json::E
 }
 
 /// Builds a snapshot from a machine's parts.
-pub fn snapshot<S: serde::Serialize, D>(
-    codec: &DataCodec<D>,
+pub fn snapshot<S: serde::Serialize, D, States>(
+    codec: &DataCodec<D, States>,
     definition: &'static Definition,
     id: &InstanceId,
     seq: u64,
@@ -249,7 +263,7 @@ pub fn check_snapshot(snapshot: &Snapshot, definition: &Definition) -> Result<()
 }
 
 /// Restores the shared data of a snapshot.
-pub fn restore_data<D>(codec: &DataCodec<D>, snapshot: &Snapshot) -> Result<D, RestoreError> {
+pub fn restore_data<D, S>(codec: &DataCodec<D, S>, snapshot: &Snapshot) -> Result<D, RestoreError> {
     (codec.from)(&snapshot.data).map_err(|source| RestoreError::Data {
         machine: snapshot.machine.clone(),
         id: snapshot.id.clone(),

@@ -7,6 +7,13 @@
 //! machine, or says exactly why it cannot. Restoring runs no hooks and no actions: the
 //! machine continues where it was.
 //!
+//! From text, [`StateMachine::restore_json`](crate::StateMachine::restore_json)
+//! (`AnyOrder::restore_json`) gives the same machine and the same errors as
+//! `restore(Snapshot::from_json(text)?)`, in one pass: a snapshot of this version is
+//! decoded straight into the state's and the shared data's types, without the
+//! [`serde_json::Value`]s a [`Snapshot`] holds. A [`Repository`](crate::Repository)
+//! loads instances that way.
+//!
 //! As JSON:
 //!
 //! ```json
@@ -22,6 +29,8 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
+
+pub(crate) mod direct;
 
 pub use crate::encode::MAX_DEPTH;
 use crate::{Definition, InstanceId};
@@ -121,7 +130,7 @@ impl Snapshot {
 }
 
 /// Refuses `size` bytes of JSON over `limit`, before anything is decoded.
-fn check_size(size: usize, limit: usize) -> Result<(), RestoreError> {
+pub(crate) fn check_size(size: usize, limit: usize) -> Result<(), RestoreError> {
     if size > limit {
         return Err(RestoreError::TooLarge { size, limit });
     }

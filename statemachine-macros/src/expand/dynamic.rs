@@ -20,10 +20,10 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let state_trait = machine.state_trait_name();
 
     let states: Vec<_> = machine.states.iter().map(|s| &s.name).collect();
-    let state_texts: Vec<String> = states.iter().map(ToString::to_string).collect();
     let payloads: Vec<_> = machine.events.iter().map(|e| &e.type_name).collect();
     let version = machine.version;
-    let migration = super::migration::restore_older(ctx);
+    let restore = super::restore::methods(ctx);
+    let restore_trait = super::restore::trait_methods(ctx);
     let replay_older = super::migration::replay_older(ctx);
     let variant_docs = states.iter().map(|s| format!("`{name}` in state `{s}`."));
     let allowed = machine.states.iter().enumerate().map(|(index, _)| {
@@ -205,38 +205,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
                 }
             }
 
-            /// The machine a snapshot describes. Runs no hook and no action: the machine
-            /// continues where it was, with an empty audit context.
-            ///
-            /// # Errors
-            ///
-            /// A [`RestoreError`](::statemachine::RestoreError) for another machine's
-            /// snapshot, a version or shape this code does not know, a state the table
-            /// does not have, and data that does not fit its type.
-            pub fn restore(
-                snapshot: ::statemachine::Snapshot,
-            ) -> ::core::result::Result<Self, ::statemachine::RestoreError> {
-                #migration
-                ::statemachine::__private::check_snapshot(&snapshot, Self::DEFINITION)?;
-                let __data: #data = ::statemachine::__private::restore_data(&__DATA, &snapshot)?;
-                let __id = snapshot.id.clone();
-                let __seq = snapshot.seq;
-                match snapshot.state.name.as_str() {
-                    #(
-                        #state_texts => ::core::result::Result::Ok(Self::#states(#name(
-                            ::statemachine::__private::Fields::from_parts(
-                                ::statemachine::__private::Instance::new(__id, Self::observers()),
-                                __seq,
-                                __data,
-                                ::statemachine::__private::restore_state::<#states>(&snapshot)?,
-                            ),
-                        ))),
-                    )*
-                    _ => ::core::result::Result::Err(
-                        ::statemachine::__private::unknown_state(&snapshot, Self::DEFINITION),
-                    ),
-                }
-            }
+            #restore
 
             #timers
 
@@ -402,11 +371,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
                 #any::snapshot(self)
             }
 
-            fn restore(
-                snapshot: ::statemachine::Snapshot,
-            ) -> ::core::result::Result<Self, ::statemachine::RestoreError> {
-                #any::restore(snapshot)
-            }
+            #restore_trait
 
             #timer_methods
         }

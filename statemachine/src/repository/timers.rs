@@ -2,7 +2,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use super::{Applied, Repository};
+use super::{Applied, Repository, Row};
 use crate::store::{Commit, Committed, DueTimer, FiredTimer, Store, StoreError};
 use crate::timer::{TimerFired, TimerKind};
 use crate::{AuditRecord, InstanceId, RecordKind, StateMachine};
@@ -165,7 +165,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         };
         // The stored row first: a timer armed at another sequence number is stale,
         // whether or not the instance's snapshot still restores with this code.
-        let stored = match self.store.load(M::DEFINITION.name, &timer.id) {
+        let stored = match self.store.load_json(M::DEFINITION.name, &timer.id) {
             Ok(stored) => stored,
             Err(StoreError::NotFound { .. }) => {
                 return Err(TimerError::InstanceGone {
@@ -177,12 +177,17 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             Err(error) if error.is_corrupt() => return Err(unreadable(error)),
             Err(error) => return Err(store_error(error)),
         };
-        if stored.snapshot.seq != timer.seq {
+        let row = super::read_row::<M>(&timer.id, &stored).map_err(unreadable)?;
+        // The row's sequence number is the snapshot's: `read_row` checked them.
+        if stored.seq != timer.seq {
             return Ok(Fired::Stale);
         }
-        let mut machine = match M::restore(stored.snapshot) {
-            Ok(machine) => self.attach(machine),
-            Err(error) => return Err(unreadable(error.into())),
+        let mut machine = match row {
+            Row::Machine(machine) => self.attach(machine),
+            Row::Snapshot(snapshot) => match M::restore(snapshot) {
+                Ok(machine) => self.attach(machine),
+                Err(error) => return Err(unreadable(error.into())),
+            },
         };
         let state = machine.state_name();
         // What the timer does is the table's to say, not the stored row's.

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use super::{
     ArmedTimer, Claim, Commit, Committed, Cursor, DueTimer, FirstResult, InstanceSummary, Page,
-    Release, Store, StoreError, StoredInstance, TimerStore,
+    Release, Store, StoreError, StoredInstance, StoredJson, TimerStore,
 };
 use crate::timer::TimerKind;
 use crate::{AuditRecord, InstanceId, Snapshot};
@@ -186,6 +186,10 @@ impl Store for MemoryStore {
     }
 
     fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
+        self.load_json(machine, id)?.parse(machine, id)
+    }
+
+    fn load_json(&self, machine: &str, id: &InstanceId) -> Result<StoredJson, StoreError> {
         let inner = self.inner();
         let Some(row) = inner.instances.get(&(machine.to_owned(), id.clone())) else {
             return Err(StoreError::NotFound {
@@ -193,9 +197,10 @@ impl Store for MemoryStore {
                 id: id.clone(),
             });
         };
-        let snapshot = super::parse_snapshot(machine, id, &row.json, row.seq, &row.state)?;
-        Ok(StoredInstance {
-            snapshot,
+        Ok(StoredJson {
+            json: row.json.clone(),
+            seq: row.seq,
+            state: row.state.clone(),
             created_at: row.created_at,
             updated_at: row.updated_at,
         })

@@ -195,6 +195,41 @@ pub struct StoredInstance {
     pub updated_at: SystemTime,
 }
 
+/// One instance as stored, its snapshot still the JSON text the store holds: what
+/// [`Store::load_json`] returns, for a [`Repository`](crate::Repository) to decode
+/// straight into its machine ([`StateMachine::restore_json`](crate::StateMachine::restore_json)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredJson {
+    /// The latest snapshot, as JSON text ([`Snapshot::to_json`]).
+    pub json: String,
+    /// The sequence number the store keeps beside the snapshot (its own column or
+    /// field), checked against the snapshot's.
+    pub seq: u64,
+    /// The state the store keeps beside the snapshot, checked against the snapshot's.
+    pub state: String,
+    /// When the instance was created.
+    pub created_at: SystemTime,
+    /// When its latest transition was written.
+    pub updated_at: SystemTime,
+}
+
+impl StoredJson {
+    /// The instance with its snapshot parsed, checked against what the store keeps
+    /// beside it, exactly as [`Store::load`] of the built-in stores does.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] when the text is not a snapshot, or a snapshot of another
+    /// machine or instance, or out of step with the sequence number or state beside it.
+    pub fn parse(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
+        Ok(StoredInstance {
+            snapshot: parse_snapshot(machine, id, &self.json, self.seq, &self.state)?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
 /// A line of [`Store::list`]: what an instance is doing, without its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceSummary {
@@ -303,6 +338,28 @@ pub trait Store: Send + Sync {
     /// [`StoreError::NotFound`], or [`StoreError::Corrupt`] for a row that cannot be read.
     fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError>;
 
+    /// Loads an instance's latest snapshot as the JSON text the store holds, without
+    /// parsing it: the [`Repository`](crate::Repository) decodes it straight into its
+    /// machine, and checks it against [`StoredJson::seq`] and [`StoredJson::state`] as
+    /// [`load`](Self::load) checks a parsed one. A store that keeps snapshots as text
+    /// (both built-in stores do) hands it out as it is; the default loads and writes the
+    /// snapshot back to text, which is correct but slower than `load` alone.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`], or [`StoreError::Corrupt`] for a row that cannot be read
+    /// (text that is not a snapshot is reported when it is parsed, not here).
+    fn load_json(&self, machine: &str, id: &InstanceId) -> Result<StoredJson, StoreError> {
+        let stored = self.load(machine, id)?;
+        Ok(StoredJson {
+            json: stored.snapshot.to_json(),
+            seq: stored.snapshot.seq,
+            state: stored.snapshot.state.name,
+            created_at: stored.created_at,
+            updated_at: stored.updated_at,
+        })
+    }
+
     /// Writes what happened to an instance, atomically and guarded by the sequence
     /// number: a transition's snapshot, records and key, or a refusal's record and key.
     ///
@@ -387,6 +444,9 @@ macro_rules! delegate_store {
             }
             fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
                 (**self).load(machine, id)
+            }
+            fn load_json(&self, machine: &str, id: &InstanceId) -> Result<StoredJson, StoreError> {
+                (**self).load_json(machine, id)
             }
             fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
                 (**self).commit(commit)

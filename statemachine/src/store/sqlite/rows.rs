@@ -10,7 +10,8 @@ use super::write::{arm_timers, insert_records, to_i64, write_commit};
 use super::{SqliteStore, io, io_for};
 use crate::audit::micros::{from_micros, to_micros};
 use crate::store::{
-    ArmedTimer, Commit, Committed, Cursor, InstanceSummary, Page, Store, StoreError, StoredInstance,
+    ArmedTimer, Commit, Committed, Cursor, InstanceSummary, Page, Store, StoreError,
+    StoredInstance, StoredJson,
 };
 use crate::{AuditRecord, InstanceId, RecordKind, Snapshot};
 
@@ -79,6 +80,10 @@ impl Store for SqliteStore {
     }
 
     fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
+        self.load_json(machine, id)?.parse(machine, id)
+    }
+
+    fn load_json(&self, machine: &str, id: &InstanceId) -> Result<StoredJson, StoreError> {
         let fail = io_for(machine, id);
         let conn = self.conn();
         let row = conn
@@ -104,10 +109,10 @@ impl Store for SqliteStore {
                 id: id.clone(),
             });
         };
-        let seq = to_u64(seq, machine, id, "sequence number")?;
-        let snapshot = crate::store::parse_snapshot(machine, id, &json, seq, &state)?;
-        Ok(StoredInstance {
-            snapshot,
+        Ok(StoredJson {
+            json,
+            seq: to_u64(seq, machine, id, "sequence number")?,
+            state,
             created_at: from_micros(created_at),
             updated_at: from_micros(updated_at),
         })

@@ -577,6 +577,7 @@ macro_rules! store_conformance {
             listing_and_history_page_with_a_cursor,
             a_snapshot_past_the_size_limit_is_refused,
             an_exhausted_sequence_number_is_the_callers_problem_not_damage,
+            load_json_is_the_text_load_parses,
         );
     };
     (@cases $make:expr, $damage:expr; $($case:ident),* $(,)?) => {

@@ -1,5 +1,6 @@
 //! Conformance cases for what a store is handed that would not read back, for
-//! idempotency keys on every path, for batches, and for paging.
+//! idempotency keys on every path, for batches, for paging, and for the snapshot text a
+//! store hands out.
 
 use crate::store::{Commit, Cursor, Store, StoreError};
 use crate::{
@@ -7,7 +8,7 @@ use crate::{
 };
 
 use super::{Damage, id, open, repository, start};
-use crate::testing::account::{AccountEvent, Deposit, Freeze, Withdraw};
+use crate::testing::account::{AccountEvent, AnyAccount, Deposit, Freeze, Withdraw};
 use crate::testing::gauge::{AnyGauge, Gauge, Nest, Readings, Record, Scale, Tag, Tags, nested};
 
 fn gauges<S: Store>(store: S) -> Repository<AnyGauge, S> {
@@ -404,4 +405,26 @@ pub fn an_exhausted_sequence_number_is_the_callers_problem_not_damage<S: Store>(
         other => panic!("expected the used-up sequence number to be refused, got {other:?}"),
     }
     assert_eq!(repo.load(&id("a-1")).unwrap().seq(), last);
+}
+
+/// `load_json` hands out the text `load` parses, with the sequence number, state and
+/// times kept beside it, and a repository loads from it the machine `load` gives.
+pub fn load_json_is_the_text_load_parses<S: Store>(store: S, _: Damage<S>) {
+    let (repo, _) = repository(store);
+    open(&repo, "a-1");
+    repo.apply(&id("a-1"), Deposit { cents: 7 }, &Meta::new())
+        .unwrap();
+    let parsed = repo.store().load("Account", &id("a-1")).unwrap();
+    let text = repo.store().load_json("Account", &id("a-1")).unwrap();
+    assert_eq!(text.parse("Account", &id("a-1")).unwrap(), parsed);
+    assert_eq!(
+        (text.seq, text.state.as_str()),
+        (parsed.snapshot.seq, parsed.snapshot.state.name.as_str())
+    );
+    let restored = <AnyAccount as crate::StateMachine>::restore(parsed.snapshot).unwrap();
+    assert_eq!(repo.load(&id("a-1")).unwrap(), restored);
+    assert!(matches!(
+        repo.store().load_json("Account", &id("nope")),
+        Err(StoreError::NotFound { .. })
+    ));
 }
