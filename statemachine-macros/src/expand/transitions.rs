@@ -137,15 +137,20 @@ fn method_doc(ctx: &Context<'_>, event_index: usize, routes: &[(usize, &Route<'_
     let machine = ctx.machine;
     let event = &machine.events[event_index];
     let method = &event.name;
-    let mut doc = if routes.is_empty() {
-        format!("Event `{method}`: no state takes it.\n\n")
+    // The event's own docs first, so rustdoc's one-line summary says what it means.
+    let mut doc = doc_text(&event.attrs);
+    if !doc.is_empty() {
+        doc.push_str("\n\n");
+    }
+    if routes.is_empty() {
+        doc.push_str(&format!("Event `{method}`: no state takes it.\n\n"));
     } else {
-        format!(
+        doc.push_str(&format!(
             "Event `{method}`, valid in {}: in any other state the call does not compile. \
              It consumes the machine and returns it in its new state.\n\n",
             quoted_list(routes.iter().map(|(state, _)| &machine.states[*state].name))
-        )
-    };
+        ));
+    }
     for (state, route) in routes {
         for t in &route.candidates {
             doc.push_str(&arrow_text(machine, *state, t));
