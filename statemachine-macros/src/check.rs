@@ -151,8 +151,8 @@ pub(crate) fn state_name_problem(machine: &Machine, state: &crate::model::State)
 pub(crate) const RESERVED_STATE_NAMES: &[&str] = &["DEFINITION"];
 
 /// Methods every typed machine has (`Order::<S>::snapshot`, `Order::<Initial>::new`): an
-/// event names a method on the states that take it and a hidden one on every other, so
-/// an event with one of these names would define it twice.
+/// event names a method of `Order<S>` for every `S`, so an event with one of these names
+/// would define it twice.
 pub(crate) const RESERVED_EVENT_NAMES: &[&str] = &[
     "new",
     "id",

@@ -30,6 +30,11 @@ pub mod worker;
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+// The message of an invalid transition writes `none` for the events of a state that takes
+// none; the compiler shortens a path to its last name only for an item reachable outside
+// hidden modules, so it is re-exported here, hidden.
+#[doc(hidden)]
+pub use __private::none;
 
 pub mod dsl {
     #![doc = include_str!("../docs/dsl.md")]

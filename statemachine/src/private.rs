@@ -573,3 +573,9 @@ mod tests {
         assert!(text.as_str().starts_with("abé"));
     }
 }
+
+/// What the compiler writes, in the message of an invalid transition, for the events of
+/// a state that takes none ("events valid in `Delivered`: none").
+#[allow(non_camel_case_types)]
+#[derive(Debug)]
+pub struct none {}

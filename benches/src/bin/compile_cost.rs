@@ -8,6 +8,12 @@
 //! built), then rebuilds each crate alone `runs` times after touching its source, and
 //! writes the median wall time of each to `target/bench-results/compile.json`.
 //!
+//! The timed builds are debug builds without incremental compilation: after a touch that
+//! changes nothing, incremental compilation would reuse almost every result of the last
+//! build and time little but the reuse, so each timed build compiles the crate in full,
+//! as a first build or CI does. The file is rewritten after each size, so a failure at a
+//! large size keeps the smaller ones.
+//!
 //! `compile_cost [--sizes 10,50,200] [--runs 3]`
 
 use std::fmt::Write as _;
@@ -52,8 +58,8 @@ fn run(sizes: &[usize], runs: usize) -> Result<(), String> {
     let dir = root.join("target/compile-cost");
     let results_dir = root.join("target/bench-results");
     std::fs::create_dir_all(&results_dir).map_err(|e| e.to_string())?;
-    let mut json = String::from("{\n");
-    for (i, &n) in sizes.iter().enumerate() {
+    let mut rows = Vec::new();
+    for &n in sizes {
         let ws = dir.join(format!("n{n}"));
         generate(&root, &ws, n)?;
         // Dependencies first, once.
@@ -72,15 +78,11 @@ fn run(sizes: &[usize], runs: usize) -> Result<(), String> {
             eprintln!("n={n:<4} {krate:<10} {median:.2} s (median of {runs})");
             medians.push(format!("\"{krate}\": {median:.3}"));
         }
-        let _ = writeln!(
-            json,
-            "  \"{n}\": {{ {} }}{}",
-            medians.join(", "),
-            if i + 1 < sizes.len() { "," } else { "" }
-        );
+        rows.push(format!("  \"{n}\": {{ {} }}", medians.join(", ")));
+        let json = format!("{{\n{}\n}}\n", rows.join(",\n"));
+        std::fs::write(results_dir.join("compile.json"), json).map_err(|e| e.to_string())?;
     }
-    json.push_str("}\n");
-    std::fs::write(results_dir.join("compile.json"), json).map_err(|e| e.to_string())
+    Ok(())
 }
 
 fn touch(path: &Path) -> Result<(), String> {
@@ -88,9 +90,12 @@ fn touch(path: &Path) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| e.to_string())
 }
 
+/// `cargo` in a generated workspace, without incremental compilation (for every build,
+/// so the dependencies built first are not built again for the timed ones).
 fn cargo(dir: &Path, args: &[&str]) -> Result<(), String> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(args)
+        .env("CARGO_INCREMENTAL", "0")
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", dir.join("target"))
         .status()

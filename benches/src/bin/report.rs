@@ -443,7 +443,7 @@ fn main() -> ExitCode {
     }
     r.line("");
 
-    r.line("## 6. Compile cost (`cargo build` of the crate alone, dependencies built, debug)");
+    r.line("## 6. Compile cost (`cargo build` of the crate alone, dependencies built, debug, not incremental)");
     r.line("");
     let compile = std::fs::read_to_string(root().join("target/bench-results/compile.json"))
         .unwrap_or_default();

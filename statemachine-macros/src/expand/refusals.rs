@@ -1,13 +1,27 @@
-//! Invalid transitions as compile errors written for a person: on `impl Order<Pending>`,
-//! a hidden stub per event that `Pending` does not take, whose bound names a trait that
-//! nothing implements and whose `diagnostic::on_unimplemented` says which state refused
-//! which event and what is valid instead.
+//! What lets a typed method through in the states that take its event and refuses it,
+//! with a message written for a person, in every other state. The code grows with
+//! states + events + transitions, never with states x events.
 //!
-//! The bound is higher-ranked (`for<'a> &'a (): Pending_takes_ship`), which defers it from
-//! the stub's definition to the call (see DESIGN.md). The traits live in a module inside
-//! the machine's hidden block, so the user's namespace does not see them; each has one
-//! `do_not_recommend` impl for an uninhabited type, which stops the compiler from
-//! suggesting to implement it.
+//! `Order::<S>::ship` (see `transitions`) is one method on `impl<S> Order<S>`, bound by
+//! `Self: __Takes<Ship>`. That trait has one impl per event, for every state, whose
+//! where-clause asks for the event's refusal trait, `__takes_ship<S, S::Events>`, on
+//! `Order<S>`; the refusal trait is implemented once per transition, for the states
+//! that take the event. In any other state the bound fails while the compiler looks the
+//! method up, and it reports E0599 with the refusal trait's `diagnostic::on_unimplemented`,
+//! because the bound that failed is on the receiver's own type:
+//!
+//! - message and label name the state (`{S}`, the state type) and the event (written
+//!   into the event's trait);
+//! - a note lists the events valid in the state (`{V}`, the state's `__State::Events`: a
+//!   tuple of marker types named like the events, one marker alone, or `none`);
+//! - a note lists the states where the event is valid (written into the event's trait).
+//!
+//! rustc shows the message of one trait: text per state would need a trait per state,
+//! text per event a trait per event, and text per pair a trait per pair (the quadratic
+//! form this replaces). So the event's trait carries the event's text, and the state's
+//! part is rendered from types. A bound that is not on the receiver's type (`S: ..`,
+//! `&'a (): ..`) is reported as a bare E0599 without the message, and a leaf reached
+//! through a higher-ranked bound (E0277) needs a generic return type: both were tried.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -16,135 +30,177 @@ use syn::Ident;
 use super::{Context, Generated, transitions};
 use crate::model::{Machine, quoted_list, unraw};
 
-/// The module inside the hidden block that holds the refusal traits.
-fn module() -> Ident {
-    Ident::new("__refusals", Span::call_site())
+/// The trait every state implements with the events it takes, `__State`.
+pub(super) fn state_trait() -> Ident {
+    Ident::new("__State", Span::call_site())
 }
 
-/// A method with the event's name on a state that does not take it. Its bound can never
-/// hold, so calling it is a compile error carrying the refusal trait's message; the
-/// signature matches the real method's, so the call produces no other error.
-pub(super) fn stub(ctx: &Context<'_>, state: usize, event_index: usize) -> TokenStream {
-    let machine = ctx.machine;
-    let event = &machine.events[event_index];
-    let refusal = trait_name(machine, state, event_index);
-    let method = &event.name;
-    let field_names: Vec<_> = event
-        .fields
-        .iter()
-        .filter_map(|f| f.ident.as_ref())
-        .collect();
-    let field_types: Vec<_> = event.fields.iter().map(|f| &f.ty).collect();
-    let ret = (0..machine.states.len())
-        .find_map(|s| {
-            ctx.route(s, event_index)
-                .map(|route| transitions::return_type(ctx, s, route))
-        })
-        .unwrap_or_else(|| quote!(::core::convert::Infallible));
-    // The bound is spanned at the state's declaration, so the compiler's "required by
-    // this bound" note shows one line of the table, not the whole macro.
-    let span = machine.states[state].name.span();
-    let module = Ident::new(&module().to_string(), span);
-    let bound = quote_spanned! {span=>
-        for<'a> &'a (): #module::#refusal
-    };
-    // The method is spanned at the event's name, so notes about it show the event.
-    quote_spanned! {method.span()=>
-        #[doc(hidden)]
-        #[allow(unused_variables, clippy::too_many_arguments, clippy::type_complexity)]
-        pub fn #method(self, #(#field_names: #field_types),*) -> #ret
-        where
-            #bound,
-        {
-            <&() as #module::#refusal>::refuse(&&())
-        }
-    }
+/// The trait behind every typed method, `__Takes<Payload>`.
+pub(super) fn takes_trait() -> Ident {
+    Ident::new("__Takes", Span::call_site())
 }
 
-/// `Pending_takes_ship`: the trait whose absence makes `Order<Pending>::ship` a compile
-/// error. The compiler shows its name in a help line ("the trait `Pending_takes_ship` is
-/// not implemented"), so it reads as what is not the case. State names have no `_`, so
-/// no two pairs give one name.
-fn trait_name(machine: &Machine, state: usize, event: usize) -> Ident {
-    let state = &machine.states[state].name;
-    format_ident!(
-        "{}_takes_{}",
-        unraw(state),
-        unraw(&machine.events[event].name),
-        span = state.span()
-    )
+/// The module of event markers, named like the events so the compiler writes them so.
+fn events_module() -> Ident {
+    Ident::new("__events", Span::call_site())
 }
 
-/// The module of refusal traits, one per invalid (state, event) pair, each carrying the
-/// message the compiler shows for that call.
+/// `__takes_ship`: the trait whose absence makes `Order<Pending>::ship` a compile error.
+/// The compiler names it in the error ("doesn't satisfy `Order<Pending>: __takes_ship<..>`"),
+/// so it reads as what is not the case. Spanned at the event's declaration, where the
+/// compiler's notes about it point.
+fn refusal_trait(machine: &Machine, event: usize) -> Ident {
+    let event = &machine.events[event].name;
+    format_ident!("__takes_{}", unraw(event), span = event.span())
+}
+
+/// The marker of an event, `__events::ship`.
+fn marker(machine: &Machine, event: usize) -> TokenStream {
+    let module = events_module();
+    let name = &machine.events[event].name;
+    quote!(#module::#name)
+}
+
+/// Everything the typed methods' bounds need: the markers, `__State` for each state, and
+/// for each event its refusal trait, its `__Takes` impl and the refusal trait's impls.
 pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let machine = ctx.machine;
-    let module = module();
-    let machine_name = &machine.name;
-    let mut traits = TokenStream::new();
-    for (state_index, state) in machine.states.iter().enumerate() {
-        let accepted = machine.accepted_events(state_index);
-        let valid_note = if accepted.is_empty() {
-            format!("`{}` is a final state: it takes no events", state.name)
-        } else {
-            format!(
-                "events valid in `{}`: {}",
-                state.name,
-                quoted_list(accepted.iter().map(|&e| &machine.events[e].name))
-            )
-        };
-        for (event_index, event) in machine.events.iter().enumerate() {
-            if ctx.route(state_index, event_index).is_some() {
-                continue;
-            }
-            let refusal = trait_name(machine, state_index, event_index);
-            let message = format!(
-                "`{machine_name}` in state `{}` cannot take event `{}`",
-                state.name, event.name
-            );
-            let label = format!(
-                "`{}` is not a transition out of `{}`",
-                event.name, state.name
-            );
-            let takers: Vec<_> = (0..machine.states.len())
-                .filter(|&s| ctx.route(s, event_index).is_some())
-                .map(|s| &machine.states[s].name)
-                .collect();
-            let where_note = if takers.is_empty() {
-                format!("no state takes `{}`", event.name)
-            } else {
-                format!("`{}` is valid in {}", event.name, quoted_list(takers))
-            };
-            traits.extend(quote_spanned! {state.name.span()=>
-                #[diagnostic::on_unimplemented(
-                    message = #message,
-                    label = #label,
-                    note = #valid_note,
-                    note = #where_note,
-                )]
-                pub trait #refusal {
-                    /// Never called: the only impl is for an uninhabited type.
-                    fn refuse(&self) -> !;
-                }
-
-                #[diagnostic::do_not_recommend]
-                impl #refusal for Never {
-                    fn refuse(&self) -> ! {
-                        match *self {}
-                    }
-                }
-            });
-        }
-    }
-    if traits.is_empty() {
+    if machine.events.is_empty() {
         return;
     }
+    let state_trait = state_trait();
+    let takes = takes_trait();
+    let module = events_module();
+    let markers = machine.events.iter().map(|e| &e.name);
     out.hidden.extend(quote! {
-        /// The refusal traits: nothing implements them but `Never`, which has no value.
+        /// The event markers: what the refusal message writes for the events a state takes.
         #[allow(non_camel_case_types, dead_code)]
         mod #module {
-            pub enum Never {}
-            #traits
+            #(pub struct #markers {})*
+        }
+
+        /// A state, with the events it takes as a type the compiler can write.
+        pub trait #state_trait {
+            /// The markers of the events the state takes.
+            type Events;
+        }
+
+        /// A typed method's way to its transition, for the payload `E`: implemented for
+        /// `Order<S>` when `S` takes the event.
+        pub trait #takes<E> {
+            /// The typed method's return type in this state.
+            type Output;
+            /// The transition.
+            fn __take(self, event: E) -> Self::Output;
         }
     });
+    for (state, decl) in machine.states.iter().enumerate() {
+        let state_name = &decl.name;
+        let events: Vec<TokenStream> = ctx.routes[state]
+            .iter()
+            .map(|route| marker(machine, route.event))
+            .collect();
+        let events = match events.as_slice() {
+            [] => quote!(::statemachine::__private::none),
+            [one] => one.clone(),
+            many => quote!((#(#many),*)),
+        };
+        out.hidden.extend(quote! {
+            #[automatically_derived]
+            impl #state_trait for #state_name {
+                type Events = #events;
+            }
+        });
+    }
+    for event_index in 0..machine.events.len() {
+        out.hidden.extend(event_items(ctx, event_index));
+    }
+}
+
+/// For one event: its refusal trait with the message, the `__Takes` impl that asks for
+/// it, and the refusal trait's impl for each state that takes the event.
+fn event_items(ctx: &Context<'_>, event_index: usize) -> TokenStream {
+    let machine = ctx.machine;
+    let name = &machine.name;
+    let event = &machine.events[event_index];
+    let payload = &event.type_name;
+    let refusal = refusal_trait(machine, event_index);
+    let state_trait = state_trait();
+    let takes = takes_trait();
+    let steps = transitions::steps_trait();
+
+    let message = format!(
+        "`{name}` in state `{{S}}` cannot take event `{}`",
+        event.name
+    );
+    let label = format!("`{}` is not a transition out of `{{S}}`", event.name);
+    let valid_here = "events valid in `{S}`: {V}";
+    let takers: Vec<usize> = (0..machine.states.len())
+        .filter(|&s| ctx.route(s, event_index).is_some())
+        .collect();
+    let valid_there = if takers.is_empty() {
+        format!("no state takes `{}`", event.name)
+    } else {
+        format!(
+            "`{}` is valid in {}",
+            event.name,
+            quoted_list(takers.iter().map(|&s| &machine.states[s].name))
+        )
+    };
+    let span = event.name.span();
+    let mut tokens = quote_spanned! {span=>
+        #[diagnostic::on_unimplemented(
+            message = #message,
+            label = #label,
+            note = #valid_here,
+            note = #valid_there,
+        )]
+        #[allow(non_camel_case_types)]
+        pub trait #refusal<S, V> {
+            /// The typed method's return type in state `S`.
+            type Output;
+            /// The transition out of `S`.
+            fn __take(self, event: #payload) -> Self::Output;
+        }
+
+    };
+    // Spanned at the event's declaration as a whole: the compiler's note "trait bound ..
+    // was not satisfied" shows that line of the table, not the whole macro.
+    tokens.extend(super::respan(
+        quote! {
+        #[automatically_derived]
+            impl<S: #state_trait> #takes<#payload> for #name<S>
+            where
+                Self: #refusal<S, <S as #state_trait>::Events>,
+            {
+                type Output = <Self as #refusal<S, <S as #state_trait>::Events>>::Output;
+
+                #[inline(always)]
+                fn __take(self, event: #payload) -> Self::Output {
+                    <Self as #refusal<S, <S as #state_trait>::Events>>::__take(self, event)
+                }
+            }
+        },
+        span,
+    ));
+    for state in takers {
+        let Some(route) = ctx.route(state, event_index) else {
+            continue;
+        };
+        let state_name = &machine.states[state].name;
+        let ret = transitions::return_type(ctx, state, route);
+        tokens.extend(quote! {
+            #[automatically_derived]
+            #[allow(clippy::type_complexity)]
+            impl<V> #refusal<#state_name, V> for #name<#state_name> {
+                type Output = #ret;
+
+                #[inline(always)]
+                fn __take(self, event: #payload) -> Self::Output {
+                    <Self as #steps<#payload>>::__fire(self, event)
+                }
+            }
+        });
+    }
+    tokens
 }

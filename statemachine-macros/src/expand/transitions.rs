@@ -1,7 +1,8 @@
-//! The transitions of `Order<S>`: one public method per valid (state, event) pair, and
-//! behind it the steps (record or not, guards, hooks, action, new state) as impls of a
-//! helper trait declared in the machine's hidden block, so nothing outside generated
-//! code can call a step.
+//! The transitions of `Order<S>`: one public method per event on every state, which
+//! compiles only in the states that take the event (see `refusals`), and behind it the
+//! steps (record or not, guards, hooks, action, new state) as an impl of a helper trait
+//! per valid (state, event) pair, declared in the machine's hidden block, so nothing
+//! outside generated code can call a step.
 //!
 //! Guards, actions and hooks are called through `::statemachine::__private::{guard,
 //! action, hook}`, spanned at the function's name in the table: a function with the
@@ -14,13 +15,14 @@ use syn::{Ident, Path};
 
 use super::{Context, Generated, Route, arrow_text, doc_text, refusals, tokens_text};
 use crate::model::Transition;
+use crate::model::quoted_list;
 
-/// The name of the helper trait behind every transition method.
-fn steps_trait() -> Ident {
+/// The name of the helper trait behind every transition.
+pub(super) fn steps_trait() -> Ident {
     Ident::new("__Transition", Span::call_site())
 }
 
-/// The helper trait, and for each state its public methods and its steps.
+/// The helper trait, the public methods, and for each state its steps.
 pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let steps = steps_trait();
     out.hidden.extend(quote! {
@@ -37,30 +39,27 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             fn __step(self, event: E) -> Self::Output;
         }
     });
+    if !ctx.machine.events.is_empty() {
+        out.hidden.extend(event_methods(ctx));
+    }
     for state in 0..ctx.machine.states.len() {
-        out.hidden.extend(state_impl(ctx, state));
         for route in &ctx.routes[state] {
             out.hidden.extend(steps_impl(ctx, state, route));
         }
     }
 }
 
-/// `impl Order<State>`: the valid transitions, and a refusing stub for every other event.
-fn state_impl(ctx: &Context<'_>, state: usize) -> TokenStream {
+/// `impl<S> Order<S>`: one method per event, for every state. Its bound lets it through
+/// in the states that take the event and refuses it with a message elsewhere (see
+/// `refusals`), so the code grows with the events, not with states x events.
+fn event_methods(ctx: &Context<'_>) -> TokenStream {
     let machine = ctx.machine;
     let name = &machine.name;
-    let state_name = &machine.states[state].name;
-    let mut methods = TokenStream::new();
-    for event in 0..machine.events.len() {
-        match ctx.route(state, event) {
-            Some(route) => methods.extend(public_method(ctx, state, route)),
-            None => methods.extend(refusals::stub(ctx, state, event)),
-        }
-    }
+    let methods = (0..machine.events.len()).map(|event| public_method(ctx, event));
     quote! {
         #[allow(dead_code)]
-        impl #name<#state_name> {
-            #methods
+        impl<S> #name<S> {
+            #(#methods)*
         }
     }
 }
@@ -94,13 +93,13 @@ pub(super) fn return_type(ctx: &Context<'_>, state: usize, route: &Route<'_>) ->
     }
 }
 
-/// The typed method, `ship(self, tracking)`.
-fn public_method(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream {
+/// The typed method, `ship(self, tracking)`, on every state; its docs list the
+/// transitions the event takes, each as in the table.
+fn public_method(ctx: &Context<'_>, event_index: usize) -> TokenStream {
     let machine = ctx.machine;
-    let event = &machine.events[route.event];
+    let event = &machine.events[event_index];
     let method = &event.name;
     let payload = &event.type_name;
-    let ret = return_type(ctx, state, route);
     let field_names: Vec<_> = event
         .fields
         .iter()
@@ -112,21 +111,62 @@ fn public_method(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStr
     } else {
         quote!(#payload { #(#field_names),* })
     };
-
-    let mut doc = String::new();
-    for t in &route.candidates {
-        doc.push_str(&arrow_text(machine, state, t));
-        doc.push_str("\n\n");
-        let text = doc_text(&t.docs);
-        if !text.is_empty() {
-            doc.push_str(&text);
-            doc.push_str("\n\n");
+    let routes: Vec<(usize, &Route<'_>)> = (0..machine.states.len())
+        .filter_map(|state| ctx.route(state, event_index).map(|route| (state, route)))
+        .collect();
+    let doc = method_doc(ctx, event_index, &routes);
+    let takes = refusals::takes_trait();
+    // Spanned at the event's name, so notes about the method show the event in the table.
+    quote_spanned! {method.span()=>
+        #[doc = #doc]
+        #[inline]
+        #[must_use = "a transition consumes the machine and returns it in its new state"]
+        #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+        pub fn #method(self, #(#field_names: #field_types),*) -> <Self as #takes<#payload>>::Output
+        where
+            Self: #takes<#payload>,
+        {
+            <Self as #takes<#payload>>::__take(self, #construct)
         }
     }
-    if route.candidates.len() > 1 {
+}
+
+/// The docs of an event's method: where it is valid, then each transition as in the
+/// table with its own docs, then what a refusing guard returns.
+fn method_doc(ctx: &Context<'_>, event_index: usize, routes: &[(usize, &Route<'_>)]) -> String {
+    let machine = ctx.machine;
+    let event = &machine.events[event_index];
+    let method = &event.name;
+    // The event's own docs first, so rustdoc's one-line summary says what it means.
+    let mut doc = doc_text(&event.attrs);
+    if !doc.is_empty() {
+        doc.push_str("\n\n");
+    }
+    if routes.is_empty() {
+        doc.push_str(&format!("Event `{method}`: no state takes it.\n\n"));
+    } else {
+        doc.push_str(&format!(
+            "Event `{method}`, valid in {}: in any other state the call does not compile. \
+             It consumes the machine and returns it in its new state.\n\n",
+            quoted_list(routes.iter().map(|(state, _)| &machine.states[*state].name))
+        ));
+    }
+    for (state, route) in routes {
+        for t in &route.candidates {
+            doc.push_str(&arrow_text(machine, *state, t));
+            doc.push_str("\n\n");
+            let text = doc_text(&t.docs);
+            if !text.is_empty() {
+                doc.push_str(&text);
+                doc.push_str("\n\n");
+            }
+        }
+    }
+    if routes.iter().any(|(_, route)| route.candidates.len() > 1) {
         doc.push_str(
-            "The guards are tried in the order of the table; the first that allows the \
-             event decides the target, so the result is the dynamic view.\n\n",
+            "Where one state has several transitions for the event, the guards are tried in \
+             the order of the table; the first that allows the event decides the target, so \
+             the result is the dynamic view.\n\n",
         );
     }
     if !event.fields.is_empty() {
@@ -134,26 +174,19 @@ fn public_method(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStr
             "The arguments are the payload of event `{method}`.\n\n"
         ));
     }
-    if route.refusable {
-        doc.push_str(
-            "# Errors\n\nWhen the guard refuses, the machine and the event come back \
+    let refusable: Vec<_> = routes
+        .iter()
+        .filter(|(_, route)| route.refusable)
+        .map(|(state, _)| &machine.states[*state].name)
+        .collect();
+    if !refusable.is_empty() {
+        doc.push_str(&format!(
+            "# Errors\n\nIn {}, when the guard refuses, the machine and the event come back \
              unchanged in [`Rejected`](::statemachine::Rejected), with the guard's reason.",
-        );
+            quoted_list(refusable)
+        ));
     }
-    let must_use = (!route.refusable).then(|| {
-        quote_spanned!(method.span()=> #[must_use = "a transition consumes the machine and returns it in its new state"])
-    });
-    let steps = steps_trait();
-    // Spanned at the event's name, so notes about the method show the event in the table.
-    quote_spanned! {method.span()=>
-        #[doc = #doc]
-        #[inline]
-        #must_use
-        #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-        pub fn #method(self, #(#field_names: #field_types),*) -> #ret {
-            <Self as #steps<#payload>>::__fire(self, #construct)
-        }
-    }
+    doc
 }
 
 /// `impl __Transition<Ship> for Order<Confirmed>`: the transition's steps.

@@ -13,6 +13,6 @@ state_machine! {
 
 struct Anything;
 
-impl __order_typestate::Confirmed_confirm for Anything {}
+impl __takes_confirm<Pending, ()> for Anything {}
 
 fn main() {}
