@@ -82,7 +82,7 @@ fn definition(ctx: &Context<'_>) -> TokenStream {
 }
 
 /// `__DATA`: how the shared data goes to and from JSON, and snapshot text to the machine's
-/// parts (with `__State`, see `restore`). Spanned at the data type, so a type that cannot
+/// parts (with `__StateValue`, see `restore`). Spanned at the data type, so a type that cannot
 /// be stored is reported there, once.
 fn data_codec(ctx: &Context<'_>) -> TokenStream {
     let data = &ctx.data;
@@ -93,7 +93,7 @@ fn data_codec(ctx: &Context<'_>) -> TokenStream {
         .map_or_else(proc_macro2::Span::call_site, syn::spanned::Spanned::span);
     let codec = quote::quote_spanned!(span=> ::statemachine::__private::DataCodec::new());
     quote! {
-        const __DATA: ::statemachine::__private::DataCodec<#data, __State> = #codec;
+        const __DATA: ::statemachine::__private::DataCodec<#data, __StateValue> = #codec;
     }
 }
 

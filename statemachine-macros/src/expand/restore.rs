@@ -1,7 +1,7 @@
 //! Restoring `AnyOrder` from a snapshot: `restore` from a `Snapshot` (every check, every
 //! typed error, older versions through `migrate from`), and `restore_json` from text,
 //! which decodes a good snapshot of this version straight into the typed state and
-//! shared data (through the hidden enum of states, `__State`) and leaves anything else
+//! shared data (through the hidden enum of states, `__StateValue`) and leaves anything else
 //! to `restore`.
 
 use proc_macro2::TokenStream;
@@ -9,19 +9,19 @@ use quote::quote;
 
 use super::{Context, Generated};
 
-/// `__State`, one variant per state, and how it decodes a state's data by name.
+/// `__StateValue`, one variant per state, and how it decodes a state's data by name.
 pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let states: Vec<_> = ctx.machine.states.iter().map(|s| &s.name).collect();
     let texts = states.iter().map(ToString::to_string);
     out.hidden.extend(quote! {
         /// The current state with its data, as a snapshot's text holds it.
         #[allow(clippy::large_enum_variant, dead_code)]
-        enum __State {
+        enum __StateValue {
             #(#states(#states),)*
         }
 
         #[automatically_derived]
-        impl ::statemachine::__private::DecodeState for __State {
+        impl ::statemachine::__private::DecodeState for __StateValue {
             #[inline]
             fn decode<'__de, __D: ::statemachine::__private::serde::Deserializer<'__de>>(
                 __name: &str,
@@ -122,7 +122,7 @@ pub(super) fn trait_methods(ctx: &Context<'_>) -> TokenStream {
                 ::statemachine::__private::Instance::new(__restored.id, #any::observers());
             ::core::option::Option::Some(match __restored.state {
                 #(
-                    __State::#states(__state) => #any::#states(#name(
+                    __StateValue::#states(__state) => #any::#states(#name(
                         ::statemachine::__private::Fields::from_parts(
                             __instance,
                             __restored.seq,
