@@ -405,6 +405,23 @@ impl Registry {
         self.listening.load(Ordering::Relaxed) != 0
     }
 
+    /// Whether anyone might listen to a transition of `instance`: as
+    /// [`may_listen`](Self::may_listen) when nothing is counted, and when only instances
+    /// are counted (no observer on the type, no `tracing` interest), whether this one is.
+    /// So an instance with an observer or an actor elsewhere in the program costs the
+    /// others one more load, not the recording path.
+    #[inline(always)]
+    pub(crate) fn may_listen_to(&self, instance: &crate::instance::Instance) -> bool {
+        let word = self.listening.load(Ordering::Relaxed);
+        if word == 0 {
+            return false;
+        }
+        if word & (TYPE_OBSERVERS | TRACING | UNJOINED) != 0 {
+            return true;
+        }
+        instance.counted()
+    }
+
     /// An instance of this type may have an audit context from now on.
     pub(crate) fn count_instance(&self) {
         self.listening.fetch_add(INSTANCE, Ordering::Relaxed);

@@ -231,7 +231,7 @@ fn steps_impl(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream
 
             #[inline(always)]
             fn __fire(self, __event: #payload) -> Self::Output {
-                if ::statemachine::__private::Recorder::listening(#any::observers()) {
+                if self.0.listened(#any::observers()) {
                     <Self as #steps<#payload>>::__record(self, __event)
                 } else {
                     <Self as #steps<#payload>>::__step(self, __event)
