@@ -349,3 +349,149 @@ pub mod loops {
         machine
     }
 }
+
+/// Comparison 1b: a 7-state cycle whose machine carries shared data (a `u64`) and counts
+/// its moves in an exit hook, the shape the issue of typed moves with data measured.
+pub mod cycle {
+    use statemachine::state_machine;
+
+    state_machine! {
+        /// Seven states in a cycle; every state but the first counts its exits.
+        pub machine Cycle(u64) {
+            version 1;
+            initial state C0;
+            state C1 exit(count); state C2 exit(count); state C3 exit(count);
+            state C4 exit(count); state C5 exit(count); state C6 exit(count);
+            event step;
+            C0 + step => C1; C1 + step => C2; C2 + step => C3; C3 + step => C4;
+            C4 + step => C5; C5 + step => C6; C6 + step => C0;
+        }
+    }
+
+    fn count<S>(moves: &mut u64, _: &S) {
+        *moves += 1;
+    }
+
+    /// The same cycle by hand: a struct per state holding what `Cycle<S>` holds (an id,
+    /// a sequence number and the counter), and the counter alone.
+    pub mod hand {
+        use statemachine::InstanceId;
+
+        /// The machine in state `S`, with the fields `Cycle<S>` has.
+        pub struct Machine<S> {
+            /// The instance id.
+            pub id: InstanceId,
+            /// Transitions taken.
+            pub seq: u64,
+            /// The shared data.
+            pub moves: u64,
+            /// The state.
+            pub state: S,
+        }
+
+        /// The machine in state `S`, with the counter alone.
+        pub struct Counter<S> {
+            /// The shared data.
+            pub moves: u64,
+            /// The state.
+            pub state: S,
+        }
+
+        macro_rules! moves {
+            ($($from:ident => $to:ident, $count:expr;)*) => {$(
+                /// A state.
+                pub struct $from;
+                impl Machine<$from> {
+                    /// The move.
+                    #[inline]
+                    pub fn step(self) -> Machine<$to> {
+                        Machine { id: self.id, seq: self.seq + 1, moves: self.moves + $count, state: $to }
+                    }
+                }
+                impl Counter<$from> {
+                    /// The move.
+                    #[inline]
+                    pub fn step(self) -> Counter<$to> {
+                        Counter { moves: self.moves + $count, state: $to }
+                    }
+                }
+            )*};
+        }
+        moves! {
+            H0 => H1, 0; H1 => H2, 1; H2 => H3, 1; H3 => H4, 1; H4 => H5, 1; H5 => H6, 1;
+            H6 => H0, 1;
+        }
+    }
+
+    macro_rules! seven {
+        ($m:expr, $wrap:path) => {{
+            let m = $wrap($m).step();
+            let m = $wrap(m).step();
+            let m = $wrap(m).step();
+            let m = $wrap(m).step();
+            let m = $wrap(m).step();
+            let m = $wrap(m).step();
+            $wrap(m).step()
+        }};
+    }
+
+    fn id<T>(t: T) -> T {
+        t
+    }
+
+    /// `rounds` cycles, every intermediate machine through `black_box`.
+    #[inline(never)]
+    pub fn ours_black_box(machine: Cycle<C0>, rounds: u64) -> Cycle<C0> {
+        let mut m = machine;
+        for _ in 0..rounds {
+            m = seven!(m, std::hint::black_box);
+        }
+        m
+    }
+
+    /// `rounds` cycles by hand (id, seq, counter), every machine through `black_box`.
+    #[inline(never)]
+    pub fn hand_black_box(
+        machine: hand::Machine<hand::H0>,
+        rounds: u64,
+    ) -> hand::Machine<hand::H0> {
+        let mut m = machine;
+        for _ in 0..rounds {
+            m = seven!(m, std::hint::black_box);
+        }
+        m
+    }
+
+    /// `rounds` cycles by hand (the counter alone), every machine through `black_box`.
+    #[inline(never)]
+    pub fn counter_black_box(
+        machine: hand::Counter<hand::H0>,
+        rounds: u64,
+    ) -> hand::Counter<hand::H0> {
+        let mut m = machine;
+        for _ in 0..rounds {
+            m = seven!(m, std::hint::black_box);
+        }
+        m
+    }
+
+    /// `rounds` cycles in a plain loop.
+    #[inline(never)]
+    pub fn ours_plain(machine: Cycle<C0>, rounds: u64) -> Cycle<C0> {
+        let mut m = machine;
+        for _ in 0..rounds {
+            m = seven!(m, id);
+        }
+        m
+    }
+
+    /// `rounds` cycles by hand in a plain loop: the compiler folds it into additions.
+    #[inline(never)]
+    pub fn hand_plain(machine: hand::Machine<hand::H0>, rounds: u64) -> hand::Machine<hand::H0> {
+        let mut m = machine;
+        for _ in 0..rounds {
+            m = seven!(m, id);
+        }
+        m
+    }
+}
