@@ -520,6 +520,7 @@ fn main() -> ExitCode {
     }
     r.line("");
     timers(&mut r);
+    build_times(&mut r);
     print!("{}", r.text);
     if let Some(path) = write_to {
         let notes = std::fs::read_to_string(root().join("benches/NOTES.md")).unwrap_or_default();
@@ -529,4 +530,53 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Section 8, from `benches/build-times` (run separately: it builds everything twice
+/// from an empty target directory).
+fn build_times(r: &mut Report) {
+    let text =
+        std::fs::read_to_string(root().join("target/bench-results/build.txt")).unwrap_or_default();
+    r.line("## 8. Build and test from scratch (`benches/build-times`, empty target directory)");
+    r.line("");
+    if text.is_empty() {
+        r.line("Not measured in this run: run `benches/build-times` first.");
+        r.line("");
+        return;
+    }
+    let mut wall = Vec::new();
+    let mut units = Vec::new();
+    let mut runs = Vec::new();
+    for line in text.lines() {
+        let mut words = line.splitn(3, ' ');
+        let (Some(key), Some(value)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let rest = words.next().unwrap_or("");
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        match key {
+            "build" => wall.push(("`cargo build --workspace`", value)),
+            "test" => wall.push(("`cargo test --workspace`", value)),
+            "build-unit" => units.push(format!("build: {rest} {value:.1} s")),
+            "test-unit" => units.push(format!("test: {rest} {value:.1} s")),
+            "test-run" => runs.push(format!("{rest} {value:.1} s")),
+            _ => {}
+        }
+    }
+    r.line("| command | wall time |");
+    r.line("|---|---|");
+    for (command, seconds) in wall {
+        let _ = writeln!(r.text, "| {command} | {seconds:.0} s |");
+    }
+    r.line("");
+    let _ = writeln!(
+        r.text,
+        "Slowest compilation units (cargo `--timings`; on 2 cores two run at once): {}.",
+        units.join("; ")
+    );
+    r.line("");
+    let _ = writeln!(r.text, "Slowest test binaries to run: {}.", runs.join("; "));
+    r.line("");
 }
