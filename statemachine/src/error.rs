@@ -254,11 +254,8 @@ impl<M: fmt::Debug, E: fmt::Debug, R: fmt::Debug + fmt::Display> std::error::Err
 /// A dynamic machine was not in the state a typed conversion asked for.
 ///
 /// Returned by the generated `TryFrom<AnyOrder> for Order<S>`; hands the dynamic
-/// machine back.
-/// A dynamic machine was not in the state a typed conversion asked for.
-///
-/// Returned by the generated `TryFrom<AnyOrder> for Order<S>`; hands the dynamic
-/// machine back (boxed, like [`Rejected`]).
+/// machine back, boxed: a wrong conversion is a programming error, not a stream of
+/// refusals, so it keeps the `Result` one pointer wide.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WrongState<M>(Box<WrongStateParts<M>>);
 
