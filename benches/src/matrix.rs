@@ -49,13 +49,17 @@ impl Shape {
     }
 
     /// A heading for the report.
-    pub fn title(self) -> &'static str {
+    pub fn title(self) -> String {
         match self {
             Shape::Ring => {
                 "the ring: 10 states, 3 events, 30 transitions (every event valid in every state)"
+                    .into()
             }
-            Shape::Workflow => "the document workflow: 10 states, 11 events, 20 transitions",
-            Shape::Table50 => "a generated table: 50 states, 50 events, 5 to 10 events per state",
+            Shape::Workflow => "the document workflow: 10 states, 11 events, 20 transitions".into(),
+            Shape::Table50 => format!(
+                "a generated table: 50 states, 50 events, {} transitions (5 to 10 events per state)",
+                crate::table50::hand::TRANSITIONS
+            ),
         }
     }
 

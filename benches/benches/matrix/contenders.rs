@@ -1,6 +1,13 @@
 //! The contenders of the matrix, one macro per implementation: each shape module names
-//! its machine and events, and the macro implements [`Contender`](crate::Contender) the
-//! same way for every shape.
+//! its machine and events, and the macro implements
+//! [`Contender`](crate::harness::Contender) the same way for every shape.
+//!
+//! The methods the loops call are `#[inline(always)]`: they are the harness, not the
+//! machine, and must vanish into the loop, so that what is left is what a user's own loop
+//! calling the implementation compiles to (the implementation's own functions are inlined
+//! or not as the compiler decides for them). Without it, the compiler outlined some of
+//! these wrappers and not others, and an outlined `start` put the machine in memory whose
+//! address had escaped, which kept it there and changed the inlining of `fire`.
 
 /// The contender for `state_machine!`'s dynamic view: `fire`, and the machine back from
 /// a refusal.
@@ -8,12 +15,13 @@ macro_rules! ours {
     ($name:ident, $any:ty, $event:ty, $hand:ty, $start:expr, $convert:path) => {
         pub struct $name;
 
-        impl crate::Contender for $name {
+        impl crate::harness::Contender for $name {
             const NAME: &'static str = "statemachine";
             type Hand = $hand;
             type Machine = $any;
             type Event = $event;
 
+            #[inline(always)]
             fn start() -> $any {
                 $start
             }
@@ -22,7 +30,7 @@ macro_rules! ours {
                 $convert(hand)
             }
 
-            #[inline]
+            #[inline(always)]
             fn fire(machine: $any, event: $event) -> $any {
                 match machine.fire(event) {
                     Ok(next) => next,
@@ -30,12 +38,12 @@ macro_rules! ours {
                 }
             }
 
-            #[inline]
+            #[inline(always)]
             fn seq(machine: &$any) -> u64 {
                 machine.seq()
             }
 
-            #[inline]
+            #[inline(always)]
             fn state_name(machine: &$any) -> &'static str {
                 <$any>::state_name(machine)
             }
@@ -49,12 +57,13 @@ macro_rules! hand {
     ($name:ident, $machine:ty, $event:ty) => {
         pub struct $name;
 
-        impl crate::Contender for $name {
+        impl crate::harness::Contender for $name {
             const NAME: &'static str = "hand-written";
             type Hand = $event;
             type Machine = $machine;
             type Event = $event;
 
+            #[inline(always)]
             fn start() -> $machine {
                 <$machine>::new("instance")
             }
@@ -63,7 +72,7 @@ macro_rules! hand {
                 hand
             }
 
-            #[inline]
+            #[inline(always)]
             fn fire(machine: $machine, event: $event) -> $machine {
                 match machine.fire(event) {
                     Ok(next) => next,
@@ -71,12 +80,12 @@ macro_rules! hand {
                 }
             }
 
-            #[inline]
+            #[inline(always)]
             fn seq(machine: &$machine) -> u64 {
                 machine.seq
             }
 
-            #[inline]
+            #[inline(always)]
             fn state_name(machine: &$machine) -> &'static str {
                 machine.state_name()
             }
@@ -90,12 +99,13 @@ macro_rules! statig {
     ($name:ident, $m:ident, $hand:ty) => {
         pub struct $name;
 
-        impl crate::Contender for $name {
+        impl crate::harness::Contender for $name {
             const NAME: &'static str = "statig";
             type Hand = $hand;
             type Machine = statig::blocking::StateMachine<$m::Storage>;
             type Event = $m::Event;
 
+            #[inline(always)]
             fn start() -> Self::Machine {
                 use statig::prelude::IntoStateMachineExt;
                 $m::Storage::default().state_machine()
@@ -105,18 +115,18 @@ macro_rules! statig {
                 $m::event(hand)
             }
 
-            #[inline]
+            #[inline(always)]
             fn fire(mut machine: Self::Machine, event: $m::Event) -> Self::Machine {
                 machine.handle(&event);
                 machine
             }
 
-            #[inline]
+            #[inline(always)]
             fn seq(machine: &Self::Machine) -> u64 {
                 machine.inner().seq
             }
 
-            #[inline]
+            #[inline(always)]
             fn state_name(machine: &Self::Machine) -> &'static str {
                 $m::state_name(machine.state())
             }
@@ -130,14 +140,15 @@ macro_rules! smlang {
     ($name:ident, $m:ident, $hand:ty) => {
         pub struct $name;
 
-        impl crate::Contender for $name {
+        impl crate::harness::Contender for $name {
             const NAME: &'static str = "smlang";
             type Hand = $hand;
-            type Machine = crate::Counted<$m::StateMachine<$m::Context>>;
+            type Machine = crate::harness::Counted<$m::StateMachine<$m::Context>>;
             type Event = $m::Events;
 
+            #[inline(always)]
             fn start() -> Self::Machine {
-                crate::Counted {
+                crate::harness::Counted {
                     machine: $m::StateMachine::new($m::Context),
                     seq: 0,
                 }
@@ -147,7 +158,7 @@ macro_rules! smlang {
                 $m::event(hand)
             }
 
-            #[inline]
+            #[inline(always)]
             fn fire(mut machine: Self::Machine, event: $m::Events) -> Self::Machine {
                 if machine.machine.process_event(event).is_ok() {
                     machine.seq += 1;
@@ -155,12 +166,12 @@ macro_rules! smlang {
                 machine
             }
 
-            #[inline]
+            #[inline(always)]
             fn seq(machine: &Self::Machine) -> u64 {
                 machine.seq
             }
 
-            #[inline]
+            #[inline(always)]
             fn state_name(machine: &Self::Machine) -> &'static str {
                 $m::state_name(machine.machine.state())
             }
@@ -174,14 +185,15 @@ macro_rules! rust_fsm {
     ($name:ident, $m:ident, $hand:ty) => {
         pub struct $name;
 
-        impl crate::Contender for $name {
+        impl crate::harness::Contender for $name {
             const NAME: &'static str = "rust-fsm";
             type Hand = $hand;
-            type Machine = crate::Counted<$m::fsm::StateMachine>;
+            type Machine = crate::harness::Counted<$m::fsm::StateMachine>;
             type Event = $m::fsm::Input;
 
+            #[inline(always)]
             fn start() -> Self::Machine {
-                crate::Counted {
+                crate::harness::Counted {
                     machine: $m::fsm::StateMachine::new(),
                     seq: 0,
                 }
@@ -191,7 +203,7 @@ macro_rules! rust_fsm {
                 $m::event(hand)
             }
 
-            #[inline]
+            #[inline(always)]
             fn fire(mut machine: Self::Machine, event: $m::fsm::Input) -> Self::Machine {
                 if machine.machine.consume(&event).is_ok() {
                     machine.seq += 1;
@@ -199,12 +211,12 @@ macro_rules! rust_fsm {
                 machine
             }
 
-            #[inline]
+            #[inline(always)]
             fn seq(machine: &Self::Machine) -> u64 {
                 machine.seq
             }
 
-            #[inline]
+            #[inline(always)]
             fn state_name(machine: &Self::Machine) -> &'static str {
                 $m::state_name(machine.machine.state())
             }
@@ -218,12 +230,13 @@ macro_rules! statum {
     ($name:ident, $m:ident, $hand:ty) => {
         pub struct $name;
 
-        impl crate::Contender for $name {
+        impl crate::harness::Contender for $name {
             const NAME: &'static str = "statum";
             type Hand = $hand;
             type Machine = $m::Any;
             type Event = $hand;
 
+            #[inline(always)]
             fn start() -> $m::Any {
                 $m::start()
             }
@@ -232,17 +245,17 @@ macro_rules! statum {
                 hand
             }
 
-            #[inline]
+            #[inline(always)]
             fn fire(machine: $m::Any, event: $hand) -> $m::Any {
                 $m::fire(machine, event)
             }
 
-            #[inline]
+            #[inline(always)]
             fn seq(machine: &$m::Any) -> u64 {
                 $m::seq(machine)
             }
 
-            #[inline]
+            #[inline(always)]
             fn state_name(machine: &$m::Any) -> &'static str {
                 $m::state_name(machine)
             }
@@ -257,14 +270,15 @@ macro_rules! state_machines {
     ($name:ident, $m:ident, $hand:ty) => {
         pub struct $name;
 
-        impl crate::Contender for $name {
+        impl crate::harness::Contender for $name {
             const NAME: &'static str = "state-machines";
             type Hand = $hand;
-            type Machine = crate::Counted<$m::DynamicTable<()>>;
+            type Machine = crate::harness::Counted<$m::DynamicTable<()>>;
             type Event = $hand;
 
+            #[inline(always)]
             fn start() -> Self::Machine {
-                crate::Counted {
+                crate::harness::Counted {
                     machine: $m::DynamicTable::new(()),
                     seq: 0,
                 }
@@ -274,7 +288,7 @@ macro_rules! state_machines {
                 hand
             }
 
-            #[inline]
+            #[inline(always)]
             fn fire(mut machine: Self::Machine, event: $hand) -> Self::Machine {
                 if machine.machine.handle($m::event(event)).is_ok() {
                     machine.seq += 1;
@@ -282,12 +296,12 @@ macro_rules! state_machines {
                 machine
             }
 
-            #[inline]
+            #[inline(always)]
             fn seq(machine: &Self::Machine) -> u64 {
                 machine.seq
             }
 
-            #[inline]
+            #[inline(always)]
             fn state_name(machine: &Self::Machine) -> &'static str {
                 machine.machine.current_state().name()
             }
