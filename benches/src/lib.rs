@@ -1,11 +1,16 @@
 //! The machines the benchmarks compare: a 10-state machine declared with
-//! `state_machine!`, and the same machine written by hand, typed and dynamic.
+//! `state_machine!`, and the same machine written by hand, typed and dynamic; and the
+//! shapes and streams of the dispatch matrix ([`matrix`], [`workflow`], [`table50`]).
 //!
 //! The 10 states `S0`..`S9` form a ring. `next` moves one step, `skip` two, and `reset`
 //! goes back to `S0`; every event is valid in every state, so a stream of random events
 //! is all transitions (refusals are measured elsewhere).
 
 use statemachine::state_machine;
+
+pub mod matrix;
+pub mod table50;
+pub mod workflow;
 
 state_machine! {
     /// The benchmark ring, declared.
@@ -92,6 +97,25 @@ pub mod hand_dynamic {
         S9,
     }
 
+    impl State {
+        /// The state's name, as the declared machine spells it.
+        #[inline]
+        pub fn name(self) -> &'static str {
+            match self {
+                State::S0 => "S0",
+                State::S1 => "S1",
+                State::S2 => "S2",
+                State::S3 => "S3",
+                State::S4 => "S4",
+                State::S5 => "S5",
+                State::S6 => "S6",
+                State::S7 => "S7",
+                State::S8 => "S8",
+                State::S9 => "S9",
+            }
+        }
+    }
+
     /// The events.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     #[allow(missing_docs)]
@@ -100,6 +124,47 @@ pub mod hand_dynamic {
         Skip,
         Reset,
     }
+
+    impl Event {
+        /// Every event.
+        pub const ALL: [Event; 3] = [Event::Next, Event::Skip, Event::Reset];
+    }
+
+    /// The state `state` moves to on `event`: every state takes every event.
+    #[inline]
+    pub fn target(state: State, event: Event) -> Option<State> {
+        use State::*;
+        Some(match (state, event) {
+            (_, Event::Reset) => S0,
+            (S0, Event::Next) => S1,
+            (S1, Event::Next) => S2,
+            (S2, Event::Next) => S3,
+            (S3, Event::Next) => S4,
+            (S4, Event::Next) => S5,
+            (S5, Event::Next) => S6,
+            (S6, Event::Next) => S7,
+            (S7, Event::Next) => S8,
+            (S8, Event::Next) => S9,
+            (S9, Event::Next) => S0,
+            (S0, Event::Skip) => S2,
+            (S1, Event::Skip) => S3,
+            (S2, Event::Skip) => S4,
+            (S3, Event::Skip) => S5,
+            (S4, Event::Skip) => S6,
+            (S5, Event::Skip) => S7,
+            (S6, Event::Skip) => S8,
+            (S7, Event::Skip) => S9,
+            (S8, Event::Skip) => S0,
+            (S9, Event::Skip) => S1,
+        })
+    }
+
+    /// The ring, for the streams of the dispatch matrix.
+    pub const TABLE: crate::matrix::Table<State, Event> = crate::matrix::Table {
+        initial: State::S0,
+        events: &Event::ALL,
+        target,
+    };
 
     /// The machine: what `AnyRing` carries.
     #[derive(Debug, Clone)]
@@ -124,37 +189,26 @@ pub mod hand_dynamic {
 
         /// Applies an event; every event is valid in every state of the ring, but the
         /// signature keeps the refusal path a real machine needs.
+        ///
+        /// # Errors
+        ///
+        /// Never for the ring: every state takes every event.
         #[inline]
         pub fn fire(self, event: Event) -> Result<Self, (Self, Event)> {
-            use State::*;
-            let next = match (self.state, event) {
-                (_, Event::Reset) => S0,
-                (S0, Event::Next) => S1,
-                (S1, Event::Next) => S2,
-                (S2, Event::Next) => S3,
-                (S3, Event::Next) => S4,
-                (S4, Event::Next) => S5,
-                (S5, Event::Next) => S6,
-                (S6, Event::Next) => S7,
-                (S7, Event::Next) => S8,
-                (S8, Event::Next) => S9,
-                (S9, Event::Next) => S0,
-                (S0, Event::Skip) => S2,
-                (S1, Event::Skip) => S3,
-                (S2, Event::Skip) => S4,
-                (S3, Event::Skip) => S5,
-                (S4, Event::Skip) => S6,
-                (S5, Event::Skip) => S7,
-                (S6, Event::Skip) => S8,
-                (S7, Event::Skip) => S9,
-                (S8, Event::Skip) => S0,
-                (S9, Event::Skip) => S1,
-            };
-            Ok(Self {
-                id: self.id,
-                seq: self.seq + 1,
-                state: next,
-            })
+            match target(self.state, event) {
+                Some(next) => Ok(Self {
+                    id: self.id,
+                    seq: self.seq + 1,
+                    state: next,
+                }),
+                None => Err((self, event)),
+            }
+        }
+
+        /// The state's name.
+        #[inline]
+        pub fn state_name(&self) -> &'static str {
+            self.state.name()
         }
     }
 }
@@ -178,14 +232,17 @@ pub fn event_stream(len: usize) -> Vec<hand_dynamic::Event> {
 
 /// The same stream as [`RingEvent`]s.
 pub fn ring_events(stream: &[hand_dynamic::Event]) -> Vec<RingEvent> {
-    stream
-        .iter()
-        .map(|e| match e {
-            hand_dynamic::Event::Next => RingEvent::Next(Next),
-            hand_dynamic::Event::Skip => RingEvent::Skip(Skip),
-            hand_dynamic::Event::Reset => RingEvent::Reset(Reset),
-        })
-        .collect()
+    stream.iter().map(|e| ring_event(*e)).collect()
+}
+
+/// The declared ring's event for the hand-written one.
+#[inline]
+pub fn ring_event(event: hand_dynamic::Event) -> RingEvent {
+    match event {
+        hand_dynamic::Event::Next => RingEvent::Next(Next),
+        hand_dynamic::Event::Skip => RingEvent::Skip(Skip),
+        hand_dynamic::Event::Reset => RingEvent::Reset(Reset),
+    }
 }
 
 /// The sample of comparison 5: a shipped order of the order example, and what a

@@ -8,16 +8,23 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod matrix;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A name as criterion spells it in a directory name.
+fn filename_safe(name: &str) -> String {
+    name.replace(['?', '"', '/', '\\', '*', '<', '>', ':', '|', '^'], "_")
 }
 
 /// The median of a criterion benchmark, in nanoseconds.
 fn median(group: &str, function: &str) -> Option<f64> {
     let path = root()
         .join("target/criterion")
-        .join(group)
-        .join(function)
+        .join(filename_safe(group))
+        .join(filename_safe(function))
         .join("new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
@@ -371,21 +378,7 @@ fn main() -> ExitCode {
     );
     r.line("");
 
-    r.line("## 2. Dynamic dispatch (`fire` over one million events, per event)");
-    r.line("");
-    r.line("| comparison | statemachine | baseline | ratio |");
-    r.line("|---|---|---|---|");
-    for (name, function) in [
-        ("vs hand-written `match`", "hand-written"),
-        ("vs statig 0.4", "statig"),
-        ("vs smlang 0.8", "smlang"),
-        ("vs rust-fsm 0.8", "rust-fsm"),
-        ("vs statum 0.9", "statum"),
-        ("vs state-machines 0.21 (dynamic)", "state-machines"),
-    ] {
-        r.pair(name, "dispatch", "statemachine", function, 1_000_000.0);
-    }
-    r.line("");
+    matrix::section(&mut r);
 
     r.line("## 3. Audit cost (`fire`, per event)");
     r.line("");

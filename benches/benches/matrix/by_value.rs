@@ -1,0 +1,40 @@
+//! Comparison 2, the dispatch matrix, mode `by-value`: only the sequence number is read
+//! after the loop, so the machine can live in registers from the first event to the
+//! last.
+//!
+//! The matrix: `fire` on three table shapes (the ring, the document workflow, a
+//! generated 50 x 50 table), over three kinds of stream (valid events only, one in ten
+//! invalid, uniformly random), against a hand-written `match` and every peer crate.
+//! Criterion's groups are `matrix/{shape}/{stream}/{mode}`, its functions the
+//! implementations (`statemachine_benches::matrix` names them all). The other mode is
+//! the other binary; `harness` says why, and what every implementation does.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use statemachine_benches::matrix::Mode;
+
+/// What this binary measures.
+const MODE: Mode = Mode::ByValue;
+
+#[macro_use]
+mod harness;
+#[macro_use]
+mod contenders;
+mod ring;
+mod table50;
+mod workflow;
+
+fn matrix(c: &mut Criterion) {
+    ring::bench(c);
+    workflow::bench(c);
+    table50::bench(c);
+}
+
+criterion_group! {
+    name = benches;
+    // The report reads medians. 50 samples (criterion's default is 100) fit the slower
+    // cells in `--measurement-time 2`, and 10 000 bootstrap resamples instead of 100 000
+    // keep the analysis of 49 benchmarks per binary from adding a minute to the run.
+    config = Criterion::default().sample_size(50).nresamples(10_000);
+    targets = matrix
+}
+criterion_main!(benches);
