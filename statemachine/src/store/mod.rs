@@ -175,9 +175,7 @@ use std::time::SystemTime;
 
 use crate::{AuditRecord, InstanceId, Snapshot};
 
-pub(crate) use checks::{
-    check_records, duplicate, encode_snapshot, first_result, parse_snapshot,
-};
+pub(crate) use checks::{check_records, duplicate, encode_snapshot, first_result, parse_snapshot};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use page::{Cursor, Page};
