@@ -21,7 +21,7 @@ use std::hint::black_box;
 
 use criterion::BenchmarkGroup;
 use criterion::measurement::WallTime;
-use statemachine_benches::matrix::{EVENTS_PER_ITERATION, Mode};
+use statemachine_benches::matrix::Mode;
 
 /// One implementation of one shape, driven like every other.
 pub trait Contender {
@@ -53,34 +53,24 @@ pub struct Counted<M> {
     pub seq: u64,
 }
 
-/// The timed loop: the machine takes one slice of the stream, then what the binary's
-/// mode reads is read. By value: the sequence number only (the state's name is empty).
+/// The timed loop: a new machine takes the whole stream, then what the binary's mode
+/// reads is read. By value: the sequence number only (the state's name is empty).
 /// Address taken: the state's name through a reference to the machine, then the sequence
 /// number.
 #[inline(never)]
-pub fn run<C: Contender>(
-    mut machine: C::Machine,
-    events: &[C::Event],
-) -> (C::Machine, (&'static str, u64)) {
+pub fn run<C: Contender>(events: &[C::Event]) -> (&'static str, u64) {
+    let mut machine = C::start();
     for event in events {
         machine = C::fire(machine, black_box(event.clone()));
     }
-    let read = match crate::MODE {
+    match crate::MODE {
         Mode::ByValue => ("", C::seq(&machine)),
         Mode::AddressTaken => (C::state_name(&machine), C::seq(&machine)),
-    };
-    (machine, read)
+    }
 }
 
-/// What a machine reads after taking the whole stream from its initial state.
-pub fn outcome<C: Contender>(events: &[C::Event]) -> (&'static str, u64) {
-    run::<C>(C::start(), events).1
-}
-
-/// Checks that `C` ends where the hand-written machine ends after the whole stream (the
-/// same count, and in the address-taken binary the same state), then times it: each
-/// iteration takes the next slice of [`EVENTS_PER_ITERATION`] events, the machine
-/// carried over; after the last slice a new machine starts from the first.
+/// Checks that `C` ends where the hand-written machine ends (the same count, and in the
+/// address-taken binary the same state), then times it.
 pub fn cell<C: Contender>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     stream: &[C::Hand],
@@ -88,38 +78,25 @@ pub fn cell<C: Contender>(
 ) {
     let events: Vec<C::Event> = stream.iter().map(|e| C::event(*e)).collect();
     assert_eq!(
-        outcome::<C>(&events),
+        run::<C>(&events),
         expected,
         "{} ends in another state or with another count than the hand-written machine",
         C::NAME
     );
-    let slices: Vec<&[C::Event]> = events.chunks(EVENTS_PER_ITERATION).collect();
-    let mut machine = Some(C::start());
-    let mut next = 0;
-    group.bench_function(C::NAME, |b| {
-        b.iter(|| {
-            if next == slices.len() {
-                next = 0;
-                machine = Some(C::start());
-            }
-            let (after, read) = run::<C>(machine.take().unwrap_or_else(C::start), slices[next]);
-            machine = Some(after);
-            next += 1;
-            black_box(read)
-        });
-    });
+    group.bench_function(C::NAME, |b| b.iter(|| black_box(run::<C>(&events))));
 }
 
 /// The cells of one shape in this binary's mode: every stream, every contender (the
 /// hand-written one first, as the reference the others are checked against).
 macro_rules! shape {
     ($c:expr, $shape:expr, $table:expr, $hand:ty, [$($contender:ty),* $(,)?]) => {{
-        use statemachine_benches::matrix::{EVENTS_PER_ITERATION, STREAM_LEN, group};
+        use statemachine_benches::matrix::{EVENTS_PER_ITERATION, group};
         let shape: statemachine_benches::matrix::Shape = $shape;
         for &stream in shape.streams() {
-            let events = $table.stream(shape, stream, STREAM_LEN);
-            let expected = crate::harness::outcome::<$hand>(&events);
+            let events = $table.stream(shape, stream, EVENTS_PER_ITERATION);
+            let expected = crate::harness::run::<$hand>(&events);
             let mut group = $c.benchmark_group(group(shape, stream, crate::MODE));
+            group.sampling_mode(criterion::SamplingMode::Flat);
             group.throughput(criterion::Throughput::Elements(EVENTS_PER_ITERATION as u64));
             crate::harness::cell::<$hand>(&mut group, &events, expected);
             $(crate::harness::cell::<$contender>(&mut group, &events, expected);)*

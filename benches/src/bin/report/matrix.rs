@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use statemachine_benches::matrix::{
-    CONTENDERS, EVENTS_PER_ITERATION, Mode, PEERS, STREAM_LEN, Shape, Stream, group, invalid_share,
+    CONTENDERS, EVENTS_PER_ITERATION, Mode, PEERS, Shape, Stream, group, invalid_share,
 };
 
 use crate::{Report, median};
@@ -45,10 +45,9 @@ pub fn section(r: &mut Report) {
     ));
     r.line("");
     r.line(&format!(
-        "Each cell drives one machine through a precomputed, fixed-seed stream of \
-         {STREAM_LEN} events, {EVENTS_PER_ITERATION} per iteration (the machine carried \
-         over; a stream that repeated every iteration would be learned by the branch \
-         predictor): \
+        "Each cell drives a new machine through a precomputed, fixed-seed stream of \
+         {EVENTS_PER_ITERATION} events per iteration (a short stream repeated every \
+         iteration would be learned by the branch predictor): \
          *valid only* (a walk, each event one the current state takes), *10% invalid* (the \
          same walk with one pick in ten an event the state does not take) or *uniformly \
          random* (any event, whatever the state). *By value*: only the sequence number is \
