@@ -40,9 +40,7 @@ fn mode_title(mode: Mode) -> &'static str {
 
 /// The section.
 pub fn section(r: &mut Report) {
-    r.line(&format!(
-        "## 2. Dynamic dispatch: the matrix (`fire`, ns per event)"
-    ));
+    r.line("## 2. Dynamic dispatch: the matrix (`fire`, ns per event)");
     r.line("");
     r.line(&format!(
         "Each cell drives a new machine through a precomputed, fixed-seed stream of \
