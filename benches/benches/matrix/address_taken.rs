@@ -31,9 +31,9 @@ fn matrix(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    // The report reads medians. 50 samples (criterion's default is 100) fit the slower
-    // cells in `--measurement-time 2`, and 10 000 bootstrap resamples instead of 100 000
-    // keep the analysis of 49 benchmarks per binary from adding a minute to the run.
+    // The report reads medians. 50 samples of flat sampling (criterion's default is 100)
+    // fit the slower cells in `--measurement-time 2`, and 10 000 bootstrap resamples
+    // instead of 100 000 keep the analysis of 49 benchmarks per binary short.
     config = Criterion::default().sample_size(50).nresamples(10_000);
     targets = matrix
 }

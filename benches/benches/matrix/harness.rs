@@ -53,9 +53,10 @@ pub struct Counted<M> {
     pub seq: u64,
 }
 
-/// The timed loop: one pass over the stream, then what the binary's mode reads. By
-/// value: the sequence number only (the state's name is empty). Address taken: the
-/// state's name through a reference to the machine, then the sequence number.
+/// The timed loop: a new machine takes the whole stream, then what the binary's mode
+/// reads is read. By value: the sequence number only (the state's name is empty).
+/// Address taken: the state's name through a reference to the machine, then the sequence
+/// number.
 #[inline(never)]
 pub fn run<C: Contender>(events: &[C::Event]) -> (&'static str, u64) {
     let mut machine = C::start();
@@ -95,6 +96,7 @@ macro_rules! shape {
             let events = $table.stream(shape, stream, EVENTS_PER_ITERATION);
             let expected = crate::harness::run::<$hand>(&events);
             let mut group = $c.benchmark_group(group(shape, stream, crate::MODE));
+            group.sampling_mode(criterion::SamplingMode::Flat);
             group.throughput(criterion::Throughput::Elements(EVENTS_PER_ITERATION as u64));
             crate::harness::cell::<$hand>(&mut group, &events, expected);
             $(crate::harness::cell::<$contender>(&mut group, &events, expected);)*
