@@ -27,7 +27,12 @@ fn streams_are_the_same_in_every_run_and_differ_between_kinds() {
 
 #[test]
 fn every_state_of_the_generated_table_takes_5_to_10_events_and_is_reachable() {
-    let takes = |s: State| Event::ALL.iter().filter(|&&e| target(s, e).is_some()).count();
+    let takes = |s: State| {
+        Event::ALL
+            .iter()
+            .filter(|&&e| target(s, e).is_some())
+            .count()
+    };
     let mut total = 0;
     for state in State::ALL {
         let n = takes(state);
