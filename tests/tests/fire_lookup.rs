@@ -1,9 +1,10 @@
 //! `fire` decides bare moves and table refusals by a table look-up, and everything else
-//! (guards, actions, hooks, state data, and every transition someone listens to) by the
-//! full match. These tests hold both paths to the table: for random streams of every
-//! event, the machine goes where the table as data says, counts what it should, and
-//! refuses with the table's allowed events; observed, the same stream produces the same
-//! machine and one record per event.
+//! (guards, actions, hooks, state data) by the full match; when someone listens, a cold
+//! path records what the look-up decided. These tests hold both paths to the table: for
+//! random streams of every event, the machine goes where the table as data says, counts
+//! what it should, and refuses with the table's allowed events; observed, the same stream
+//! produces the same machine and one record per event, with the same fields the full
+//! match records.
 #![allow(clippy::result_large_err)] // a refusal hands the machine back inline
 
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use statemachine::{Journal, RecordKind, Refusal, state_machine};
 
-/// The same document workflow twice: one type that nobody observes (the look-up decides
-/// every event) and one whose type has an observer (the full match decides every event).
+/// The same document workflow twice: one type that nobody observes and one whose type has
+/// an observer (the look-up decides every event of both; the observed one records each).
 macro_rules! workflow {
     ($name:ident) => {
         state_machine! {

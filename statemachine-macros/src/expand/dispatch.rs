@@ -3,19 +3,24 @@
 //! Most transitions of a real table are bare: no guard, no action, no hook, and neither
 //! the state left nor the state entered carries data. Such a move changes nothing but the
 //! state's tag and the sequence number. `fire` looks the (state, event) pair up in a
-//! constant table of `u8`s (or `u16`s past 253 states) that says, for each pair, the
-//! target of a bare move, "refused" (the table has no such transition) or "the full path"
-//! (guards, actions, hooks, data), and does the bare move and the refusal right there.
-//! The two matches it needs (the state's index, and a machine in the target state) have
-//! identical arms but for the tag, so the optimiser turns them into a load and a store:
-//! no jump on the state, nothing for the branch predictor to miss on a random stream,
-//! and a `fire` small enough to be inlined into the caller's loop, where the machine
-//! stays in registers whether or not its address is taken later.
+//! constant table of `u8`s (`u16`s past 126 states) whose cell is the target of a bare
+//! move, the state itself with the top bit set when the table has no such transition,
+//! or a code for "the full path" (guards, actions, hooks, data).
 //!
-//! The full path is the match over every route that `fire` always was (out of line), and
-//! everything that is recorded takes it: the fast path runs only when nobody listens
-//! (one load, as in the typed methods), so observers and `tracing` still see every
-//! transition and every refusal.
+//! A refusal is a move into the state the machine is in that counts nothing, so a bare
+//! move and a refusal are the same few instructions on the machine's parts: the two
+//! matches it needs (the state's index, and a machine in the target state) have identical
+//! arms but for the tag, and the optimiser turns them into a load and a store. There is
+//! no jump on the state or on whether the event was valid, nothing for the branch
+//! predictor to miss on a random stream, and `fire` is small enough to be inlined into
+//! the caller's loop, where the machine stays in registers whether or not its address is
+//! taken later.
+//!
+//! Observers and `tracing` still see every transition and every refusal: one load says
+//! whether anyone listens, and a cold, out-of-line function handed the parts it reads
+//! (never the machine, whose address would then be taken) builds the same record the
+//! full path does. The full path is the match over every route that `fire` always was,
+//! out of line, and is called only for the pairs that need it.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -48,10 +53,46 @@ fn bare_target(ctx: &Context<'_>, state: usize, event: usize) -> Option<usize> {
 /// What the fast path adds to `AnyOrder`, and the body of `fire` that uses it; `None`
 /// when the table has no bare move (then `fire` is the full match alone).
 pub(super) struct FastPath {
-    /// Hidden items: the table, the index functions and the bare move.
+    /// Hidden items: the table, the index functions, the bare move and its recording.
     pub items: TokenStream,
-    /// The start of `fire`'s body: returns when the fast path decides.
+    /// `fire`'s whole body: the look-up, the bare move or refusal, and the call of the
+    /// full match only when some (state, event) pair needs it.
     pub body: TokenStream,
+}
+
+/// How a table cell says what to do, in the table's integer type.
+struct Codes {
+    /// The cell's type: `u8`, `u16` or `u32`.
+    cell_type: TokenStream,
+    /// Set in a refused pair's cell, whose other bits are the state itself.
+    refused: u32,
+    /// The full path.
+    full: u32,
+}
+
+impl Codes {
+    /// The narrowest type whose top bit is free above every state's index and the full
+    /// path's code.
+    fn for_states(states: usize) -> Self {
+        let (cell_type, refused) = if states < 0x7f {
+            (quote!(u8), 0x80)
+        } else if states < 0x7fff {
+            (quote!(u16), 0x8000)
+        } else {
+            (quote!(u32), 0x8000_0000)
+        };
+        Self {
+            cell_type,
+            refused,
+            full: refused - 1,
+        }
+    }
+
+    /// A cell as a literal of the table's type.
+    fn literal(&self, code: u32) -> TokenStream {
+        let code = proc_macro2::Literal::u32_unsuffixed(code);
+        quote!(#code)
+    }
 }
 
 /// The fast path for `ctx`'s machine, or `None` when no route is a bare move.
@@ -59,46 +100,41 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
     let machine = ctx.machine;
     let states = machine.states.len();
     let events = machine.events.len();
+    let codes = Codes::for_states(states);
     let mut cells = Vec::with_capacity(states * events);
     let mut any_bare = false;
-    // Codes past the states' indices: the full path, and refused.
-    let (full, refused) = (states, states + 1);
+    let mut needs_full = false;
     for state in 0..states {
+        // Indices fit: `Codes::for_states` chose a type wide enough for them.
+        let own = u32::try_from(state).unwrap_or(u32::MAX);
         for event in 0..events {
             let code = match bare_target(ctx, state, event) {
                 Some(target) => {
                     any_bare = true;
-                    target
+                    u32::try_from(target).unwrap_or(u32::MAX)
                 }
-                None if ctx.route(state, event).is_some() => full,
-                None => refused,
+                None if ctx.route(state, event).is_some() => {
+                    needs_full = true;
+                    codes.full
+                }
+                None => codes.refused | own,
             };
-            cells.push(code);
+            cells.push(codes.literal(code));
         }
     }
     if !any_bare {
         return None;
     }
-    let cell_type = if refused <= usize::from(u8::MAX) {
-        quote!(u8)
-    } else {
-        quote!(u16)
-    };
-    let cells = cells.iter().map(|&code| {
-        if refused <= usize::from(u8::MAX) {
-            let code = u8::try_from(code).unwrap_or(u8::MAX);
-            quote!(#code)
-        } else {
-            let code = u16::try_from(code).unwrap_or(u16::MAX);
-            quote!(#code)
-        }
-    });
+    let cell_type = &codes.cell_type;
+    let refused_bit = codes.literal(codes.refused);
+    let full_code = codes.literal(codes.full);
     let cell_count = states * events;
 
     let name = &machine.name;
     let any = machine.any_name();
     let event_enum = machine.event_enum_name();
     let machine_name = name.to_string();
+    let version = machine.version;
     let state_idents: Vec<_> = machine.states.iter().map(|s| &s.name).collect();
     let state_indices = 0..states;
     let event_types: Vec<_> = machine.events.iter().map(|e| &e.type_name).collect();
@@ -113,8 +149,8 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
     });
 
     // The bare move: take the parts out of any bare state, put them into the target.
-    // Non-bare states never reach it (the table sends them the full way); their arm
-    // hands the machine back as it is, so there is no panic to compile.
+    // Non-bare states reach it only as a refusal (into the state they are in); their
+    // arm hands the machine back as it is, so there is no panic to compile.
     let bare_states: Vec<_> = (0..states).filter(|&s| bare(machine, s)).collect();
     let take = bare_states.iter().map(|&s| {
         let state = &machine.states[s].name;
@@ -138,11 +174,16 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
     let last_state = &machine.states[*last].name;
     let all_bare = bare_states.len() == states;
     let other_arm = (!all_bare).then(|| quote!(__other => return __other,));
+    let payload_of = quote! {
+        match __event {
+            #(#event_enum::#event_types(__payload) => __recorder.payload(__payload),)*
+        }
+    };
 
     let items = quote! {
         /// The fast path's table: for each (state, event), in that order, the target
-        /// state of a bare move, or `STATES` for the full path, or `STATES + 1` when the
-        /// table has no such transition.
+        /// state of a bare move; the state itself with the top bit set when the table has
+        /// no such transition; or the top bit's value less one for the full path.
         const __FAST: [#cell_type; #cell_count] = [#(#cells),*];
         /// Each state's name, by index.
         const __STATE_NAMES: [&str; #states] = [#(#state_names),*];
@@ -161,14 +202,16 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
                 }
             }
 
-            /// The bare move into the state of index `to`, counting one transition.
+            /// The bare move into the state of index `to`, adding `count` (one for a
+            /// move, none for a refusal, which moves into the state it is in) to the
+            /// sequence number.
             #[inline(always)]
-            fn __bare_move(self, to: usize) -> Self {
+            fn __bare_move(self, to: usize, count: u64) -> Self {
                 let (__instance, __seq, __data) = match self {
                     #(#take)*
                     #other_arm
                 };
-                let __seq = __seq + 1;
+                let __seq = __seq + count;
                 match to {
                     #(#put)*
                     _ => #any::#last_state(#name(::statemachine::__private::Fields::from_parts(
@@ -185,29 +228,111 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
                 #(#event_enum::#event_types(_) => #event_indices,)*
             }
         }
+
+        /// Records a bare move or a table refusal for whoever listens. Out of line and
+        /// handed the parts it reads, not the machine, so that the machine's address is
+        /// never taken on the fast path and the machine stays in registers.
+        #[cold]
+        #[inline(never)]
+        #[allow(clippy::too_many_arguments)]
+        fn __record_fast(
+            __audit: &::statemachine::Audit,
+            __id: &::statemachine::InstanceId,
+            __seq: u64,
+            __state: usize,
+            __index: usize,
+            __to: ::core::option::Option<usize>,
+            __event: &#event_enum,
+        ) {
+            let ::core::option::Option::Some(__recorder) =
+                ::statemachine::__private::Recorder::new(__audit, #any::observers())
+            else {
+                return;
+            };
+            let __payload = #payload_of;
+            let __from = __STATE_NAMES.get(__state).copied().unwrap_or_default();
+            let __name = __EVENT_NAMES.get(__index).copied().unwrap_or_default();
+            let __happened = match __to {
+                ::core::option::Option::Some(__to) => ::statemachine::__private::Happened {
+                    machine: #machine_name,
+                    version: #version,
+                    id: __id,
+                    seq: __seq,
+                    kind: ::statemachine::__private::RecordKind::Applied,
+                    from: ::core::option::Option::Some(__from),
+                    event: ::core::option::Option::Some(__name),
+                    to: __STATE_NAMES.get(__to).copied(),
+                    guard: ::core::option::Option::None,
+                    reason: ::core::option::Option::None,
+                },
+                ::core::option::Option::None => ::statemachine::__private::Happened {
+                    machine: #machine_name,
+                    version: #version,
+                    id: __id,
+                    seq: __seq,
+                    kind: ::statemachine::__private::RecordKind::Refused,
+                    from: ::core::option::Option::Some(__from),
+                    event: ::core::option::Option::Some(__name),
+                    to: ::core::option::Option::None,
+                    guard: ::core::option::Option::None,
+                    reason: ::core::option::Option::Some(
+                        ::statemachine::__private::not_allowed_text(
+                            #machine_name,
+                            __from,
+                            __name,
+                            __ALLOWED.get(__state).copied().unwrap_or_default(),
+                        ),
+                    ),
+                },
+            };
+            __recorder.record(__happened, __payload);
+        }
     };
 
-    let body = quote! {
-        if !::statemachine::__private::Recorder::listening(#any::observers()) {
-            let __state = self.__state_index();
-            let __index = __event_index(&__event);
-            if let ::core::option::Option::Some(&__code) = __FAST.get(__state * #events + __index) {
-                let __code = usize::from(__code);
-                if __code < #states {
-                    return ::core::result::Result::Ok(self.__bare_move(__code));
-                }
-                if __code == #refused {
-                    let __refusal = ::statemachine::Refusal::NotAllowed {
-                        machine: #machine_name,
-                        state: __STATE_NAMES[__state],
-                        event: __EVENT_NAMES[__index],
-                        allowed: __ALLOWED[__state],
-                    };
-                    return ::core::result::Result::Err(
-                        ::statemachine::Rejected::new(self, __event, __refusal),
-                    );
-                }
+    let full_call = needs_full.then(|| {
+        quote! {
+            if __code == #full_code {
+                return self.__fire_full(__event);
             }
+        }
+    });
+    // A refusal moves into the state it is in and counts nothing, so both outcomes are
+    // the same few instructions on the machine's parts: no jump on whether the event was
+    // valid, which a random stream would make the branch predictor miss.
+    let body = quote! {
+        let __state = self.__state_index();
+        let __index = __event_index(&__event);
+        let __code = match __FAST.get(__state * #events + __index) {
+            ::core::option::Option::Some(&__code) => __code,
+            // Out of the table's range cannot happen (both indices come from matches
+            // over the machine's own states and events); refusing keeps the machine.
+            ::core::option::Option::None => #refused_bit | (__state as #cell_type),
+        };
+        #full_call
+        let __moved = __code & #refused_bit == 0;
+        let __to = usize::try_from(__code & !#refused_bit).unwrap_or(__state);
+        let __next = self.__bare_move(__to, u64::from(__moved));
+        if ::statemachine::__private::Recorder::listening(#any::observers()) {
+            __record_fast(
+                __next.audit(),
+                __next.id(),
+                __next.seq(),
+                __state,
+                __index,
+                if __moved { ::core::option::Option::Some(__to) } else { ::core::option::Option::None },
+                &__event,
+            );
+        }
+        if __moved {
+            ::core::result::Result::Ok(__next)
+        } else {
+            let __refusal = ::statemachine::Refusal::NotAllowed {
+                machine: #machine_name,
+                state: __STATE_NAMES[__state],
+                event: __EVENT_NAMES[__index],
+                allowed: __ALLOWED[__state],
+            };
+            ::core::result::Result::Err(::statemachine::Rejected::new(__next, __event, __refusal))
         }
     };
     Some(FastPath { items, body })

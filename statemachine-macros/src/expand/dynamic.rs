@@ -45,18 +45,19 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     };
     let (timers, timer_methods) = super::timers::any_methods(ctx);
     // With bare moves in the table, `fire` looks them up and keeps the full match out of
-    // line; without, `fire` is the full match.
-    // With bare moves in the table, `fire` looks them up and keeps the full match out of
-    // line; without, `fire` is the full match.
-    let (fast_items, fast_body, full_inline) = match super::dispatch::fast_path(ctx) {
-        Some(fast) => (fast.items, fast.body, quote!(#[inline(never)])),
+    // line (or has no full match at all, when every pair is a bare move or a refusal);
+    // without, `fire` is the full match.
+    let (fast_items, fire_body, full_inline) = match super::dispatch::fast_path(ctx) {
+        Some(fast) => {
+            let body = fast.body;
+            (fast.items, body, quote!(#[inline(never)]))
+        }
         None => (
             TokenStream::new(),
-            TokenStream::new(),
+            quote!(self.__fire_full(__event)),
             quote!(#[inline(always)]),
         ),
     };
-    let full_call = quote!(self.__fire_full(__event));
 
     let mut arms = TokenStream::new();
     for (state_index, state) in machine.states.iter().enumerate() {
@@ -234,8 +235,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
                 event: impl ::core::convert::Into<#event_enum>,
             ) -> ::core::result::Result<Self, ::statemachine::Rejected<Self, #event_enum, #reason>> {
                 let __event: #event_enum = ::core::convert::Into::into(event);
-                #fast_body
-                #full_call
+                #fire_body
             }
 
             /// `fire` by the full match over the table's routes: every recorded
