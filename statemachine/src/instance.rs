@@ -2,7 +2,8 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::mem::ManuallyDrop;
+use std::sync::{Arc, LazyLock};
 
 use crate::audit::Registry;
 use crate::{Audit, InstanceId};
@@ -22,8 +23,15 @@ use crate::{Audit, InstanceId};
 /// look at the identifier only: the audit context is not part of the machine's value.
 ///
 /// [`audit_mut`]: Self::audit_mut
+// Dropped by one out-of-line call, with nothing else to drop: the drop glue of a
+// machine's `AnyOrder` is then the same single call in every variant, which the optimiser
+// folds into one and inlines. With the reference count's decrement inline, every variant
+// kept its own copy, the glue stayed a function taking the machine's address, and a loop
+// over `fire` that dropped its machine afterwards kept the machine in memory on every
+// event (about 1 ns of 3; see `benches/NOTES.md`). The `Option` is `Some` from `new` until
+// `drop`; it exists so that `drop` can take the reference out without `unsafe`.
 #[derive(Clone)]
-pub struct Instance(Arc<Header>);
+pub struct Instance(ManuallyDrop<Option<Arc<Header>>>);
 
 struct Header {
     id: InstanceId,
@@ -55,36 +63,69 @@ impl Drop for Header {
     }
 }
 
+/// What an instance reads between its `drop` and the end of that `drop` (nothing reads
+/// it then; it is here so that no accessor needs a panic).
+static VACANT: LazyLock<Header> = LazyLock::new(|| Header {
+    id: InstanceId::new(""),
+    audit: Audit::default(),
+    registry: &VACANT_REGISTRY,
+    counted: false,
+});
+static VACANT_REGISTRY: Registry = Registry::new();
+
+impl Drop for Instance {
+    #[inline(always)]
+    fn drop(&mut self) {
+        release(self.0.take());
+    }
+}
+
+/// Lets go of an instance's header: by value, so that the machine's address is not taken.
+#[inline(never)]
+fn release(header: Option<Arc<Header>>) {
+    drop(header);
+}
+
 impl Instance {
     /// An instance of the machine type whose observers are `registry`, with an empty
     /// audit context.
     #[inline]
     pub fn new(id: InstanceId, registry: &'static Registry) -> Self {
-        Self(Arc::new(Header {
+        Self(ManuallyDrop::new(Some(Arc::new(Header {
             id,
             audit: Audit::default(),
             registry,
             counted: false,
-        }))
+        }))))
+    }
+
+    /// The shared header.
+    #[inline(always)]
+    fn header(&self) -> &Header {
+        match &*self.0 {
+            Some(header) => header,
+            None => &VACANT,
+        }
     }
 
     /// The identifier.
     #[inline]
     pub fn id(&self) -> &InstanceId {
-        &self.0.id
+        &self.header().id
     }
 
     /// The audit context.
     #[inline]
     pub fn audit(&self) -> &Audit {
-        &self.0.audit
+        &self.header().audit
     }
 
     /// The audit context, unshared first if another machine holds it too. From now on
     /// the instance counts as one that may be listened to.
     #[inline]
     pub fn audit_mut(&mut self) -> &mut Audit {
-        let header = Arc::make_mut(&mut self.0);
+        let shared = self.0.get_or_insert_with(|| Arc::new(VACANT.clone()));
+        let header = Arc::make_mut(shared);
         if !header.counted {
             header.registry.count_instance();
             header.counted = true;
@@ -95,28 +136,28 @@ impl Instance {
     /// Whether this instance is counted in its registry (its audit context may be set).
     #[inline(always)]
     pub(crate) fn counted(&self) -> bool {
-        self.0.counted
+        self.header().counted
     }
 
     /// The identifier, without the audit context.
     #[inline]
     pub fn into_id(self) -> InstanceId {
-        self.0.id.clone()
+        self.header().id.clone()
     }
 }
 
 impl fmt::Debug for Instance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Instance")
-            .field("id", &self.0.id)
-            .field("audit", &self.0.audit)
+            .field("id", self.id())
+            .field("audit", self.audit())
             .finish()
     }
 }
 
 impl PartialEq for Instance {
     fn eq(&self, other: &Self) -> bool {
-        self.0.id == other.0.id
+        self.id() == other.id()
     }
 }
 
@@ -124,7 +165,7 @@ impl Eq for Instance {}
 
 impl Hash for Instance {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.id.hash(state);
+        self.id().hash(state);
     }
 }
 
@@ -374,7 +415,23 @@ mod tests {
 
     #[test]
     fn an_instance_is_one_pointer() {
+        // The pointer's null is the released instance (see `Drop`), so an
+        // `Option<Instance>` takes a second word: no generated type holds one.
         assert_eq!(size_of::<Instance>(), size_of::<usize>());
-        assert_eq!(size_of::<Option<Instance>>(), size_of::<usize>());
+    }
+
+    #[test]
+    fn dropping_the_last_machine_of_an_instance_frees_its_header() {
+        let registry = registry();
+        let mut first = Instance::new(InstanceId::from("a"), registry);
+        first.audit_mut();
+        let header = Arc::downgrade(first.0.as_ref().expect("held until dropped"));
+        let second = first.clone();
+        drop(first);
+        assert_eq!(second.id().as_str(), "a", "a clone still holds the header");
+        assert_eq!(registry.counted_instances(), 1);
+        drop(second);
+        assert!(header.upgrade().is_none(), "the header is freed");
+        assert_eq!(registry.counted_instances(), 0, "and uncounted");
     }
 }
