@@ -2,10 +2,10 @@
 //!
 //! Most transitions of a real table are bare: no guard, no action, no hook, and neither
 //! the state left nor the state entered carries data. Such a move changes nothing but the
-//! state's tag and the sequence number. `fire` looks the (state, event) pair up in a
-//! constant table of `u8`s (`u16`s past 126 states) whose cell is the target of a bare
-//! move, the state itself with the top bit set when the table has no such transition,
-//! or a code for "the full path" (guards, actions, hooks, data).
+//! state's tag and the sequence number. `fire` looks the (state, event) pair up in two
+//! constant tables: the target (a fieldless enum numbered as the machine's variants; for
+//! a refusal, the state itself) and the kind (refused, a bare move, or "the full path" for
+//! guards, actions, hooks and data), and does the bare move and the refusal right there.
 //!
 //! A refusal is a move into the state the machine is in that counts nothing, so a bare
 //! move and a refusal are the same few instructions on the machine's parts: the two
@@ -60,75 +60,53 @@ pub(super) struct FastPath {
     pub body: TokenStream,
 }
 
-/// How a table cell says what to do, in the table's integer type.
-struct Codes {
-    /// The cell's type: `u8`, `u16` or `u32`.
-    cell_type: TokenStream,
-    /// Set in a refused pair's cell, whose other bits are the state itself.
-    refused: u32,
-    /// The full path.
-    full: u32,
-}
-
-impl Codes {
-    /// The narrowest type whose top bit is free above every state's index and the full
-    /// path's code.
-    fn for_states(states: usize) -> Self {
-        let (cell_type, refused) = if states < 0x7f {
-            (quote!(u8), 0x80)
-        } else if states < 0x7fff {
-            (quote!(u16), 0x8000)
-        } else {
-            (quote!(u32), 0x8000_0000)
-        };
-        Self {
-            cell_type,
-            refused,
-            full: refused - 1,
-        }
-    }
-
-    /// A cell as a literal of the table's type.
-    fn literal(&self, code: u32) -> TokenStream {
-        let code = proc_macro2::Literal::u32_unsuffixed(code);
-        quote!(#code)
-    }
-}
+/// What a look-up cell says to do besides its target (`__KIND`).
+const REFUSED: u8 = 0;
+/// The bare move to the cell's target.
+const MOVED: u8 = 1;
+/// The full match decides.
+const FULL: u8 = 2;
 
 /// The fast path for `ctx`'s machine, or `None` when no route is a bare move.
 pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
     let machine = ctx.machine;
     let states = machine.states.len();
     let events = machine.events.len();
-    let codes = Codes::for_states(states);
-    let mut cells = Vec::with_capacity(states * events);
+    // Rows are a power of two wide (the cells past the table's events refuse), so the
+    // row's offset is a shift of the state's index, not a multiplication: the step from
+    // one event's state to the next event's look-up is the chain a stream waits on.
+    let stride = events.next_power_of_two();
+    let mut targets = Vec::with_capacity(states * stride);
+    let mut kinds = Vec::with_capacity(states * stride);
     let mut any_bare = false;
-    let mut needs_full = false;
     for state in 0..states {
-        // Indices fit: `Codes::for_states` chose a type wide enough for them.
-        let own = u32::try_from(state).unwrap_or(u32::MAX);
-        for event in 0..events {
-            let code = match bare_target(ctx, state, event) {
+        let own = &machine.states[state].name;
+        for event in 0..stride {
+            let (target, kind) = match bare_target(ctx, state, event) {
                 Some(target) => {
                     any_bare = true;
-                    u32::try_from(target).unwrap_or(u32::MAX)
+                    (&machine.states[target].name, MOVED)
                 }
-                None if ctx.route(state, event).is_some() => {
-                    needs_full = true;
-                    codes.full
-                }
-                None => codes.refused | own,
+                None if event < events && ctx.route(state, event).is_some() => (own, FULL),
+                None => (own, REFUSED),
             };
-            cells.push(codes.literal(code));
+            targets.push(quote!(__Tag::#target));
+            kinds.push(kind);
         }
     }
     if !any_bare {
         return None;
     }
-    let cell_type = &codes.cell_type;
-    let refused_bit = codes.literal(codes.refused);
-    let full_code = codes.literal(codes.full);
-    let cell_count = states * events;
+    let needs_full = kinds.contains(&FULL);
+    // The tag's type: the narrowest that numbers every state (as the enum's own tag).
+    let tag_repr = if states <= 0x100 {
+        quote!(u8)
+    } else if states <= 0x1_0000 {
+        quote!(u16)
+    } else {
+        quote!(u32)
+    };
+    let cell_count = states * stride;
 
     let name = &machine.name;
     let any = machine.any_name();
@@ -150,7 +128,9 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
 
     // The bare move: take the parts out of any bare state, put them into the target.
     // Non-bare states reach it only as a refusal (into the state they are in); their
-    // arm hands the machine back as it is, so there is no panic to compile.
+    // arm hands the machine back as it is, so there is no panic to compile. Every tag
+    // names a state and the arms follow the enum's order, so for a table of bare states
+    // the match is the identity on the enum's own tag and compiles to nothing.
     let bare_states: Vec<_> = (0..states).filter(|&s| bare(machine, s)).collect();
     let take = bare_states.iter().map(|&s| {
         let state = &machine.states[s].name;
@@ -161,17 +141,17 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
             }
         }
     });
-    let (last, rest) = bare_states.split_last()?;
-    let put = rest.iter().map(|&s| {
-        let state = &machine.states[s].name;
-        let index = s;
+    let last = *bare_states.last()?;
+    let put = (0..states).map(|s| {
+        let tag = &machine.states[s].name;
+        // A non-bare state is never a bare move's target: its arm is unreachable.
+        let state = &machine.states[if bare(machine, s) { s } else { last }].name;
         quote! {
-            #index => #any::#state(#name(::statemachine::__private::Fields::from_parts(
+            __Tag::#tag => #any::#state(#name(::statemachine::__private::Fields::from_parts(
                 __instance, __seq, __data, #state,
             ))),
         }
     });
-    let last_state = &machine.states[*last].name;
     let all_bare = bare_states.len() == states;
     let other_arm = (!all_bare).then(|| quote!(__other => return __other,));
     let payload_of = quote! {
@@ -181,10 +161,19 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
     };
 
     let items = quote! {
-        /// The fast path's table: for each (state, event), in that order, the target
-        /// state of a bare move; the state itself with the top bit set when the table has
-        /// no such transition; or the top bit's value less one for the full path.
-        const __FAST: [#cell_type; #cell_count] = [#(#cells),*];
+        /// A state of the table, numbered as the enum's variants are.
+        #[derive(Clone, Copy)]
+        #[repr(#tag_repr)]
+        #[allow(dead_code)]
+        enum __Tag {
+            #(#state_idents,)*
+        }
+        /// The fast path's table: for each (state, event), in that order, the target of
+        /// a bare move, or the state itself (a refusal, or a pair the full match
+        /// decides). Each state's row is padded with refusals to a power of two.
+        const __TO: [__Tag; #cell_count] = [#(#targets),*];
+        /// For each cell of `__TO`: 0 refused, 1 a bare move, 2 the full match decides.
+        const __KIND: [u8; #cell_count] = [#(#kinds),*];
         /// Each state's name, by index.
         const __STATE_NAMES: [&str; #states] = [#(#state_names),*];
         /// Each event's name, by index.
@@ -202,11 +191,10 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
                 }
             }
 
-            /// The bare move into the state of index `to`, adding `count` (one for a
-            /// move, none for a refusal, which moves into the state it is in) to the
-            /// sequence number.
+            /// The bare move into the state `to`, adding `count` (one for a move, none
+            /// for a refusal, which moves into the state it is in) to the sequence number.
             #[inline(always)]
-            fn __bare_move(self, to: usize, count: u64) -> Self {
+            fn __bare_move(self, to: __Tag, count: u64) -> Self {
                 let (__instance, __seq, __data) = match self {
                     #(#take)*
                     #other_arm
@@ -214,9 +202,6 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
                 let __seq = __seq + count;
                 match to {
                     #(#put)*
-                    _ => #any::#last_state(#name(::statemachine::__private::Fields::from_parts(
-                        __instance, __seq, __data, #last_state,
-                    ))),
                 }
             }
         }
@@ -291,26 +276,28 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
 
     let full_call = needs_full.then(|| {
         quote! {
-            if __code == #full_code {
+            if __kind == #FULL {
                 return self.__fire_full(__event);
             }
         }
     });
     // A refusal moves into the state it is in and counts nothing, so both outcomes are
     // the same few instructions on the machine's parts: no jump on whether the event was
-    // valid, which a random stream would make the branch predictor miss.
+    // valid, which a random stream would make the branch predictor miss, and the next
+    // state is one load away from this one.
     let body = quote! {
         let __state = self.__state_index();
         let __index = __event_index(&__event);
-        let __code = match __FAST.get(__state * #events + __index) {
-            ::core::option::Option::Some(&__code) => __code,
-            // Out of the table's range cannot happen (both indices come from matches
-            // over the machine's own states and events); refusing keeps the machine.
-            ::core::option::Option::None => #refused_bit | (__state as #cell_type),
+        let __cell = __state * #stride + __index;
+        // Both indices come from matches over the machine's own states and events, so
+        // the cell is in the table; were it not, the full match would decide.
+        let (::core::option::Option::Some(&__to), ::core::option::Option::Some(&__kind)) =
+            (__TO.get(__cell), __KIND.get(__cell))
+        else {
+            return self.__fire_full(__event);
         };
         #full_call
-        let __moved = __code & #refused_bit == 0;
-        let __to = usize::try_from(__code & !#refused_bit).unwrap_or(__state);
+        let __moved = __kind == #MOVED;
         let __next = self.__bare_move(__to, u64::from(__moved));
         if ::statemachine::__private::Recorder::listening(#any::observers()) {
             __record_fast(
@@ -319,7 +306,7 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
                 __next.seq(),
                 __state,
                 __index,
-                if __moved { ::core::option::Option::Some(__to) } else { ::core::option::Option::None },
+                if __moved { ::core::option::Option::Some(__to as usize) } else { ::core::option::Option::None },
                 &__event,
             );
         }
