@@ -226,17 +226,25 @@ fn step_impl(
         .as_ref()
         .map_or_else(Span::call_site, Spanned::span);
     let around = quote_spanned! {reason_span=>
-        __recorder.around(
-            ::statemachine::__private::Place {
-                machine: #machine_name,
-                version: #version,
-                from: #state_name,
-                event: #timer_name,
-            },
-            self,
-            __timer,
-            <Self as __TimerStep<#number>>::__step,
-        )
+        {
+            let __payload = __recorder.payload(&__timer);
+            let __id = ::core::clone::Clone::clone(self.0.id());
+            let __seq = self.0.seq();
+            let __outcome = <Self as __TimerStep<#number>>::__step(self, __timer);
+            __recorder.after(
+                ::statemachine::__private::Place {
+                    machine: #machine_name,
+                    version: #version,
+                    from: #state_name,
+                    event: #timer_name,
+                },
+                &__id,
+                __seq,
+                __payload,
+                ::statemachine::__private::Stepped::stepped(&__outcome),
+            );
+            __outcome
+        }
     };
     quote! {
         #[automatically_derived]
