@@ -206,6 +206,13 @@ fn serde_derives() -> TokenStream {
     }
 }
 
+/// Whether a state is bare for snapshots: no fields, and no `#[serde(..)]` of the user's
+/// (which only a derive would read). A bare state's serde goes through the runtime's
+/// `__private::bare`, by name, instead of a derive and per-state generic code.
+fn is_bare(state: &model::State) -> bool {
+    state.fields.is_empty() && !state.attrs.iter().any(|attr| attr.path().is_ident("serde"))
+}
+
 /// `tokens` with every span set to `span`, so an error about them points at one place.
 pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens

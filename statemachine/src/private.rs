@@ -138,6 +138,11 @@ pub use serde;
 pub use serde_json;
 
 use crate::InstanceId;
+/// Serde for bare states (states without fields), by name: see
+/// the runtime's `snapshot/bare.rs`.
+pub mod bare {
+    pub use crate::snapshot::bare::{deserialize, restore, snapshot};
+}
 pub use crate::snapshot::direct::{DecodeState, Restored};
 use crate::snapshot::{RestoreError, Snapshot, SnapshotError, StateSnapshot, shape_text};
 

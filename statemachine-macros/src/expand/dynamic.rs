@@ -22,6 +22,27 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let states: Vec<_> = machine.states.iter().map(|s| &s.name).collect();
     let payloads: Vec<_> = machine.events.iter().map(|e| &e.type_name).collect();
     let version = machine.version;
+    let state_texts = states.iter().map(ToString::to_string);
+    // A bare state's snapshot is one call for all of them, by name (see
+    // `__private::bare`); a state with fields snapshots through its typed machine.
+    let fielded: Vec<_> = machine
+        .states
+        .iter()
+        .filter(|s| !super::is_bare(s))
+        .map(|s| &s.name)
+        .collect();
+    let bare_snapshot = (fielded.len() < states.len()).then(|| {
+        quote! {
+            _ => ::statemachine::__private::bare::snapshot(
+                &__DATA,
+                Self::DEFINITION,
+                self.id(),
+                self.seq(),
+                self.state_name(),
+                self.data(),
+            ),
+        }
+    });
     let restore = super::restore::methods(ctx);
     let restore_trait = super::restore::trait_methods(ctx);
     let replay_older = super::migration::replay_older(ctx);
@@ -133,7 +154,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #[inline]
             pub fn id(&self) -> &::statemachine::InstanceId {
                 match self {
-                    #(Self::#states(__machine) => __machine.id(),)*
+                    #(Self::#states(__machine) => __machine.0.id(),)*
                 }
             }
 
@@ -141,7 +162,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #[inline]
             pub fn seq(&self) -> u64 {
                 match self {
-                    #(Self::#states(__machine) => __machine.seq(),)*
+                    #(Self::#states(__machine) => __machine.0.seq(),)*
                 }
             }
 
@@ -149,7 +170,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #[inline]
             pub fn data(&self) -> &#data {
                 match self {
-                    #(Self::#states(__machine) => __machine.data(),)*
+                    #(Self::#states(__machine) => __machine.0.data(),)*
                 }
             }
 
@@ -157,7 +178,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #[inline]
             pub fn state_name(&self) -> &'static str {
                 match self {
-                    #(Self::#states(__machine) => __machine.state_name(),)*
+                    #(Self::#states(_) => #state_texts,)*
                 }
             }
 
@@ -174,7 +195,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #[inline]
             pub fn audit(&self) -> &::statemachine::Audit {
                 match self {
-                    #(Self::#states(__machine) => __machine.audit(),)*
+                    #(Self::#states(__machine) => __machine.0.audit(),)*
                 }
             }
 
@@ -182,7 +203,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #[inline]
             pub fn audit_mut(&mut self) -> &mut ::statemachine::Audit {
                 match self {
-                    #(Self::#states(__machine) => __machine.audit_mut(),)*
+                    #(Self::#states(__machine) => __machine.0.audit_mut(),)*
                 }
             }
 
@@ -201,7 +222,8 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             /// When the shared data or the state's data does not serialize to JSON.
             pub fn snapshot(&self) -> ::core::result::Result<::statemachine::Snapshot, ::statemachine::SnapshotError> {
                 match self {
-                    #(Self::#states(__machine) => __machine.snapshot(),)*
+                    #(Self::#fielded(__machine) => __machine.snapshot(),)*
+                    #bare_snapshot
                 }
             }
 

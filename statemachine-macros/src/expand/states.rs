@@ -73,6 +73,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
         // A stored state's data with a field the state does not have is a tampered or
         // foreign snapshot: restore refuses it instead of dropping the field.
         let span = state_name.span();
+        let bare = super::is_bare(state);
         let (body, strict) = if state.fields.is_empty() {
             (quote_spanned!(span=> ;), TokenStream::new())
         } else {
@@ -86,6 +87,11 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
         let name_text = state_name.to_string();
         // The whole item but the user's own tokens is spanned at the state's name: the
         // compiler points there when it shows the type.
+        let serde = if bare {
+            TokenStream::new()
+        } else {
+            serde.clone()
+        };
         let header = super::respan(
             quote!(#(#derives)* #serde #strict #vis struct),
             state_name.span(),
@@ -101,5 +107,38 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
                 const NAME: &'static str = #name_text;
             }
         });
+        if bare {
+            out.hidden.extend(bare_serde(state_name, &name_text));
+        }
+    }
+}
+
+/// `Serialize` and `Deserialize` of a bare state, as the derive would behave (a unit
+/// struct: `null` in JSON), each one call into the runtime.
+fn bare_serde(state: &syn::Ident, name: &str) -> TokenStream {
+    quote! {
+        #[automatically_derived]
+        impl ::statemachine::__private::serde::Serialize for #state {
+            #[inline]
+            fn serialize<__S: ::statemachine::__private::serde::Serializer>(
+                &self,
+                __serializer: __S,
+            ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                __serializer.serialize_unit_struct(#name)
+            }
+        }
+
+        #[automatically_derived]
+        impl<'de> ::statemachine::__private::serde::Deserialize<'de> for #state {
+            #[inline]
+            fn deserialize<__D: ::statemachine::__private::serde::Deserializer<'de>>(
+                __deserializer: __D,
+            ) -> ::core::result::Result<Self, __D::Error> {
+                match ::statemachine::__private::bare::deserialize(__deserializer, #name) {
+                    ::core::result::Result::Ok(()) => ::core::result::Result::Ok(#state),
+                    ::core::result::Result::Err(__error) => ::core::result::Result::Err(__error),
+                }
+            }
+        }
     }
 }

@@ -395,7 +395,6 @@ pub(super) fn any_methods(ctx: &Context<'_>) -> (TokenStream, TokenStream) {
     let machine = ctx.machine;
     let name = &machine.name;
     let any = machine.any_name();
-    let states: Vec<&Ident> = machine.states.iter().map(|s| &s.name).collect();
     let armed: Vec<&Ident> = machine
         .states
         .iter()
@@ -407,8 +406,10 @@ pub(super) fn any_methods(ctx: &Context<'_>) -> (TokenStream, TokenStream) {
         /// The deadlines and reminders the current state arms, in the order of the
         /// table, each with when it comes due. Empty for a state without timers.
         pub fn timers(&self) -> ::std::vec::Vec<::statemachine::Timer> {
+            #[allow(unreachable_patterns)]
             match self {
-                #(Self::#states(__machine) => __machine.timers(),)*
+                #(Self::#armed(__machine) => __machine.timers(),)*
+                _ => ::std::vec::Vec::new(),
             }
         }
     };
