@@ -154,7 +154,10 @@ fn a_state_without_fields_reads_and_fails_as_a_unit_struct() {
     json["state"] = json!({ "name": "Escalated", "data": null });
     let escalated = restore(json.clone()).unwrap();
     assert_eq!(escalated.state_name(), "Escalated");
-    assert_eq!(AnyTicket::restore_json(&json.to_string()).unwrap(), escalated);
+    assert_eq!(
+        AnyTicket::restore_json(&json.to_string()).unwrap(),
+        escalated
+    );
     let snapshot = escalated.snapshot().unwrap();
     assert_eq!(serde_json::to_value(&snapshot).unwrap(), json);
 

@@ -28,7 +28,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let fielded: Vec<_> = machine
         .states
         .iter()
-        .filter(|s| !super::is_bare(s))
+        .filter(|s| !super::is_bare_state(s))
         .map(|s| &s.name)
         .collect();
     let bare_snapshot = (fielded.len() < states.len()).then(|| {
@@ -55,12 +55,21 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     });
     let is_final = machine.states.iter().map(|s| s.final_span.is_some());
     // A table of timers alone has no events: its event enum is empty.
+    // A bare event's payload is `null`, as `()`'s is (see `transitions`).
+    let payload_arms = machine.events.iter().map(|event| {
+        let payload = &event.type_name;
+        if super::is_bare(&event.attrs, &event.fields) {
+            quote!(#event_enum::#payload(_) => __recorder.payload(&()),)
+        } else {
+            quote!(#event_enum::#payload(__payload) => __recorder.payload(__payload),)
+        }
+    });
     let payload_of = if payloads.is_empty() {
         quote!(match __event {})
     } else {
         quote! {
             match &__event {
-                #(#event_enum::#payloads(__payload) => __recorder.payload(__payload),)*
+                #(#payload_arms)*
             }
         }
     };

@@ -18,21 +18,25 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let fielded_texts = fielded.iter().map(ToString::to_string);
     let bare_texts: Vec<String> = bare.iter().map(|(_, s)| s.to_string()).collect();
     let bare_indices = bare.iter().map(|(i, _)| *i);
-    let (bare_variant, bare_arm) = if bare.is_empty() {
-        (TokenStream::new(), TokenStream::new())
+    // A state with fields decodes in its own arm; a bare state's arm gives its index and
+    // name, and one call decodes every bare state (no closure or instance per state).
+    let ret = (!bare.is_empty()).then(|| quote!(return));
+    let (bare_variant, bare_let, bare_tail) = if bare.is_empty() {
+        (TokenStream::new(), TokenStream::new(), TokenStream::new())
     } else {
         (
             quote! {
                 /// A bare state, by its index in the table.
                 __Bare(usize),
             },
-            quote! {
-                #(
-                    #bare_texts => ::core::result::Result::map(
-                        ::statemachine::__private::bare::deserialize(__data, #bare_texts),
-                        |()| ::core::option::Option::Some(Self::__Bare(#bare_indices)),
+            quote!(let (__index, __bare_name): (usize, &'static str) =),
+            quote! {;
+                match ::statemachine::__private::bare::deserialize(__data, __bare_name) {
+                    ::core::result::Result::Ok(()) => ::core::result::Result::Ok(
+                        ::core::option::Option::Some(Self::__Bare(__index)),
                     ),
-                )*
+                    ::core::result::Result::Err(__error) => ::core::result::Result::Err(__error),
+                }
             },
         )
     };
@@ -51,16 +55,17 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
                 __name: &str,
                 __data: __D,
             ) -> ::core::result::Result<::core::option::Option<Self>, __D::Error> {
-                match __name {
+                #bare_let match __name {
                     #(
-                        #fielded_texts => ::core::result::Result::map(
+                        #fielded_texts => #ret ::core::result::Result::map(
                             <#fielded as ::statemachine::__private::serde::Deserialize>::deserialize(__data),
                             |__state| ::core::option::Option::Some(Self::#fielded(__state)),
                         ),
                     )*
-                    #bare_arm
-                    _ => ::core::result::Result::Ok(::core::option::Option::None),
+                    #(#bare_texts => (#bare_indices, #bare_texts),)*
+                    _ => #ret ::core::result::Result::Ok(::core::option::Option::None),
                 }
+                #bare_tail
             }
         }
     });
@@ -106,7 +111,7 @@ fn split<'a>(ctx: &Context<'a>) -> (Vec<(usize, &'a syn::Ident)>, Vec<&'a syn::I
     let mut bare = Vec::new();
     let mut fielded = Vec::new();
     for (index, state) in ctx.machine.states.iter().enumerate() {
-        if super::is_bare(state) {
+        if super::is_bare_state(state) {
             bare.push((index, &state.name));
         } else {
             fielded.push(&state.name);
@@ -128,6 +133,7 @@ pub(super) fn methods(ctx: &Context<'_>) -> TokenStream {
     // Each state with fields restores in its own arm; a bare state's arm gives its index,
     // and one call checks its data and one match builds it.
     // Without bare states, every arm returns and the match is the body's value.
+    let ret = (!bare.is_empty()).then(|| quote!(return));
     let (bare_let, bare_tail) = if bare.is_empty() {
         (TokenStream::new(), TokenStream::new())
     } else {
@@ -163,7 +169,7 @@ pub(super) fn methods(ctx: &Context<'_>) -> TokenStream {
             let __seq = snapshot.seq;
             #bare_let match snapshot.state.name.as_str() {
                 #(
-                    #fielded_texts => return ::core::result::Result::Ok(Self::#fielded(#name(
+                    #fielded_texts => #ret ::core::result::Result::Ok(Self::#fielded(#name(
                         ::statemachine::__private::Fields::from_parts(
                             ::statemachine::__private::Instance::new(__id, Self::observers()),
                             __seq,
@@ -173,7 +179,7 @@ pub(super) fn methods(ctx: &Context<'_>) -> TokenStream {
                     ))),
                 )*
                 #(#bare_texts => #bare_indices,)*
-                _ => return ::core::result::Result::Err(
+                _ => #ret ::core::result::Result::Err(
                     ::statemachine::__private::unknown_state(&snapshot, Self::DEFINITION),
                 ),
             }

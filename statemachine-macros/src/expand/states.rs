@@ -73,7 +73,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
         // A stored state's data with a field the state does not have is a tampered or
         // foreign snapshot: restore refuses it instead of dropping the field.
         let span = state_name.span();
-        let bare = super::is_bare(state);
+        let bare = super::is_bare_state(state);
         let (body, strict) = if state.fields.is_empty() {
             (quote_spanned!(span=> ;), TokenStream::new())
         } else {
@@ -108,37 +108,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             }
         });
         if bare {
-            out.hidden.extend(bare_serde(state_name, &name_text));
-        }
-    }
-}
-
-/// `Serialize` and `Deserialize` of a bare state, as the derive would behave (a unit
-/// struct: `null` in JSON), each one call into the runtime.
-fn bare_serde(state: &syn::Ident, name: &str) -> TokenStream {
-    quote! {
-        #[automatically_derived]
-        impl ::statemachine::__private::serde::Serialize for #state {
-            #[inline]
-            fn serialize<__S: ::statemachine::__private::serde::Serializer>(
-                &self,
-                __serializer: __S,
-            ) -> ::core::result::Result<__S::Ok, __S::Error> {
-                __serializer.serialize_unit_struct(#name)
-            }
-        }
-
-        #[automatically_derived]
-        impl<'de> ::statemachine::__private::serde::Deserialize<'de> for #state {
-            #[inline]
-            fn deserialize<__D: ::statemachine::__private::serde::Deserializer<'de>>(
-                __deserializer: __D,
-            ) -> ::core::result::Result<Self, __D::Error> {
-                match ::statemachine::__private::bare::deserialize(__deserializer, #name) {
-                    ::core::result::Result::Ok(()) => ::core::result::Result::Ok(#state),
-                    ::core::result::Result::Err(__error) => ::core::result::Result::Err(__error),
-                }
-            }
+            out.hidden.extend(super::bare_serde(state_name, &name_text));
         }
     }
 }

@@ -98,10 +98,14 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
                 crate::model::quoted_list(timers.iter().map(|t| t.name))
             )
         };
+        // Inline, so that a state's list is compiled only where it is used: `AnyOrder`'s
+        // `timers` does not call the empty ones.
+        let inline = timers.is_empty().then(|| quote!(#[inline]));
         out.hidden.extend(quote! {
             #[allow(dead_code)]
             impl #name<#state_ident> {
                 #[doc = #doc]
+                #inline
                 pub fn timers(&self) -> ::std::vec::Vec<::statemachine::Timer> {
                     ::std::vec![#(#listed),*]
                 }
