@@ -206,6 +206,49 @@ fn serde_derives() -> TokenStream {
     }
 }
 
+/// Whether a state is bare for snapshots: see [`is_bare`].
+fn is_bare_state(state: &model::State) -> bool {
+    is_bare(&state.attrs, &state.fields)
+}
+
+/// Whether a state or event with these attributes and fields is bare: no fields, and no
+/// `#[serde(..)]` of the user's (which only a derive would read). Its serde goes through
+/// the runtime's `__private::bare`, by name, instead of a derive and generic code per
+/// type ([`bare_serde`]); as JSON it is `null`, as the derive's unit struct is.
+fn is_bare(attrs: &[Attribute], fields: &[Field]) -> bool {
+    fields.is_empty() && !attrs.iter().any(|attr| attr.path().is_ident("serde"))
+}
+
+/// `Serialize` and `Deserialize` of a bare type (see [`is_bare`]), as the derive would
+/// behave for a unit struct, each one call.
+fn bare_serde(ty: &Ident, name: &str) -> TokenStream {
+    quote! {
+        #[automatically_derived]
+        impl ::statemachine::__private::serde::Serialize for #ty {
+            #[inline]
+            fn serialize<__S: ::statemachine::__private::serde::Serializer>(
+                &self,
+                __serializer: __S,
+            ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                __serializer.serialize_unit_struct(#name)
+            }
+        }
+
+        #[automatically_derived]
+        impl<'de> ::statemachine::__private::serde::Deserialize<'de> for #ty {
+            #[inline]
+            fn deserialize<__D: ::statemachine::__private::serde::Deserializer<'de>>(
+                __deserializer: __D,
+            ) -> ::core::result::Result<Self, __D::Error> {
+                match ::statemachine::__private::bare::deserialize(__deserializer, #name) {
+                    ::core::result::Result::Ok(()) => ::core::result::Result::Ok(#ty),
+                    ::core::result::Result::Err(__error) => ::core::result::Result::Err(__error),
+                }
+            }
+        }
+    }
+}
+
 /// `tokens` with every span set to `span`, so an error about them points at one place.
 pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens

@@ -125,7 +125,7 @@ pub use crate::timer::{Due, Timer, TimerFired};
 pub fn due(value: impl Into<Due>) -> Due {
     value.into()
 }
-pub use crate::audit::recorder::{Happened, Identified, Place, Recorder, StepResult, Stepped};
+pub use crate::audit::recorder::{Happened, Place, Recorder, StepResult, Stepped};
 pub use crate::instance::{Fields, Instance};
 pub use crate::signature::{
     ActionArgs, ActionTarget, Arg, Call, ConvertArgs, ConvertTarget, DueArgs, DueReturn, GuardArgs,
@@ -138,6 +138,11 @@ pub use serde;
 pub use serde_json;
 
 use crate::InstanceId;
+/// Serde for bare states (states without fields), by name: see
+/// the runtime's `snapshot/bare.rs`.
+pub mod bare {
+    pub use crate::snapshot::bare::{deserialize, restore, snapshot};
+}
 pub use crate::snapshot::direct::{DecodeState, Restored};
 use crate::snapshot::{RestoreError, Snapshot, SnapshotError, StateSnapshot, shape_text};
 

@@ -30,6 +30,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod bare;
 pub(crate) mod direct;
 
 pub use crate::encode::MAX_DEPTH;

@@ -62,6 +62,24 @@ fn typed_transitions_are_recorded_with_their_payload() {
     assert_eq!(records[1].id, *ticket.id());
 }
 
+/// An event without fields has the payload `null`, typed and dynamic (its payload goes
+/// through one shared path, not a serializer per event type).
+#[test]
+fn events_without_fields_are_recorded_with_a_null_payload() {
+    let mut ticket = Ticket::new("T-1", TicketData::default());
+    let journal = journaled(&mut ticket);
+    let _ = ticket.close();
+    let mut dynamic = AnyTicket::from(Ticket::new("T-2", TicketData::default()));
+    dynamic.audit_mut().observe(journal.clone());
+    let _ = dynamic.fire(statemachine_tests::Close).unwrap();
+    let records = journal.take();
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        assert_eq!(record.event.as_deref(), Some("close"));
+        assert_eq!(record.payload, Some(serde_json::Value::Null));
+    }
+}
+
 #[test]
 fn guard_refusals_are_recorded_as_refusals() {
     let mut ticket = Ticket::new("T-1", TicketData::default());

@@ -146,6 +146,36 @@ fn state_data_that_does_not_fit_is_refused() {
     assert!(matches!(restore(json), Err(RestoreError::StateData { .. })));
 }
 
+/// A state without fields goes through the runtime's shared serde code, not a derive:
+/// its snapshot, its round trip and its error are still what the derive gave.
+#[test]
+fn a_state_without_fields_reads_and_fails_as_a_unit_struct() {
+    let mut json = snapshot_json();
+    json["state"] = json!({ "name": "Escalated", "data": null });
+    let escalated = restore(json.clone()).unwrap();
+    assert_eq!(escalated.state_name(), "Escalated");
+    assert_eq!(
+        AnyTicket::restore_json(&json.to_string()).unwrap(),
+        escalated
+    );
+    let snapshot = escalated.snapshot().unwrap();
+    assert_eq!(serde_json::to_value(&snapshot).unwrap(), json);
+
+    json["state"] = json!({ "name": "Escalated", "data": { "surprise": 1 } });
+    let expected = "invalid type: map, expected unit struct Escalated";
+    match restore(json.clone()) {
+        Err(RestoreError::StateData { state, source, .. }) => {
+            assert_eq!(state, "Escalated");
+            assert_eq!(source.to_string(), expected);
+        }
+        other => panic!("expected the unit state's data to be refused, got {other:?}"),
+    }
+    match AnyTicket::restore_json(&json.to_string()) {
+        Err(RestoreError::StateData { source, .. }) => assert_eq!(source.to_string(), expected),
+        other => panic!("expected the unit state's data to be refused, got {other:?}"),
+    }
+}
+
 #[test]
 fn shared_data_that_does_not_fit_is_refused() {
     let mut json = snapshot_json();

@@ -22,6 +22,27 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let states: Vec<_> = machine.states.iter().map(|s| &s.name).collect();
     let payloads: Vec<_> = machine.events.iter().map(|e| &e.type_name).collect();
     let version = machine.version;
+    let state_texts = states.iter().map(ToString::to_string);
+    // A bare state's snapshot is one call for all of them, by name (see
+    // `__private::bare`); a state with fields snapshots through its typed machine.
+    let fielded: Vec<_> = machine
+        .states
+        .iter()
+        .filter(|s| !super::is_bare_state(s))
+        .map(|s| &s.name)
+        .collect();
+    let bare_snapshot = (fielded.len() < states.len()).then(|| {
+        quote! {
+            _ => ::statemachine::__private::bare::snapshot(
+                &__DATA,
+                Self::DEFINITION,
+                self.id(),
+                self.seq(),
+                self.state_name(),
+                self.data(),
+            ),
+        }
+    });
     let restore = super::restore::methods(ctx);
     let restore_trait = super::restore::trait_methods(ctx);
     let replay_older = super::migration::replay_older(ctx);
@@ -34,12 +55,21 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     });
     let is_final = machine.states.iter().map(|s| s.final_span.is_some());
     // A table of timers alone has no events: its event enum is empty.
+    // A bare event's payload is `null`, as `()`'s is (see `transitions`).
+    let payload_arms = machine.events.iter().map(|event| {
+        let payload = &event.type_name;
+        if super::is_bare(&event.attrs, &event.fields) {
+            quote!(#event_enum::#payload(_) => __recorder.payload(&()),)
+        } else {
+            quote!(#event_enum::#payload(__payload) => __recorder.payload(__payload),)
+        }
+    });
     let payload_of = if payloads.is_empty() {
         quote!(match __event {})
     } else {
         quote! {
             match &__event {
-                #(#event_enum::#payloads(__payload) => __recorder.payload(__payload),)*
+                #(#payload_arms)*
             }
         }
     };
@@ -134,7 +164,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #[inline]
             pub fn id(&self) -> &::statemachine::InstanceId {
                 match self {
-                    #(Self::#states(__machine) => __machine.id(),)*
+                    #(Self::#states(__machine) => __machine.0.id(),)*
                 }
             }
 
@@ -142,7 +172,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #[inline]
             pub fn seq(&self) -> u64 {
                 match self {
-                    #(Self::#states(__machine) => __machine.seq(),)*
+                    #(Self::#states(__machine) => __machine.0.seq(),)*
                 }
             }
 
@@ -150,7 +180,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #[inline]
             pub fn data(&self) -> &#data {
                 match self {
-                    #(Self::#states(__machine) => __machine.data(),)*
+                    #(Self::#states(__machine) => __machine.0.data(),)*
                 }
             }
 
@@ -158,7 +188,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #[inline]
             pub fn state_name(&self) -> &'static str {
                 match self {
-                    #(Self::#states(__machine) => __machine.state_name(),)*
+                    #(Self::#states(_) => #state_texts,)*
                 }
             }
 
@@ -175,7 +205,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #[inline]
             pub fn audit(&self) -> &::statemachine::Audit {
                 match self {
-                    #(Self::#states(__machine) => __machine.audit(),)*
+                    #(Self::#states(__machine) => __machine.0.audit(),)*
                 }
             }
 
@@ -183,7 +213,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #[inline]
             pub fn audit_mut(&mut self) -> &mut ::statemachine::Audit {
                 match self {
-                    #(Self::#states(__machine) => __machine.audit_mut(),)*
+                    #(Self::#states(__machine) => __machine.0.audit_mut(),)*
                 }
             }
 
@@ -202,7 +232,8 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             /// When the shared data or the state's data does not serialize to JSON.
             pub fn snapshot(&self) -> ::core::result::Result<::statemachine::Snapshot, ::statemachine::SnapshotError> {
                 match self {
-                    #(Self::#states(__machine) => __machine.snapshot(),)*
+                    #(Self::#fielded(__machine) => __machine.snapshot(),)*
+                    #bare_snapshot
                 }
             }
 

@@ -45,7 +45,18 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
         let variant_doc = format!("Event `{event_name}`.");
         // The whole item but the user's own tokens is spanned at the event's name: the
         // compiler points there when it shows the type.
-        let header = super::respan(quote!(#(#derives)* #serde #vis struct), event.name.span());
+        let bare = super::is_bare(attrs, &event.fields);
+        let own_serde = if bare {
+            out.hidden
+                .extend(super::bare_serde(type_name, &type_name.to_string()));
+            quote!()
+        } else {
+            serde.clone()
+        };
+        let header = super::respan(
+            quote!(#(#derives)* #own_serde #vis struct),
+            event.name.span(),
+        );
         out.items.extend(quote_spanned! {event.name.span()=>
             #(#attrs)*
             #[doc = #summary]

@@ -326,18 +326,6 @@ fn recorder_impls(ctx: &Context<'_>) -> TokenStream {
     let state_trait = ctx.machine.state_trait_name();
     quote! {
         #[automatically_derived]
-        impl<S: #state_trait> ::statemachine::__private::Identified for #name<S> {
-            #[inline]
-            fn id(&self) -> &::statemachine::InstanceId {
-                self.0.id()
-            }
-            #[inline]
-            fn seq(&self) -> u64 {
-                self.0.seq()
-            }
-        }
-
-        #[automatically_derived]
         impl<S: #state_trait> ::statemachine::__private::Stepped for #name<S> {
             #[inline]
             fn stepped(&self) -> ::statemachine::__private::StepResult {

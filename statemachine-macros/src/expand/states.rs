@@ -73,6 +73,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
         // A stored state's data with a field the state does not have is a tampered or
         // foreign snapshot: restore refuses it instead of dropping the field.
         let span = state_name.span();
+        let bare = super::is_bare_state(state);
         let (body, strict) = if state.fields.is_empty() {
             (quote_spanned!(span=> ;), TokenStream::new())
         } else {
@@ -86,6 +87,11 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
         let name_text = state_name.to_string();
         // The whole item but the user's own tokens is spanned at the state's name: the
         // compiler points there when it shows the type.
+        let serde = if bare {
+            TokenStream::new()
+        } else {
+            serde.clone()
+        };
         let header = super::respan(
             quote!(#(#derives)* #serde #strict #vis struct),
             state_name.span(),
@@ -101,5 +107,8 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
                 const NAME: &'static str = #name_text;
             }
         });
+        if bare {
+            out.hidden.extend(super::bare_serde(state_name, &name_text));
+        }
     }
 }

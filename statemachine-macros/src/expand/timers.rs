@@ -98,10 +98,14 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
                 crate::model::quoted_list(timers.iter().map(|t| t.name))
             )
         };
+        // Inline, so that a state's list is compiled only where it is used: `AnyOrder`'s
+        // `timers` does not call the empty ones.
+        let inline = timers.is_empty().then(|| quote!(#[inline]));
         out.hidden.extend(quote! {
             #[allow(dead_code)]
             impl #name<#state_ident> {
                 #[doc = #doc]
+                #inline
                 pub fn timers(&self) -> ::std::vec::Vec<::statemachine::Timer> {
                     ::std::vec![#(#listed),*]
                 }
@@ -226,17 +230,25 @@ fn step_impl(
         .as_ref()
         .map_or_else(Span::call_site, Spanned::span);
     let around = quote_spanned! {reason_span=>
-        __recorder.around(
-            ::statemachine::__private::Place {
-                machine: #machine_name,
-                version: #version,
-                from: #state_name,
-                event: #timer_name,
-            },
-            self,
-            __timer,
-            <Self as __TimerStep<#number>>::__step,
-        )
+        {
+            let __payload = __recorder.payload(&__timer);
+            let __id = ::core::clone::Clone::clone(self.0.id());
+            let __seq = self.0.seq();
+            let __outcome = <Self as __TimerStep<#number>>::__step(self, __timer);
+            __recorder.after(
+                ::statemachine::__private::Place {
+                    machine: #machine_name,
+                    version: #version,
+                    from: #state_name,
+                    event: #timer_name,
+                },
+                &__id,
+                __seq,
+                __payload,
+                ::statemachine::__private::Stepped::stepped(&__outcome),
+            );
+            __outcome
+        }
     };
     quote! {
         #[automatically_derived]
@@ -387,7 +399,6 @@ pub(super) fn any_methods(ctx: &Context<'_>) -> (TokenStream, TokenStream) {
     let machine = ctx.machine;
     let name = &machine.name;
     let any = machine.any_name();
-    let states: Vec<&Ident> = machine.states.iter().map(|s| &s.name).collect();
     let armed: Vec<&Ident> = machine
         .states
         .iter()
@@ -399,8 +410,10 @@ pub(super) fn any_methods(ctx: &Context<'_>) -> (TokenStream, TokenStream) {
         /// The deadlines and reminders the current state arms, in the order of the
         /// table, each with when it comes due. Empty for a state without timers.
         pub fn timers(&self) -> ::std::vec::Vec<::statemachine::Timer> {
+            #[allow(unreachable_patterns)]
             match self {
-                #(Self::#states(__machine) => __machine.timers(),)*
+                #(Self::#armed(__machine) => __machine.timers(),)*
+                _ => ::std::vec::Vec::new(),
             }
         }
     };

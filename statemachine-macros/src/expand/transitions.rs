@@ -210,18 +210,33 @@ fn steps_impl(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream
         .reason
         .as_ref()
         .map_or_else(Span::call_site, Spanned::span);
+    // A bare event's payload is `null`, as `()`'s is: one instance of `payload` for
+    // all of them instead of one per event type.
+    let payload_value = if super::is_bare(&event.attrs, &event.fields) {
+        quote!(&())
+    } else {
+        quote!(&__event)
+    };
     let around = quote_spanned! {reason_span=>
-        __recorder.around(
-            ::statemachine::__private::Place {
-                machine: #machine_name,
-                version: #version,
-                from: #state_name,
-                event: #event_name,
-            },
-            self,
-            __event,
-            <Self as #steps<#payload>>::__step,
-        )
+        {
+            let __payload = __recorder.payload(#payload_value);
+            let __id = ::core::clone::Clone::clone(self.0.id());
+            let __seq = self.0.seq();
+            let __outcome = <Self as #steps<#payload>>::__step(self, __event);
+            __recorder.after(
+                ::statemachine::__private::Place {
+                    machine: #machine_name,
+                    version: #version,
+                    from: #state_name,
+                    event: #event_name,
+                },
+                &__id,
+                __seq,
+                __payload,
+                ::statemachine::__private::Stepped::stepped(&__outcome),
+            );
+            __outcome
+        }
     };
     quote! {
         #[automatically_derived]

@@ -35,7 +35,7 @@ pub struct Happened<'a> {
     pub reason: Option<String>,
 }
 
-/// Where a transition happens, for [`Recorder::around`].
+/// Where a transition happens, for [`Recorder::after`].
 #[derive(Clone, Copy)]
 pub struct Place {
     /// The machine's name.
@@ -46,14 +46,6 @@ pub struct Place {
     pub from: &'static str,
     /// The event.
     pub event: &'static str,
-}
-
-/// A machine's identity, for records made around a step.
-pub trait Identified {
-    /// The instance.
-    fn id(&self) -> &InstanceId;
-    /// Its sequence number.
-    fn seq(&self) -> u64;
 }
 
 /// What a step did, read from what it returned.
@@ -155,25 +147,26 @@ impl Recorder {
         })
     }
 
-    /// Runs `step` on `machine` and records what it did: the transition it took, or the
-    /// refusal. Out of line: only observed machines come here.
+    /// Records what a step did, after it ran: the transition it took, or the refusal.
+    /// `id` and `seq` are the machine's before the step, `payload` the event's (see
+    /// [`payload`](Self::payload)), `result` what the step returned (see [`Stepped`]).
+    ///
+    /// Not generic, so that the recording path of every transition of every table is
+    /// this one function: the generated code around it is the step and three calls.
     #[inline(never)]
-    pub fn around<M: Identified, E: Serialize, O: Stepped>(
+    pub fn after(
         self,
         place: Place,
-        machine: M,
-        event: E,
-        step: impl FnOnce(M, E) -> O,
-    ) -> O {
-        let payload = self.payload(&event);
-        let id = machine.id().clone();
-        let seq = machine.seq();
-        let outcome = step(machine, event);
-        let happened = match outcome.stepped() {
+        id: &InstanceId,
+        seq: u64,
+        payload: Option<serde_json::Value>,
+        result: StepResult,
+    ) {
+        let happened = match result {
             StepResult::Moved { seq, to } => Happened {
                 machine: place.machine,
                 version: place.version,
-                id: &id,
+                id,
                 seq,
                 kind: RecordKind::Applied,
                 from: Some(place.from),
@@ -185,7 +178,7 @@ impl Recorder {
             StepResult::Refused { guard, reason } => Happened {
                 machine: place.machine,
                 version: place.version,
-                id: &id,
+                id,
                 seq,
                 kind: RecordKind::Refused,
                 from: Some(place.from),
@@ -196,7 +189,6 @@ impl Recorder {
             },
         };
         self.record(happened, payload);
-        outcome
     }
 
     /// Serializes the event's payload if an observer wants it. A payload that would not
