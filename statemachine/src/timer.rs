@@ -11,7 +11,7 @@
 //! the same transaction, keyed by (instance, sequence number, timer). Leaving the state
 //! makes them stale with no extra write: a timer only fires while the instance still has
 //! the sequence number it was armed at, so a stale timer can never fire into a later
-//! state. The [`Worker`](crate::worker::Worker) (feature `worker`) claims due timers and
+//! state. The `worker::Worker` (feature `worker`) claims due timers and
 //! fires them through the repository with the idempotency key
 //! `timer/{seq}/{name}`, so a timer takes effect at most once even when a worker dies
 //! between firing and marking.

@@ -107,13 +107,13 @@ pub enum Release<'a> {
     },
 }
 
-/// A [`Store`] that keeps timers and hands out the due ones: what the
-/// [`Worker`](crate::worker::Worker) runs on.
+/// A [`Store`] that keeps timers and hands out the due ones: what the worker
+/// (`worker::Worker`, feature `worker`) runs on.
 ///
 /// Timers are written by [`Store::create`] and [`Store::commit`] (with the transition
 /// that enters their state) and removed by the commit that fires them; this trait adds
-/// what a worker needs besides. The [conformance suite](crate::testing::conformance)
-/// checks every implementation.
+/// what a worker needs besides. The conformance suite (`testing::conformance`, feature
+/// `testing`) checks every implementation.
 pub trait TimerStore: Store {
     /// Up to `claim.limit` timers of `claim.machines` whose run time has come, the
     /// soonest first (by run time, due time, machine, instance, sequence number, name).
