@@ -75,8 +75,8 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     };
     let (timers, timer_methods) = super::timers::any_methods(ctx);
     // With bare moves in the table, `fire` looks them up and keeps the full match out of
-    // line (or has no full match at all, when every pair is a bare move or a refusal);
-    // without, `fire` is the full match.
+    // line, called only for the pairs that need it (none when every pair is a bare move
+    // or a refusal); without, `fire` is the full match.
     let (fast_items, fire_body, full_inline) = match super::dispatch::fast_path(ctx) {
         Some(fast) => {
             let body = fast.body;
