@@ -241,39 +241,44 @@ fn steps_impl(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream
     };
     // A bare move cannot refuse and runs no code of the table's, so its record is known
     // before the step: one shared call, not a recording path of its own.
-    let fire = if let Some(target) = super::dispatch::bare_target(ctx, state, route.event) {
+    let record = if let Some(target) = super::dispatch::bare_target(ctx, state, route.event) {
         let to = machine.states[target].name.to_string();
         quote! {
-            if self.0.listened(#any::observers()) {
-                ::statemachine::__private::Recorder::moved(
-                    self.0.audit(),
-                    #any::observers(),
-                    #place,
-                    self.0.id(),
-                    self.0.seq(),
-                    #to,
-                    #payload_value,
-                );
-            }
-            <Self as #steps<#payload>>::__step(self, __event)
+            ::statemachine::__private::Recorder::moved(
+                __machine.0.audit(),
+                #any::observers(),
+                #place,
+                __machine.0.id(),
+                __machine.0.seq(),
+                #to,
+                #payload_value,
+            );
+            <#name<#state_ident> as #steps<#payload>>::__step(__machine, __event)
         }
     } else {
         quote! {
-            /// The transition with its audit record. Out of line, so the unobserved
-            /// path stays small.
-            #[cold]
-            #[inline(never)]
-            fn __record(__machine: #name<#state_ident>, __event: #payload) -> #ret {
-                match ::statemachine::__private::Recorder::new(__machine.0.audit(), #any::observers()) {
-                    ::core::option::Option::None => <#name<#state_ident> as #steps<#payload>>::__step(__machine, __event),
-                    ::core::option::Option::Some(__recorder) => #around,
-                }
+            match ::statemachine::__private::Recorder::new(__machine.0.audit(), #any::observers()) {
+                ::core::option::Option::None => <#name<#state_ident> as #steps<#payload>>::__step(__machine, __event),
+                ::core::option::Option::Some(__recorder) => #around,
             }
-            if self.0.listened(#any::observers()) {
-                __record(self, __event)
-            } else {
-                <Self as #steps<#payload>>::__step(self, __event)
-            }
+        }
+    };
+    // The machine goes to the recording path by value, so on the unobserved path its
+    // address is never taken and it stays in registers.
+    let fire = quote! {
+        /// The transition with its audit record, out of line so the unobserved path
+        /// stays small. Generic (over the machine's own type) only so that it is
+        /// compiled where a typed method calls it, not in every crate with the table.
+        #[cold]
+        #[inline(never)]
+        fn __record<__M: ::core::convert::Into<#name<#state_ident>>>(__machine: __M, __event: #payload) -> #ret {
+            let __machine: #name<#state_ident> = ::core::convert::Into::into(__machine);
+            #record
+        }
+        if self.0.listened(#any::observers()) {
+            __record(self, __event)
+        } else {
+            <Self as #steps<#payload>>::__step(self, __event)
         }
     };
     quote! {
