@@ -80,6 +80,38 @@ fn events_without_fields_are_recorded_with_a_null_payload() {
     }
 }
 
+/// A bare move (no guard, action or hook, no fields on either side) records from one
+/// shared function, before its step: its record is the one the dynamic view makes.
+#[test]
+fn a_typed_bare_move_is_recorded_as_the_dynamic_one() {
+    let mut ticket = Ticket::new("T-1", TicketData::default());
+    let journal = journaled(&mut ticket);
+    let closed = ticket.close();
+    let mut dynamic = AnyTicket::from(Ticket::new("T-1", TicketData::default()));
+    dynamic.audit_mut().observe(journal.clone());
+    let _ = dynamic.fire(statemachine_tests::Close).unwrap();
+    let records = journal.take();
+    let fields = |r: &AuditRecord| {
+        (
+            r.machine.to_string(),
+            r.version,
+            r.id.clone(),
+            r.seq,
+            r.kind,
+            r.from.clone(),
+            r.event.clone(),
+            r.to.clone(),
+            r.guard.clone(),
+            r.reason.clone(),
+            r.payload.clone(),
+        )
+    };
+    assert_eq!(records.len(), 2);
+    assert_eq!(fields(&records[0]), fields(&records[1]));
+    assert_eq!(records[0].seq, closed.seq());
+    assert_eq!(records[0].to.as_deref(), Some("Closed"));
+}
+
 #[test]
 fn guard_refusals_are_recorded_as_refusals() {
     let mut ticket = Ticket::new("T-1", TicketData::default());

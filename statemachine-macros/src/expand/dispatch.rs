@@ -34,7 +34,7 @@ fn bare(machine: &Machine, state: usize) -> bool {
 }
 
 /// The target of the (state, event) route when it is a bare move.
-fn bare_target(ctx: &Context<'_>, state: usize, event: usize) -> Option<usize> {
+pub(super) fn bare_target(ctx: &Context<'_>, state: usize, event: usize) -> Option<usize> {
     let machine = ctx.machine;
     let route = ctx.route(state, event)?;
     let [transition] = route.candidates.as_slice() else {
@@ -111,6 +111,7 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
     let name = &machine.name;
     let any = machine.any_name();
     let event_enum = machine.event_enum_name();
+    let reason = &ctx.reason;
     let machine_name = name.to_string();
     let version = machine.version;
     let state_idents: Vec<_> = machine.states.iter().map(|s| &s.name).collect();
@@ -206,6 +207,60 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
             }
         }
 
+        #[allow(dead_code, clippy::type_complexity)]
+        impl #any {
+            /// A bare move (`moved`) or a table refusal of the event at `index` in the
+            /// state at `state`, into the state `to`, recorded for whoever listens.
+            #[inline(always)]
+            fn __table_step(
+                self,
+                __state: usize,
+                __index: usize,
+                __to: __Tag,
+                __moved: bool,
+                __event: #event_enum,
+            ) -> ::core::result::Result<Self, ::statemachine::Rejected<Self, #event_enum, #reason>> {
+                let __next = self.__bare_move(__to, u64::from(__moved));
+                if ::statemachine::__private::Recorder::listening(#any::observers()) {
+                    __record_fast(
+                        __next.audit(),
+                        __next.id(),
+                        __next.seq(),
+                        __state,
+                        __index,
+                        if __moved { ::core::option::Option::Some(__to as usize) } else { ::core::option::Option::None },
+                        &__event,
+                    );
+                }
+                if __moved {
+                    ::core::result::Result::Ok(__next)
+                } else {
+                    let __refusal = ::statemachine::Refusal::NotAllowed {
+                        machine: #machine_name,
+                        state: __STATE_NAMES[__state],
+                        event: __EVENT_NAMES[__index],
+                        allowed: __ALLOWED[__state],
+                    };
+                    ::core::result::Result::Err(::statemachine::Rejected::new(__next, __event, __refusal))
+                }
+            }
+
+            /// The bare move of the event at `index` in the state at `state`, into `to`:
+            /// what the full match does for the pairs the look-up moves, so that it calls
+            /// no transition's typed steps (one function for all of them, not one each).
+            #[cold]
+            #[inline(never)]
+            fn __fire_bare(
+                self,
+                __state: usize,
+                __index: usize,
+                __to: __Tag,
+                __event: #event_enum,
+            ) -> ::core::result::Result<Self, ::statemachine::Rejected<Self, #event_enum, #reason>> {
+                self.__table_step(__state, __index, __to, true, __event)
+            }
+        }
+
         /// The event's index in the table.
         #[inline(always)]
         fn __event_index(event: &#event_enum) -> usize {
@@ -297,30 +352,7 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
             return self.__fire_full(__event);
         };
         #full_call
-        let __moved = __kind == #MOVED;
-        let __next = self.__bare_move(__to, u64::from(__moved));
-        if ::statemachine::__private::Recorder::listening(#any::observers()) {
-            __record_fast(
-                __next.audit(),
-                __next.id(),
-                __next.seq(),
-                __state,
-                __index,
-                if __moved { ::core::option::Option::Some(__to as usize) } else { ::core::option::Option::None },
-                &__event,
-            );
-        }
-        if __moved {
-            ::core::result::Result::Ok(__next)
-        } else {
-            let __refusal = ::statemachine::Refusal::NotAllowed {
-                machine: #machine_name,
-                state: __STATE_NAMES[__state],
-                event: __EVENT_NAMES[__index],
-                allowed: __ALLOWED[__state],
-            };
-            ::core::result::Result::Err(::statemachine::Rejected::new(__next, __event, __refusal))
-        }
+        self.__table_step(__state, __index, __to, __kind == #MOVED, __event)
     };
     Some(FastPath { items, body })
 }

@@ -77,7 +77,9 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     // With bare moves in the table, `fire` looks them up and keeps the full match out of
     // line, called only for the pairs that need it (none when every pair is a bare move
     // or a refusal); without, `fire` is the full match.
-    let (fast_items, fire_body, full_inline) = match super::dispatch::fast_path(ctx) {
+    let fast = super::dispatch::fast_path(ctx);
+    let has_fast = fast.is_some();
+    let (fast_items, fire_body, full_inline) = match fast {
         Some(fast) => {
             let body = fast.body;
             (fast.items, body, quote!(#[inline(never)]))
@@ -95,6 +97,19 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
         for route in &ctx.routes[state_index] {
             let event = &machine.events[route.event];
             let payload = &event.type_name;
+            // A bare move goes through the look-up's code, as `fire` does, so the
+            // transition's typed steps are compiled only where a typed method calls them.
+            if let Some(target) = super::dispatch::bare_target(ctx, state_index, route.event)
+                && has_fast
+            {
+                let target = &machine.states[target].name;
+                let event_index = route.event;
+                arms.extend(quote! {
+                    (__machine @ #any::#state_name(_), __event @ #event_enum::#payload(_)) =>
+                        __machine.__fire_bare(#state_index, #event_index, __Tag::#target, __event),
+                });
+                continue;
+            }
             let into_any = match route.targets.as_slice() {
                 [target] => {
                     let target = &machine.states[*target].name;

@@ -33,8 +33,6 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             type Output;
             /// The transition, recorded when anyone listens.
             fn __fire(self, event: E) -> Self::Output;
-            /// The transition with its audit record.
-            fn __record(self, event: E) -> Self::Output;
             /// The transition itself: guards, hooks, action, new state.
             fn __step(self, event: E) -> Self::Output;
         }
@@ -217,25 +215,70 @@ fn steps_impl(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream
     } else {
         quote!(&__event)
     };
+    let place = quote! {
+        ::statemachine::__private::Place {
+            machine: #machine_name,
+            version: #version,
+            from: #state_name,
+            event: #event_name,
+        }
+    };
     let around = quote_spanned! {reason_span=>
         {
             let __payload = __recorder.payload(#payload_value);
-            let __id = ::core::clone::Clone::clone(self.0.id());
-            let __seq = self.0.seq();
-            let __outcome = <Self as #steps<#payload>>::__step(self, __event);
+            let __id = ::core::clone::Clone::clone(__machine.0.id());
+            let __seq = __machine.0.seq();
+            let __outcome = <#name<#state_ident> as #steps<#payload>>::__step(__machine, __event);
             __recorder.after(
-                ::statemachine::__private::Place {
-                    machine: #machine_name,
-                    version: #version,
-                    from: #state_name,
-                    event: #event_name,
-                },
+                #place,
                 &__id,
                 __seq,
                 __payload,
                 ::statemachine::__private::Stepped::stepped(&__outcome),
             );
             __outcome
+        }
+    };
+    // A bare move cannot refuse and runs no code of the table's, so its record is known
+    // before the step: one shared call, not a recording path of its own.
+    let record = if let Some(target) = super::dispatch::bare_target(ctx, state, route.event) {
+        let to = machine.states[target].name.to_string();
+        quote! {
+            ::statemachine::__private::Recorder::moved(
+                __machine.0.audit(),
+                #any::observers(),
+                #place,
+                __machine.0.id(),
+                __machine.0.seq(),
+                #to,
+                #payload_value,
+            );
+            <#name<#state_ident> as #steps<#payload>>::__step(__machine, __event)
+        }
+    } else {
+        quote! {
+            match ::statemachine::__private::Recorder::new(__machine.0.audit(), #any::observers()) {
+                ::core::option::Option::None => <#name<#state_ident> as #steps<#payload>>::__step(__machine, __event),
+                ::core::option::Option::Some(__recorder) => #around,
+            }
+        }
+    };
+    // The machine goes to the recording path by value, so on the unobserved path its
+    // address is never taken and it stays in registers.
+    let fire = quote! {
+        /// The transition with its audit record, out of line so the unobserved path
+        /// stays small. Generic (over the machine's own type) only so that it is
+        /// compiled where a typed method calls it, not in every crate with the table.
+        #[cold]
+        #[inline(never)]
+        fn __record<__M: ::core::convert::Into<#name<#state_ident>>>(__machine: __M, __event: #payload) -> #ret {
+            let __machine: #name<#state_ident> = ::core::convert::Into::into(__machine);
+            #record
+        }
+        if self.0.listened(#any::observers()) {
+            __record(self, __event)
+        } else {
+            <Self as #steps<#payload>>::__step(self, __event)
         }
     };
     quote! {
@@ -246,21 +289,7 @@ fn steps_impl(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream
 
             #[inline(always)]
             fn __fire(self, __event: #payload) -> Self::Output {
-                if self.0.listened(#any::observers()) {
-                    <Self as #steps<#payload>>::__record(self, __event)
-                } else {
-                    <Self as #steps<#payload>>::__step(self, __event)
-                }
-            }
-
-            // Out of line, so the unobserved path above stays small.
-            #[cold]
-            #[inline(never)]
-            fn __record(self, __event: #payload) -> Self::Output {
-                match ::statemachine::__private::Recorder::new(self.0.audit(), #any::observers()) {
-                    ::core::option::Option::None => <Self as #steps<#payload>>::__step(self, __event),
-                    ::core::option::Option::Some(__recorder) => #around,
-                }
+                #fire
             }
 
             #[inline(always)]

@@ -191,6 +191,34 @@ impl Recorder {
         self.record(happened, payload);
     }
 
+    /// Records a move whose outcome is known before it runs, for whoever listens: a
+    /// transition with one candidate, no guard, action or hook, between states without
+    /// fields, so the step cannot refuse and runs no code of the table's. `seq` is the
+    /// machine's before the move, `to` the state it enters, `event` the payload.
+    ///
+    /// One function per payload type, not per transition: the typed method of such a
+    /// transition calls it before its step instead of compiling its own recording path.
+    #[cold]
+    #[inline(never)]
+    pub fn moved<E: Serialize>(
+        audit: &Audit,
+        registry: &'static Registry,
+        place: Place,
+        id: &InstanceId,
+        seq: u64,
+        to: &'static str,
+        event: &E,
+    ) {
+        if let Some(recorder) = Self::new(audit, registry) {
+            let payload = recorder.payload(event);
+            let result = StepResult::Moved {
+                seq: seq.wrapping_add(1),
+                to,
+            };
+            recorder.after(place, id, seq, payload, result);
+        }
+    }
+
     /// Serializes the event's payload if an observer wants it. A payload that would not
     /// read back identically is left out, and a repository's journal is told, so that the
     /// repository refuses to store a record it could not replay.
