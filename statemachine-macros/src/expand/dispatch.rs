@@ -155,9 +155,10 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
     });
     let all_bare = bare_states.len() == states;
     let other_arm = (!all_bare).then(|| quote!(__other => return __other,));
+    let payload_arms = super::dynamic::payload_arms(ctx);
     let payload_of = quote! {
         match __event {
-            #(#event_enum::#event_types(__payload) => __recorder.payload(__payload),)*
+            #(#payload_arms)*
         }
     };
 
@@ -292,38 +293,34 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
             let __payload = #payload_of;
             let __from = __STATE_NAMES.get(__state).copied().unwrap_or_default();
             let __name = __EVENT_NAMES.get(__index).copied().unwrap_or_default();
-            let __happened = match __to {
-                ::core::option::Option::Some(__to) => ::statemachine::__private::Happened {
-                    machine: #machine_name,
-                    version: #version,
-                    id: __id,
-                    seq: __seq,
-                    kind: ::statemachine::__private::RecordKind::Applied,
-                    from: ::core::option::Option::Some(__from),
-                    event: ::core::option::Option::Some(__name),
-                    to: __STATE_NAMES.get(__to).copied(),
-                    guard: ::core::option::Option::None,
-                    reason: ::core::option::Option::None,
-                },
-                ::core::option::Option::None => ::statemachine::__private::Happened {
-                    machine: #machine_name,
-                    version: #version,
-                    id: __id,
-                    seq: __seq,
-                    kind: ::statemachine::__private::RecordKind::Refused,
-                    from: ::core::option::Option::Some(__from),
-                    event: ::core::option::Option::Some(__name),
-                    to: ::core::option::Option::None,
-                    guard: ::core::option::Option::None,
-                    reason: ::core::option::Option::Some(
-                        ::statemachine::__private::not_allowed_text(
-                            #machine_name,
-                            __from,
-                            __name,
-                            __ALLOWED.get(__state).copied().unwrap_or_default(),
-                        ),
-                    ),
-                },
+            let (__kind, __to, __reason) = match __to {
+                ::core::option::Option::Some(__to) => (
+                    ::statemachine::__private::RecordKind::Applied,
+                    __STATE_NAMES.get(__to).copied(),
+                    ::core::option::Option::None,
+                ),
+                ::core::option::Option::None => (
+                    ::statemachine::__private::RecordKind::Refused,
+                    ::core::option::Option::None,
+                    ::core::option::Option::Some(::statemachine::__private::not_allowed_text(
+                        #machine_name,
+                        __from,
+                        __name,
+                        __ALLOWED.get(__state).copied().unwrap_or_default(),
+                    )),
+                ),
+            };
+            let __happened = ::statemachine::__private::Happened {
+                machine: #machine_name,
+                version: #version,
+                id: __id,
+                seq: __seq,
+                kind: __kind,
+                from: ::core::option::Option::Some(__from),
+                event: ::core::option::Option::Some(__name),
+                to: __to,
+                guard: ::core::option::Option::None,
+                reason: __reason,
             };
             __recorder.record(__happened, __payload);
         }

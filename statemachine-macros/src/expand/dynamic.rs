@@ -55,15 +55,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     });
     let is_final = machine.states.iter().map(|s| s.final_span.is_some());
     // A table of timers alone has no events: its event enum is empty.
-    // A bare event's payload is `null`, as `()`'s is (see `transitions`).
-    let payload_arms = machine.events.iter().map(|event| {
-        let payload = &event.type_name;
-        if super::is_bare(&event.attrs, &event.fields) {
-            quote!(#event_enum::#payload(_) => __recorder.payload(&()),)
-        } else {
-            quote!(#event_enum::#payload(__payload) => __recorder.payload(__payload),)
-        }
-    });
+    let payload_arms = payload_arms(ctx);
     let payload_of = if payloads.is_empty() {
         quote!(match __event {})
     } else {
@@ -80,10 +72,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let fast = super::dispatch::fast_path(ctx);
     let has_fast = fast.is_some();
     let (fast_items, fire_body, full_inline) = match fast {
-        Some(fast) => {
-            let body = fast.body;
-            (fast.items, body, quote!(#[inline(never)]))
-        }
+        Some(fast) => (fast.items, fast.body, quote!(#[inline(never)])),
         None => (
             TokenStream::new(),
             quote!(self.__fire_full(__event)),
@@ -454,4 +443,23 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             }
         )*
     });
+}
+
+/// The arms of a match on a reference to the event enum that hand the event's payload to
+/// `__recorder`. A bare event's payload is `null`, as `()`'s is (see `transitions`), so
+/// the recorder is not instantiated for its type.
+pub(super) fn payload_arms(ctx: &Context<'_>) -> Vec<TokenStream> {
+    let event_enum = ctx.machine.event_enum_name();
+    ctx.machine
+        .events
+        .iter()
+        .map(|event| {
+            let payload = &event.type_name;
+            if super::is_bare(&event.attrs, &event.fields) {
+                quote!(#event_enum::#payload(_) => __recorder.payload(&()),)
+            } else {
+                quote!(#event_enum::#payload(__payload) => __recorder.payload(__payload),)
+            }
+        })
+        .collect()
 }
