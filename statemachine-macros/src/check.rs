@@ -24,6 +24,7 @@ pub(crate) fn check(machine: &Machine, complete: bool, errors: &mut Errors) {
     check_conflicting_transitions(machine, errors);
     check_target_data(machine, errors);
     crate::timers::check::check(machine, errors);
+    crate::tasks::check::check(machine, errors);
     if complete {
         check_reachable(machine, errors);
         check_way_out(machine, errors);

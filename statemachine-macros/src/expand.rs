@@ -22,6 +22,7 @@ mod migration;
 mod refusals;
 mod restore;
 mod states;
+mod tasks;
 mod timers;
 mod transitions;
 
@@ -85,6 +86,7 @@ fn expand(machine: &Machine) -> Option<TokenStream> {
     transitions::expand(&ctx, &mut out);
     refusals::expand(&ctx, &mut out);
     timers::expand(&ctx, &mut out);
+    tasks::expand(&ctx, &mut out);
     dynamic::expand(&ctx, &mut out);
     restore::expand(&ctx, &mut out);
     out.hidden.extend(definition::expand(&ctx));

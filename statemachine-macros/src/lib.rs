@@ -16,6 +16,7 @@ mod render;
 #[cfg(test)]
 mod robustness;
 mod saga;
+mod tasks;
 mod timers;
 
 /// Declares a state machine; see the `statemachine` crate for the grammar.

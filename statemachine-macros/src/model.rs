@@ -45,6 +45,8 @@ pub(crate) struct Machine {
     pub migration: Option<Migration>,
     /// The deadline and reminder lines whose states resolved, in declaration order.
     pub timers: Vec<crate::timers::TimerLine>,
+    /// The human tasks, one per task state, in the order written.
+    pub tasks: Vec<crate::tasks::Task>,
 }
 
 /// A resolved `migrate from` item.
@@ -206,6 +208,7 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
     let mut transitions = Vec::new();
     let mut migrate = None;
     let mut timers = Vec::new();
+    let mut task_decls = Vec::new();
 
     for (position, item) in syntax.items.iter().enumerate() {
         match item {
@@ -284,6 +287,7 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
             Item::Transition(decl) => transitions.push((position, decl)),
             Item::Deadline(decl) => timers.push((position, TimerDecl::Deadline(decl))),
             Item::Reminder(decl) => timers.push((position, TimerDecl::Reminder(decl))),
+            Item::Task(decl) => task_decls.push(decl),
             Item::Migrate(decl) => {
                 reject_attributes(&decl.attrs, "`migrate`", errors);
                 if migrate.is_some() {
@@ -331,6 +335,14 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
         }
     }
     let (timers, timers_complete) = crate::timers::lower(&timers, &states, &state_index, errors);
+    let (tasks, tasks_complete) = crate::tasks::lower(
+        &task_decls,
+        &states,
+        &state_index,
+        &events,
+        &event_index,
+        errors,
+    );
 
     let migration =
         migrate.and_then(|decl| lower_migration(decl, &syntax.name, &states, &state_index, errors));
@@ -350,8 +362,9 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
             machine_span: syntax.machine_token.span,
             migration,
             timers,
+            tasks,
         },
-        complete: complete && timers_complete,
+        complete: complete && timers_complete && tasks_complete,
     }
 }
 
@@ -498,17 +511,7 @@ fn resolve_transition(
         }
     }
     let target = lookup_state(&decl.target, states, state_index, errors);
-    let event = match event_index.get(&decl.event.to_string()) {
-        Some(&index) => Some(index),
-        None => {
-            let names: Vec<String> = events.iter().map(|e| e.name.to_string()).collect();
-            errors.push(
-                decl.event.span(),
-                unknown_name("event", &decl.event, &names, "event"),
-            );
-            None
-        }
-    };
+    let event = lookup_event(&decl.event, events, event_index, errors);
     let (Some(target), Some(event), true) = (target, event, ok) else {
         return None;
     };
@@ -537,6 +540,20 @@ pub(crate) fn lookup_state(
     }
     let names: Vec<String> = states.iter().map(|s| s.name.to_string()).collect();
     errors.push(name.span(), unknown_name("state", name, &names, "state"));
+    None
+}
+
+pub(crate) fn lookup_event(
+    name: &Ident,
+    events: &[Event],
+    event_index: &HashMap<String, usize>,
+    errors: &mut Errors,
+) -> Option<usize> {
+    if let Some(&index) = event_index.get(&name.to_string()) {
+        return Some(index);
+    }
+    let names: Vec<String> = events.iter().map(|e| e.name.to_string()).collect();
+    errors.push(name.span(), unknown_name("event", name, &names, "event"));
     None
 }
 

@@ -14,10 +14,12 @@ use syn::{Attribute, Path, Token, Visibility, token};
 
 mod machine;
 mod saga;
+mod task;
 mod timer;
 
 pub(crate) use machine::*;
 pub(crate) use saga::*;
+pub(crate) use task::*;
 pub(crate) use timer::*;
 
 /// Contextual keywords of the table.
@@ -40,6 +42,10 @@ pub(crate) mod kw {
     syn::custom_keyword!(readonly);
     syn::custom_keyword!(via);
     syn::custom_keyword!(from);
+    syn::custom_keyword!(task);
+    syn::custom_keyword!(by);
+    syn::custom_keyword!(to);
+    syn::custom_keyword!(data);
 }
 
 /// A whole `state_machine!` invocation: a machine's table or a saga's.

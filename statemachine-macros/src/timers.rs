@@ -320,7 +320,13 @@ pub(crate) fn lower(
 
 /// Checks the time after `after`, reporting what is wrong with a literal.
 fn lower_after(after: &AfterDecl, errors: &mut Errors) -> After {
-    match &after.time {
+    lower_time(&after.time, errors)
+}
+
+/// Checks a time as written (after `after` or `due`), reporting what is wrong with a
+/// literal.
+pub(crate) fn lower_time(time: &AfterTime, errors: &mut Errors) -> After {
+    match time {
         AfterTime::Function(path) => After::Function(path.clone()),
         AfterTime::Literal { minus, lit } => {
             let text = quote::ToTokens::to_token_stream(lit).to_string();

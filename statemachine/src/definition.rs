@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use crate::task::TaskInfo;
 use crate::timer::{TimerInfo, TimerKind};
 
 /// A machine's transition table as data.
@@ -66,6 +67,8 @@ pub struct StateInfo {
     /// Whether the state waits on the outside world (`wait state ..`): the compiler
     /// makes sure it has a deadline.
     pub wait: bool,
+    /// The human task on this state (`task State { .. }`), if the table declares one.
+    pub task: Option<&'static TaskInfo>,
 }
 
 /// One event of a [`Definition`].
@@ -123,6 +126,17 @@ impl Definition {
     pub fn finals(&self) -> impl Iterator<Item = &'static StateInfo> {
         let states: &'static [StateInfo] = self.states;
         states.iter().filter(|s| s.is_final)
+    }
+
+    /// The human tasks, one per task state, in the order of the states.
+    pub fn tasks(&self) -> impl Iterator<Item = &'static TaskInfo> {
+        let states: &'static [StateInfo] = self.states;
+        states.iter().filter_map(|s| s.task)
+    }
+
+    /// The human task on `state`, if it is a task state.
+    pub fn task(&self, state: &str) -> Option<&'static TaskInfo> {
+        self.state(state)?.task
     }
 
     /// The timers `state` arms when an instance enters it, in declaration order.

@@ -21,6 +21,7 @@ pub mod saga;
 mod signature;
 pub mod snapshot;
 pub mod store;
+pub mod task;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod timer;

@@ -149,6 +149,12 @@ pub trait StateMachine: Sized + crate::__private::SealedMachine {
         Vec::new()
     }
 
+    /// The human task of the current state (`task State { .. }` in the table), with
+    /// the people and groups taken from the data; `None` when the state is not a task.
+    fn task(&self) -> Option<crate::task::Task> {
+        None
+    }
+
     /// Fires the current state's timer `timer.name`: a deadline takes its transition
     /// (guards, hooks and actions as for an event), a reminder runs its action and stays.
     /// Either way the sequence number grows by one and an `applied` record names the

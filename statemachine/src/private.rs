@@ -56,6 +56,16 @@ pub const fn timer(
     }
 }
 
+/// The state, with the human task the table declares on it.
+pub const fn with_task(state: StateInfo, task: &'static crate::task::TaskInfo) -> StateInfo {
+    StateInfo {
+        task: Some(task),
+        ..state
+    }
+}
+
+pub use crate::task::build as task;
+
 /// The state, marked as waiting on the outside world (`wait state ..`).
 pub const fn waiting(state: StateInfo) -> StateInfo {
     StateInfo {
@@ -83,6 +93,7 @@ pub const fn state(
         exit,
         doc,
         wait: false,
+        task: None,
     }
 }
 

@@ -61,6 +61,7 @@ pub(crate) fn read_row<M: StateMachine>(
 /// assert_eq!(meta.idempotency_key.as_deref(), Some("webhook-evt-81"));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Meta {
     /// Applying the same event with the same key twice has the effect of once.
     pub idempotency_key: Option<String>,
@@ -68,6 +69,9 @@ pub struct Meta {
     pub actor: Option<String>,
     /// The caller's correlation id, for the audit trail.
     pub correlation_id: Option<String>,
+    /// The actor's roles, as the application's authentication vouches for them: what
+    /// a human task's authorization reads (candidate groups and administrator roles).
+    pub roles: Vec<String>,
 }
 
 impl Meta {
@@ -87,6 +91,14 @@ impl Meta {
     #[must_use]
     pub fn actor(mut self, actor: impl Into<String>) -> Self {
         self.actor = Some(actor.into());
+        self
+    }
+
+    /// Adds a role the actor has (a group such as `managers`, or an administrator
+    /// role). Only the application's authentication should decide it.
+    #[must_use]
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.roles.push(role.into());
         self
     }
 

@@ -15,7 +15,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
     let hash = shape_hash(ctx);
     let initial = ctx.initial;
 
-    let states = machine.states.iter().map(|state| {
+    let states = machine.states.iter().enumerate().map(|(index, state)| {
         let state_name = state.name.to_string();
         let initial = state.initial.is_some();
         let is_final = state.final_span.is_some();
@@ -24,6 +24,12 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         let exit = option(state.exit.as_ref().map(tokens_text));
         let doc = doc_text(&state.attrs);
         let info = quote!(#private::state(#state_name, #initial, #is_final, &[#(#fields),*], #entry, #exit, #doc));
+        let info = if machine.tasks.iter().any(|t| t.state == index) {
+            let task = super::tasks::info_const(index);
+            quote!(#private::with_task(#info, &#task))
+        } else {
+            info
+        };
         if state.wait.is_some() {
             quote!(#private::waiting(#info))
         } else {

@@ -66,6 +66,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
         }
     };
     let (timers, timer_methods) = super::timers::any_methods(ctx);
+    let (task, task_methods) = super::tasks::any_methods(ctx);
     // With bare moves in the table, `fire` looks them up and keeps the full match out of
     // line, called only for the pairs that need it (none when every pair is a bare move
     // or a refusal); without, `fire` is the full match.
@@ -245,6 +246,8 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
 
             #timers
 
+            #task
+
             /// Whether the current state is final.
             #[inline]
             pub fn is_final(&self) -> bool {
@@ -409,6 +412,8 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #restore_trait
 
             #timer_methods
+
+            #task_methods
         }
 
         #(

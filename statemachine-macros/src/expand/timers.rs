@@ -22,7 +22,7 @@ fn fired() -> TokenStream {
 
 /// The timer's due time as generated: a literal's `Due::After(..)`, or the table's
 /// function called with the data and the state.
-fn due(ctx: &Context<'_>, state: &Ident, after: &After) -> TokenStream {
+pub(super) fn due(ctx: &Context<'_>, state: &Ident, after: &After) -> TokenStream {
     match after {
         After::Function(function) => {
             let data = &ctx.data;
@@ -40,7 +40,7 @@ fn due(ctx: &Context<'_>, state: &Ident, after: &After) -> TokenStream {
     }
 }
 
-fn duration(delay: std::time::Duration) -> TokenStream {
+pub(super) fn duration(delay: std::time::Duration) -> TokenStream {
     let secs = delay.as_secs();
     let nanos = delay.subsec_nanos();
     quote!(::core::time::Duration::new(#secs, #nanos))

@@ -4,12 +4,13 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Field, Ident, LitInt, Path, Token, Type, Visibility, token};
 
+use super::task::{TaskDecl, parse_task};
 use super::timer::{DeadlineDecl, ReminderDecl, parse_line};
 use super::{edit_distance, expect_semicolon, inside, kw, parse_guard_action, skip_past_semicolon};
 
 /// The words that may start an item, for "unknown item" messages.
 const ITEM_KEYWORDS: &[&str] = &[
-    "version", "reason", "state", "initial", "final", "wait", "event", "migrate",
+    "version", "reason", "state", "initial", "final", "wait", "event", "migrate", "task",
 ];
 
 /// Keywords held for features that are designed but not built yet.
@@ -51,6 +52,8 @@ pub(crate) enum Item {
     Deadline(DeadlineDecl),
     /// `AwaitingPayment after 20m / remind;`
     Reminder(ReminderDecl),
+    /// `task Review { candidates "managers"; .. }`
+    Task(TaskDecl),
 }
 
 /// `migrate from path::Machine { Old => New [/ convert]; .. }`: how snapshots of an
@@ -261,6 +264,8 @@ fn parse_item(input: ParseStream) -> syn::Result<Item> {
         parse_event(input, attrs).map(Item::Event)
     } else if lookahead.peek(kw::migrate) {
         parse_migrate(input, attrs).map(Item::Migrate)
+    } else if input.peek(kw::task) && input.peek2(Ident) {
+        parse_task(input, attrs).map(Item::Task)
     } else if input.peek(Ident)
         && (input.peek2(Token![+]) || input.peek2(Token![|]) || input.peek2(kw::after))
     {

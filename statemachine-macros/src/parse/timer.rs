@@ -79,31 +79,38 @@ pub(super) fn parse_line(input: ParseStream, attrs: Vec<Attribute>) -> syn::Resu
     parse_transition_rest(input, attrs, sources).map(Item::Transition)
 }
 
-fn parse_after(input: ParseStream) -> syn::Result<AfterDecl> {
+pub(super) fn parse_after(input: ParseStream) -> syn::Result<AfterDecl> {
     let keyword: kw::after = input.parse()?;
-    let time = if input.peek(token::Paren) {
-        return Err(input.error("write the time without parentheses, like `after 48h`"));
+    let time = parse_time(input)?;
+    Ok(AfterDecl { keyword, time })
+}
+
+/// A duration literal or a function that gives the time: what follows `after` or `due`.
+pub(super) fn parse_time(input: ParseStream) -> syn::Result<AfterTime> {
+    if input.peek(token::Paren) {
+        Err(input.error("write the time without parentheses, like `after 48h`"))
     } else if input.peek(Token![-]) && input.peek2(Lit) {
         let minus = Some(input.parse()?);
-        AfterTime::Literal {
+        Ok(AfterTime::Literal {
             minus,
             lit: input.parse()?,
-        }
+        })
     } else if input.peek(Lit) {
-        AfterTime::Literal {
+        Ok(AfterTime::Literal {
             minus: None,
             lit: input.parse()?,
-        }
+        })
     } else {
-        AfterTime::Function(input.call(Path::parse_mod_style).map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                "expected how long after entering the state, like `after 30m`, or a function \
+        Ok(AfterTime::Function(
+            input.call(Path::parse_mod_style).map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected how long after entering the state, like `after 30m`, or a function \
                  that gives the time, like `after payment_window`",
-            )
-        })?)
-    };
-    Ok(AfterDecl { keyword, time })
+                )
+            })?,
+        ))
+    }
 }
 
 fn parse_deadline(

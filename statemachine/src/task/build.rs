@@ -1,0 +1,100 @@
+//! Support for generated code: builds tasks in `const` context and from a machine's
+//! data. Not public API: nothing here is covered by semver.
+
+use std::time::Duration;
+
+use super::{
+    Completers, Delegation, EscalateTo, Escalation, EscalationInfo, Groups, Person, Task, TaskInfo,
+};
+use crate::timer::Due;
+
+/// Builds a [`TaskInfo`] in a `const` context.
+#[allow(clippy::too_many_arguments)]
+pub const fn task_info(
+    state: &'static str,
+    assignee: Option<&'static str>,
+    candidates: &'static [&'static str],
+    outcomes: &'static [&'static str],
+    completers: Completers,
+    admins: &'static [&'static str],
+    due: Option<&'static str>,
+    reminders: &'static [&'static str],
+    escalations: &'static [EscalationInfo],
+    delegation: Delegation,
+) -> TaskInfo {
+    TaskInfo {
+        state,
+        assignee,
+        candidates,
+        outcomes,
+        completers,
+        admins,
+        due,
+        reminders,
+        escalations,
+        delegation,
+    }
+}
+
+/// Builds an [`EscalationInfo`] in a `const` context.
+pub const fn escalation_info(
+    after: &'static str,
+    delay: Option<Duration>,
+    to: EscalateTo,
+    target: &'static [&'static str],
+) -> EscalationInfo {
+    EscalationInfo {
+        after,
+        delay,
+        to,
+        target,
+    }
+}
+
+/// The task of a machine: its candidates without repeats, in first-seen order.
+pub fn task(
+    info: &'static TaskInfo,
+    assignee: Option<String>,
+    candidates: Vec<String>,
+    due: Option<Due>,
+    reminders: Vec<Due>,
+    escalations: Vec<Escalation>,
+) -> Task {
+    Task {
+        info,
+        assignee,
+        candidates: dedup(candidates),
+        due,
+        reminders,
+        escalations,
+    }
+}
+
+/// One escalation of a machine's task.
+pub fn escalation(due: Due, to: EscalateTo, target: Vec<String>) -> Escalation {
+    let target = match to {
+        EscalateTo::Assignee => target.into_iter().take(1).collect(),
+        EscalateTo::Candidates => dedup(target),
+    };
+    Escalation { due, to, target }
+}
+
+/// The person a field or a function's result names.
+pub fn person<T: Person + ?Sized>(value: &T) -> Option<String> {
+    value.person()
+}
+
+/// Appends the groups a field or a function's result names.
+pub fn groups<T: Groups + ?Sized>(value: &T, out: &mut Vec<String>) {
+    value.groups(out);
+}
+
+fn dedup(values: Vec<String>) -> Vec<String> {
+    let mut seen = Vec::with_capacity(values.len());
+    for value in values {
+        if !seen.contains(&value) {
+            seen.push(value);
+        }
+    }
+    seen
+}
