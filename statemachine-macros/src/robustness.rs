@@ -131,6 +131,23 @@ const VOCABULARY: &[&str] = &[
     "0s",
     "2w",
     "payment_window",
+    "task",
+    "assignee",
+    "candidates",
+    "outcomes",
+    "complete",
+    "by",
+    "admins",
+    "due",
+    "remind",
+    "escalate",
+    "to",
+    "delegate",
+    "keeps",
+    "restarts",
+    "never",
+    "sla",
+    ".",
 ];
 
 fn leaf() -> impl Strategy<Value = Node> {
@@ -204,6 +221,31 @@ const TABLES: &[(&str, &[&str])] = &[
             "Awaiting + after 48h => Expired;",
             "Escalated | Awaiting after 1d / remind;",
             "Escalated + after 7d => Expired;",
+        ],
+    ),
+    (
+        "pub machine Expense(ExpenseData)",
+        &[
+            "version 1;",
+            "initial state Draft;",
+            "state Review { approvers: Vec<String> }",
+            "state Finance;",
+            "final state Approved;",
+            "final state Rejected;",
+            "event submit { approvers: Vec<String> }",
+            "event approve;",
+            "event reject;",
+            "Draft + submit => Review;",
+            "Review + approve => Finance;",
+            "Review | Finance + reject => Rejected;",
+            "Finance + approve => Approved;",
+            "Finance + after 5d => Rejected;",
+            "task Review { assignee data.manager; candidates \"managers\", state.approvers; \
+             outcomes approve, reject; admins \"root\"; due 1d; remind after 20h; \
+             escalate after 2d to assignee data.director; \
+             escalate after 3d to candidates groups_of; delegate keeps sla; }",
+            "task Finance { candidates \"finance\"; outcomes approve, reject; \
+             complete by assignee, candidates; due finance_due; delegate never; }",
         ],
     ),
     (

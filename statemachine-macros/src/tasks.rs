@@ -83,9 +83,6 @@ pub(crate) fn lower(
     let mut complete = true;
     let mut tasks: Vec<Task> = Vec::new();
     for decl in decls {
-        for error in &decl.errors {
-            errors.push_error(error.clone());
-        }
         for attr in &decl.attrs {
             errors.push_spanned(
                 attr,

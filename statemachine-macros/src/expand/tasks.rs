@@ -1,7 +1,7 @@
 //! Human tasks: the `TaskInfo` of each task state (in the definition), `Order<S>::task()`
 //! on task states and `AnyOrder::task()`.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
 
@@ -25,10 +25,10 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
         let info = info_const(task.state);
         let value = info_value(ctx, task);
         let assignee = match &task.assignee {
-            Some(party) => person(party),
+            Some(party) => person(ctx, state_ident, party),
             None => quote!(::core::option::Option::None),
         };
-        let candidates = groups(&task.candidates);
+        let candidates = groups(ctx, state_ident, &task.candidates);
         let due = match &task.due {
             Some(time) => {
                 let due = time_due(ctx, state_ident, time);
@@ -49,13 +49,13 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
                 let due = time_due(ctx, state_ident, &escalation.time);
                 let (to, target) = match escalation.whom {
                     Whom::Assignee => {
-                        let person = escalation.parties.first().map(person);
+                        let person = escalation.parties.first().map(|p| person(ctx, state_ident, p));
                         (
                             quote!(Assignee),
                             quote!(::core::iter::Iterator::collect(::core::iter::IntoIterator::into_iter(#person))),
                         )
                     }
-                    Whom::Candidates => (quote!(Candidates), groups(&escalation.parties)),
+                    Whom::Candidates => (quote!(Candidates), groups(ctx, state_ident, &escalation.parties)),
                 };
                 quote! {
                     ::statemachine::__private::task::escalation(
@@ -132,43 +132,27 @@ fn time_due(ctx: &Context<'_>, state: &Ident, time: &TaskTime) -> TokenStream {
 }
 
 /// The person a party names, as an `Option<String>`, reading `__data` and `__state`.
-fn person(party: &Party) -> TokenStream {
-    let private = quote!(::statemachine::__private::task);
+fn person(ctx: &Context<'_>, state: &Ident, party: &Party) -> TokenStream {
     match party {
         Party::Literal(lit) => {
             quote!(::core::option::Option::Some(::std::string::String::from(#lit)))
         }
-        Party::Data(field) => {
-            let span = field.span();
-            quote_spanned!(span=> #private::person(&__data.#field))
-        }
-        Party::State(field) => {
-            let span = field.span();
-            quote_spanned!(span=> #private::person(&__state.#field))
-        }
-        Party::Function(path) => {
-            let span = syn::spanned::Spanned::span(path);
-            quote_spanned!(span=> #private::person(&#path(__data, __state)))
+        _ => {
+            let (value, span) = read(ctx, state, party);
+            let call = super::respan(quote!(::statemachine::__private::task::person), span);
+            quote_spanned!(span=> #call(&#value))
         }
     }
 }
 
 /// The groups parties name, as a `Vec<String>`, reading `__data` and `__state`.
-fn groups(parties: &[Party]) -> TokenStream {
-    let private = quote!(::statemachine::__private::task);
+fn groups(ctx: &Context<'_>, state: &Ident, parties: &[Party]) -> TokenStream {
     let pushes = parties.iter().map(|party| match party {
         Party::Literal(lit) => quote!(__groups.push(::std::string::String::from(#lit));),
-        Party::Data(field) => {
-            let span = field.span();
-            quote_spanned!(span=> #private::groups(&__data.#field, &mut __groups);)
-        }
-        Party::State(field) => {
-            let span = field.span();
-            quote_spanned!(span=> #private::groups(&__state.#field, &mut __groups);)
-        }
-        Party::Function(path) => {
-            let span = syn::spanned::Spanned::span(path);
-            quote_spanned!(span=> #private::groups(&#path(__data, __state), &mut __groups);)
+        _ => {
+            let (value, span) = read(ctx, state, party);
+            let call = super::respan(quote!(::statemachine::__private::task::groups), span);
+            quote_spanned!(span=> #call(&#value, &mut __groups);)
         }
     });
     quote! {{
@@ -177,6 +161,30 @@ fn groups(parties: &[Party]) -> TokenStream {
         #(#pushes)*
         __groups
     }}
+}
+
+/// What a field or a function gives, and the span to report its errors at.
+fn read(ctx: &Context<'_>, state: &Ident, party: &Party) -> (TokenStream, Span) {
+    match party {
+        Party::Data(field) => {
+            let span = field.span();
+            (quote_spanned!(span=> __data.#field), span)
+        }
+        Party::State(field) => {
+            let span = field.span();
+            (quote_spanned!(span=> __state.#field), span)
+        }
+        Party::Function(path) => {
+            let span = syn::spanned::Spanned::span(path);
+            let data = &ctx.data;
+            let call = super::respan(
+                quote!(::statemachine::__private::task::call::<#data, #state, _, _>),
+                span,
+            );
+            (quote_spanned!(span=> #call(#path, __data, __state)), span)
+        }
+        Party::Literal(lit) => (quote!(#lit), lit.span()),
+    }
 }
 
 /// The task's `TaskInfo`, in a `const` context.

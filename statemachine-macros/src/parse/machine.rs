@@ -216,7 +216,14 @@ impl Parse for MachineSyntax {
         let mut errors = Vec::new();
         while !content.is_empty() {
             match content.call(parse_item) {
-                Ok(item) => items.push(item),
+                Ok(mut item) => {
+                    // A task's clauses recover from their own syntax errors; they count
+                    // as the table's.
+                    if let Item::Task(task) = &mut item {
+                        errors.append(&mut task.errors);
+                    }
+                    items.push(item);
+                }
                 Err(error) => {
                     errors.push(error);
                     skip_past_semicolon(&content)?;

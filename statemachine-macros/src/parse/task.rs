@@ -30,7 +30,7 @@ pub(crate) struct TaskDecl {
     pub state: Ident,
     /// The clauses that parsed, in the order written.
     pub clauses: Vec<TaskClause>,
-    /// Syntax errors inside the braces.
+    /// Syntax errors inside the braces, moved to the table's when the item is kept.
     pub errors: Vec<syn::Error>,
 }
 
@@ -346,26 +346,24 @@ fn parse_party(input: ParseStream) -> syn::Result<Party> {
         input.parse::<Token![.]>()?;
         return parse_field(input, "data").map(Party::Data);
     }
-    if input.peek(Ident) && input.peek2(Token![.]) {
-        let base: Ident = input.parse()?;
-        return Err(syn::Error::new(
-            base.span(),
+    let path = input.call(Path::parse_mod_style).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected who: a name like `\"managers\"`, a field like `data.manager` or \
+             `state.approver`, or a function of the data and the state",
+        )
+    })?;
+    if input.peek(Token![.]) {
+        return Err(syn::Error::new_spanned(
+            &path,
             format!(
-                "`{base}.` is not something a task can read: write `data.field` for a field of \
-                 the shared data or `state.field` for one of the state's"
+                "`{}.` is not something a task can read: write `data.field` for a field of the \
+                 shared data or `state.field` for one of the state's",
+                crate::render::text(&path)
             ),
         ));
     }
-    input
-        .call(Path::parse_mod_style)
-        .map(Party::Function)
-        .map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                "expected who: a name like `\"managers\"`, a field like `data.manager` or \
-             `state.approver`, or a function of the data and the state",
-            )
-        })
+    Ok(Party::Function(path))
 }
 
 fn parse_field(input: ParseStream, base: &str) -> syn::Result<Ident> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::{
     Completers, Delegation, EscalateTo, Escalation, EscalationInfo, Groups, Person, Task, TaskInfo,
 };
+use crate::signature::{Arg, Call};
 use crate::timer::Due;
 
 /// Builds a [`TaskInfo`] in a `const` context.
@@ -97,4 +98,38 @@ fn dedup(values: Vec<String>) -> Vec<String> {
         }
     }
     seen
+}
+
+/// What a function that names a task's people or groups takes: `(&Data, &State)`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a task's function on state `{S}` takes `(&{D}, &{S})`, not `{Self}`",
+    label = "expected `fn(&{D}, &{S}) -> T`",
+    note = "a function after `assignee`, `candidates` or `escalate .. to` is `fn(data: &{D}, state: &{S}) -> T`, where `T` names a person (`String`, `Option<String>`) or groups (`Vec<String>`)"
+)]
+pub trait TaskArgs<'a, D, S>: Sized {
+    /// The arguments.
+    fn __new(data: &'a D, state: &'a S) -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<'a, D, S, A1, A2> TaskArgs<'a, D, S> for (A1, A2)
+where
+    D: 'a,
+    S: 'a,
+    &'a D: Arg<A1>,
+    &'a S: Arg<A2>,
+{
+    fn __new(data: &'a D, state: &'a S) -> Self {
+        (data.__into_arg(), state.__into_arg())
+    }
+}
+
+/// Calls a function that names a task's people or groups.
+pub fn call<'a, D, S, F, A>(function: F, data: &'a D, state: &'a S) -> F::Output
+where
+    F: Call<A>,
+    A: TaskArgs<'a, D, S>,
+{
+    function.__call(A::__new(data, state))
 }

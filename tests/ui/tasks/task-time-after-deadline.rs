@@ -1,0 +1,35 @@
+use statemachine::state_machine;
+
+state_machine! {
+    pub machine Expense(ExpenseData) {
+        version 1;
+        initial state Draft;
+        state Review;
+        final state Approved;
+        final state Rejected;
+        event submit;
+        event approve;
+        event reject;
+        Draft + submit => Review;
+        Review + approve => Approved;
+        Review + reject => Rejected;
+        Review + after 2d => Rejected;
+        task Review {
+            assignee data.manager;
+            outcomes approve, reject;
+            escalate after 2d to candidates "leads";
+            delegate keeps sla;
+            remind after 3d;
+            due 4d;
+        }
+    }
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct ExpenseData {
+    manager: String,
+    amount: u64,
+    groups: Vec<String>,
+}
+
+fn main() {}
