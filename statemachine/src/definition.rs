@@ -180,7 +180,8 @@ impl Definition {
     /// Renders the table as a Mermaid `stateDiagram-v2`.
     ///
     /// Each transition is an arrow labelled `event [guard] / action`; a transition from
-    /// several states is drawn once per source.
+    /// several states is drawn once per source. Reminders are notes on the right of
+    /// their state, human tasks notes on the left listing the task's clauses.
     pub fn to_mermaid(&self) -> String {
         let mut out = String::from("stateDiagram-v2\n");
         let _ = writeln!(out, "    [*] --> {}", self.initial.name);
@@ -191,6 +192,14 @@ impl Definition {
         }
         for timer in self.reminders() {
             let _ = writeln!(out, "    note right of {}: {}", timer.state, timer.name);
+        }
+        for task in self.tasks() {
+            let _ = writeln!(
+                out,
+                "    note left of {}: task<br/>{}",
+                task.state,
+                task.clauses().join("<br/>")
+            );
         }
         for state in self.finals() {
             let _ = writeln!(out, "    {} --> [*]", state.name);
@@ -206,7 +215,8 @@ impl Definition {
 
     /// Renders the table as a Graphviz `digraph`.
     ///
-    /// Final states are drawn with a double border; a point marks the start.
+    /// Final states are drawn with a double border; a point marks the start; human-task
+    /// states are filled, with the task's clauses beside them.
     pub fn to_dot(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "digraph {} {{", self.name);
@@ -216,6 +226,15 @@ impl Definition {
         for state in self.states {
             if state.is_final {
                 let _ = writeln!(out, "    {} [peripheries=2];", state.name);
+            }
+            if let Some(task) = state.task {
+                let clauses = task.clauses().join("\\l");
+                let _ = writeln!(
+                    out,
+                    "    {} [style=\"rounded,filled\", fillcolor=lightyellow, xlabel=\"task\\l{}\\l\"];",
+                    state.name,
+                    clauses.replace('"', "\\\"")
+                );
             }
         }
         let _ = writeln!(out, "    __start -> {};", self.initial.name);

@@ -397,3 +397,34 @@ fn an_escalation_to_groups_leaves_the_task_unheld() {
         Ok(())
     );
 }
+
+#[test]
+fn diagrams_show_each_task_beside_its_state() {
+    let definition = AnyExpense::DEFINITION;
+    let review = definition.task("ManagerReview").unwrap();
+    assert_eq!(
+        review.to_string(),
+        "task ManagerReview { assignee data.manager; candidates \"managers\"; outcomes approve, \
+         reject, request_changes; admins \"expense-admin\"; due 1d; remind after 1d; escalate \
+         after 2d to assignee data.skip_manager; escalate after 3d to candidates \
+         \"finance-leads\", data.backup_groups; delegate keeps sla; }"
+    );
+    let mermaid = definition.to_mermaid();
+    assert!(
+        mermaid.contains(
+            "    note left of FinanceReview: task<br/>candidates state.reviewers, finance_groups\
+             <br/>outcomes finance_approve, reject<br/>complete by assignee, candidates\
+             <br/>due finance_due<br/>delegate never\n"
+        ),
+        "{mermaid}"
+    );
+    let dot = definition.to_dot();
+    assert!(
+        dot.contains(
+            "    ManagerReview [style=\"rounded,filled\", fillcolor=lightyellow, \
+             xlabel=\"task\\lassignee data.manager\\lcandidates \\\"managers\\\"\\l"
+        ),
+        "{dot}"
+    );
+    assert!(!dot.contains("Draft [style"), "{dot}");
+}

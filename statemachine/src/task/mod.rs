@@ -146,6 +146,57 @@ impl TaskInfo {
     pub fn is_outcome(&self, event: &str) -> bool {
         self.outcomes.contains(&event)
     }
+
+    /// The task's clauses as the table writes them, in a fixed order: `assignee ..`,
+    /// `candidates ..`, `outcomes ..`, `complete by ..`, `admins ..`, `due ..`,
+    /// `remind after ..`, `escalate after .. to ..`, `delegate ..`. What diagrams print.
+    pub fn clauses(&self) -> Vec<String> {
+        let mut clauses = Vec::new();
+        if let Some(assignee) = self.assignee {
+            clauses.push(format!("assignee {assignee}"));
+        }
+        if !self.candidates.is_empty() {
+            clauses.push(format!("candidates {}", self.candidates.join(", ")));
+        }
+        clauses.push(format!("outcomes {}", self.outcomes.join(", ")));
+        if self.completers == Completers::AssigneeOrCandidates {
+            clauses.push("complete by assignee, candidates".to_owned());
+        }
+        if !self.admins.is_empty() {
+            let admins: Vec<String> = self.admins.iter().map(|a| format!("{a:?}")).collect();
+            clauses.push(format!("admins {}", admins.join(", ")));
+        }
+        if let Some(due) = self.due {
+            clauses.push(format!("due {due}"));
+        }
+        for reminder in self.reminders {
+            clauses.push(format!("remind after {reminder}"));
+        }
+        for escalation in self.escalations {
+            let to = match escalation.to {
+                EscalateTo::Assignee => "assignee",
+                EscalateTo::Candidates => "candidates",
+            };
+            clauses.push(format!(
+                "escalate after {} to {to} {}",
+                escalation.after,
+                escalation.target.join(", ")
+            ));
+        }
+        clauses.push(format!("delegate {}", self.delegation));
+        clauses
+    }
+}
+
+/// `task State { clause; .. }`, as the table would write it.
+impl fmt::Display for TaskInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task {} {{ ", self.state)?;
+        for clause in self.clauses() {
+            write!(f, "{clause}; ")?;
+        }
+        f.write_str("}")
+    }
 }
 
 /// One escalation of a [`Task`], with its target taken from the machine's data.
