@@ -166,6 +166,7 @@ pub(crate) const RESERVED_EVENT_NAMES: &[&str] = &[
     "audit_mut",
     "snapshot",
     "timers",
+    "task",
 ];
 
 /// Event names are snake_case, because each names a method, and do not clash with the
@@ -190,8 +191,13 @@ pub(crate) fn event_name_problem(machine: &Machine, event: &crate::model::Event)
         ));
     }
     RESERVED_EVENT_NAMES.contains(&name.as_str()).then(|| {
+        let whose = if name == "task" {
+            "the human-task states have"
+        } else {
+            "every machine has"
+        };
         format!(
-            "event `{name}` would clash with the method `{}::{name}` every machine has; rename the event",
+            "event `{name}` would clash with the method `{}::{name}` {whose}; rename the event",
             machine.name
         )
     })
