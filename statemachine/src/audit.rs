@@ -108,6 +108,14 @@ pub enum RecordKind {
     Applied,
     /// The event was refused (not allowed, or a guard said no); nothing changed.
     Refused,
+    /// An action on the instance's human task (claim, release, delegate, escalate,
+    /// remind): `event` names it, `reason` carries a delegation's note, `payload` the
+    /// assignment after it. The machine did not move; `seq` is its sequence number.
+    Task,
+    /// An action on the instance's human task that was refused (the actor may not take
+    /// it): `event` names it (or the outcome event a completion fired), `reason` says
+    /// why. Nothing changed.
+    TaskRefused,
 }
 
 impl RecordKind {
@@ -117,12 +125,14 @@ impl RecordKind {
             Self::Created => "created",
             Self::Applied => "applied",
             Self::Refused => "refused",
+            Self::Task => "task",
+            Self::TaskRefused => "task_refused",
         }
     }
 
     /// Whether the record moved the sequence number (`created` or `applied`).
     pub fn is_transition(self) -> bool {
-        !matches!(self, Self::Refused)
+        matches!(self, Self::Created | Self::Applied)
     }
 
     /// Parses a stored kind.
@@ -131,6 +141,8 @@ impl RecordKind {
             "created" => Some(Self::Created),
             "applied" => Some(Self::Applied),
             "refused" => Some(Self::Refused),
+            "task" => Some(Self::Task),
+            "task_refused" => Some(Self::TaskRefused),
             _ => None,
         }
     }

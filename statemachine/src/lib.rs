@@ -50,7 +50,8 @@ pub use id::InstanceId;
 pub use machine::{Event, StateMachine};
 pub use replay::{ReplayError, replay};
 pub use repository::{
-    Applied, ApplyError, Failed, Fired, Meta, Repository, TIMER_ACTOR, TimerError,
+    Applied, ApplyError, Failed, Fired, Meta, OpenTask, Repository, TIMER_ACTOR, TaskError,
+    TimerError,
 };
 pub use snapshot::{RestoreError, Snapshot, SnapshotError, StateSnapshot};
 #[cfg(feature = "sqlite")]

@@ -7,8 +7,10 @@ use serde_json::json;
 
 mod apply;
 mod reads;
+mod tasks;
 mod timers;
 
+pub use tasks::{OpenTask, TaskError};
 #[cfg(feature = "worker")]
 pub(crate) use timers::panic_message;
 pub use timers::{Fired, TIMER_ACTOR, TimerError};
@@ -149,6 +151,16 @@ pub enum ApplyError<M: StateMachine> {
         event: M::Event,
         /// What the key's first use did.
         first: Box<FirstResult>,
+    },
+    /// The event completes a human task, and the caller may not complete it (see
+    /// [`Assignment::authorize`](crate::task::Assignment::authorize)): the instance is
+    /// unchanged and the refusal is in its audit trail. Holds the event.
+    #[error("event `{}` was not applied: {refusal}", event.name())]
+    Unauthorized {
+        /// The event, handed back.
+        event: M::Event,
+        /// Why the caller may not complete the task.
+        refusal: crate::task::TaskRefusal,
     },
     /// The store failed, or other writers kept winning until the retries ran out.
     /// Holds the event, so the caller can try again; the store's error is the
@@ -302,10 +314,14 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             idempotency_key,
         };
         let timers = armed(&machine, at);
-        match self
-            .store
-            .create(&snapshot, std::slice::from_ref(&record), &timers, at)
-        {
+        let task = tasks::entered(&machine, at);
+        match self.store.create(
+            &snapshot,
+            std::slice::from_ref(&record),
+            &timers,
+            task.as_ref(),
+            at,
+        ) {
             Ok(()) => Ok(self.attach(machine)),
             Err(error) => Err(Failed::new(machine, error)),
         }
@@ -410,6 +426,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             records: Vec<AuditRecord>,
             key: Option<String>,
             timers: Vec<ArmedTimer>,
+            task: Option<crate::store::TaskRow>,
         }
         let mut pending = Vec::with_capacity(machines.len());
         let fail = |pending: Vec<(Arc<crate::Journal>, Pending)>, error: StoreError| {
@@ -495,6 +512,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                     records,
                     key: machine.audit().caller().2,
                     timers: Vec::new(),
+                    task: None,
                 },
             ));
         }
@@ -502,6 +520,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         for (machine, (_, p)) in machines.iter().zip(&mut pending) {
             if p.snapshot.is_some() {
                 p.timers = armed(machine, at);
+                p.task = tasks::entered(machine, at);
             }
         }
         let commits: Vec<Commit<'_>> = machines
@@ -517,6 +536,11 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 at,
                 timers: &p.timers,
                 fired: None,
+                task: if p.snapshot.is_some() {
+                    tasks::write_for::<M>(p.task.as_ref(), None)
+                } else {
+                    crate::store::TaskWrite::Keep
+                },
             })
             .collect();
         let result = match commits.as_slice() {

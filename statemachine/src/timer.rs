@@ -82,6 +82,12 @@ pub enum TimerKind {
     /// It runs an action and leaves the machine in the state
     /// (`AwaitingPayment after 20m / remind`).
     Reminder,
+    /// A human task's reminder (`remind after 20h` in a `task`): it reminds whoever
+    /// holds the task and changes nothing else.
+    TaskReminder,
+    /// A human task's escalation (`escalate after 2d to ..` in a `task`): it hands the
+    /// task on; the machine stays in its state.
+    TaskEscalation,
 }
 
 impl TimerKind {
@@ -90,7 +96,15 @@ impl TimerKind {
         match self {
             Self::Deadline => "deadline",
             Self::Reminder => "reminder",
+            Self::TaskReminder => "task_reminder",
+            Self::TaskEscalation => "task_escalation",
         }
+    }
+
+    /// Whether it is a human task's reminder or escalation: it changes the task, not the
+    /// machine.
+    pub fn is_task(self) -> bool {
+        matches!(self, Self::TaskReminder | Self::TaskEscalation)
     }
 
     /// Parses a stored kind.
@@ -98,6 +112,8 @@ impl TimerKind {
         match text {
             "deadline" => Some(Self::Deadline),
             "reminder" => Some(Self::Reminder),
+            "task_reminder" => Some(Self::TaskReminder),
+            "task_escalation" => Some(Self::TaskEscalation),
             _ => None,
         }
     }

@@ -90,6 +90,7 @@ async fn call(worker: &Worker, ctx: &StepContext, _: &mut Work) -> Result<(), St
                     at: std::time::SystemTime::now(),
                     timers: &[],
                     fired: None,
+                    task: statemachine::store::TaskWrite::Keep,
                 })
                 .unwrap();
         }

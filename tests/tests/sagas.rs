@@ -424,6 +424,7 @@ async fn resume_finishes_what_a_crash_interrupted_with_the_same_keys() {
         at: std::time::SystemTime::now(),
         timers: &[],
         fired: None,
+        task: statemachine::store::TaskWrite::Keep,
     };
     store.commit(&commit).unwrap();
     let resumed = executor.resume().await.unwrap();

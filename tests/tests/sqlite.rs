@@ -11,7 +11,7 @@ fn a_new_file_gets_the_current_schema_and_keeps_data_across_opens() {
     let db = dir.path().join("accounts.db");
     {
         let store = SqliteStore::open(&db).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 3);
+        assert_eq!(store.schema_version().unwrap(), 4);
         assert_eq!(store.synchronous(), Synchronous::Full);
         let repo = Repository::<AnyAccount, _>::new(store);
         repo.create(Account::new("a-1", Ledger::default()).into())
@@ -41,7 +41,7 @@ fn a_file_from_a_newer_release_is_refused() {
         Err(
             error @ StoreError::Schema {
                 found: 99,
-                supported: 3,
+                supported: 4,
             },
         ) => {
             assert!(error.to_string().contains("upgrade statemachine"));
@@ -87,6 +87,8 @@ fn a_schema_1_file_is_upgraded_and_its_keys_still_answer() {
     }
     // What schema 1 looked like.
     tamper(&db, "DROP TABLE statemachine_timers", []).unwrap();
+    tamper(&db, "DROP TABLE statemachine_tasks", []).unwrap();
+    tamper(&db, "DROP TABLE statemachine_task_groups", []).unwrap();
     tamper(
         &db,
         "ALTER TABLE statemachine_idempotency DROP COLUMN fingerprint",
@@ -95,7 +97,7 @@ fn a_schema_1_file_is_upgraded_and_its_keys_still_answer() {
     .unwrap();
     tamper(&db, "UPDATE statemachine_schema SET version = 1", []).unwrap();
     let store = SqliteStore::open(&db).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
     let repo = Repository::<AnyAccount, _>::new(store);
     let again = repo
         .apply(&"a-1".into(), Deposit { cents: 7 }, &Meta::new().key("k-1"))
@@ -163,7 +165,7 @@ fn a_schema_2_file_is_upgraded_in_place_and_keeps_timers() {
     assert_eq!(before, 2, "the fixture is a schema 2 file");
 
     let store = SqliteStore::open(&db).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
     let repo = Repository::<AnyAccount, _>::new(store);
     let a1 = repo.load(&"a-1".into()).unwrap();
     assert_eq!((a1.seq(), a1.data().balance), (1, 7));
@@ -181,7 +183,7 @@ fn a_schema_2_file_is_upgraded_in_place_and_keeps_timers() {
         due_at,
     };
     repo.store()
-        .create(&snapshot, &[], &[timer], due_at)
+        .create(&snapshot, &[], &[timer], None, due_at)
         .unwrap();
     let due = repo
         .store()
@@ -197,5 +199,103 @@ fn a_schema_2_file_is_upgraded_in_place_and_keeps_timers() {
     assert_eq!(due[0].name, "after 1m");
     drop(repo);
     // Opening it again does not upgrade twice.
-    assert_eq!(SqliteStore::open(&db).unwrap().schema_version().unwrap(), 3);
+    assert_eq!(SqliteStore::open(&db).unwrap().schema_version().unwrap(), 4);
+}
+
+/// A file written by schema 3 (the release before human tasks, kept in
+/// `tests/fixtures/sqlite/schema-3.db`) is upgraded in place when opened: its instances,
+/// trails, keys and armed timers are all there, and it keeps tasks and task records from
+/// then on.
+#[test]
+fn a_schema_3_file_is_upgraded_in_place_and_keeps_tasks() {
+    use statemachine::store::{Claim, TaskRow, TaskStore, TaskUpdate, TimerStore};
+    use statemachine::{AuditRecord, RecordKind, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("schema-3.db");
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sqlite/schema-3.db");
+    std::fs::copy(&fixture, &db).unwrap();
+    let before: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT version FROM statemachine_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(before, 3, "the fixture is a schema 3 file");
+
+    let store = SqliteStore::open(&db).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 4);
+    let repo = Repository::<AnyAccount, _>::new(store);
+    let a1 = repo.load(&"a-1".into()).unwrap();
+    assert_eq!((a1.seq(), a1.data().balance), (1, 7));
+    let history = repo.history(&"a-1".into()).unwrap();
+    assert_eq!(history.len(), 2, "the trail was copied whole");
+    assert_eq!(history[1].kind, RecordKind::Applied);
+    let again = repo
+        .apply(&"a-1".into(), Deposit { cents: 7 }, &Meta::new().key("k-1"))
+        .unwrap();
+    assert!(again.duplicate, "keys written by schema 3 still answer");
+    let epoch = std::time::SystemTime::UNIX_EPOCH;
+    let due = repo
+        .store()
+        .claim_due(&Claim {
+            machines: &["Account"],
+            now: epoch + std::time::Duration::from_secs(60),
+            limit: 10,
+            worker: "test",
+            lease: std::time::Duration::from_secs(1),
+        })
+        .unwrap();
+    assert_eq!(due.len(), 1, "the armed timer was copied");
+    assert_eq!(
+        (due[0].id.as_str(), due[0].name.as_str()),
+        ("a-2", "after 1m")
+    );
+
+    // Task rows and task records are stored from now on.
+    let task = TaskRow {
+        machine: "Account".into(),
+        id: "a-3".into(),
+        seq: 0,
+        state: "Open".into(),
+        assignee: None,
+        candidates: vec!["tellers".into()],
+        due_at: None,
+        entered_at: epoch,
+        escalations: 0,
+        revision: 0,
+    };
+    let snapshot = Account::new("a-3", Ledger::default()).snapshot().unwrap();
+    repo.store()
+        .create(&snapshot, &[], &[], Some(&task), epoch)
+        .unwrap();
+    let record = AuditRecord {
+        kind: RecordKind::Task,
+        event: Some("claim".into()),
+        ..history[1].clone()
+    };
+    let record = AuditRecord {
+        id: "a-3".into(),
+        seq: 0,
+        ..record
+    };
+    repo.store()
+        .update_task(&TaskUpdate {
+            machine: "Account",
+            id: &"a-3".into(),
+            seq: 0,
+            revision: 0,
+            assignee: Some("ted"),
+            candidates: &["tellers".to_owned()],
+            due_at: None,
+            escalations: 0,
+            records: std::slice::from_ref(&record),
+            fired: None,
+            rearm: None,
+        })
+        .unwrap();
+    let trail = repo.history(&"a-3".into()).unwrap();
+    assert_eq!(trail.last().map(|r| r.kind), Some(RecordKind::Task));
+    drop(repo);
+    // Opening it again does not upgrade twice.
+    assert_eq!(SqliteStore::open(&db).unwrap().schema_version().unwrap(), 4);
 }

@@ -45,9 +45,10 @@ mod sqlite {
             snapshot: &Snapshot,
             records: &[AuditRecord],
             timers: &[statemachine::store::ArmedTimer],
+            task: Option<&statemachine::store::TaskRow>,
             at: SystemTime,
         ) -> Result<(), StoreError> {
-            self.store.create(snapshot, records, timers, at)
+            self.store.create(snapshot, records, timers, task, at)
         }
         fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
             self.store.load(machine, id)

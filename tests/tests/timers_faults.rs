@@ -45,9 +45,10 @@ impl Store for Flaky {
         snapshot: &Snapshot,
         records: &[AuditRecord],
         timers: &[ArmedTimer],
+        task: Option<&statemachine::store::TaskRow>,
         at: SystemTime,
     ) -> Result<(), StoreError> {
-        self.inner.create(snapshot, records, timers, at)
+        self.inner.create(snapshot, records, timers, task, at)
     }
     fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
         if take_one(&self.panicking_loads) {

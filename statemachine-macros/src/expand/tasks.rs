@@ -94,6 +94,37 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     }
 }
 
+/// The timers the task on `state` arms, as (name, `Timer::new(..)` tokens): its
+/// reminders (`remind after 20h`), then its escalations (`escalate after 2d`). The
+/// repository arms them with the state's other timers; the worker fires them as task
+/// timers, which change the task and not the machine.
+pub(super) fn timers(ctx: &Context<'_>, state: usize) -> Vec<(String, TokenStream)> {
+    let machine = ctx.machine;
+    let Some(task) = machine.tasks.iter().find(|t| t.state == state) else {
+        return Vec::new();
+    };
+    let state_ident = &machine.states[state].name;
+    let reminders = task
+        .reminders
+        .iter()
+        .map(|r| (r, "remind", quote!(TaskReminder)));
+    let escalations = task
+        .escalations
+        .iter()
+        .map(|e| (&e.time, "escalate", quote!(TaskEscalation)));
+    reminders
+        .chain(escalations)
+        .filter(|(time, _, _)| !matches!(time.after, After::Invalid))
+        .map(|(time, verb, kind)| {
+            let name = format!("{verb} after {}", time.after.text());
+            let due = time_due(ctx, state_ident, time);
+            let tokens =
+                quote!(::statemachine::Timer::new(#name, ::statemachine::TimerKind::#kind, #due));
+            (name, tokens)
+        })
+        .collect()
+}
+
 /// `AnyOrder::task()` and the `StateMachine::task` that calls it.
 pub(super) fn any_methods(ctx: &Context<'_>) -> (TokenStream, TokenStream) {
     let machine = ctx.machine;

@@ -83,24 +83,33 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     for (state, state_decl) in machine.states.iter().enumerate() {
         let state_ident = &state_decl.name;
         let timers = machine.timers_of(state);
-        let listed = timers.iter().map(|timer| {
-            let timer_name = timer.name;
-            let kind = kind(timer);
-            let due = due(ctx, state_ident, &timer.first().after);
-            quote!(::statemachine::Timer::new(#timer_name, #kind, #due))
-        });
-        let doc = if timers.is_empty() {
+        let task_timers = super::tasks::timers(ctx, state);
+        let listed = timers
+            .iter()
+            .map(|timer| {
+                let timer_name = timer.name;
+                let kind = kind(timer);
+                let due = due(ctx, state_ident, &timer.first().after);
+                quote!(::statemachine::Timer::new(#timer_name, #kind, #due))
+            })
+            .chain(task_timers.iter().map(|(_, tokens)| tokens.clone()));
+        let names: Vec<&str> = timers
+            .iter()
+            .map(|t| t.name)
+            .chain(task_timers.iter().map(|(name, _)| name.as_str()))
+            .collect();
+        let doc = if names.is_empty() {
             format!("`{state_ident}` arms no timer: an empty list.")
         } else {
             format!(
-                "The timers `{state_ident}` arms, in the order of the table, each with when it \
-                 comes due: {}.",
-                crate::model::quoted_list(timers.iter().map(|t| t.name))
+                "The timers `{state_ident}` arms, in the order of the table (its task's \
+                 reminders and escalations last), each with when it comes due: {}.",
+                crate::model::quoted_list(names.iter())
             )
         };
         // Inline, so that a state's list is compiled only where it is used: `AnyOrder`'s
         // `timers` does not call the empty ones.
-        let inline = timers.is_empty().then(|| quote!(#[inline]));
+        let inline = names.is_empty().then(|| quote!(#[inline]));
         out.hidden.extend(quote! {
             #[allow(dead_code)]
             impl #name<#state_ident> {
@@ -406,13 +415,23 @@ pub(super) fn any_methods(ctx: &Context<'_>) -> (TokenStream, TokenStream) {
         .filter(|(i, _)| !machine.timers_of(*i).is_empty())
         .map(|(_, s)| &s.name)
         .collect();
+    let listing: Vec<&Ident> = machine
+        .states
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            !machine.timers_of(*i).is_empty() || !super::tasks::timers(ctx, *i).is_empty()
+        })
+        .map(|(_, s)| &s.name)
+        .collect();
     let inherent = quote! {
-        /// The deadlines and reminders the current state arms, in the order of the
-        /// table, each with when it comes due. Empty for a state without timers.
+        /// The deadlines and reminders the current state arms (with its human task's
+        /// reminders and escalations), in the order of the table, each with when it
+        /// comes due. Empty for a state without timers.
         pub fn timers(&self) -> ::std::vec::Vec<::statemachine::Timer> {
             #[allow(unreachable_patterns)]
             match self {
-                #(Self::#armed(__machine) => __machine.timers(),)*
+                #(Self::#listing(__machine) => __machine.timers(),)*
                 _ => ::std::vec::Vec::new(),
             }
         }

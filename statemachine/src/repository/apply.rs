@@ -73,6 +73,9 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             match self.try_apply(id, current, meta) {
                 Ok(applied) => return Ok(applied),
                 Err(Attempt::Rejected(rejected)) => return Err(ApplyError::Rejected(rejected)),
+                Err(Attempt::Unauthorized(event, refusal)) => {
+                    return Err(ApplyError::Unauthorized { event, refusal });
+                }
                 Err(Attempt::Refused(first)) => {
                     return Err(ApplyError::AlreadyRefused {
                         event: spare,
@@ -122,16 +125,33 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         let from = machine.state_name();
         let expected_seq = machine.seq();
         let event_name = event.name();
+        // An outcome of a human task: only those the task allows may fire it.
+        let guard = match self.authorize_outcome(&machine, event_name, meta) {
+            Ok(guard) => guard,
+            Err(super::TaskError::Refused(refusal)) => {
+                return Err(Attempt::Unauthorized(event, refusal));
+            }
+            Err(super::TaskError::Store(error)) => return Err(Attempt::Store(error)),
+            Err(other) => {
+                return Err(Attempt::Store(StoreError::Unstorable {
+                    machine: machine_name.to_owned(),
+                    id: id.clone(),
+                    reason: other.to_string(),
+                    source: None,
+                }));
+            }
+        };
         let take = || pending.as_ref().map(|p| p.take()).unwrap_or_default();
         let outcome = machine.fire(event);
         let records = take();
         let at = self.clock.now();
-        let (snapshot, timers) = match &outcome {
+        let (snapshot, timers, task) = match &outcome {
             Ok(next) => (
                 Some(next.snapshot().map_err(|e| Attempt::Store(e.into()))?),
                 super::armed(next, at),
+                super::tasks::entered(next, at),
             ),
-            Err(_) => (None, Vec::new()),
+            Err(_) => (None, Vec::new(), None),
         };
         let commit = Commit {
             machine: machine_name,
@@ -143,6 +163,11 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             at,
             timers: &timers,
             fired: None,
+            task: if snapshot.is_some() {
+                super::tasks::write_for::<M>(task.as_ref(), guard)
+            } else {
+                crate::store::TaskWrite::Keep
+            },
         };
         match (self.store.commit(&commit).map_err(Attempt::Store)?, outcome) {
             (Committed::Duplicate(first), _) => self.duplicate(id, first),
@@ -176,6 +201,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
 /// How one attempt of [`Repository::apply`] failed.
 enum Attempt<M: StateMachine> {
     Rejected(Rejected<M, M::Event, M::Reason>),
+    Unauthorized(M::Event, crate::task::TaskRefusal),
     Refused(Box<FirstResult>),
     Store(StoreError),
 }

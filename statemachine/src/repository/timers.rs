@@ -29,6 +29,12 @@ pub enum Fired<M> {
     /// The timer can no longer fire: its instance left the state it was armed in (or
     /// the timer fired already). Nothing happened; a worker removes the timer.
     Stale,
+    /// A human task's reminder was recorded, or its escalation handed the task on; the
+    /// machine stays where it is.
+    Task {
+        /// The instance, unchanged.
+        machine: M,
+    },
 }
 
 /// Why a due timer could not fire. Each leaves the instance as it was; a worker sets the
@@ -190,6 +196,20 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             },
         };
         let state = machine.state_name();
+        // A human task's reminder or escalation changes the task, not the machine.
+        if M::DEFINITION.timer(state, &timer.name).is_none()
+            && super::tasks::task_timer_kind::<M>(state, &timer.name).is_some()
+        {
+            let task_timer = DueTimer {
+                kind: super::tasks::task_timer_kind::<M>(state, &timer.name).unwrap_or(timer.kind),
+                ..timer.clone()
+            };
+            return match self.fire_task_timer(&task_timer) {
+                Ok(true) => Ok(Fired::Task { machine }),
+                Ok(false) => Ok(Fired::Stale),
+                Err(error) => Err(store_error(error)),
+            };
+        }
         // What the timer does is the table's to say, not the stored row's.
         let Some(info) = M::DEFINITION.timer(state, &timer.name) else {
             return Err(TimerError::UnknownTimer {
@@ -264,6 +284,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             at,
             timers: &timers,
             fired: Some(fired_timer),
+            task: crate::store::TaskWrite::Keep,
         };
         let committed = match self.store.commit(&commit) {
             Ok(committed) => committed,
@@ -361,6 +382,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             at,
             timers: &[],
             fired: Some(fired),
+            task: crate::store::TaskWrite::Keep,
         };
         match self.store.commit(&commit) {
             Ok(_) | Err(StoreError::Conflict { .. } | StoreError::TimerGone { .. }) => Ok(()),

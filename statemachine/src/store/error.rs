@@ -38,6 +38,26 @@ pub enum StoreError {
         /// The sequence number stored now.
         found: u64,
     },
+    /// The store does not keep what the operation needs (a custom store without human
+    /// tasks, for a table that declares them).
+    #[error("this store does not keep {what}; use a store that does (both built-in stores do)")]
+    Unsupported {
+        /// What it lacks.
+        what: &'static str,
+    },
+    /// A human task changed since it was read (another actor's claim, a delegation, an
+    /// escalation), or the instance left the task's state. Nothing was written.
+    #[error(
+        "the human task of `{machine}` instance `{id}` changed since it was read (another \
+         claim, a delegation or an escalation, or the instance left the task's state); read \
+         it again and decide again"
+    )]
+    TaskChanged {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+    },
     /// A commit fired a timer that is no longer armed: it fired already, or its instance
     /// left the state it was armed in. Nothing was written.
     #[error(
@@ -233,17 +253,20 @@ fn for_instance(machine: &Option<String>, id: &Option<InstanceId>) -> String {
 }
 
 impl StoreError {
-    /// Whether another writer committed first ([`StoreError::Conflict`]): load again and
-    /// re-apply the event.
+    /// Whether another writer committed first ([`StoreError::Conflict`], or
+    /// [`StoreError::TaskChanged`] for a human task): load again and re-apply.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Self::Conflict { .. })
+        matches!(self, Self::Conflict { .. } | Self::TaskChanged { .. })
     }
 
     /// Whether the same operation may succeed if retried (after loading again, for a
-    /// conflict): [`StoreError::Conflict`] and [`StoreError::Busy`]. Nothing was written
-    /// by the failed attempt.
+    /// conflict): [`StoreError::Conflict`], [`StoreError::TaskChanged`] and
+    /// [`StoreError::Busy`]. Nothing was written by the failed attempt.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Conflict { .. } | Self::Busy { .. })
+        matches!(
+            self,
+            Self::Conflict { .. } | Self::TaskChanged { .. } | Self::Busy { .. }
+        )
     }
 
     /// Whether the error says that stored data is damaged ([`StoreError::Corrupt`],

@@ -76,11 +76,45 @@
 //!   (a lease that expired after a commit that was not yet acknowledged).
 //!
 //! Table `statemachine_timers` (schema 3): `machine`, `id`, `seq`, `timer` (primary key),
-//! `kind` (`deadline` or `reminder`), `due_at` (microseconds, never changes), `run_at`
+//! `kind` (`deadline` or `reminder`; from schema 4 also `task_reminder` and
+//! `task_escalation`), `due_at` (microseconds, never changes), `run_at`
 //! (when it may run: its due time, or later after a failed attempt), `attempts`,
 //! `last_error`, `fence`; `WITHOUT ROWID`, with index `statemachine_timers_by_run_at
 //! (run_at, due_at, machine, id, seq, timer)` for the claim. A file of schema 2 gains the
 //! table when a store of this release opens it.
+//!
+//! # Human tasks
+//!
+//! A transition into a human-task state (`task State { .. }` in the table) writes the
+//! task in its own transaction ([`Commit::task`], [`TaskWrite`]): who holds it, the
+//! groups that may claim it, when it is due, keyed by the instance and identified by the
+//! sequence number it entered the state at. A transition out of the state removes it,
+//! in the same transaction. The task's reminders and escalations are timers like the
+//! state's others ([`TimerKind::TaskReminder`](crate::timer::TimerKind::TaskReminder),
+//! [`TimerKind::TaskEscalation`](crate::timer::TimerKind::TaskEscalation)).
+//!
+//! Claims, releases, delegations and escalations change the task without moving the
+//! machine ([`TaskStore::update_task`]): each change is written with its audit record
+//! (kind [`RecordKind::Task`](crate::RecordKind::Task)) only if the task still has the
+//! revision the writer read, so of two claims at once one wins and the other reads the
+//! task again and is refused. A completion is an ordinary transition whose commit holds
+//! the same guard ([`TaskWrite::Clear`]'s `expect`): a task delegated between the check
+//! and the write is not completed by its former assignee. A refused action writes only
+//! its record (kind [`RecordKind::TaskRefused`](crate::RecordKind::TaskRefused)).
+//!
+//! Inboxes ([`TaskStore::inbox`]) are served by indexes, soonest due first: a person's
+//! tasks by `statemachine_tasks_by_assignee (assignee, due_key, machine, id)`, overdue
+//! tasks by `statemachine_tasks_by_due (due_key, machine, id)`, and the tasks a group may
+//! claim by `statemachine_task_groups`, which holds one row per (group, task) only while
+//! nobody holds the task, primary key `(grp, due_key, machine, id)`.
+//!
+//! Table `statemachine_tasks` (schema 4): `machine`, `id` (primary key), `seq`, `state`,
+//! `assignee`, `candidates` (a JSON list), `due_at` (microseconds, NULL when the table
+//! gives none), `due_key` (`due_at`, or the largest integer, so tasks without a due time
+//! come last), `entered_at`, `escalations`, `revision`. Upgrading a file to schema 4
+//! copies its audit and timer tables once (SQLite cannot change a CHECK constraint in
+//! place), in the upgrade's one transaction: take a backup first, and expect it to take
+//! about as long as copying the file.
 //!
 //! # Cost model
 //!
@@ -103,7 +137,7 @@
 //! (backups, the `-wal` file, integrity checks, WAL size, permissions) is in
 //! [`SqliteStore`]'s "Operations" section.
 //!
-//! `statemachine_schema`: one row, `version INTEGER` (now 3).
+//! `statemachine_schema`: one row, `version INTEGER` (now 4).
 //!
 //! `statemachine_instances`: the latest snapshot of every instance.
 //!
@@ -124,13 +158,14 @@
 //!
 //! `statemachine_audit`: the audit trail, one row per [`AuditRecord`], in the order
 //! written (`position INTEGER PRIMARY KEY`), with the record's fields as columns:
-//! `machine`, `id`, `version`, `seq`, `kind` (`created`, `applied` or `refused`, checked),
+//! `machine`, `id`, `version`, `seq`, `kind` (`created`, `applied`, `refused`, `task` or
+//! `task_refused`, checked),
 //! `from_state`, `event`, `to_state`, `guard`, `reason`, `payload` (JSON), `at`
 //! (microseconds), `actor`, `correlation_id`, `idempotency_key`. Index
 //! `statemachine_audit_by_instance (machine, id, position)` serves
 //! [`Store::history`]; the unique partial index `statemachine_audit_one_per_seq (machine,
-//! id, seq) WHERE kind <> 'refused'` makes a second transition with the same sequence
-//! number impossible even for a buggy writer.
+//! id, seq) WHERE kind IN ('created', 'applied')` makes a second transition with the same
+//! sequence number impossible even for a buggy writer.
 //!
 //! `statemachine_idempotency`: one row per key and instance, primary key `(machine, id,
 //! key)`, holding the key's first result: `seq`, `from_state`, `event`, `to_state` (NULL
@@ -169,6 +204,7 @@ mod memory;
 mod page;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod tasks;
 mod timers;
 
 use std::time::SystemTime;
@@ -183,6 +219,8 @@ pub(crate) use page::{PAGE, collect_pages};
 pub(crate) use page::{id_after, id_cursor, position_after, position_cursor};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Checkpoint, SqliteOptions, SqliteStore, Synchronous};
+pub use tasks::{Inbox, TaskGuard, TaskRow, TaskStore, TaskUpdate, TaskWrite};
+pub(crate) use tasks::{after_position, due_key, in_inbox, task_after, task_cursor};
 pub(crate) use timers::ArmedSignal;
 pub use timers::{ArmedTimer, Claim, DueTimer, FiredTimer, Release, TimerStore};
 
@@ -304,6 +342,10 @@ pub struct Commit<'a> {
     /// the timer is still armed at `expected_seq` ([`StoreError::TimerGone`] otherwise),
     /// and it removes it.
     pub fired: Option<FiredTimer<'a>>,
+    /// What the commit does to the instance's human task: a transition into a task state
+    /// writes its row, one into another state removes it; a refusal or a reminder keeps
+    /// it. Written only with the commit.
+    pub task: TaskWrite<'a>,
 }
 
 /// What a [`Store::commit`] did.
@@ -319,8 +361,9 @@ pub enum Committed {
 /// Durable storage for machines of any kind. See the [module docs](self) for what every
 /// implementation guarantees; the workspace's conformance suite checks them.
 pub trait Store: Send + Sync {
-    /// Stores a new instance: its first snapshot, its `created` record, and the timers
-    /// of its initial state, armed at the snapshot's sequence number.
+    /// Stores a new instance: its first snapshot, its `created` record, the timers of
+    /// its initial state, armed at the snapshot's sequence number, and its human task
+    /// when the initial state is one.
     ///
     /// # Errors
     ///
@@ -330,6 +373,7 @@ pub trait Store: Send + Sync {
         snapshot: &Snapshot,
         records: &[AuditRecord],
         timers: &[ArmedTimer],
+        task: Option<&TaskRow>,
         at: SystemTime,
     ) -> Result<(), StoreError>;
 
@@ -414,6 +458,14 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Page<InstanceSummary>, StoreError>;
 
+    /// The store's human tasks, if it keeps them (both built-in stores do). A
+    /// [`Repository`](crate::Repository) of a table with tasks needs them: without,
+    /// completing or acting on a task fails with [`StoreError::Unsupported`] rather than
+    /// skipping its authorization.
+    fn as_task_store(&self) -> Option<&dyn TaskStore> {
+        None
+    }
+
     /// An instance's whole audit trail, oldest first, read page by page
     /// ([`history_page`](Self::history_page)). It holds the whole trail in memory: for
     /// long trails, page through them instead.
@@ -441,8 +493,8 @@ pub trait Store: Send + Sync {
 macro_rules! delegate_store {
     ($($pointer:ty),*) => {$(
         impl<S: Store + ?Sized> Store for $pointer {
-            fn create(&self, snapshot: &Snapshot, records: &[AuditRecord], timers: &[ArmedTimer], at: SystemTime) -> Result<(), StoreError> {
-                (**self).create(snapshot, records, timers, at)
+            fn create(&self, snapshot: &Snapshot, records: &[AuditRecord], timers: &[ArmedTimer], task: Option<&TaskRow>, at: SystemTime) -> Result<(), StoreError> {
+                (**self).create(snapshot, records, timers, task, at)
             }
             fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
                 (**self).load(machine, id)
@@ -467,6 +519,9 @@ macro_rules! delegate_store {
             }
             fn list(&self, machine: &str, state: Option<&str>) -> Result<Vec<InstanceSummary>, StoreError> {
                 (**self).list(machine, state)
+            }
+            fn as_task_store(&self) -> Option<&dyn TaskStore> {
+                (**self).as_task_store()
             }
         }
     )*};

@@ -113,6 +113,12 @@ where
                 duplicate: applied.duplicate,
             },
             Ok(Fired::Refused { reason, .. }) => Outcome::Refused { reason },
+            // A human task's reminder or escalation: the machine stays in its state.
+            Ok(Fired::Task { machine }) => Outcome::Applied {
+                from: machine.state_name().to_owned(),
+                to: machine.state_name().to_owned(),
+                duplicate: false,
+            },
             Ok(Fired::Stale) => match store.release(timer, Release::Discard) {
                 Ok(_) => Outcome::Stale,
                 Err(error) => Outcome::Stuck {

@@ -159,6 +159,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             at,
             timers,
             fired: None,
+            task: crate::store::TaskWrite::Keep,
         })?;
         Ok(next)
     }

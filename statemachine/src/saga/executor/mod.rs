@@ -402,7 +402,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             ..record
         };
         self.store
-            .create(&snapshot, std::slice::from_ref(&record), &[], at)?;
+            .create(&snapshot, std::slice::from_ref(&record), &[], None, at)?;
         self.run_unguarded(id).await
     }
 

@@ -30,11 +30,16 @@ pub(super) fn to_u64(
 }
 
 impl Store for SqliteStore {
+    fn as_task_store(&self) -> Option<&dyn crate::store::TaskStore> {
+        Some(self)
+    }
+
     fn create(
         &self,
         snapshot: &Snapshot,
         records: &[AuditRecord],
         timers: &[ArmedTimer],
+        task: Option<&crate::store::TaskRow>,
         at: SystemTime,
     ) -> Result<(), StoreError> {
         let machine = &snapshot.machine;
@@ -72,6 +77,9 @@ impl Store for SqliteStore {
         }
         insert_records(&tx, records)?;
         arm_timers(&tx, machine, id, snapshot.seq, timers)?;
+        if let Some(task) = task {
+            super::tasks::insert_task(&tx, task)?;
+        }
         tx.commit().map_err(fail)?;
         // Listeners may use the store: not under its connection's lock.
         drop(conn);

@@ -112,6 +112,7 @@ pub fn a_missing_instance_is_not_found<S: Store>(store: S, _: Damage<S>) {
         at: start(),
         timers: &[],
         fired: None,
+        task: crate::store::TaskWrite::Keep,
     };
     assert!(matches!(
         repo.store().commit(&commit),
@@ -194,6 +195,7 @@ pub fn a_commit_writes_snapshot_records_and_key_together<S: Store>(store: S, _: 
             at: start() + Duration::from_secs(120),
             timers: &[],
             fired: None,
+            task: crate::store::TaskWrite::Keep,
         })
         .unwrap();
     let Committed::Duplicate(first) = again else {
@@ -375,9 +377,10 @@ pub fn apply_retries_after_losing_a_race<S: Store>(store: S, _: Damage<S>) {
             s: &crate::Snapshot,
             r: &[crate::AuditRecord],
             t: &[crate::store::ArmedTimer],
+            task: Option<&crate::store::TaskRow>,
             at: SystemTime,
         ) -> Result<(), StoreError> {
-            self.inner.create(s, r, t, at)
+            self.inner.create(s, r, t, task, at)
         }
         fn load(
             &self,

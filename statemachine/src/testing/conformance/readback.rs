@@ -123,6 +123,7 @@ pub fn deep_nesting_is_refused_on_write<S: Store>(store: S, _: Damage<S>) {
         at: start(),
         timers: &[],
         fired: None,
+        task: crate::store::TaskWrite::Keep,
     };
     match repo.store().commit(&commit) {
         Err(StoreError::Unstorable { reason, .. }) => assert!(reason.contains("nested")),
@@ -369,6 +370,7 @@ pub fn a_snapshot_past_the_size_limit_is_refused<S: Store>(store: S, _: Damage<S
         at: start(),
         timers: &[],
         fired: None,
+        task: crate::store::TaskWrite::Keep,
     };
     match repo.store().commit(&commit) {
         Err(StoreError::TooLarge { size, limit, .. }) => {
@@ -394,7 +396,9 @@ pub fn an_exhausted_sequence_number_is_the_callers_problem_not_damage<S: Store>(
             .snapshot()
             .unwrap();
     snapshot.seq = last;
-    repo.store().create(&snapshot, &[], &[], start()).unwrap();
+    repo.store()
+        .create(&snapshot, &[], &[], None, start())
+        .unwrap();
     assert_eq!(repo.load(&id("a-1")).unwrap().seq(), last);
     match repo.apply(&id("a-1"), Deposit { cents: 1 }, &Meta::new()) {
         Err(ApplyError::Store { error, .. }) => {

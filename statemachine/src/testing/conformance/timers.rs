@@ -50,7 +50,7 @@ fn create_with<S: TimerStore>(repo: &Repository<AnyAccount, S>, name: &str, time
     let machine = AnyAccount::from(Account::new(name, Ledger::default()));
     let snapshot = machine.snapshot().unwrap();
     repo.store()
-        .create(&snapshot, &[], timers, start())
+        .create(&snapshot, &[], timers, None, start())
         .expect("a new instance is stored");
 }
 
@@ -80,6 +80,7 @@ fn commit<'a>(
         at: start(),
         timers,
         fired,
+        task: crate::store::TaskWrite::Keep,
     }
 }
 

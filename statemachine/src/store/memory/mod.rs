@@ -2,13 +2,15 @@
 //! process. It keeps snapshots as JSON text, like the SQLite store, so both behave the
 //! same when data does not round-trip.
 
+mod tasks;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use super::{
     ArmedTimer, Claim, Commit, Committed, Cursor, DueTimer, FirstResult, InstanceSummary, Page,
-    Release, Store, StoreError, StoredInstance, StoredJson, TimerStore,
+    Release, Store, StoreError, StoredInstance, StoredJson, TaskRow, TaskWrite, TimerStore,
 };
 use crate::timer::TimerKind;
 use crate::{AuditRecord, InstanceId, Snapshot};
@@ -43,6 +45,8 @@ struct Inner {
     timers: BTreeMap<TimerKey, TimerRow>,
     /// The same timers in the order they are claimed.
     due: std::collections::BTreeSet<(SystemTime, SystemTime, TimerKey)>,
+    /// Open human tasks by instance.
+    tasks: BTreeMap<Key, TaskRow>,
 }
 
 type TimerKey = (String, InstanceId, u64, String);
@@ -152,11 +156,16 @@ fn row(json: String, snapshot: &Snapshot, created_at: SystemTime, updated_at: Sy
 }
 
 impl Store for MemoryStore {
+    fn as_task_store(&self) -> Option<&dyn crate::store::TaskStore> {
+        Some(self)
+    }
+
     fn create(
         &self,
         snapshot: &Snapshot,
         records: &[AuditRecord],
         timers: &[ArmedTimer],
+        task: Option<&TaskRow>,
         at: SystemTime,
     ) -> Result<(), StoreError> {
         let key = (snapshot.machine.clone(), snapshot.id.clone());
@@ -179,6 +188,12 @@ impl Store for MemoryStore {
             .extend_from_slice(records);
         for timer in timers {
             inner.arm(&snapshot.machine, &snapshot.id, snapshot.seq, timer);
+        }
+        if let Some(task) = task {
+            inner.tasks.insert(
+                (snapshot.machine.clone(), snapshot.id.clone()),
+                task.clone(),
+            );
         }
         drop(inner);
         self.armed.armed(!timers.is_empty());
@@ -381,6 +396,18 @@ fn check(
             found,
         });
     }
+    if let Some(expect) = commit.task.expect() {
+        let same = inner
+            .tasks
+            .get(&key)
+            .is_some_and(|t| t.seq == expect.seq && t.revision == expect.revision);
+        if !same {
+            return Err(StoreError::TaskChanged {
+                machine: key.0,
+                id: key.1,
+            });
+        }
+    }
     if let Some(fired) = commit.fired {
         let timer = (key.0, key.1, commit.expected_seq, fired.name.to_owned());
         if !inner.timers.contains_key(&timer) || fired.fence != 0 {
@@ -435,6 +462,15 @@ fn write(inner: &mut Inner, commit: &Commit<'_>, json: Option<String>) {
     if let Some(snapshot) = commit.snapshot {
         for timer in commit.timers {
             inner.arm(commit.machine, commit.id, snapshot.seq, timer);
+        }
+    }
+    match commit.task {
+        TaskWrite::Keep => {}
+        TaskWrite::Clear { .. } => {
+            inner.tasks.remove(&key);
+        }
+        TaskWrite::Enter { task, .. } => {
+            inner.tasks.insert(key.clone(), task.clone());
         }
     }
     if let Some(idempotency_key) = commit.idempotency_key

@@ -1,0 +1,555 @@
+//! Human tasks through the repository: the task a transition enters, and the actions on
+//! it (claim, release, delegate, escalate), each authorized against the stored
+//! assignment, audited with its actor, and written only if the task is still the one
+//! that was read.
+
+use std::time::SystemTime;
+
+use serde_json::json;
+
+use super::{Meta, Repository};
+use crate::store::{
+    ArmedTimer, Cursor, FiredTimer, Inbox, Page, Store, StoreError, TaskRow, TaskStore, TaskUpdate,
+    TaskWrite,
+};
+use crate::task::{
+    Actor, Assignment, Delegation, Escalation, Task, TaskAction, TaskInfo, TaskRefusal,
+};
+use crate::timer::TimerKind;
+use crate::{AuditRecord, InstanceId, RecordKind, StateMachine};
+
+/// How many times an action re-reads a task that changed under it before giving up.
+const RETRIES: usize = 8;
+
+/// The task row of the state `machine` is in, entered at `at`.
+pub(super) fn entered<M: StateMachine>(machine: &M, at: SystemTime) -> Option<TaskRow> {
+    let task = machine.task()?;
+    Some(TaskRow {
+        machine: M::DEFINITION.name.to_owned(),
+        id: machine.id().clone(),
+        seq: machine.seq(),
+        state: machine.state_name().to_owned(),
+        assignee: task.assignee,
+        candidates: task.candidates,
+        due_at: task.due.map(|due| due.resolve(at)),
+        entered_at: at,
+        escalations: 0,
+        revision: 0,
+    })
+}
+
+/// What a commit that moved the machine to `row`'s state (or to a state without a task,
+/// for `None`) does to its task; nothing, for a table without tasks.
+pub(super) fn write_for<'a, M: StateMachine>(
+    row: Option<&'a TaskRow>,
+    expect: Option<crate::store::TaskGuard>,
+) -> TaskWrite<'a> {
+    if M::DEFINITION.tasks().next().is_none() {
+        return TaskWrite::Keep;
+    }
+    match row {
+        Some(task) => TaskWrite::Enter { task, expect },
+        None => TaskWrite::Clear { expect },
+    }
+}
+
+/// The timer name of a task's reminder, as the table's `timers()` lists it.
+fn reminder_name(after: &str) -> String {
+    format!("remind after {after}")
+}
+
+/// The timer name of a task's escalation, as the table's `timers()` lists it.
+fn escalation_name(after: &str) -> String {
+    format!("escalate after {after}")
+}
+
+/// Why a task action was not taken. Nothing changed; a refusal is in the instance's
+/// audit trail.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The actor may not take the action; the refusal is audited.
+    #[error(transparent)]
+    Refused(TaskRefusal),
+    /// The instance is not in a task state.
+    #[error(
+        "`{machine}` instance `{id}` has no open task (it is in state `{state}`); act on a \
+         task while the instance waits in the task's state"
+    )]
+    NoTask {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// Its state.
+        state: String,
+    },
+    /// Escalated by hand when every escalation the table declares has happened.
+    #[error(
+        "the task of `{machine}` instance `{id}` has no escalation left (it escalated \
+         {escalations} times); delegate it instead"
+    )]
+    NoEscalationLeft {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// How many escalations happened.
+        escalations: u32,
+    },
+    /// The store failed, or the task kept changing under the action; nothing was written.
+    #[error("the task action was not taken, the store failed")]
+    Store(#[source] StoreError),
+}
+
+impl From<StoreError> for TaskError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+/// An open task with the table's declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenTask {
+    /// The stored task: who holds it now.
+    pub row: TaskRow,
+    /// The table's declaration of it.
+    pub info: &'static TaskInfo,
+}
+
+impl OpenTask {
+    /// Who holds it now, as [`Assignment::authorize`] reads it.
+    pub fn assignment(&self) -> Assignment {
+        let mut assignment =
+            Assignment::new(self.row.assignee.clone(), self.row.candidates.clone());
+        assignment.escalations = self.row.escalations;
+        assignment
+    }
+}
+
+/// One accepted action, ready to write.
+struct Change {
+    assignment: Assignment,
+    due_at: Option<SystemTime>,
+    record: AuditRecord,
+    rearm: Option<Vec<ArmedTimer>>,
+}
+
+/// The kind of the task timer `name` of `state`, if the table's task on it has one.
+pub(super) fn task_timer_kind<M: StateMachine>(state: &str, name: &str) -> Option<TimerKind> {
+    let info = M::DEFINITION.task(state)?;
+    if info.reminders.iter().any(|r| reminder_name(r) == name) {
+        Some(TimerKind::TaskReminder)
+    } else if info
+        .escalations
+        .iter()
+        .any(|e| escalation_name(e.after) == name)
+    {
+        Some(TimerKind::TaskEscalation)
+    } else {
+        None
+    }
+}
+
+impl<M: StateMachine, S: Store> Repository<M, S> {
+    fn task_store(&self) -> Result<&dyn TaskStore, StoreError> {
+        self.store.as_task_store().ok_or(StoreError::Unsupported {
+            what: "human tasks",
+        })
+    }
+
+    /// The open task of an instance, with its declaration; `None` when the instance is
+    /// not in a task state.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails, or keeps no tasks ([`StoreError::Unsupported`]).
+    pub fn task(&self, id: &InstanceId) -> Result<Option<OpenTask>, StoreError> {
+        let Some(row) = self.task_store()?.task(M::DEFINITION.name, id)? else {
+            return Ok(None);
+        };
+        Ok(M::DEFINITION
+            .task(&row.state)
+            .map(|info| OpenTask { row, info }))
+    }
+
+    /// One page of an inbox of this machine's tasks, soonest due first (tasks without a
+    /// due time last): the tasks a person holds, the tasks nobody holds that members of
+    /// some groups may claim, or the overdue ones. Each page is one read of an index.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails, or the cursor is not one it handed out.
+    pub fn inbox(
+        &self,
+        inbox: &Inbox<'_>,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<TaskRow>, StoreError> {
+        self.task_store()?
+            .inbox(&[M::DEFINITION.name], inbox, after, limit)
+    }
+
+    /// The actor of `meta` claims the task: a member of a candidate group (or an
+    /// administrator) becomes its assignee while nobody holds it. Of two claims at once,
+    /// one wins and the other is refused with [`TaskRefusal::AlreadyClaimed`].
+    ///
+    /// # Errors
+    ///
+    /// [`TaskError::Refused`] (audited), [`TaskError::NoTask`], [`TaskError::Store`].
+    pub fn claim(&self, id: &InstanceId, meta: &Meta) -> Result<TaskRow, TaskError> {
+        self.act(id, meta, &TaskAction::Claim, None)
+    }
+
+    /// The assignee (or an administrator) gives the task back to its candidate groups.
+    ///
+    /// # Errors
+    ///
+    /// As [`claim`](Self::claim).
+    pub fn release(&self, id: &InstanceId, meta: &Meta) -> Result<TaskRow, TaskError> {
+        self.act(id, meta, &TaskAction::Release, None)
+    }
+
+    /// The assignee (or an administrator) hands the task to `to`, with a note for the
+    /// audit trail. Under `delegate restarts sla;` the due time, reminders and
+    /// escalations start again from now; under `delegate keeps sla;` they stay.
+    ///
+    /// # Errors
+    ///
+    /// As [`claim`](Self::claim); [`TaskRefusal::DelegationNotAllowed`] under
+    /// `delegate never;`.
+    pub fn delegate(
+        &self,
+        id: &InstanceId,
+        to: &str,
+        note: &str,
+        meta: &Meta,
+    ) -> Result<TaskRow, TaskError> {
+        self.act(id, meta, &TaskAction::Delegate { to }, Some(note))
+    }
+
+    /// The assignee (or an administrator) escalates the task by hand, ahead of its
+    /// timer: the next escalation the table declares takes place now.
+    ///
+    /// # Errors
+    ///
+    /// As [`claim`](Self::claim); [`TaskError::NoEscalationLeft`] when every escalation
+    /// has happened.
+    pub fn escalate(&self, id: &InstanceId, meta: &Meta) -> Result<TaskRow, TaskError> {
+        self.act(id, meta, &TaskAction::Escalate, None)
+    }
+
+    /// Reads the task, authorizes the action, and writes the change if the task is
+    /// still as read; re-reads and decides again when it changed meanwhile.
+    fn act(
+        &self,
+        id: &InstanceId,
+        meta: &Meta,
+        action: &TaskAction<'_>,
+        note: Option<&str>,
+    ) -> Result<TaskRow, TaskError> {
+        let store = self.task_store()?;
+        let actor = Actor::from_meta(meta);
+        let mut attempt = 0;
+        loop {
+            let open = self.open_task(id)?;
+            let assignment = open.assignment();
+            if let Err(refusal) = assignment.authorize(open.info, actor.as_ref(), action) {
+                let record =
+                    self.task_record(&open.row, RecordKind::TaskRefused, action.name(), meta);
+                let record = AuditRecord {
+                    reason: Some(refusal.to_string()),
+                    ..record
+                };
+                store.record(M::DEFINITION.name, id, std::slice::from_ref(&record))?;
+                return Err(TaskError::Refused(refusal));
+            }
+            let change = self.change(&open, &assignment, actor.as_ref(), action, note, meta)?;
+            let rearm = change.rearm.as_deref();
+            let update = TaskUpdate {
+                machine: M::DEFINITION.name,
+                id,
+                seq: open.row.seq,
+                revision: open.row.revision,
+                assignee: change.assignment.assignee.as_deref(),
+                candidates: &change.assignment.candidates,
+                due_at: change.due_at,
+                escalations: change.assignment.escalations,
+                records: std::slice::from_ref(&change.record),
+                fired: None,
+                rearm,
+            };
+            match store.update_task(&update) {
+                Ok(()) => {
+                    return Ok(TaskRow {
+                        assignee: change.assignment.assignee,
+                        candidates: change.assignment.candidates,
+                        due_at: change.due_at,
+                        escalations: change.assignment.escalations,
+                        revision: open.row.revision + 1,
+                        ..open.row
+                    });
+                }
+                Err(error) if error.is_conflict() && attempt < RETRIES => attempt += 1,
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The open task, or why there is none.
+    fn open_task(&self, id: &InstanceId) -> Result<OpenTask, TaskError> {
+        if let Some(open) = self.task(id)? {
+            return Ok(open);
+        }
+        let stored = self.store.load_json(M::DEFINITION.name, id)?;
+        Err(TaskError::NoTask {
+            machine: M::DEFINITION.name.to_owned(),
+            id: id.clone(),
+            state: stored.state,
+        })
+    }
+
+    /// What an authorized action changes.
+    fn change(
+        &self,
+        open: &OpenTask,
+        assignment: &Assignment,
+        actor: Option<&Actor<'_>>,
+        action: &TaskAction<'_>,
+        note: Option<&str>,
+        meta: &Meta,
+    ) -> Result<Change, TaskError> {
+        let mut due_at = open.row.due_at;
+        let mut rearm = None;
+        let next = match (action, actor) {
+            (TaskAction::Escalate, _) => {
+                let task = self.current_task(&open.row)?;
+                let index = open.row.escalations as usize;
+                let Some(escalation) = task.escalations.get(index) else {
+                    return Err(TaskError::NoEscalationLeft {
+                        machine: M::DEFINITION.name.to_owned(),
+                        id: open.row.id.clone(),
+                        escalations: open.row.escalations,
+                    });
+                };
+                assignment.escalated(escalation)
+            }
+            (TaskAction::Delegate { .. }, Some(actor)) => {
+                if open.info.delegation == Delegation::RestartsSla {
+                    let now = self.clock.now();
+                    let machine = self.load(&open.row.id)?;
+                    due_at = machine
+                        .task()
+                        .and_then(|t| t.due)
+                        .map(|due| due.resolve(now));
+                    rearm = Some(
+                        machine
+                            .timers()
+                            .into_iter()
+                            .filter(|timer| timer.kind.is_task())
+                            .map(|timer| ArmedTimer {
+                                name: timer.name,
+                                kind: timer.kind,
+                                due_at: timer.due.resolve(now),
+                            })
+                            .collect(),
+                    );
+                }
+                assignment.after(actor, action)
+            }
+            (_, Some(actor)) => assignment.after(actor, action),
+            // `authorize` refuses an action without an actor.
+            (_, None) => assignment.clone(),
+        };
+        let record = self.task_record(&open.row, RecordKind::Task, action.name(), meta);
+        let record = AuditRecord {
+            reason: note.filter(|n| !n.is_empty()).map(str::to_owned),
+            payload: Some(json!({
+                "assignee": next.assignee,
+                "candidates": next.candidates,
+                "escalations": next.escalations,
+                "due_at": due_at.map(crate::audit::micros::to_micros),
+            })),
+            ..record
+        };
+        Ok(Change {
+            assignment: next,
+            due_at,
+            record,
+            rearm,
+        })
+    }
+
+    /// The task as the instance's data names it now.
+    fn current_task(&self, row: &TaskRow) -> Result<Task, TaskError> {
+        let machine = self.load(&row.id)?;
+        machine.task().ok_or_else(|| TaskError::NoTask {
+            machine: M::DEFINITION.name.to_owned(),
+            id: row.id.clone(),
+            state: machine.state_name().to_owned(),
+        })
+    }
+
+    /// An audit record of a task action on `row`'s instance.
+    fn task_record(
+        &self,
+        row: &TaskRow,
+        kind: RecordKind,
+        event: &str,
+        meta: &Meta,
+    ) -> AuditRecord {
+        AuditRecord {
+            machine: M::DEFINITION.name.into(),
+            version: M::DEFINITION.version,
+            id: row.id.clone(),
+            seq: row.seq,
+            kind,
+            from: Some(row.state.clone().into()),
+            event: Some(event.to_owned().into()),
+            to: (kind == RecordKind::Task).then(|| row.state.clone().into()),
+            guard: None,
+            reason: None,
+            payload: None,
+            at: self.clock.now(),
+            actor: meta.actor.clone(),
+            correlation_id: meta.correlation_id.clone(),
+            idempotency_key: meta.idempotency_key.clone(),
+        }
+    }
+
+    /// Refuses an outcome event of a task by someone who may not complete it, recording
+    /// the refusal; `Ok` for any other event, and for a state without a task.
+    pub(super) fn authorize_outcome(
+        &self,
+        machine: &M,
+        event: &str,
+        meta: &Meta,
+    ) -> Result<Option<crate::store::TaskGuard>, TaskError> {
+        let Some(info) = M::DEFINITION.task(machine.state_name()) else {
+            return Ok(None);
+        };
+        if !info.is_outcome(event) {
+            return Ok(None);
+        }
+        // An instance that entered the state before its task was stored (written by
+        // an older release, or before the table declared the task) is held to the
+        // task as its data names it.
+        let (row, assignment, guard) = match self.task(machine.id())? {
+            Some(open) => {
+                let assignment = open.assignment();
+                let guard = open.row.guard();
+                (open.row, assignment, Some(guard))
+            }
+            None => match entered(machine, self.clock.now()) {
+                Some(row) => {
+                    let assignment = Assignment::new(row.assignee.clone(), row.candidates.clone());
+                    (row, assignment, None)
+                }
+                None => return Ok(None),
+            },
+        };
+        let actor = Actor::from_meta(meta);
+        let action = TaskAction::Complete { outcome: event };
+        if let Err(refusal) = assignment.authorize(info, actor.as_ref(), &action) {
+            let record = AuditRecord {
+                reason: Some(refusal.to_string()),
+                ..self.task_record(&row, RecordKind::TaskRefused, event, meta)
+            };
+            self.task_store()?.record(
+                M::DEFINITION.name,
+                machine.id(),
+                std::slice::from_ref(&record),
+            )?;
+            return Err(TaskError::Refused(refusal));
+        }
+        Ok(guard)
+    }
+
+    /// Fires a task's reminder or escalation (the worker's path for
+    /// [`TimerKind::TaskReminder`] and [`TimerKind::TaskEscalation`]): an escalation
+    /// hands the task on, a reminder is recorded; either removes the timer, in one
+    /// transaction guarded by the task's revision. `false` when the timer is stale (the
+    /// instance left the state, or the escalation was taken by hand already).
+    pub(super) fn fire_task_timer(
+        &self,
+        timer: &crate::store::DueTimer,
+    ) -> Result<bool, StoreError> {
+        let store = self.task_store()?;
+        let meta = Meta::new().actor(super::TIMER_ACTOR);
+        for _ in 0..=RETRIES {
+            let Some(open) = self.task(&timer.id)? else {
+                return Ok(false);
+            };
+            if open.row.seq != timer.seq {
+                return Ok(false);
+            }
+            let fired = FiredTimer {
+                name: &timer.name,
+                kind: timer.kind,
+                fence: timer.fence,
+            };
+            let assignment = open.assignment();
+            let mut record = self.task_record(&open.row, RecordKind::Task, "remind", &meta);
+            let mut next = assignment.clone();
+            if timer.kind == TimerKind::TaskEscalation {
+                let index = open
+                    .info
+                    .escalations
+                    .iter()
+                    .position(|e| escalation_name(e.after) == timer.name);
+                let task = match self.current_task(&open.row) {
+                    Ok(task) => task,
+                    Err(TaskError::Store(error)) => return Err(error),
+                    Err(_) => return Ok(false),
+                };
+                match index.and_then(|i| Some((i, task.escalations.get(i)?))) {
+                    // Not taken yet (an escalation by hand may have gone ahead of it).
+                    Some((i, escalation)) if i >= assignment.escalations as usize => {
+                        next = escalate_to(&assignment, escalation, i);
+                        record.event = Some("escalate".into());
+                    }
+                    _ => record.event = Some("escalate (already taken)".into()),
+                }
+            }
+            record.payload = Some(json!({
+                "timer": timer.name,
+                "due_at": crate::audit::micros::to_micros(timer.due_at),
+                "assignee": next.assignee,
+                "candidates": next.candidates,
+                "escalations": next.escalations,
+            }));
+            let update = TaskUpdate {
+                machine: M::DEFINITION.name,
+                id: &timer.id,
+                seq: open.row.seq,
+                revision: open.row.revision,
+                assignee: next.assignee.as_deref(),
+                candidates: &next.candidates,
+                due_at: open.row.due_at,
+                escalations: next.escalations,
+                records: std::slice::from_ref(&record),
+                fired: Some(fired),
+                rearm: None,
+            };
+            match store.update_task(&update) {
+                Ok(()) => return Ok(true),
+                Err(StoreError::TimerGone { .. }) => return Ok(false),
+                Err(error) if error.is_conflict() => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::TaskChanged {
+            machine: M::DEFINITION.name.to_owned(),
+            id: timer.id.clone(),
+        })
+    }
+}
+
+/// The assignment after escalation number `index` (escalations before it that were
+/// skipped count as taken).
+fn escalate_to(assignment: &Assignment, escalation: &Escalation, index: usize) -> Assignment {
+    let mut next = assignment.escalated(escalation);
+    next.escalations = u32::try_from(index + 1).unwrap_or(u32::MAX);
+    next
+}

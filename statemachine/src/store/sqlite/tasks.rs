@@ -1,0 +1,463 @@
+//! [`TaskStore`] for SQLite: one row per open task in `statemachine_tasks`, and one row
+//! per (group, task) in `statemachine_task_groups` while nobody holds the task, so that
+//! every inbox is a range read of an index.
+
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
+
+use super::rows::{corrupt_or_io, to_u64};
+use super::write::{arm_timers, insert_records, to_i64};
+use super::{SqliteStore, io, io_for};
+use crate::audit::micros::{from_micros, to_micros};
+use crate::store::{
+    Cursor, Inbox, Page, StoreError, TaskRow, TaskStore, TaskUpdate, TaskWrite, due_key,
+    task_after, task_cursor,
+};
+use crate::{AuditRecord, InstanceId};
+
+const COLUMNS: &str =
+    "machine, id, seq, state, assignee, candidates, due_at, entered_at, escalations, revision";
+
+/// What a commit does to the instance's task, inside its transaction.
+pub(super) fn write_task(
+    tx: &Transaction<'_>,
+    machine: &str,
+    id: &InstanceId,
+    write: TaskWrite<'_>,
+) -> Result<(), StoreError> {
+    if let Some(expect) = write.expect() {
+        let same: Option<i64> = tx
+            .prepare_cached(
+                "SELECT seq FROM statemachine_tasks
+                 WHERE machine = ?1 AND id = ?2 AND seq = ?3 AND revision = ?4",
+            )
+            .map_err(io_for(machine, id))?
+            .query_row(
+                params![
+                    machine,
+                    id.as_str(),
+                    to_i64(expect.seq, machine, id)?,
+                    to_i64(expect.revision, machine, id)?
+                ],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(io_for(machine, id))?;
+        if same.is_none() {
+            return Err(StoreError::TaskChanged {
+                machine: machine.to_owned(),
+                id: id.clone(),
+            });
+        }
+    }
+    match write {
+        TaskWrite::Keep => Ok(()),
+        TaskWrite::Clear { .. } => delete_task(tx, machine, id),
+        TaskWrite::Enter { task, .. } => {
+            delete_task(tx, machine, id)?;
+            insert_task(tx, task)
+        }
+    }
+}
+
+fn delete_task(tx: &Transaction<'_>, machine: &str, id: &InstanceId) -> Result<(), StoreError> {
+    let fail = io_for(machine, id);
+    let deleted = tx
+        .prepare_cached("DELETE FROM statemachine_tasks WHERE machine = ?1 AND id = ?2")
+        .map_err(&fail)?
+        .execute(params![machine, id.as_str()])
+        .map_err(&fail)?;
+    if deleted == 0 {
+        return Ok(());
+    }
+    unlist_groups(tx, machine, id)
+}
+
+/// Removes the task from every group's claimable inbox.
+fn unlist_groups(tx: &Transaction<'_>, machine: &str, id: &InstanceId) -> Result<(), StoreError> {
+    let fail = io_for(machine, id);
+    tx.prepare_cached("DELETE FROM statemachine_task_groups WHERE machine = ?1 AND id = ?2")
+        .map_err(&fail)?
+        .execute(params![machine, id.as_str()])
+        .map_err(&fail)?;
+    Ok(())
+}
+
+/// Lists the task in its groups' claimable inboxes (only while nobody holds it).
+fn list_groups(tx: &Transaction<'_>, row: &TaskRow) -> Result<(), StoreError> {
+    if row.assignee.is_some() {
+        return Ok(());
+    }
+    let fail = io_for(&row.machine, &row.id);
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO statemachine_task_groups (grp, due_key, machine, id)
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(&fail)?;
+    for group in &row.candidates {
+        insert
+            .execute(params![
+                group,
+                due_key(row.due_at),
+                row.machine,
+                row.id.as_str()
+            ])
+            .map_err(&fail)?;
+    }
+    Ok(())
+}
+
+pub(super) fn insert_task(tx: &Transaction<'_>, row: &TaskRow) -> Result<(), StoreError> {
+    let fail = io_for(&row.machine, &row.id);
+    let candidates =
+        serde_json::to_string(&row.candidates).map_err(|e| StoreError::Unstorable {
+            machine: row.machine.clone(),
+            id: row.id.clone(),
+            reason: format!("its task's candidate groups do not encode: {e}"),
+            source: None,
+        })?;
+    tx.prepare_cached(
+        "INSERT INTO statemachine_tasks
+             (machine, id, seq, state, assignee, candidates, due_at, due_key, entered_at,
+              escalations, revision)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .map_err(&fail)?
+    .execute(params![
+        row.machine,
+        row.id.as_str(),
+        to_i64(row.seq, &row.machine, &row.id)?,
+        row.state,
+        row.assignee,
+        candidates,
+        row.due_at.map(to_micros),
+        due_key(row.due_at),
+        to_micros(row.entered_at),
+        row.escalations,
+        to_i64(row.revision, &row.machine, &row.id)?,
+    ])
+    .map_err(&fail)?;
+    list_groups(tx, row)
+}
+
+type RawTask = (
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+    String,
+    Option<i64>,
+    i64,
+    i64,
+    i64,
+);
+
+fn raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawTask> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+    ))
+}
+
+fn parse(raw: RawTask) -> Result<TaskRow, StoreError> {
+    let (machine, id, seq, state, assignee, candidates, due_at, entered_at, escalations, revision) =
+        raw;
+    let id = InstanceId::from(id);
+    let candidates: Vec<String> =
+        serde_json::from_str(&candidates).map_err(|e| StoreError::Corrupt {
+            machine: machine.clone(),
+            id: id.clone(),
+            reason: "its task's candidate groups are not a list of names".to_owned(),
+            source: Some(Box::new(e)),
+        })?;
+    let escalations = u32::try_from(escalations).map_err(|_| StoreError::Corrupt {
+        machine: machine.clone(),
+        id: id.clone(),
+        reason: format!("its task's escalation count {escalations} is out of range"),
+        source: None,
+    })?;
+    Ok(TaskRow {
+        seq: to_u64(seq, &machine, &id, "task sequence number")?,
+        revision: to_u64(revision, &machine, &id, "task revision")?,
+        machine,
+        id,
+        state,
+        assignee,
+        candidates,
+        due_at: due_at.map(from_micros),
+        entered_at: from_micros(entered_at),
+        escalations,
+    })
+}
+
+impl TaskStore for SqliteStore {
+    fn task(&self, machine: &str, id: &InstanceId) -> Result<Option<TaskRow>, StoreError> {
+        let conn = self.conn();
+        let raw = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM statemachine_tasks WHERE machine = ?1 AND id = ?2"
+            ))
+            .map_err(io_for(machine, id))?
+            .query_row(params![machine, id.as_str()], raw)
+            .optional()
+            .map_err(|e| corrupt_or_io(e, machine, id))?;
+        raw.map(parse).transpose()
+    }
+
+    fn update_task(&self, update: &TaskUpdate<'_>) -> Result<(), StoreError> {
+        let (machine, id) = (update.machine, update.id);
+        let fail = io_for(machine, id);
+        crate::store::check_records(update.records)?;
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(&fail)?;
+        self.check_file()?;
+        let exists: Option<i64> = tx
+            .prepare_cached("SELECT seq FROM statemachine_instances WHERE machine = ?1 AND id = ?2")
+            .map_err(&fail)?
+            .query_row(params![machine, id.as_str()], |row| row.get(0))
+            .optional()
+            .map_err(&fail)?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound {
+                machine: machine.to_owned(),
+                id: id.clone(),
+            });
+        }
+        let seq = to_i64(update.seq, machine, id)?;
+        let current: Option<i64> = tx
+            .prepare_cached(
+                "SELECT seq FROM statemachine_tasks
+                 WHERE machine = ?1 AND id = ?2 AND seq = ?3 AND revision = ?4",
+            )
+            .map_err(&fail)?
+            .query_row(
+                params![
+                    machine,
+                    id.as_str(),
+                    seq,
+                    to_i64(update.revision, machine, id)?
+                ],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(&fail)?;
+        if current.is_none() {
+            return Err(StoreError::TaskChanged {
+                machine: machine.to_owned(),
+                id: id.clone(),
+            });
+        };
+        if let Some(fired) = update.fired {
+            let removed = tx
+                .prepare_cached(
+                    "DELETE FROM statemachine_timers
+                     WHERE machine = ?1 AND id = ?2 AND seq = ?3 AND timer = ?4 AND fence = ?5",
+                )
+                .map_err(&fail)?
+                .execute(params![
+                    machine,
+                    id.as_str(),
+                    seq,
+                    fired.name,
+                    i64::try_from(fired.fence).unwrap_or(i64::MAX)
+                ])
+                .map_err(&fail)?;
+            if removed == 0 {
+                return Err(StoreError::TimerGone {
+                    machine: machine.to_owned(),
+                    id: id.clone(),
+                    seq: update.seq,
+                    timer: fired.name.to_owned(),
+                });
+            }
+        }
+        if let Some(timers) = update.rearm {
+            tx.prepare_cached(
+                "DELETE FROM statemachine_timers
+                 WHERE machine = ?1 AND id = ?2 AND seq = ?3
+                   AND kind IN ('task_reminder', 'task_escalation')",
+            )
+            .map_err(&fail)?
+            .execute(params![machine, id.as_str(), seq])
+            .map_err(&fail)?;
+            arm_timers(&tx, machine, id, update.seq, timers)?;
+        }
+        let candidates =
+            serde_json::to_string(update.candidates).map_err(|e| StoreError::Unstorable {
+                machine: machine.to_owned(),
+                id: id.clone(),
+                reason: format!("its task's candidate groups do not encode: {e}"),
+                source: None,
+            })?;
+        tx.prepare_cached(
+            "UPDATE statemachine_tasks
+             SET assignee = ?1, candidates = ?2, due_at = ?3, due_key = ?4, escalations = ?5,
+                 revision = revision + 1
+             WHERE machine = ?6 AND id = ?7",
+        )
+        .map_err(&fail)?
+        .execute(params![
+            update.assignee,
+            candidates,
+            update.due_at.map(to_micros),
+            due_key(update.due_at),
+            update.escalations,
+            machine,
+            id.as_str(),
+        ])
+        .map_err(&fail)?;
+        unlist_groups(&tx, machine, id)?;
+        let row = TaskRow {
+            machine: machine.to_owned(),
+            id: id.clone(),
+            seq: update.seq,
+            state: String::new(),
+            assignee: update.assignee.map(str::to_owned),
+            candidates: update.candidates.to_vec(),
+            due_at: update.due_at,
+            entered_at: std::time::SystemTime::UNIX_EPOCH,
+            escalations: update.escalations,
+            revision: update.revision.saturating_add(1),
+        };
+        list_groups(&tx, &row)?;
+        insert_records(&tx, update.records)?;
+        tx.commit().map_err(fail)?;
+        // Listeners may use the store: not under its connection's lock.
+        drop(conn);
+        self.armed
+            .armed(update.rearm.is_some_and(|timers| !timers.is_empty()));
+        Ok(())
+    }
+
+    fn record(
+        &self,
+        machine: &str,
+        id: &InstanceId,
+        records: &[AuditRecord],
+    ) -> Result<(), StoreError> {
+        let fail = io_for(machine, id);
+        crate::store::check_records(records)?;
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(&fail)?;
+        self.check_file()?;
+        let exists: Option<i64> = tx
+            .prepare_cached("SELECT seq FROM statemachine_instances WHERE machine = ?1 AND id = ?2")
+            .map_err(&fail)?
+            .query_row(params![machine, id.as_str()], |row| row.get(0))
+            .optional()
+            .map_err(&fail)?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound {
+                machine: machine.to_owned(),
+                id: id.clone(),
+            });
+        }
+        insert_records(&tx, records)?;
+        tx.commit().map_err(fail)
+    }
+
+    fn inbox(
+        &self,
+        machines: &[&str],
+        inbox: &Inbox<'_>,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<TaskRow>, StoreError> {
+        if machines.is_empty() {
+            return Ok(Page::new(Vec::new(), None));
+        }
+        let limit = limit.max(1);
+        let (key, machine, id) = match after.map(task_after).transpose()? {
+            Some(position) => position,
+            None => (i64::MIN, String::new(), String::new()),
+        };
+        let mut values = vec![Value::Integer(key), Value::Text(machine), Value::Text(id)];
+        let place = |values: &mut Vec<Value>, value: Value| {
+            values.push(value);
+            format!("?{}", values.len())
+        };
+        let machine_list = machines
+            .iter()
+            .map(|m| place(&mut values, Value::Text((*m).to_owned())))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let columns = COLUMNS
+            .split(", ")
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let sql = match inbox {
+            Inbox::Assigned(person) => {
+                let person = place(&mut values, Value::Text((*person).to_owned()));
+                format!(
+                    "SELECT {columns} FROM statemachine_tasks t
+                     INDEXED BY statemachine_tasks_by_assignee
+                     WHERE t.assignee = {person} AND (t.due_key, t.machine, t.id) > (?1, ?2, ?3)
+                       AND +t.machine IN ({machine_list})
+                     ORDER BY t.due_key, t.machine, t.id LIMIT {fetch}"
+                )
+            }
+            Inbox::Overdue(now) => {
+                let now = place(&mut values, Value::Integer(to_micros(*now)));
+                format!(
+                    "SELECT {columns} FROM statemachine_tasks t
+                     INDEXED BY statemachine_tasks_by_due
+                     WHERE t.due_key <= {now} AND (t.due_key, t.machine, t.id) > (?1, ?2, ?3)
+                       AND +t.machine IN ({machine_list})
+                     ORDER BY t.due_key, t.machine, t.id LIMIT {fetch}"
+                )
+            }
+            Inbox::Claimable(groups) => {
+                if groups.is_empty() {
+                    return Ok(Page::new(Vec::new(), None));
+                }
+                let group_list = groups
+                    .iter()
+                    .map(|g| place(&mut values, Value::Text(g.clone())))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(
+                    "SELECT {columns} FROM (
+                         SELECT DISTINCT due_key, machine, id FROM statemachine_task_groups
+                         WHERE grp IN ({group_list}) AND (due_key, machine, id) > (?1, ?2, ?3)
+                           AND machine IN ({machine_list})
+                         ORDER BY due_key, machine, id LIMIT {fetch}
+                     ) g
+                     JOIN statemachine_tasks t ON t.machine = g.machine AND t.id = g.id
+                     ORDER BY g.due_key, g.machine, g.id"
+                )
+            }
+        };
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(&sql).map_err(io)?;
+        let rows = statement
+            .query_map(params_from_iter(values), raw)
+            .map_err(io)?;
+        let mut tasks = Vec::new();
+        for row in rows {
+            tasks.push(parse(row.map_err(io)?)?);
+        }
+        let next = if tasks.len() > limit {
+            tasks.truncate(limit);
+            tasks.last().map(task_cursor)
+        } else {
+            None
+        };
+        Ok(Page::new(tasks, next))
+    }
+}
