@@ -121,6 +121,10 @@ fn check_escalation(machine: &Machine, task: &Task, errors: &mut Errors) {
     );
 }
 
+fn name_of<'a>(machine: &'a Machine, task: &Task) -> &'a syn::Ident {
+    &machine.states[task.state].name
+}
+
 /// Escalations come due in the order written; nothing comes due after an unguarded
 /// deadline has already taken the instance out of the state.
 fn check_times(machine: &Machine, task: &Task, errors: &mut Errors) {
@@ -156,6 +160,31 @@ fn check_times(machine: &Machine, task: &Task, errors: &mut Errors) {
                     ),
                 );
             }
+        }
+    }
+    // Each reminder and escalation is a timer named by its time: two with the same
+    // time would be one timer.
+    let mut names: Vec<(String, proc_macro2::Span)> = Vec::new();
+    let named = task
+        .reminders
+        .iter()
+        .map(|r| ("remind", r))
+        .chain(task.escalations.iter().map(|e| ("escalate", &e.time)));
+    for (verb, time) in named {
+        let name = format!("{verb} after {}", time.after.text());
+        if matches!(time.after, crate::timers::After::Invalid) {
+            continue;
+        }
+        if names.iter().any(|(n, _)| *n == name) {
+            errors.push(
+                time.span,
+                format!(
+                    "`{name}` is written twice in task `{name_of_state}`; keep one",
+                    name_of_state = name_of(machine, task)
+                ),
+            );
+        } else {
+            names.push((name, time.span));
         }
     }
     let mut latest: Option<Duration> = None;
