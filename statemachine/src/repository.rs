@@ -314,14 +314,15 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             idempotency_key,
         };
         let timers = armed(&machine, at);
-        let task = tasks::entered(&machine, at);
-        match self.store.create(
-            &snapshot,
-            std::slice::from_ref(&record),
-            &timers,
-            task.as_ref(),
-            at,
-        ) {
+        let entered = tasks::entered(&machine, at, record.actor.as_deref());
+        let task = match &entered {
+            Some(_) => tasks::write_for::<M>(entered.as_ref(), None),
+            None => crate::store::TaskWrite::Keep,
+        };
+        match self
+            .store
+            .create(&snapshot, std::slice::from_ref(&record), &timers, task, at)
+        {
             Ok(()) => Ok(self.attach(machine)),
             Err(error) => Err(Failed::new(machine, error)),
         }
@@ -426,7 +427,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             records: Vec<AuditRecord>,
             key: Option<String>,
             timers: Vec<ArmedTimer>,
-            task: Option<crate::store::TaskRow>,
+            task: Option<tasks::Entered>,
         }
         let mut pending = Vec::with_capacity(machines.len());
         let fail = |pending: Vec<(Arc<crate::Journal>, Pending)>, error: StoreError| {
@@ -520,7 +521,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         for (machine, (_, p)) in machines.iter().zip(&mut pending) {
             if p.snapshot.is_some() {
                 p.timers = armed(machine, at);
-                p.task = tasks::entered(machine, at);
+                p.task = tasks::entered(machine, at, machine.audit().caller().0.as_deref());
             }
         }
         let commits: Vec<Commit<'_>> = machines

@@ -89,6 +89,7 @@ fn a_schema_1_file_is_upgraded_and_its_keys_still_answer() {
     tamper(&db, "DROP TABLE statemachine_timers", []).unwrap();
     tamper(&db, "DROP TABLE statemachine_tasks", []).unwrap();
     tamper(&db, "DROP TABLE statemachine_task_groups", []).unwrap();
+    tamper(&db, "DROP TABLE statemachine_outbox", []).unwrap();
     tamper(
         &db,
         "ALTER TABLE statemachine_idempotency DROP COLUMN fingerprint",
@@ -183,7 +184,13 @@ fn a_schema_2_file_is_upgraded_in_place_and_keeps_timers() {
         due_at,
     };
     repo.store()
-        .create(&snapshot, &[], &[timer], None, due_at)
+        .create(
+            &snapshot,
+            &[],
+            &[timer],
+            statemachine::store::TaskWrite::Keep,
+            due_at,
+        )
         .unwrap();
     let due = repo
         .store()
@@ -266,7 +273,17 @@ fn a_schema_3_file_is_upgraded_in_place_and_keeps_tasks() {
     };
     let snapshot = Account::new("a-3", Ledger::default()).snapshot().unwrap();
     repo.store()
-        .create(&snapshot, &[], &[], Some(&task), epoch)
+        .create(
+            &snapshot,
+            &[],
+            &[],
+            statemachine::store::TaskWrite::Enter {
+                task: &task,
+                expect: None,
+                notify: &[],
+            },
+            epoch,
+        )
         .unwrap();
     let record = AuditRecord {
         kind: RecordKind::Task,
@@ -291,6 +308,7 @@ fn a_schema_3_file_is_upgraded_in_place_and_keeps_tasks() {
             records: std::slice::from_ref(&record),
             fired: None,
             rearm: None,
+            notify: &[],
         })
         .unwrap();
     let trail = repo.history(&"a-3".into()).unwrap();

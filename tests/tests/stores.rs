@@ -45,7 +45,7 @@ mod sqlite {
             snapshot: &Snapshot,
             records: &[AuditRecord],
             timers: &[statemachine::store::ArmedTimer],
-            task: Option<&statemachine::store::TaskRow>,
+            task: statemachine::store::TaskWrite<'_>,
             at: SystemTime,
         ) -> Result<(), StoreError> {
             self.store.create(snapshot, records, timers, task, at)

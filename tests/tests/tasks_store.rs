@@ -578,6 +578,7 @@ async fn a_commit_against_a_task_that_changed_is_refused<S: TimerStore + 'static
         records: &[],
         fired: None,
         rearm: None,
+        notify: &[],
     };
     assert!(matches!(
         tasks.update_task(&update),

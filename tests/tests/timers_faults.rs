@@ -45,7 +45,7 @@ impl Store for Flaky {
         snapshot: &Snapshot,
         records: &[AuditRecord],
         timers: &[ArmedTimer],
-        task: Option<&statemachine::store::TaskRow>,
+        task: statemachine::store::TaskWrite<'_>,
         at: SystemTime,
     ) -> Result<(), StoreError> {
         self.inner.create(snapshot, records, timers, task, at)

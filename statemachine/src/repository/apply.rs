@@ -149,7 +149,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             Ok(next) => (
                 Some(next.snapshot().map_err(|e| Attempt::Store(e.into()))?),
                 super::armed(next, at),
-                super::tasks::entered(next, at),
+                super::tasks::entered(next, at, meta.actor.as_deref()),
             ),
             Err(_) => (None, Vec::new(), None),
         };

@@ -9,9 +9,10 @@ use serde_json::json;
 
 use super::{Meta, Repository};
 use crate::store::{
-    ArmedTimer, Cursor, FiredTimer, Inbox, Page, Store, StoreError, TaskRow, TaskStore, TaskUpdate,
-    TaskWrite,
+    ArmedTimer, Cursor, FiredTimer, Inbox, OutboxMessage, Page, Store, StoreError, TaskRow,
+    TaskStore, TaskUpdate, TaskWrite,
 };
+use crate::task::notify::{Notification, NotificationKind};
 use crate::task::{
     Actor, Assignment, Delegation, Escalation, Task, TaskAction, TaskInfo, TaskRefusal,
 };
@@ -21,10 +22,21 @@ use crate::{AuditRecord, InstanceId, RecordKind, StateMachine};
 /// How many times an action re-reads a task that changed under it before giving up.
 const RETRIES: usize = 8;
 
-/// The task row of the state `machine` is in, entered at `at`.
-pub(super) fn entered<M: StateMachine>(machine: &M, at: SystemTime) -> Option<TaskRow> {
+/// The task a transition enters, with the notification of its assignment.
+#[derive(Debug)]
+pub(super) struct Entered {
+    row: TaskRow,
+    notify: Vec<OutboxMessage>,
+}
+
+/// The task of the state `machine` is in, entered at `at` by `by`.
+pub(super) fn entered<M: StateMachine>(
+    machine: &M,
+    at: SystemTime,
+    by: Option<&str>,
+) -> Option<Entered> {
     let task = machine.task()?;
-    Some(TaskRow {
+    let row = TaskRow {
         machine: M::DEFINITION.name.to_owned(),
         id: machine.id().clone(),
         seq: machine.seq(),
@@ -35,20 +47,28 @@ pub(super) fn entered<M: StateMachine>(machine: &M, at: SystemTime) -> Option<Ta
         entered_at: at,
         escalations: 0,
         revision: 0,
-    })
+    };
+    let key = Notification::key(&row, "assigned");
+    let notify =
+        vec![Notification::new(NotificationKind::Assigned, key, &row, by, None, at).message()];
+    Some(Entered { row, notify })
 }
 
-/// What a commit that moved the machine to `row`'s state (or to a state without a task,
-/// for `None`) does to its task; nothing, for a table without tasks.
+/// What a commit that moved the machine into `entered`'s task (or into a state without
+/// a task, for `None`) does to its task; nothing, for a table without tasks.
 pub(super) fn write_for<'a, M: StateMachine>(
-    row: Option<&'a TaskRow>,
+    entered: Option<&'a Entered>,
     expect: Option<crate::store::TaskGuard>,
 ) -> TaskWrite<'a> {
     if M::DEFINITION.tasks().next().is_none() {
         return TaskWrite::Keep;
     }
-    match row {
-        Some(task) => TaskWrite::Enter { task, expect },
+    match entered {
+        Some(entered) => TaskWrite::Enter {
+            task: &entered.row,
+            expect,
+            notify: &entered.notify,
+        },
         None => TaskWrite::Clear { expect },
     }
 }
@@ -267,6 +287,39 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             }
             let change = self.change(&open, &assignment, actor.as_ref(), action, note, meta)?;
             let rearm = change.rearm.as_deref();
+            let after = TaskRow {
+                assignee: change.assignment.assignee.clone(),
+                candidates: change.assignment.candidates.clone(),
+                due_at: change.due_at,
+                escalations: change.assignment.escalations,
+                revision: open.row.revision + 1,
+                ..open.row.clone()
+            };
+            let what = match action {
+                TaskAction::Delegate { .. } => Some((
+                    NotificationKind::Delegated,
+                    format!("delegated/{}", after.revision),
+                )),
+                TaskAction::Escalate => Some((
+                    NotificationKind::Escalated,
+                    format!("escalated/{}", after.escalations),
+                )),
+                _ => None,
+            };
+            let notify: Vec<OutboxMessage> = what
+                .into_iter()
+                .map(|(kind, what)| {
+                    Notification::new(
+                        kind,
+                        Notification::key(&after, &what),
+                        &after,
+                        meta.actor.as_deref(),
+                        note.filter(|n| !n.is_empty()),
+                        change.record.at,
+                    )
+                    .message()
+                })
+                .collect();
             let update = TaskUpdate {
                 machine: M::DEFINITION.name,
                 id,
@@ -279,18 +332,10 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 records: std::slice::from_ref(&change.record),
                 fired: None,
                 rearm,
+                notify: &notify,
             };
             match store.update_task(&update) {
-                Ok(()) => {
-                    return Ok(TaskRow {
-                        assignee: change.assignment.assignee,
-                        candidates: change.assignment.candidates,
-                        due_at: change.due_at,
-                        escalations: change.assignment.escalations,
-                        revision: open.row.revision + 1,
-                        ..open.row
-                    });
-                }
+                Ok(()) => return Ok(after),
                 Err(error) if error.is_conflict() && attempt < RETRIES => attempt += 1,
                 Err(error) => return Err(error.into()),
             }
@@ -441,8 +486,8 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 let guard = open.row.guard();
                 (open.row, assignment, Some(guard))
             }
-            None => match entered(machine, self.clock.now()) {
-                Some(row) => {
+            None => match entered(machine, self.clock.now(), None) {
+                Some(Entered { row, .. }) => {
                     let assignment = Assignment::new(row.assignee.clone(), row.candidates.clone());
                     (row, assignment, None)
                 }
@@ -492,6 +537,8 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             let assignment = open.assignment();
             let mut record = self.task_record(&open.row, RecordKind::Task, "remind", &meta);
             let mut next = assignment.clone();
+            let mut kind = NotificationKind::Reminder;
+            let mut what = timer.name.clone();
             if timer.kind == TimerKind::TaskEscalation {
                 let index = open
                     .info
@@ -508,10 +555,36 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                     Some((i, escalation)) if i >= assignment.escalations as usize => {
                         next = escalate_to(&assignment, escalation, i);
                         record.event = Some("escalate".into());
+                        kind = NotificationKind::Escalated;
+                        what = format!("escalated/{}", next.escalations);
                     }
-                    _ => record.event = Some("escalate (already taken)".into()),
+                    _ => {
+                        record.event = Some("escalate (already taken)".into());
+                        what.clear();
+                    }
                 }
             }
+            let after = TaskRow {
+                assignee: next.assignee.clone(),
+                candidates: next.candidates.clone(),
+                escalations: next.escalations,
+                ..open.row.clone()
+            };
+            let notify: Vec<OutboxMessage> = if what.is_empty() {
+                Vec::new()
+            } else {
+                vec![
+                    Notification::new(
+                        kind,
+                        Notification::key(&after, &what),
+                        &after,
+                        Some(super::TIMER_ACTOR),
+                        None,
+                        record.at,
+                    )
+                    .message(),
+                ]
+            };
             record.payload = Some(json!({
                 "timer": timer.name,
                 "due_at": crate::audit::micros::to_micros(timer.due_at),
@@ -531,6 +604,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 records: std::slice::from_ref(&record),
                 fired: Some(fired),
                 rearm: None,
+                notify: &notify,
             };
             match store.update_task(&update) {
                 Ok(()) => return Ok(true),

@@ -242,13 +242,17 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                     // A reminder stays in its state: the store carries the state's
                     // other timers over. A deadline enters a state (maybe the same one,
                     // anew).
-                    let timers = match kind {
-                        TimerKind::Reminder => Vec::new(),
-                        _ => super::armed(next, at),
+                    let (timers, task) = match kind {
+                        TimerKind::Reminder => (Vec::new(), None),
+                        _ => (
+                            super::armed(next, at),
+                            Some(super::tasks::entered(next, at, Some(TIMER_ACTOR))),
+                        ),
                     };
-                    next.snapshot().map(|snapshot| (Some(snapshot), timers))
+                    next.snapshot()
+                        .map(|snapshot| (Some(snapshot), timers, task))
                 }
-                Err(_) => Ok((None, Vec::new())),
+                Err(_) => Ok((None, Vec::new(), None)),
             };
             (outcome, written)
         }));
@@ -273,7 +277,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             }
         };
         let records = take();
-        let (snapshot, timers) = written.map_err(|e| store_error(e.into()))?;
+        let (snapshot, timers, entered) = written.map_err(|e| store_error(e.into()))?;
         let commit = Commit {
             machine: M::DEFINITION.name,
             id: &timer.id,
@@ -284,7 +288,11 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             at,
             timers: &timers,
             fired: Some(fired_timer),
-            task: crate::store::TaskWrite::Keep,
+            // A deadline enters a state: its task, or none; a reminder keeps the task.
+            task: match &entered {
+                Some(entered) => super::tasks::write_for::<M>(entered.as_ref(), None),
+                None => crate::store::TaskWrite::Keep,
+            },
         };
         let committed = match self.store.commit(&commit) {
             Ok(committed) => committed,

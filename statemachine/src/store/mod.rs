@@ -201,8 +201,9 @@
 mod checks;
 mod error;
 mod memory;
-mod page;
 #[cfg(feature = "sqlite")]
+mod outbox;
+mod page;
 mod sqlite;
 mod tasks;
 mod timers;
@@ -214,6 +215,7 @@ use crate::{AuditRecord, InstanceId, Snapshot};
 pub(crate) use checks::{check_records, duplicate, encode_snapshot, first_result, parse_snapshot};
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use outbox::{Delivery, DueMessage, OutboxMessage, OutboxStore};
 pub use page::{Cursor, Page};
 pub(crate) use page::{PAGE, collect_pages};
 pub(crate) use page::{id_after, id_cursor, position_after, position_cursor};
@@ -363,7 +365,7 @@ pub enum Committed {
 pub trait Store: Send + Sync {
     /// Stores a new instance: its first snapshot, its `created` record, the timers of
     /// its initial state, armed at the snapshot's sequence number, and its human task
-    /// when the initial state is one.
+    /// (with the notifications it sends) when the initial state is one.
     ///
     /// # Errors
     ///
@@ -373,7 +375,7 @@ pub trait Store: Send + Sync {
         snapshot: &Snapshot,
         records: &[AuditRecord],
         timers: &[ArmedTimer],
-        task: Option<&TaskRow>,
+        task: TaskWrite<'_>,
         at: SystemTime,
     ) -> Result<(), StoreError>;
 
@@ -466,6 +468,12 @@ pub trait Store: Send + Sync {
         None
     }
 
+    /// The store's outbox, if it keeps one (both built-in stores do): what a worker
+    /// delivers notifications from.
+    fn as_outbox_store(&self) -> Option<&dyn OutboxStore> {
+        None
+    }
+
     /// An instance's whole audit trail, oldest first, read page by page
     /// ([`history_page`](Self::history_page)). It holds the whole trail in memory: for
     /// long trails, page through them instead.
@@ -493,7 +501,7 @@ pub trait Store: Send + Sync {
 macro_rules! delegate_store {
     ($($pointer:ty),*) => {$(
         impl<S: Store + ?Sized> Store for $pointer {
-            fn create(&self, snapshot: &Snapshot, records: &[AuditRecord], timers: &[ArmedTimer], task: Option<&TaskRow>, at: SystemTime) -> Result<(), StoreError> {
+            fn create(&self, snapshot: &Snapshot, records: &[AuditRecord], timers: &[ArmedTimer], task: TaskWrite<'_>, at: SystemTime) -> Result<(), StoreError> {
                 (**self).create(snapshot, records, timers, task, at)
             }
             fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
@@ -522,6 +530,9 @@ macro_rules! delegate_store {
             }
             fn as_task_store(&self) -> Option<&dyn TaskStore> {
                 (**self).as_task_store()
+            }
+            fn as_outbox_store(&self) -> Option<&dyn OutboxStore> {
+                (**self).as_outbox_store()
             }
         }
     )*};

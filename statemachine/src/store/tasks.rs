@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use super::{Cursor, FiredTimer, Page, Store, StoreError};
+use super::{Cursor, FiredTimer, OutboxMessage, Page, Store, StoreError};
 use crate::{AuditRecord, InstanceId};
 
 /// An instance's open human task.
@@ -34,7 +34,7 @@ pub struct TaskRow {
 }
 
 /// What a [`Commit`](super::Commit) does to the instance's task.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub enum TaskWrite<'a> {
     /// Leaves it as it is: a refusal, or a reminder that keeps the state.
     #[default]
@@ -53,10 +53,21 @@ pub enum TaskWrite<'a> {
         /// Write only if the old task is still this one, else
         /// [`StoreError::TaskChanged`].
         expect: Option<TaskGuard>,
+        /// The notifications entering the task sends (its assignment), written to the
+        /// outbox in the same transaction.
+        notify: &'a [OutboxMessage],
     },
 }
 
-impl TaskWrite<'_> {
+impl<'a> TaskWrite<'a> {
+    /// The notifications the write sends.
+    pub fn notify(&self) -> &'a [OutboxMessage] {
+        match self {
+            Self::Enter { notify, .. } => notify,
+            _ => &[],
+        }
+    }
+
     /// The guard on the task the commit replaces, if any.
     pub fn expect(&self) -> Option<TaskGuard> {
         match self {
@@ -110,6 +121,9 @@ pub struct TaskUpdate<'a> {
     /// reminders and escalations, re-armed at [`seq`](Self::seq) in place of the ones
     /// armed before.
     pub rearm: Option<&'a [super::ArmedTimer]>,
+    /// The notifications the change sends (a reminder, an escalation, a delegation),
+    /// written to the outbox in the same transaction.
+    pub notify: &'a [OutboxMessage],
     /// The timer the change fires (a reminder or an escalation), armed at [`seq`](Self::seq):
     /// the change is written only if the timer is still armed
     /// ([`StoreError::TimerGone`] otherwise), and it removes it.

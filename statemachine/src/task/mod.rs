@@ -36,7 +36,11 @@
 mod authorize;
 #[doc(hidden)]
 pub mod build;
+pub mod notify;
 mod party;
+#[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
+pub mod webhook;
 
 use std::fmt;
 use std::time::Duration;

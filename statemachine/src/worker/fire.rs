@@ -182,7 +182,7 @@ fn retryable(error: &TimerError) -> bool {
 }
 
 /// The error and its sources, outermost first, as one line.
-fn chain(error: &dyn std::error::Error) -> String {
+pub(super) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -69,6 +69,7 @@
 //! from one due time to the next and lets the worker fire what is due at each, with no
 //! sleeping.
 
+mod deliver;
 mod fire;
 mod time_travel;
 
@@ -84,6 +85,7 @@ pub use tokio_util::sync::CancellationToken;
 use crate::store::{Claim, DueTimer, StoreError, TimerStore};
 use crate::{Clock, InstanceId, Repository, StateMachine, SystemClock};
 
+pub use deliver::{DeliveryReport, MAX_DELIVERY_BACKOFF};
 pub use fire::Outcome;
 
 /// How many timers of one instance a pass fires before it holds the instance's further
@@ -129,6 +131,10 @@ pub struct WorkerStats {
     /// Times the idle loop woke up (a timer came due, a write armed one, or the poll
     /// interval passed).
     pub wakeups: u64,
+    /// Outbox messages (task notifications) delivered.
+    pub delivered: u64,
+    /// Deliveries that failed and will be tried again.
+    pub undelivered: u64,
 }
 
 #[derive(Debug, Default)]
@@ -139,6 +145,8 @@ struct Counters {
     dead_lettered: AtomicU64,
     retried: AtomicU64,
     wakeups: AtomicU64,
+    delivered: AtomicU64,
+    undelivered: AtomicU64,
 }
 
 /// Fires the timers of one machine type.
@@ -172,6 +180,7 @@ pub struct Worker<S> {
     poll: Option<Duration>,
     wake: Arc<Notify>,
     counters: Arc<Counters>,
+    notifier: Option<Arc<dyn crate::task::notify::Notifier>>,
 }
 
 impl<S> std::fmt::Debug for Worker<S> {
@@ -212,6 +221,7 @@ impl<S: TimerStore + 'static> Worker<S> {
             poll: None,
             wake,
             counters: Arc::default(),
+            notifier: None,
         }
     }
 
@@ -325,6 +335,8 @@ impl<S: TimerStore + 'static> Worker<S> {
             dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
             retried: c.retried.load(Ordering::Relaxed),
             wakeups: c.wakeups.load(Ordering::Relaxed),
+            delivered: c.delivered.load(Ordering::Relaxed),
+            undelivered: c.undelivered.load(Ordering::Relaxed),
         }
     }
 
@@ -334,7 +346,12 @@ impl<S: TimerStore + 'static> Worker<S> {
     ///
     /// When the store fails.
     pub fn next_due(&self) -> Result<Option<SystemTime>, StoreError> {
-        self.store.next_due(&self.machines)
+        let timer = self.store.next_due(&self.machines)?;
+        let delivery = self.next_delivery()?;
+        Ok(match (timer, delivery) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     /// Runs until `shutdown` is cancelled: resumes sagas, then fires due timers and sleeps
@@ -458,6 +475,8 @@ impl<S: TimerStore + 'static> Worker<S> {
             };
             let batch = self.store.claim_due(&claim)?;
             if batch.is_empty() {
+                // Then the notifications the timers (and everything before) wrote.
+                self.deliver_due().await?;
                 return Ok((reports, false));
             }
             let (batch, held): (Vec<DueTimer>, Vec<DueTimer>) =

@@ -90,11 +90,13 @@ impl<'w, S: TimerStore + 'static> TimeTravel<'w, S> {
                 self.clock.set(next);
             }
             let fired = self.worker.run_due().await?;
-            if fired
-                .iter()
-                .all(|r| matches!(r.outcome, super::Outcome::Stuck { .. }))
-            {
-                // Due, but not claimable (a store that leases): nothing more to do now.
+            let stuck = !fired.is_empty()
+                && fired
+                    .iter()
+                    .all(|r| matches!(r.outcome, super::Outcome::Stuck { .. }));
+            // Due, but not claimable (a store that leases), or nothing moved (an outbox
+            // message the worker cannot take): nothing more to do now.
+            if stuck || (fired.is_empty() && self.worker.next_due()? == Some(next)) {
                 break;
             }
             reports.extend(fired);

@@ -401,8 +401,13 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             event: None,
             ..record
         };
-        self.store
-            .create(&snapshot, std::slice::from_ref(&record), &[], None, at)?;
+        self.store.create(
+            &snapshot,
+            std::slice::from_ref(&record),
+            &[],
+            crate::store::TaskWrite::Keep,
+            at,
+        )?;
         self.run_unguarded(id).await
     }
 

@@ -2,6 +2,7 @@
 //! process. It keeps snapshots as JSON text, like the SQLite store, so both behave the
 //! same when data does not round-trip.
 
+mod outbox;
 mod tasks;
 
 use std::collections::{BTreeMap, HashMap};
@@ -47,6 +48,10 @@ struct Inner {
     due: std::collections::BTreeSet<(SystemTime, SystemTime, TimerKey)>,
     /// Open human tasks by instance.
     tasks: BTreeMap<Key, TaskRow>,
+    /// Messages waiting for delivery, by key.
+    outbox: BTreeMap<String, outbox::OutboxRow>,
+    /// The same messages in the order they are delivered.
+    outbox_due: std::collections::BTreeSet<(SystemTime, String)>,
 }
 
 type TimerKey = (String, InstanceId, u64, String);
@@ -73,6 +78,21 @@ impl Inner {
                 attempts: 0,
             },
         );
+    }
+
+    /// What a write does to the instance's task, and the notifications it sends.
+    fn write_task(&mut self, machine: &str, id: &InstanceId, task: TaskWrite<'_>, at: SystemTime) {
+        let key = (machine.to_owned(), id.clone());
+        match task {
+            TaskWrite::Keep => {}
+            TaskWrite::Clear { .. } => {
+                self.tasks.remove(&key);
+            }
+            TaskWrite::Enter { task, notify, .. } => {
+                self.tasks.insert(key, task.clone());
+                self.post(machine, id, notify, at);
+            }
+        }
     }
 
     fn unarm(&mut self, key: &TimerKey) -> Option<TimerRow> {
@@ -160,12 +180,16 @@ impl Store for MemoryStore {
         Some(self)
     }
 
+    fn as_outbox_store(&self) -> Option<&dyn crate::store::OutboxStore> {
+        Some(self)
+    }
+
     fn create(
         &self,
         snapshot: &Snapshot,
         records: &[AuditRecord],
         timers: &[ArmedTimer],
-        task: Option<&TaskRow>,
+        task: crate::store::TaskWrite<'_>,
         at: SystemTime,
     ) -> Result<(), StoreError> {
         let key = (snapshot.machine.clone(), snapshot.id.clone());
@@ -189,14 +213,10 @@ impl Store for MemoryStore {
         for timer in timers {
             inner.arm(&snapshot.machine, &snapshot.id, snapshot.seq, timer);
         }
-        if let Some(task) = task {
-            inner.tasks.insert(
-                (snapshot.machine.clone(), snapshot.id.clone()),
-                task.clone(),
-            );
-        }
+        inner.write_task(&snapshot.machine, &snapshot.id, task, at);
         drop(inner);
-        self.armed.armed(!timers.is_empty());
+        self.armed
+            .armed(!timers.is_empty() || !task.notify().is_empty());
         Ok(())
     }
 
@@ -228,7 +248,8 @@ impl Store for MemoryStore {
         if committed == Committed::Written {
             write(&mut inner, commit, json);
             drop(inner);
-            self.armed.armed(!commit.timers.is_empty());
+            self.armed
+                .armed(!commit.timers.is_empty() || !commit.task.notify().is_empty());
         }
         Ok(committed)
     }
@@ -269,8 +290,11 @@ impl Store for MemoryStore {
             write(&mut inner, commit, json);
         }
         drop(inner);
-        self.armed
-            .armed(commits.iter().any(|c| !c.timers.is_empty()));
+        self.armed.armed(
+            commits
+                .iter()
+                .any(|c| !c.timers.is_empty() || !c.task.notify().is_empty()),
+        );
         Ok(vec![Committed::Written; commits.len()])
     }
 
@@ -464,15 +488,7 @@ fn write(inner: &mut Inner, commit: &Commit<'_>, json: Option<String>) {
             inner.arm(commit.machine, commit.id, snapshot.seq, timer);
         }
     }
-    match commit.task {
-        TaskWrite::Keep => {}
-        TaskWrite::Clear { .. } => {
-            inner.tasks.remove(&key);
-        }
-        TaskWrite::Enter { task, .. } => {
-            inner.tasks.insert(key.clone(), task.clone());
-        }
-    }
+    inner.write_task(commit.machine, commit.id, commit.task, commit.at);
     if let Some(idempotency_key) = commit.idempotency_key
         && let Some(first) = super::first_result(commit)
     {

@@ -69,6 +69,12 @@ impl TaskStore for MemoryStore {
                 inner.arm(update.machine, update.id, update.seq, timer);
             }
         }
+        inner.post(
+            update.machine,
+            update.id,
+            update.notify,
+            now_of(update.records),
+        );
         if let Some(task) = inner.tasks.get_mut(&key) {
             task.assignee = update.assignee.map(str::to_owned);
             task.candidates = update.candidates.to_vec();
@@ -82,8 +88,9 @@ impl TaskStore for MemoryStore {
             .or_default()
             .extend_from_slice(update.records);
         drop(inner);
-        self.armed
-            .armed(update.rearm.is_some_and(|timers| !timers.is_empty()));
+        self.armed.armed(
+            update.rearm.is_some_and(|timers| !timers.is_empty()) || !update.notify.is_empty(),
+        );
         Ok(())
     }
 
@@ -143,4 +150,11 @@ impl TaskStore for MemoryStore {
         };
         Ok(Page::new(rows, next))
     }
+}
+
+/// When a change happened: its records' time (every task change has one).
+fn now_of(records: &[AuditRecord]) -> std::time::SystemTime {
+    records
+        .first()
+        .map_or(std::time::SystemTime::UNIX_EPOCH, |r| r.at)
 }

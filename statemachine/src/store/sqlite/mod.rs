@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 mod operations;
+mod outbox;
 mod rows;
 mod tasks;
 mod timers;
@@ -178,6 +179,21 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX statemachine_task_groups_by_task
         ON statemachine_task_groups (machine, id);
+
+    -- The transactional outbox: messages written with the change that caused them,
+    -- deleted when delivered.
+    CREATE TABLE statemachine_outbox (
+        key        TEXT    NOT NULL PRIMARY KEY,
+        machine    TEXT    NOT NULL,
+        id         TEXT    NOT NULL,
+        topic      TEXT    NOT NULL,
+        payload    TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,
+        run_at     INTEGER NOT NULL,
+        attempts   INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        last_error TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX statemachine_outbox_by_run_at ON statemachine_outbox (run_at, key);
 ",
 ];
 

@@ -34,12 +34,16 @@ impl Store for SqliteStore {
         Some(self)
     }
 
+    fn as_outbox_store(&self) -> Option<&dyn crate::store::OutboxStore> {
+        Some(self)
+    }
+
     fn create(
         &self,
         snapshot: &Snapshot,
         records: &[AuditRecord],
         timers: &[ArmedTimer],
-        task: Option<&crate::store::TaskRow>,
+        task: crate::store::TaskWrite<'_>,
         at: SystemTime,
     ) -> Result<(), StoreError> {
         let machine = &snapshot.machine;
@@ -77,13 +81,12 @@ impl Store for SqliteStore {
         }
         insert_records(&tx, records)?;
         arm_timers(&tx, machine, id, snapshot.seq, timers)?;
-        if let Some(task) = task {
-            super::tasks::insert_task(&tx, task)?;
-        }
+        super::tasks::write_task(&tx, machine, id, task, at)?;
         tx.commit().map_err(fail)?;
         // Listeners may use the store: not under its connection's lock.
         drop(conn);
-        self.armed.armed(!timers.is_empty());
+        self.armed
+            .armed(!timers.is_empty() || !task.notify().is_empty());
         Ok(())
     }
 
@@ -137,8 +140,10 @@ impl Store for SqliteStore {
         let committed = write_commit(&tx, commit, json.as_deref())?;
         tx.commit().map_err(fail)?;
         drop(conn);
-        self.armed
-            .armed(committed == Committed::Written && !commit.timers.is_empty());
+        self.armed.armed(
+            committed == Committed::Written
+                && (!commit.timers.is_empty() || !commit.task.notify().is_empty()),
+        );
         Ok(committed)
     }
 
@@ -166,8 +171,11 @@ impl Store for SqliteStore {
         }
         tx.commit().map_err(io)?;
         drop(conn);
-        self.armed
-            .armed(commits.iter().any(|commit| !commit.timers.is_empty()));
+        self.armed.armed(
+            commits
+                .iter()
+                .any(|commit| !commit.timers.is_empty() || !commit.task.notify().is_empty()),
+        );
         Ok(vec![Committed::Written; commits.len()])
     }
 

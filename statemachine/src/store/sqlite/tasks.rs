@@ -24,6 +24,7 @@ pub(super) fn write_task(
     machine: &str,
     id: &InstanceId,
     write: TaskWrite<'_>,
+    at: std::time::SystemTime,
 ) -> Result<(), StoreError> {
     if let Some(expect) = write.expect() {
         let same: Option<i64> = tx
@@ -53,9 +54,10 @@ pub(super) fn write_task(
     match write {
         TaskWrite::Keep => Ok(()),
         TaskWrite::Clear { .. } => delete_task(tx, machine, id),
-        TaskWrite::Enter { task, .. } => {
+        TaskWrite::Enter { task, notify, .. } => {
             delete_task(tx, machine, id)?;
-            insert_task(tx, task)
+            insert_task(tx, task)?;
+            super::outbox::post(tx, machine, id, notify, at)
         }
     }
 }
@@ -108,7 +110,7 @@ fn list_groups(tx: &Transaction<'_>, row: &TaskRow) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(super) fn insert_task(tx: &Transaction<'_>, row: &TaskRow) -> Result<(), StoreError> {
+fn insert_task(tx: &Transaction<'_>, row: &TaskRow) -> Result<(), StoreError> {
     let fail = io_for(&row.machine, &row.id);
     let candidates =
         serde_json::to_string(&row.candidates).map_err(|e| StoreError::Unstorable {
@@ -333,11 +335,17 @@ impl TaskStore for SqliteStore {
         };
         list_groups(&tx, &row)?;
         insert_records(&tx, update.records)?;
+        let at = update
+            .records
+            .first()
+            .map_or(std::time::SystemTime::UNIX_EPOCH, |r| r.at);
+        super::outbox::post(&tx, machine, id, update.notify, at)?;
         tx.commit().map_err(fail)?;
         // Listeners may use the store: not under its connection's lock.
         drop(conn);
-        self.armed
-            .armed(update.rearm.is_some_and(|timers| !timers.is_empty()));
+        self.armed.armed(
+            update.rearm.is_some_and(|timers| !timers.is_empty()) || !update.notify.is_empty(),
+        );
         Ok(())
     }
 

@@ -159,7 +159,7 @@ pub(super) fn write_commit(
     if let Some(snapshot) = commit.snapshot {
         arm_timers(tx, machine, id, snapshot.seq, commit.timers)?;
     }
-    super::tasks::write_task(tx, machine, id, commit.task)?;
+    super::tasks::write_task(tx, machine, id, commit.task, commit.at)?;
     if let Some(key) = commit.idempotency_key
         && let Some(first) = crate::store::first_result(commit)
     {

@@ -377,7 +377,7 @@ pub fn apply_retries_after_losing_a_race<S: Store>(store: S, _: Damage<S>) {
             s: &crate::Snapshot,
             r: &[crate::AuditRecord],
             t: &[crate::store::ArmedTimer],
-            task: Option<&crate::store::TaskRow>,
+            task: crate::store::TaskWrite<'_>,
             at: SystemTime,
         ) -> Result<(), StoreError> {
             self.inner.create(s, r, t, task, at)

@@ -397,7 +397,7 @@ pub fn an_exhausted_sequence_number_is_the_callers_problem_not_damage<S: Store>(
             .unwrap();
     snapshot.seq = last;
     repo.store()
-        .create(&snapshot, &[], &[], None, start())
+        .create(&snapshot, &[], &[], crate::store::TaskWrite::Keep, start())
         .unwrap();
     assert_eq!(repo.load(&id("a-1")).unwrap().seq(), last);
     match repo.apply(&id("a-1"), Deposit { cents: 1 }, &Meta::new()) {

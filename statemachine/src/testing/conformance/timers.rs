@@ -50,7 +50,13 @@ fn create_with<S: TimerStore>(repo: &Repository<AnyAccount, S>, name: &str, time
     let machine = AnyAccount::from(Account::new(name, Ledger::default()));
     let snapshot = machine.snapshot().unwrap();
     repo.store()
-        .create(&snapshot, &[], timers, None, start())
+        .create(
+            &snapshot,
+            &[],
+            timers,
+            crate::store::TaskWrite::Keep,
+            start(),
+        )
         .expect("a new instance is stored");
 }
 

@@ -1,0 +1,124 @@
+//! Delivering the outbox: task notifications, at least once, each with its key, with
+//! retries that back off, and a notifier that may fail or panic without taking the
+//! worker down.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use super::Worker;
+use crate::store::{Delivery, DueMessage, OutboxStore, StoreError, TimerStore};
+use crate::task::notify::{Notification, Notifier, TOPIC};
+
+/// The longest pause between two attempts to deliver one message.
+pub const MAX_DELIVERY_BACKOFF: Duration = Duration::from_secs(3_600);
+
+/// What the worker did with one message of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeliveryReport {
+    /// The message's idempotency key.
+    pub key: String,
+    /// The attempt this was (1 for the first).
+    pub attempt: u32,
+    /// `None` when delivered, else why not (it is tried again later).
+    pub error: Option<String>,
+}
+
+/// The pause before the next attempt after `attempts` failed ones: a second, doubling,
+/// up to [`MAX_DELIVERY_BACKOFF`].
+pub(super) fn backoff(attempts: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts.min(12)).min(MAX_DELIVERY_BACKOFF)
+}
+
+impl<S: TimerStore + 'static> Worker<S> {
+    /// Delivers task notifications through `notifier`: the worker then also delivers
+    /// the outbox's due messages after each batch of timers, retrying a failed delivery
+    /// after a second, doubling up to an hour, until it succeeds.
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    fn outbox(&self) -> Option<&dyn OutboxStore> {
+        self.notifier.as_ref()?;
+        self.store.as_outbox_store()
+    }
+
+    /// When the soonest outbox message may be delivered, if the worker delivers them.
+    pub(super) fn next_delivery(&self) -> Result<Option<SystemTime>, StoreError> {
+        match self.outbox() {
+            Some(outbox) => outbox.next_outbox(),
+            None => Ok(None),
+        }
+    }
+
+    /// Delivers every outbox message due now, batch after batch; returns what became of
+    /// each. Nothing, without a notifier.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails to hand out or settle messages; what was delivered before
+    /// stays delivered.
+    pub async fn deliver_due(&self) -> Result<Vec<DeliveryReport>, StoreError> {
+        let (Some(outbox), Some(notifier)) = (self.outbox(), self.notifier.clone()) else {
+            return Ok(Vec::new());
+        };
+        let mut reports = Vec::new();
+        loop {
+            let now = self.clock.now();
+            let due = outbox.claim_outbox(now, self.batch)?;
+            if due.is_empty() {
+                return Ok(reports);
+            }
+            for message in due {
+                let result = deliver(&notifier, &message).await;
+                let attempt = message.attempts.saturating_add(1);
+                match &result {
+                    Ok(()) => {
+                        outbox.settle(&message, Delivery::Delivered)?;
+                        self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(error) => {
+                        let run_at = self.clock.now() + backoff(message.attempts);
+                        tracing::warn!(
+                            target: "statemachine::worker",
+                            key = %message.key,
+                            attempt,
+                            %error,
+                            "a notification was not delivered; trying again later"
+                        );
+                        outbox.settle(&message, Delivery::RetryAt { run_at, error })?;
+                        self.counters.undelivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                reports.push(DeliveryReport {
+                    key: message.key,
+                    attempt,
+                    error: result.err(),
+                });
+            }
+        }
+    }
+}
+
+/// One delivery, on a blocking thread: the notifier may do I/O. A panic is a failed
+/// delivery.
+async fn deliver(notifier: &Arc<dyn Notifier>, message: &DueMessage) -> Result<(), String> {
+    if message.topic != TOPIC {
+        return Err(format!(
+            "topic `{}` has no deliverer in this worker",
+            message.topic
+        ));
+    }
+    let mut notification: Notification = serde_json::from_value(message.payload.clone())
+        .map_err(|e| format!("the message does not read as a notification: {e}"))?;
+    notification.key.clone_from(&message.key);
+    let notifier = Arc::clone(notifier);
+    match tokio::task::spawn_blocking(move || notifier.notify(&notification)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(super::fire::chain(&error)),
+        Err(join) => Err(format!("the notifier panicked: {join}")),
+    }
+}
