@@ -20,6 +20,12 @@
 //!   until no timer is armed; then prints `done <fired> <stale>`. The parent kills it
 //!   at random moments.
 //!
+//! `statemachine-test-child tasks <db> <receiver-db> <start> <step> <batch>`
+//!   fires the due reminders and escalations of the `Approval` tasks
+//!   (`statemachine_tests::tasked`) in `db` and delivers their notifications to the
+//!   receiver in `receiver-db`, on a virtual clock as for `timers`, until nothing is
+//!   armed and the outbox is empty; then prints `done <fired> <delivered>`.
+//!
 //! `statemachine-test-child bump <db> <id> <count> <key-prefix>`
 //!   applies `count` bumps to counter `id`, with keys `<key-prefix>-<i>`, and prints
 //!   `done <applied> <duplicates>`.
@@ -30,6 +36,8 @@ use std::process::ExitCode;
 use statemachine::{ApplyError, InstanceId, Meta, Repository, SqliteStore, StoreError};
 use statemachine_tests::account::{Account, AnyAccount, Ledger, stream};
 use statemachine_tests::counter::{AnyCounter, Bump};
+
+mod tasks;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,6 +51,7 @@ fn main() -> ExitCode {
         ["bump", db, id, count, prefix] => bump(db, id, count, prefix),
         ["saga", db, effects, count] => sagas(db, effects, count),
         ["timers", db, start, step, batch] => timers(db, start, step, batch),
+        ["tasks", db, receiver, start, step, batch] => tasks::run(db, receiver, start, step, batch),
         _ => Err(format!("unknown arguments {args:?}")),
     };
     match result {
@@ -54,7 +63,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn number(text: &str) -> Result<u64, String> {
+pub(crate) fn number(text: &str) -> Result<u64, String> {
     text.parse()
         .map_err(|e| format!("`{text}` is not a number: {e}"))
 }
