@@ -394,61 +394,23 @@ impl TaskStore for SqliteStore {
             None => (i64::MIN, String::new(), String::new()),
         };
         let mut values = vec![Value::Integer(key), Value::Text(machine), Value::Text(id)];
-        let place = |values: &mut Vec<Value>, value: Value| {
-            values.push(value);
-            format!("?{}", values.len())
-        };
-        let machine_list = machines
-            .iter()
-            .map(|m| place(&mut values, Value::Text((*m).to_owned())))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let columns = COLUMNS
-            .split(", ")
-            .map(|c| format!("t.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        values.extend(machines.iter().map(|m| Value::Text((*m).to_owned())));
         let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
         let sql = match inbox {
             Inbox::Assigned(person) => {
-                let person = place(&mut values, Value::Text((*person).to_owned()));
-                format!(
-                    "SELECT {columns} FROM statemachine_tasks t
-                     INDEXED BY statemachine_tasks_by_assignee
-                     WHERE t.assignee = {person} AND (t.due_key, t.machine, t.id) > (?1, ?2, ?3)
-                       AND +t.machine IN ({machine_list})
-                     ORDER BY t.due_key, t.machine, t.id LIMIT {fetch}"
-                )
+                values.push(Value::Text((*person).to_owned()));
+                inbox_sql(Kind::Assigned, machines.len(), 0, fetch)
             }
             Inbox::Overdue(now) => {
-                let now = place(&mut values, Value::Integer(to_micros(*now)));
-                format!(
-                    "SELECT {columns} FROM statemachine_tasks t
-                     INDEXED BY statemachine_tasks_by_due
-                     WHERE t.due_key <= {now} AND (t.due_key, t.machine, t.id) > (?1, ?2, ?3)
-                       AND +t.machine IN ({machine_list})
-                     ORDER BY t.due_key, t.machine, t.id LIMIT {fetch}"
-                )
+                values.push(Value::Integer(to_micros(*now)));
+                inbox_sql(Kind::Overdue, machines.len(), 0, fetch)
             }
             Inbox::Claimable(groups) => {
                 if groups.is_empty() {
                     return Ok(Page::new(Vec::new(), None));
                 }
-                let group_list = groups
-                    .iter()
-                    .map(|g| place(&mut values, Value::Text(g.clone())))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                format!(
-                    "SELECT {columns} FROM (
-                         SELECT DISTINCT due_key, machine, id FROM statemachine_task_groups
-                         WHERE grp IN ({group_list}) AND (due_key, machine, id) > (?1, ?2, ?3)
-                           AND machine IN ({machine_list})
-                         ORDER BY due_key, machine, id LIMIT {fetch}
-                     ) g
-                     JOIN statemachine_tasks t ON t.machine = g.machine AND t.id = g.id
-                     ORDER BY g.due_key, g.machine, g.id"
-                )
+                values.extend(groups.iter().map(|g| Value::Text(g.clone())));
+                inbox_sql(Kind::Claimable, machines.len(), groups.len(), fetch)
             }
         };
         let conn = self.conn();
@@ -467,5 +429,105 @@ impl TaskStore for SqliteStore {
             None
         };
         Ok(Page::new(tasks, next))
+    }
+}
+
+/// Which inbox a statement reads.
+#[derive(Clone, Copy)]
+enum Kind {
+    Assigned,
+    Overdue,
+    Claimable,
+}
+
+/// An inbox's statement. Parameters: `?1`..`?3` the cursor's (due key, machine, id), then
+/// one per machine, then the person, the time, or one per group.
+fn inbox_sql(kind: Kind, machines: usize, groups: usize, fetch: i64) -> String {
+    let list = |from: usize, count: usize| {
+        (from..from + count)
+            .map(|n| format!("?{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let machine_list = list(4, machines);
+    let next = 4 + machines;
+    let columns = COLUMNS
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The indexes are named: a statement that cannot use its index fails to prepare
+    // instead of scanning every task.
+    match kind {
+        Kind::Assigned => format!(
+            "SELECT {columns} FROM statemachine_tasks t
+             INDEXED BY statemachine_tasks_by_assignee
+             WHERE t.assignee = ?{next} AND (t.due_key, t.machine, t.id) > (?1, ?2, ?3)
+               AND +t.machine IN ({machine_list})
+             ORDER BY t.due_key, t.machine, t.id LIMIT {fetch}"
+        ),
+        Kind::Overdue => format!(
+            "SELECT {columns} FROM statemachine_tasks t
+             INDEXED BY statemachine_tasks_by_due
+             WHERE t.due_key <= ?{next} AND (t.due_key, t.machine, t.id) > (?1, ?2, ?3)
+               AND +t.machine IN ({machine_list})
+             ORDER BY t.due_key, t.machine, t.id LIMIT {fetch}"
+        ),
+        Kind::Claimable => format!(
+            "SELECT {columns} FROM (
+                 SELECT DISTINCT due_key, machine, id FROM statemachine_task_groups
+                 WHERE grp IN ({}) AND (due_key, machine, id) > (?1, ?2, ?3)
+                   AND +machine IN ({machine_list})
+                 ORDER BY due_key, machine, id LIMIT {fetch}
+             ) g
+             JOIN statemachine_tasks t ON t.machine = g.machine AND t.id = g.id
+             ORDER BY g.due_key, g.machine, g.id",
+            list(next, groups)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Kind, inbox_sql};
+    use crate::store::SqliteStore;
+    use crate::store::sqlite::rows::tests::plan;
+
+    /// Every inbox reads an index range: the plan never scans the task table, and the
+    /// claimable inbox reads the groups' rows by group.
+    #[test]
+    fn inboxes_read_indexes_not_every_task() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        for (kind, groups, arguments, index) in [
+            (
+                Kind::Assigned,
+                0,
+                5,
+                "USING INDEX statemachine_tasks_by_assignee (assignee=?",
+            ),
+            (
+                Kind::Overdue,
+                0,
+                5,
+                "USING INDEX statemachine_tasks_by_due (",
+            ),
+            (
+                Kind::Claimable,
+                2,
+                6,
+                "statemachine_task_groups USING PRIMARY KEY (grp=?",
+            ),
+        ] {
+            let sql = inbox_sql(kind, 1, groups, 51);
+            let steps = plan(&store, &sql, arguments);
+            let text = steps.join(" | ");
+            assert!(text.contains(index), "{text}");
+            assert!(
+                !steps
+                    .iter()
+                    .any(|s| s.starts_with("SCAN t") || s.starts_with("SCAN statemachine_tasks")),
+                "a scan of every task: {text}"
+            );
+        }
     }
 }
