@@ -116,6 +116,20 @@
 //! place), in the upgrade's one transaction: take a backup first, and expect it to take
 //! about as long as copying the file.
 //!
+//! # The outbox
+//!
+//! What leaves the process is written with the change that causes it: a task's
+//! notifications go with the commit that enters the task ([`TaskWrite::Enter`]'s
+//! `notify`) or with the task change ([`TaskUpdate::notify`]), into
+//! `statemachine_outbox` (schema 4: `key` primary key, `machine`, `id`, `topic`,
+//! `payload` JSON, `created_at`, `run_at`, `attempts`, `last_error`; index
+//! `statemachine_outbox_by_run_at (run_at, key)`). A message whose key is stored already
+//! is the same message and is not written twice. The worker hands due messages to its
+//! [`Notifier`](crate::task::notify::Notifier) and removes each only after it was
+//! delivered ([`OutboxStore::settle`]); a failed delivery waits and is tried again. A
+//! crash between delivering and removing delivers the message again, with the same
+//! key: at least once, and once in effect for a receiver that deduplicates by key.
+//!
 //! # Cost model
 //!
 //! Every transition writes the instance's whole snapshot (its state's data and the
