@@ -198,10 +198,11 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         let state = machine.state_name();
         // A human task's reminder or escalation changes the task, not the machine.
         if M::DEFINITION.timer(state, &timer.name).is_none()
-            && super::tasks::task_timer_kind::<M>(state, &timer.name).is_some()
+            && super::task_timers::task_timer_kind::<M>(state, &timer.name).is_some()
         {
             let task_timer = DueTimer {
-                kind: super::tasks::task_timer_kind::<M>(state, &timer.name).unwrap_or(timer.kind),
+                kind: super::task_timers::task_timer_kind::<M>(state, &timer.name)
+                    .unwrap_or(timer.kind),
                 ..timer.clone()
             };
             return match self.fire_task_timer(&task_timer) {
