@@ -212,6 +212,12 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
     /// in [`Failed::stored`]; a key used before with another event or payload fails with
     /// [`StoreError::KeyReused`].
     ///
+    /// A transition into or out of a human-task state opens or closes the task as
+    /// [`apply`](Self::apply) does. But `save` writes what the application's own typed
+    /// code did: it does not authorize the completion of a task (the typed methods know
+    /// no actor's roles). Completions that people make go through `apply` with the
+    /// caller's [`Meta`], which does.
+    ///
     /// # Errors
     ///
     /// [`StoreError::Conflict`] when another writer got there first (load again and

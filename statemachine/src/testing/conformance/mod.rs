@@ -7,9 +7,11 @@
 //! the corrupt-data cases), and panics when the store breaks a guarantee.
 
 mod readback;
+mod tasks;
 mod timers;
 
 pub use readback::*;
+pub use tasks::*;
 pub use timers::*;
 
 use std::sync::Arc;
