@@ -13,6 +13,7 @@ use sha2::Sha256;
 use statemachine::task::notify::{Notification, NotificationKind};
 use statemachine::task::webhook::{
     KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookNotifier, signature, verify,
+    verify_fresh,
 };
 use statemachine::worker::Worker;
 use statemachine::{ManualClock, MemoryStore, Meta, state_machine};
@@ -157,4 +158,10 @@ async fn the_webhook_is_signed_and_retried_with_the_same_key_after_a_failure() {
     assert!(!verify(secret, 1, &body, &forged));
     let genuine = signature(secret, 1, &body);
     assert!(verify(secret, 1, &body, &genuine));
+    // A genuine request replayed an hour later is refused by the freshness check.
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1);
+    let minutes = Duration::from_secs(300);
+    assert!(verify_fresh(secret, 1, &body, &genuine, at, minutes));
+    let later = at + Duration::from_secs(3_600);
+    assert!(!verify_fresh(secret, 1, &body, &genuine, later, minutes));
 }

@@ -4,7 +4,7 @@
 use crate::store::{FirstResult, StoreError};
 use crate::{Event, Rejected, StateMachine};
 
-/// Who and why, for one [`Repository::apply`].
+/// Who and why, for one [`Repository::apply`](crate::Repository::apply).
 ///
 /// ```
 /// use statemachine::Meta;
@@ -62,7 +62,7 @@ impl Meta {
     }
 }
 
-/// What [`Repository::apply`] did.
+/// What [`Repository::apply`](crate::Repository::apply) did.
 #[derive(Debug)]
 pub struct Applied<M> {
     /// The instance as it is now.
@@ -79,7 +79,7 @@ pub struct Applied<M> {
     pub duplicate: bool,
 }
 
-/// Why [`Repository::apply`] did not apply an event.
+/// Why [`Repository::apply`](crate::Repository::apply) did not apply an event.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApplyError<M: StateMachine> {
@@ -138,7 +138,7 @@ pub struct Failed<M> {
     pub error: StoreError,
     /// What is stored instead, when the store answered with it: for
     /// [`StoreError::DuplicateKey`], the instance as the key's first use left it (as
-    /// [`Repository::apply`] hands back for a duplicate).
+    /// [`Repository::apply`](crate::Repository::apply) hands back for a duplicate).
     pub stored: Option<M>,
 }
 

@@ -145,7 +145,7 @@ impl NotifyError {
 
 /// Where the worker delivers task notifications: e-mail, chat, a webhook. Called on a
 /// blocking thread, at least once per notification: deduplicate by
-/// [`Notification::key`] where a duplicate matters.
+/// [`key`](Notification#structfield.key) where a duplicate matters.
 pub trait Notifier: Send + Sync + 'static {
     /// Delivers one notification; an error makes the worker try again later.
     ///

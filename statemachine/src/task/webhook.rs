@@ -86,8 +86,24 @@ fn mac(secret: &[u8], timestamp: u64, body: &[u8]) -> Hmac<Sha256> {
     mac
 }
 
+/// Whether `header` is the signature of `body` at `timestamp` under `secret`, and the
+/// timestamp is within `tolerance` of `now`: what a receiver checks, so that a captured
+/// request cannot be replayed later. The worker retries a failed delivery with a fresh
+/// timestamp, so a tolerance of a few minutes loses nothing.
+pub fn verify_fresh(
+    secret: &[u8],
+    timestamp: u64,
+    body: &[u8],
+    header: &str,
+    now: SystemTime,
+    tolerance: Duration,
+) -> bool {
+    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    now.abs_diff(timestamp) <= tolerance.as_secs() && verify(secret, timestamp, body, header)
+}
+
 /// Whether `header` is the signature of `body` at `timestamp` under `secret`, compared
-/// in constant time: what a receiver checks.
+/// in constant time. Check the timestamp's age too ([`verify_fresh`]).
 pub fn verify(secret: &[u8], timestamp: u64, body: &[u8], header: &str) -> bool {
     let Some(hex) = header.strip_prefix("sha256=") else {
         return false;
