@@ -215,9 +215,9 @@
 mod checks;
 mod error;
 mod memory;
-#[cfg(feature = "sqlite")]
 mod outbox;
 mod page;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 mod tasks;
 mod timers;
