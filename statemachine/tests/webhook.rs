@@ -145,7 +145,7 @@ async fn the_webhook_is_signed_and_retried_with_the_same_key_after_a_failure() {
         "the receiver's own HMAC matches"
     );
     assert_eq!(seen[0].key, seen[1].key, "the retry carries the same key");
-    assert_eq!(seen[0].key, "Leave/l-1/1/assigned");
+    assert_eq!(seen[0].key, "Leave/l-1/1/0/assigned");
     assert_eq!(seen[1].body.kind, NotificationKind::Assigned);
     assert_eq!(seen[1].body.assignee.as_deref(), Some("maria"));
     // A receiver that deduplicates by key applies it once.

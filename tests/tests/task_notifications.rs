@@ -141,7 +141,7 @@ async fn every_change_notifies_once<S: TimerStore + 'static>(store: S) {
     keys.sort_unstable();
     keys.dedup();
     assert_eq!(keys.len(), 4, "each notification has its own key");
-    assert_eq!(seen[0].key, "Leave/l-1/1/assigned");
+    assert_eq!(seen[0].key, "Leave/l-1/1/0/assigned");
     assert_eq!(
         w.worker
             .store()
@@ -257,5 +257,162 @@ async fn notifications_written_before_a_crash_are_delivered_after_it() {
         .iter()
         .map(|n| n.key.clone())
         .collect();
-    assert_eq!(keys, ["Leave/l-1/1/assigned", "Leave/l-2/1/assigned"]);
+    assert_eq!(keys, ["Leave/l-1/1/0/assigned", "Leave/l-2/1/0/assigned"]);
+}
+
+mod visa {
+    //! A task whose delegation restarts its SLA.
+    use super::Request;
+    use statemachine::state_machine;
+
+    state_machine! {
+        #[derive(Debug)]
+        pub machine Visa(Request) {
+            version 1;
+            initial state Draft;
+            state Review;
+            final state Issued;
+            event submit;
+            event issue;
+            Draft + submit => Review;
+            Review + issue => Issued;
+
+            task Review {
+                assignee data.manager;
+                outcomes issue;
+                remind after 1h;
+                escalate after 2h to candidates "consuls";
+                delegate restarts sla;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_sla_reminds_the_delegate_again_under_a_new_key() {
+    let recorder = Arc::new(Recorder::default());
+    let clock = Arc::new(ManualClock::new(t0()));
+    let worker = Worker::new(Arc::new(MemoryStore::new()))
+        .with_clock(clock.clone())
+        .machine::<visa::AnyVisa>()
+        .with_notifier(recorder.clone());
+    let visas = worker.repository::<visa::AnyVisa>();
+    let request = Request {
+        manager: "maria".into(),
+    };
+    visas
+        .create(visa::Visa::new("v-1", request).into())
+        .unwrap();
+    visas
+        .apply(&"v-1".into(), visa::Submit, &Meta::new())
+        .unwrap();
+    let time = TimeTravel::new(&worker, clock.clone());
+    time.advance(90 * Duration::from_secs(60)).await.unwrap();
+    visas
+        .delegate(&"v-1".into(), "zoe", "", &Meta::new().actor("maria"))
+        .unwrap();
+    // The ladder starts again from the delegation: reminder at 2h30, escalation at 3h30.
+    time.advance(2 * HOUR).await.unwrap();
+    let seen = recorder.seen.lock().unwrap().clone();
+    let log: Vec<(NotificationKind, Option<String>)> =
+        seen.iter().map(|n| (n.kind, n.assignee.clone())).collect();
+    assert_eq!(
+        log,
+        [
+            (NotificationKind::Assigned, Some("maria".into())),
+            (NotificationKind::Reminder, Some("maria".into())),
+            (NotificationKind::Delegated, Some("zoe".into())),
+            (NotificationKind::Reminder, Some("zoe".into())),
+            (NotificationKind::Escalated, None),
+        ]
+    );
+    let mut keys: Vec<&str> = seen.iter().map(|n| n.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), 5, "the second reminder has a key of its own");
+    let task = visas.task(&"v-1".into()).unwrap().unwrap();
+    assert_eq!(
+        task.row.escalations, 1,
+        "one escalation since the delegation"
+    );
+}
+
+/// Delivers nothing until told to, counting calls.
+#[derive(Default)]
+struct Counting {
+    calls: Mutex<u32>,
+}
+
+impl Notifier for Counting {
+    fn notify(&self, _: &Notification) -> Result<(), NotifyError> {
+        *self.calls.lock().unwrap() += 1;
+        Err(NotifyError::new("the receiver is slow today"))
+    }
+}
+
+#[tokio::test]
+async fn a_pass_delivers_at_most_the_concurrency_and_timers_go_first() {
+    let counting = Arc::new(Counting::default());
+    let clock = Arc::new(ManualClock::new(t0()));
+    let worker = Worker::new(Arc::new(SqliteStore::open_in_memory().unwrap()))
+        .with_clock(clock.clone())
+        .with_concurrency(3)
+        .machine::<AnyLeave>()
+        .with_notifier(counting.clone());
+    let leaves = worker.repository::<AnyLeave>();
+    for i in 0..10 {
+        let request = Request {
+            manager: "maria".into(),
+        };
+        let id = format!("l-{i}");
+        leaves
+            .create(Leave::new(id.as_str(), request).into())
+            .unwrap();
+        leaves
+            .apply(&id.as_str().into(), Submit, &Meta::new())
+            .unwrap();
+    }
+    let pass = worker.deliver_due().await.unwrap();
+    assert_eq!(pass.len(), 3, "a pass takes at most the concurrency");
+    assert_eq!(*counting.calls.lock().unwrap(), 3);
+    // A day later the reminders fire although ten deliveries keep failing.
+    clock.advance(24 * HOUR);
+    let fired = worker.run_due().await.unwrap();
+    assert_eq!(fired.len(), 10, "every reminder fired");
+    assert!(worker.store().outbox_count().unwrap() >= 10);
+}
+
+#[tokio::test]
+async fn an_unreadable_message_is_retried_later_and_holds_up_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("leave.db");
+    let recorder = Arc::new(Recorder::default());
+    let w = world(SqliteStore::open(&db).unwrap(), recorder.clone());
+    w.submit("l-1");
+    w.submit("l-2");
+    statemachine_tests::tamper(
+        &db,
+        "UPDATE statemachine_outbox SET payload = '{ not json' WHERE key LIKE 'Leave/l-1/%'",
+        [],
+    )
+    .unwrap();
+    let reports = w.worker.deliver_due().await.unwrap();
+    let errors: Vec<(&str, bool)> = reports
+        .iter()
+        .map(|r| (r.key.as_str(), r.error.is_some()))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            ("Leave/l-1/1/0/assigned", true),
+            ("Leave/l-2/1/0/assigned", false)
+        ],
+        "the bad one fails, the good one after it is delivered"
+    );
+    let outbox = w.worker.store().as_outbox_store().unwrap();
+    assert_eq!(outbox.outbox_count().unwrap(), 1, "kept, for a repair");
+    assert!(
+        outbox.next_outbox().unwrap().unwrap() > statemachine::Clock::now(w.clock.as_ref()),
+        "not due again at once: the worker does not spin on it"
+    );
 }

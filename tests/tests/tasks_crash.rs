@@ -23,9 +23,7 @@ use statemachine::store::{OutboxStore, SqliteOptions, Synchronous, TimerStore};
 use statemachine::{
     ApplyError, InstanceId, ManualClock, Meta, RecordKind, Repository, SqliteStore, replay,
 };
-use statemachine_tests::tasked::{
-    AnyApproval, Approval, Approve, REMIND, Receiver, Request, Submit,
-};
+use statemachine_tests::tasked::{AnyApproval, Approval, Approve, Receiver, Request, Submit};
 
 /// Requests created at the start; more are created if the worker runs out of work before
 /// the last kill.
@@ -159,15 +157,16 @@ fn sent(world: &World, i: u64) -> (Vec<String>, Vec<i64>) {
         let prefix = format!("Approval/{}/{}", id(i), record.seq);
         match (record.kind, record.event.as_deref()) {
             (RecordKind::Applied, _) if record.to.as_deref() == Some("Review") => {
-                keys.push(format!("{prefix}/assigned"));
+                keys.push(format!("{prefix}/0/assigned"));
             }
-            (RecordKind::Task, Some("remind")) => keys.push(format!("{prefix}/{REMIND}")),
+            (RecordKind::Task, Some("remind")) => {
+                let revision = &record.payload.as_ref().unwrap()["revision"];
+                keys.push(format!("{prefix}/{revision}/reminder"));
+            }
             (RecordKind::Task, Some("escalate")) => {
-                let n = record.payload.as_ref().unwrap()["escalations"]
-                    .as_i64()
-                    .unwrap();
-                escalations.push(n);
-                keys.push(format!("{prefix}/escalated/{n}"));
+                let payload = record.payload.as_ref().unwrap();
+                escalations.push(payload["escalations"].as_i64().unwrap());
+                keys.push(format!("{prefix}/{}/escalated", payload["revision"]));
             }
             _ => {}
         }

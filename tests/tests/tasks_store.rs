@@ -591,3 +591,45 @@ async fn a_commit_against_a_task_that_changed_is_refused<S: TimerStore + 'static
     tasks.update_task(&current).unwrap();
     assert_eq!(w.row("r-1").assignee.as_deref(), Some("mallory"));
 }
+
+on_both!(a_retried_completion_is_answered_as_a_duplicate_in_the_next_task);
+/// Maria's approval moves a large request on to finance, whose task she is not in; the
+/// same request retried with its key gets the first result, not a refusal.
+async fn a_retried_completion_is_answered_as_a_duplicate_in_the_next_task<
+    S: TimerStore + 'static,
+>(
+    w: World<S>,
+) {
+    w.submitted("r-1", 5_000, Some("maria"));
+    let meta = as_("maria", &[]).key("approve-r-1");
+    let first = w.repo.apply(&"r-1".into(), Approve, &meta).unwrap();
+    assert_eq!((first.to.as_str(), first.duplicate), ("Second", false));
+    let again = w.repo.apply(&"r-1".into(), Approve, &meta).unwrap();
+    assert_eq!((again.to.as_str(), again.duplicate), ("Second", true));
+    assert!(
+        !w.task_records("r-1")
+            .iter()
+            .any(|(kind, _, _)| *kind == RecordKind::TaskRefused),
+        "a duplicate is not a refusal"
+    );
+    // Without the key it is a new request, and finance's task refuses it.
+    assert!(matches!(
+        w.repo.apply(&"r-1".into(), Approve, &as_("maria", &[])),
+        Err(ApplyError::Unauthorized { .. })
+    ));
+    // A refused request leaves its key unused: the right person may use it.
+    let fay = as_("fay", &["finance"]).key("approve-r-1b");
+    assert!(matches!(
+        w.repo.apply(
+            &"r-1".into(),
+            Approve,
+            &as_("olga", &["managers"]).key("approve-r-1b")
+        ),
+        Err(ApplyError::Unauthorized { .. })
+    ));
+    w.repo
+        .claim(&"r-1".into(), &as_("fay", &["finance"]))
+        .unwrap();
+    let done = w.repo.apply(&"r-1".into(), Approve, &fay).unwrap();
+    assert_eq!((done.to.as_str(), done.duplicate), ("Approved", false));
+}

@@ -22,6 +22,7 @@ pub(crate) fn check(machine: &Machine, errors: &mut Errors) {
             continue;
         }
         check_people(task, name, errors);
+        check_no_table_reminders(machine, task, errors);
         check_outcomes(machine, task, errors);
         check_escalation(machine, task, errors);
         check_times(machine, task, errors);
@@ -32,6 +33,26 @@ pub(crate) fn check(machine: &Machine, errors: &mut Errors) {
                     "task `{name}` does not say what delegating it does to its SLA: add \
                      `delegate keeps sla;` (the due time and escalations stay), `delegate \
                      restarts sla;` (they start again) or `delegate never;`"
+                ),
+            );
+        }
+    }
+}
+
+/// A task state's reminders are the task's: a reminder of the table would move the
+/// instance (its sequence number grows) under the task's own timers.
+fn check_no_table_reminders(machine: &Machine, task: &Task, errors: &mut Errors) {
+    let name = &machine.states[task.state].name;
+    for line in &machine.timers {
+        if line.sources.contains(&task.state)
+            && matches!(line.kind, crate::timers::LineKind::Reminder { .. })
+        {
+            errors.push(
+                line.after_span,
+                format!(
+                    "`{name}` is a human task: its reminders are written in the task, as \
+                     `remind after {};` inside `task {name} {{ .. }}`, and remind whoever holds it",
+                    line.after.text()
                 ),
             );
         }

@@ -126,19 +126,31 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         let expected_seq = machine.seq();
         let event_name = event.name();
         // An outcome of a human task: only those the task allows may fire it.
-        let guard = match self.authorize_outcome(&machine, event_name, meta) {
-            Ok(guard) => guard,
-            Err(super::TaskError::Refused(refusal)) => {
-                return Err(Attempt::Unauthorized(event, refusal));
-            }
-            Err(super::TaskError::Store(error)) => return Err(Attempt::Store(error)),
-            Err(other) => {
-                return Err(Attempt::Store(StoreError::Unstorable {
-                    machine: machine_name.to_owned(),
-                    id: id.clone(),
-                    reason: other.to_string(),
-                    source: None,
-                }));
+        let guard = match self
+            .authorize_outcome(&machine, event_name, meta)
+            .map_err(Attempt::Store)?
+        {
+            super::tasks::Completion::Allowed(guard) => guard,
+            super::tasks::Completion::Refused(refusal, record) => {
+                // Written with the request's key: a retry of a request applied before
+                // (in another state) gets its first result, and a refusal leaves the key
+                // unused.
+                let commit = Commit {
+                    machine: machine_name,
+                    id,
+                    expected_seq,
+                    snapshot: None,
+                    records: std::slice::from_ref(&record),
+                    idempotency_key: meta.idempotency_key.as_deref(),
+                    at: record.at,
+                    timers: &[],
+                    fired: None,
+                    task: crate::store::TaskWrite::Keep,
+                };
+                return match self.store.commit(&commit).map_err(Attempt::Store)? {
+                    Committed::Duplicate(first) => self.duplicate(id, first),
+                    Committed::Written => Err(Attempt::Unauthorized(event, refusal)),
+                };
             }
         };
         let take = || pending.as_ref().map(|p| p.take()).unwrap_or_default();

@@ -64,8 +64,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             let assignment = open.assignment();
             let mut record = self.task_record(&open.row, RecordKind::Task, "remind", &meta);
             let mut next = assignment.clone();
-            let mut kind = NotificationKind::Reminder;
-            let mut what = timer.name.clone();
+            let mut kind = Some(NotificationKind::Reminder);
             if timer.kind == TimerKind::TaskEscalation {
                 let index = open
                     .info
@@ -82,12 +81,11 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                     Some((i, escalation)) if i >= assignment.escalations as usize => {
                         next = escalate_to(&assignment, escalation, i);
                         record.event = Some("escalate".into());
-                        kind = NotificationKind::Escalated;
-                        what = format!("escalated/{}", next.escalations);
+                        kind = Some(NotificationKind::Escalated);
                     }
                     _ => {
                         record.event = Some("escalate (already taken)".into());
-                        what.clear();
+                        kind = None;
                     }
                 }
             }
@@ -95,29 +93,30 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 assignee: next.assignee.clone(),
                 candidates: next.candidates.clone(),
                 escalations: next.escalations,
+                revision: open.row.revision + 1,
                 ..open.row.clone()
             };
-            let notify: Vec<OutboxMessage> = if what.is_empty() {
-                Vec::new()
-            } else {
-                vec![
+            let notify: Vec<OutboxMessage> = kind
+                .into_iter()
+                .map(|kind| {
                     Notification::new(
                         kind,
-                        Notification::key(&after, &what),
+                        Notification::key(&after, kind),
                         &after,
                         Some(super::TIMER_ACTOR),
                         None,
                         record.at,
                     )
-                    .message(),
-                ]
-            };
+                    .message()
+                })
+                .collect();
             record.payload = Some(json!({
                 "timer": timer.name,
                 "due_at": crate::audit::micros::to_micros(timer.due_at),
                 "assignee": next.assignee,
                 "candidates": next.candidates,
                 "escalations": next.escalations,
+                "revision": after.revision,
             }));
             let update = TaskUpdate {
                 machine: M::DEFINITION.name,

@@ -45,7 +45,7 @@ pub(super) fn entered<M: StateMachine>(
         escalations: 0,
         revision: 0,
     };
-    let key = Notification::key(&row, "assigned");
+    let key = Notification::key(&row, NotificationKind::Assigned);
     let notify =
         vec![Notification::new(NotificationKind::Assigned, key, &row, by, None, at).message()];
     Some(Entered { row, notify })
@@ -113,6 +113,14 @@ impl From<StoreError> for TaskError {
     fn from(error: StoreError) -> Self {
         Self::Store(error)
     }
+}
+
+/// Whether an event may be fired, as [`Repository::authorize_outcome`] decides.
+pub(super) enum Completion {
+    /// It may; a completion's commit carries this guard on the task.
+    Allowed(Option<crate::store::TaskGuard>),
+    /// It completes a task its caller may not complete: the refusal, and its record.
+    Refused(TaskRefusal, Box<AuditRecord>),
 }
 
 /// An open task with the table's declaration.
@@ -266,23 +274,17 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 revision: open.row.revision + 1,
                 ..open.row.clone()
             };
-            let what = match action {
-                TaskAction::Delegate { .. } => Some((
-                    NotificationKind::Delegated,
-                    format!("delegated/{}", after.revision),
-                )),
-                TaskAction::Escalate => Some((
-                    NotificationKind::Escalated,
-                    format!("escalated/{}", after.escalations),
-                )),
+            let kind = match action {
+                TaskAction::Delegate { .. } => Some(NotificationKind::Delegated),
+                TaskAction::Escalate => Some(NotificationKind::Escalated),
                 _ => None,
             };
-            let notify: Vec<OutboxMessage> = what
+            let notify: Vec<OutboxMessage> = kind
                 .into_iter()
-                .map(|(kind, what)| {
+                .map(|kind| {
                     Notification::new(
                         kind,
-                        Notification::key(&after, &what),
+                        Notification::key(&after, kind),
                         &after,
                         meta.actor.as_deref(),
                         note.filter(|n| !n.is_empty()),
@@ -372,7 +374,12 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                             .collect(),
                     );
                 }
-                assignment.after(actor, action)
+                let mut next = assignment.after(actor, action);
+                if open.info.delegation == Delegation::RestartsSla {
+                    // The escalation ladder starts again with the SLA.
+                    next.escalations = 0;
+                }
+                next
             }
             (_, Some(actor)) => assignment.after(actor, action),
             // `authorize` refuses an action without an actor.
@@ -386,6 +393,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 "candidates": next.candidates,
                 "escalations": next.escalations,
                 "due_at": due_at.map(crate::audit::micros::to_micros),
+                "revision": open.row.revision + 1,
             })),
             ..record
         };
@@ -434,19 +442,22 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         }
     }
 
-    /// Refuses an outcome event of a task by someone who may not complete it, recording
-    /// the refusal; `Ok` for any other event, and for a state without a task.
+    /// Whether the caller of `meta` may fire `event` in `machine`'s state: `Allowed`
+    /// (with the guard a completion's commit carries) for any event but a task's
+    /// outcome, and for an outcome the task allows; `Refused` with the record to write
+    /// otherwise (the caller writes it with the event's idempotency key, so that a
+    /// retry of a request that was applied before is answered as a duplicate).
     pub(super) fn authorize_outcome(
         &self,
         machine: &M,
         event: &str,
         meta: &Meta,
-    ) -> Result<Option<crate::store::TaskGuard>, TaskError> {
+    ) -> Result<Completion, StoreError> {
         let Some(info) = M::DEFINITION.task(machine.state_name()) else {
-            return Ok(None);
+            return Ok(Completion::Allowed(None));
         };
         if !info.is_outcome(event) {
-            return Ok(None);
+            return Ok(Completion::Allowed(None));
         }
         // An instance that entered the state before its task was stored (written by
         // an older release, or before the table declared the task) is held to the
@@ -462,7 +473,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                     let assignment = Assignment::new(row.assignee.clone(), row.candidates.clone());
                     (row, assignment, None)
                 }
-                None => return Ok(None),
+                None => return Ok(Completion::Allowed(None)),
             },
         };
         let actor = Actor::from_meta(meta);
@@ -470,15 +481,11 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         if let Err(refusal) = assignment.authorize(info, actor.as_ref(), &action) {
             let record = AuditRecord {
                 reason: Some(refusal.to_string()),
+                seq: machine.seq(),
                 ..self.task_record(&row, RecordKind::TaskRefused, event, meta)
             };
-            self.task_store()?.record(
-                M::DEFINITION.name,
-                machine.id(),
-                std::slice::from_ref(&record),
-            )?;
-            return Err(TaskError::Refused(refusal));
+            return Ok(Completion::Refused(refusal, Box::new(record)));
         }
-        Ok(guard)
+        Ok(Completion::Allowed(guard))
     }
 }

@@ -106,10 +106,16 @@ impl Notification {
         }
     }
 
-    /// The key of a notification about the task `task` entered at its sequence number:
-    /// `{machine}/{id}/{seq}/{what}`.
-    pub(crate) fn key(task: &TaskRow, what: &str) -> String {
-        format!("{}/{}/{}/{what}", task.machine, task.id, task.seq)
+    /// The key of a notification about `task` as a change left it: `{machine}/{id}/
+    /// {seq}/{revision}/{kind}`. The sequence number the instance entered the task's
+    /// state at and the revision the change gave the task name one change of one task:
+    /// a reminder that fires again after a delegation restarted the SLA is another
+    /// notification, with another key.
+    pub(crate) fn key(task: &TaskRow, kind: NotificationKind) -> String {
+        format!(
+            "{}/{}/{}/{}/{kind}",
+            task.machine, task.id, task.seq, task.revision
+        )
     }
 }
 

@@ -54,8 +54,14 @@ impl<S: TimerStore + 'static> Worker<S> {
         }
     }
 
-    /// Delivers every outbox message due now, batch after batch; returns what became of
-    /// each. Nothing, without a notifier.
+    /// Delivers the outbox messages due now, up to the worker's
+    /// [`concurrency`](Self::with_concurrency) of them, all at once; returns what became
+    /// of each. Nothing, without a notifier.
+    ///
+    /// One pass takes at most about one notifier call's time, however slow the receiver:
+    /// the worker's loop makes one pass between its rounds of timers, so a receiver that
+    /// hangs delays no deadline or escalation by more than that. A message that fails
+    /// waits before its next attempt (a second, doubling up to an hour).
     ///
     /// # Errors
     ///
@@ -65,41 +71,38 @@ impl<S: TimerStore + 'static> Worker<S> {
         let (Some(outbox), Some(notifier)) = (self.outbox(), self.notifier.clone()) else {
             return Ok(Vec::new());
         };
-        let mut reports = Vec::new();
-        loop {
-            let now = self.clock.now();
-            let due = outbox.claim_outbox(now, self.batch)?;
-            if due.is_empty() {
-                return Ok(reports);
-            }
-            for message in due {
-                let result = deliver(&notifier, &message).await;
-                let attempt = message.attempts.saturating_add(1);
-                match &result {
-                    Ok(()) => {
-                        outbox.settle(&message, Delivery::Delivered)?;
-                        self.counters.delivered.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(error) => {
-                        let run_at = self.clock.now() + backoff(message.attempts);
-                        tracing::warn!(
-                            target: "statemachine::worker",
-                            key = %message.key,
-                            attempt,
-                            %error,
-                            "a notification was not delivered; trying again later"
-                        );
-                        outbox.settle(&message, Delivery::RetryAt { run_at, error })?;
-                        self.counters.undelivered.fetch_add(1, Ordering::Relaxed);
-                    }
+        let due = outbox.claim_outbox(self.clock.now(), self.concurrency.max(1))?;
+        let results =
+            futures_util::future::join_all(due.iter().map(|message| deliver(&notifier, message)))
+                .await;
+        let mut reports = Vec::with_capacity(due.len());
+        for (message, result) in due.into_iter().zip(results) {
+            let attempt = message.attempts.saturating_add(1);
+            match &result {
+                Ok(()) => {
+                    outbox.settle(&message, Delivery::Delivered)?;
+                    self.counters.delivered.fetch_add(1, Ordering::Relaxed);
                 }
-                reports.push(DeliveryReport {
-                    key: message.key,
-                    attempt,
-                    error: result.err(),
-                });
+                Err(error) => {
+                    let run_at = self.clock.now() + backoff(message.attempts);
+                    tracing::warn!(
+                        target: "statemachine::worker",
+                        key = %message.key,
+                        attempt,
+                        %error,
+                        "a notification was not delivered; trying again later"
+                    );
+                    outbox.settle(&message, Delivery::RetryAt { run_at, error })?;
+                    self.counters.undelivered.fetch_add(1, Ordering::Relaxed);
+                }
             }
+            reports.push(DeliveryReport {
+                key: message.key,
+                attempt,
+                error: result.err(),
+            });
         }
+        Ok(reports)
     }
 }
 

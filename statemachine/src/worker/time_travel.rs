@@ -89,14 +89,17 @@ impl<'w, S: TimerStore + 'static> TimeTravel<'w, S> {
             if next > self.clock.now() {
                 self.clock.set(next);
             }
+            let attempts = |stats: super::WorkerStats| stats.delivered + stats.undelivered;
+            let delivered_before = attempts(self.worker.stats());
             let fired = self.worker.run_due().await?;
+            let delivered = attempts(self.worker.stats()) > delivered_before;
             let stuck = !fired.is_empty()
                 && fired
                     .iter()
                     .all(|r| matches!(r.outcome, super::Outcome::Stuck { .. }));
-            // Due, but not claimable (a store that leases), or nothing moved (an outbox
-            // message the worker cannot take): nothing more to do now.
-            if stuck || (fired.is_empty() && self.worker.next_due()? == Some(next)) {
+            // Due, but not claimable (a store that leases), or nothing happened at all:
+            // nothing more to do now.
+            if stuck || (fired.is_empty() && !delivered) {
                 break;
             }
             reports.extend(fired);

@@ -82,12 +82,17 @@ impl OutboxStore for SqliteStore {
             let (key, machine, id, topic, payload, created_at, run_at, attempts, last_error) =
                 row.map_err(io)?;
             let id = InstanceId::from(id);
-            // One row that does not read must not hold up the others.
-            let payload = match serde_json::from_str(&payload) {
-                Ok(payload) => payload,
+            // A payload that does not read is handed out as null: its delivery fails and
+            // is tried again later, backing off like any other, so the row neither holds
+            // up the others nor keeps the worker awake.
+            let (payload, last_error) = match serde_json::from_str(&payload) {
+                Ok(payload) => (payload, last_error),
                 Err(error) => {
-                    tracing::warn!(target: "statemachine::store", %key, %error, "an outbox message does not read; skipped");
-                    continue;
+                    tracing::warn!(target: "statemachine::store", %key, %error, "an outbox message does not read");
+                    (
+                        serde_json::Value::Null,
+                        Some(format!("the stored payload does not read: {error}")),
+                    )
                 }
             };
             let Ok(attempts) = to_u64(attempts, &machine, &id, "attempt count")
