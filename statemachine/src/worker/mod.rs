@@ -1,5 +1,6 @@
-//! The worker: one loop per process that fires due timers, resumes unfinished sagas
-//! and carries out requested dead-letter retries (feature `worker`).
+//! The worker: one loop per process that fires due timers, resumes unfinished sagas,
+//! carries out requested dead-letter retries and delivers task notifications (feature
+//! `worker`).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -49,7 +50,11 @@
 //!    timer takes effect at most once even when a worker dies between firing and
 //!    marking. The timers of one instance fire one after the other, in due order; up to
 //!    [`with_concurrency`](Worker::with_concurrency) instances fire at once.
-//! 3. When nothing is due it sleeps until the next timer's time, or until a write in
+//! 3. With a [`Notifier`](crate::task::notify::Notifier)
+//!    ([`with_notifier`](Worker::with_notifier)), it then delivers the outbox's due
+//!    notifications, up to its concurrency at a time, removing each only once it was
+//!    delivered; a failed delivery waits (a second, doubling up to an hour).
+//! 4. When nothing is due it sleeps until the next timer's time, or until a write in
 //!    this process arms a timer ([`TimerStore::on_armed`]), or shutdown. With nothing
 //!    armed it does not wake at all, unless [`with_poll_interval`](Worker::with_poll_interval)
 //!    asks it to look for timers armed by other processes.
