@@ -47,9 +47,6 @@ pub struct Request {
     pub director: String,
 }
 
-/// The timer name of the task's reminder.
-pub const REMIND: &str = "remind after 1h";
-
 /// A receiver of notifications in its own SQLite file: every delivery is kept in
 /// `deliveries`, and each key once in `applied`, in one transaction per delivery.
 #[derive(Debug)]
