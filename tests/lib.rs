@@ -183,6 +183,7 @@ pub fn assign_senior(data: &mut TicketData, _: Escalated, event: Assign) -> InPr
 }
 
 pub mod fulfilment;
+pub mod kills;
 pub mod tasked;
 pub mod timed;
 

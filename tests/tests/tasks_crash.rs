@@ -13,7 +13,6 @@
 //! - the stored snapshot equals the replay of the trail.
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use statemachine::store::{OutboxStore, SqliteOptions, Synchronous, TimerStore};
 use statemachine::{
     ApplyError, InstanceId, ManualClock, Meta, RecordKind, Repository, SqliteStore, replay,
 };
+use statemachine_tests::kills::{Rng, reap};
 use statemachine_tests::tasked::{AnyApproval, Approval, Approve, Receiver, Request, Submit};
 
 /// Requests created at the start; more are created if the worker runs out of work before
@@ -41,19 +41,6 @@ fn t0() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
 }
 
-/// A small deterministic generator, seeded per run and printed, so a failing schedule of
-/// kills can be replayed with `TASKS_CRASH_SEED=<seed>`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % below.max(1)
-    }
-}
-
 fn spawn(db: &Path, receiver: &Path) -> Child {
     let start = t0()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -70,22 +57,6 @@ fn spawn(db: &Path, receiver: &Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the child binary starts")
-}
-
-/// Waits for a child that was killed or ended; `Some(stdout)` when it ended by itself
-/// (and it must have ended well), `None` when the kill stopped it.
-fn reap(mut child: Child) -> Option<String> {
-    let status = child.wait().expect("the child ends");
-    let (mut out, mut err) = (String::new(), String::new());
-    if let Some(mut stdout) = child.stdout.take() {
-        stdout.read_to_string(&mut out).ok();
-    }
-    if let Some(mut stderr) = child.stderr.take() {
-        stderr.read_to_string(&mut err).ok();
-    }
-    status.code()?;
-    assert!(status.success(), "the worker failed: {err}");
-    Some(out)
 }
 
 fn id(i: u64) -> InstanceId {
@@ -188,17 +159,7 @@ fn killed_workers_deliver_every_notification_and_escalate_each_task_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tasks.db");
     let receiver_db = dir.path().join("receiver.db");
-    let seed = std::env::var("TASKS_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-                | 1
-        });
-    eprintln!("tasks crash test seed: TASKS_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded("TASKS_CRASH_SEED");
     let mut world = World::open(&db);
     world.create(INSTANCES);
     // Some are approved before any timer fires: their timers must never take effect.

@@ -15,7 +15,6 @@
 //! - at the end no timer is armed and nothing was set aside as a dead letter.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -27,6 +26,7 @@ use statemachine::{
     ApplyError, InstanceId, ManualClock, Meta, RecordKind, Repository, SqliteStore, Store,
     TIMER_ACTOR, replay,
 };
+use statemachine_tests::kills::{Rng, reap};
 use statemachine_tests::timed::{
     AnyInvoice, Dunning, ESCALATE, Invoice, Pay, REMIND, WARN, WRITE_OFF,
 };
@@ -53,19 +53,6 @@ const STEP: u64 = 1_800;
 /// among the reminders, deadlines and later timers of others.
 const SPACING: u64 = 40;
 
-/// A small deterministic generator, seeded per run and printed, so a failing schedule of
-/// kills can be replayed with `TIMERS_CRASH_SEED=<seed>`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % below.max(1)
-    }
-}
-
 fn spawn(db: &Path) -> Child {
     // Every run starts the clock at the beginning; it jumps to the first due timer.
     let start = t0()
@@ -79,23 +66,6 @@ fn spawn(db: &Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the child binary starts")
-}
-
-/// Waits for a child that was killed or ended; `Some(stdout)` when it ended by itself
-/// (and it must have ended well), `None` when the kill stopped it.
-fn reap(mut child: Child) -> Option<String> {
-    let status = child.wait().expect("the child ends");
-    let (mut out, mut err) = (String::new(), String::new());
-    if let Some(mut stdout) = child.stdout.take() {
-        stdout.read_to_string(&mut out).ok();
-    }
-    if let Some(mut stderr) = child.stderr.take() {
-        stderr.read_to_string(&mut err).ok();
-    }
-    // No exit code: the kill stopped it.
-    status.code()?;
-    assert!(status.success(), "the worker failed: {err}");
-    Some(out)
 }
 
 /// The parent's side: the store (without waiting for the disk: this process is not
@@ -427,17 +397,7 @@ fn killed_workers_fire_every_due_timer_once_and_none_into_a_state_left() {
     let began = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("timers.db");
-    let seed = std::env::var("TIMERS_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-                | 1
-        });
-    eprintln!("timers crash test seed: TIMERS_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded("TIMERS_CRASH_SEED");
     let mut world = World::open(&db);
     world.create(INSTANCES);
     // Some are paid before any timer fires: their timers must never take effect.

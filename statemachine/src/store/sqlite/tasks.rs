@@ -62,6 +62,28 @@ pub(super) fn write_task(
     }
 }
 
+/// `StoreError::NotFound` unless the instance is stored.
+fn require_instance(
+    tx: &Transaction<'_>,
+    machine: &str,
+    id: &InstanceId,
+) -> Result<(), StoreError> {
+    let fail = io_for(machine, id);
+    let exists: Option<i64> = tx
+        .prepare_cached("SELECT seq FROM statemachine_instances WHERE machine = ?1 AND id = ?2")
+        .map_err(&fail)?
+        .query_row(params![machine, id.as_str()], |row| row.get(0))
+        .optional()
+        .map_err(&fail)?;
+    match exists {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound {
+            machine: machine.to_owned(),
+            id: id.clone(),
+        }),
+    }
+}
+
 fn delete_task(tx: &Transaction<'_>, machine: &str, id: &InstanceId) -> Result<(), StoreError> {
     let fail = io_for(machine, id);
     let deleted = tx
@@ -225,18 +247,7 @@ impl TaskStore for SqliteStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(&fail)?;
         self.check_file()?;
-        let exists: Option<i64> = tx
-            .prepare_cached("SELECT seq FROM statemachine_instances WHERE machine = ?1 AND id = ?2")
-            .map_err(&fail)?
-            .query_row(params![machine, id.as_str()], |row| row.get(0))
-            .optional()
-            .map_err(&fail)?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound {
-                machine: machine.to_owned(),
-                id: id.clone(),
-            });
-        }
+        require_instance(&tx, machine, id)?;
         let seq = to_i64(update.seq, machine, id)?;
         let current: Option<i64> = tx
             .prepare_cached(
@@ -362,18 +373,7 @@ impl TaskStore for SqliteStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(&fail)?;
         self.check_file()?;
-        let exists: Option<i64> = tx
-            .prepare_cached("SELECT seq FROM statemachine_instances WHERE machine = ?1 AND id = ?2")
-            .map_err(&fail)?
-            .query_row(params![machine, id.as_str()], |row| row.get(0))
-            .optional()
-            .map_err(&fail)?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound {
-                machine: machine.to_owned(),
-                id: id.clone(),
-            });
-        }
+        require_instance(&tx, machine, id)?;
         insert_records(&tx, records)?;
         tx.commit().map_err(fail)
     }
