@@ -213,10 +213,14 @@
 //! that every acknowledged transition is there, exactly once.
 
 mod checks;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod columns;
 mod error;
 mod memory;
 mod outbox;
 mod page;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod tasks;
@@ -226,6 +230,8 @@ use std::time::SystemTime;
 
 use crate::{AuditRecord, InstanceId, Snapshot};
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use columns::{RawRecord, to_i64, to_u64};
 pub(crate) use checks::{check_records, duplicate, encode_snapshot, first_result, parse_snapshot};
 pub use error::StoreError;
 pub use memory::MemoryStore;
@@ -233,6 +239,8 @@ pub use outbox::{Delivery, DueMessage, OutboxMessage, OutboxStore};
 pub use page::{Cursor, Page};
 pub(crate) use page::{PAGE, collect_pages};
 pub(crate) use page::{id_after, id_cursor, position_after, position_cursor};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Checkpoint, SqliteOptions, SqliteStore, Synchronous};
 pub use tasks::{Inbox, TaskGuard, TaskRow, TaskStore, TaskUpdate, TaskWrite};

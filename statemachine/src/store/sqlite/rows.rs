@@ -1,7 +1,6 @@
 //! The [`Store`] implementation: the statements that read, and turning rows back into
 //! values. The write side of a commit is in `write.rs`.
 
-use std::borrow::Cow;
 use std::time::SystemTime;
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
@@ -13,21 +12,9 @@ use crate::store::{
     ArmedTimer, Commit, Committed, Cursor, InstanceSummary, Page, Store, StoreError,
     StoredInstance, StoredJson,
 };
-use crate::{AuditRecord, InstanceId, RecordKind, Snapshot};
-
-pub(super) fn to_u64(
-    value: i64,
-    machine: &str,
-    id: &InstanceId,
-    what: &str,
-) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt {
-        machine: machine.to_owned(),
-        id: id.clone(),
-        reason: format!("negative {what} {value}"),
-        source: None,
-    })
-}
+use crate::store::RawRecord;
+pub(super) use crate::store::to_u64;
+use crate::{AuditRecord, InstanceId, Snapshot};
 
 impl Store for SqliteStore {
     fn as_task_store(&self) -> Option<&dyn crate::store::TaskStore> {
@@ -356,64 +343,6 @@ pub(super) fn corrupt_or_io(error: rusqlite::Error, machine: &str, id: &Instance
             source: Some(Box::new(error)),
         },
         other => io_for(machine, id)(other),
-    }
-}
-
-struct RawRecord {
-    version: i64,
-    seq: i64,
-    kind: String,
-    from: Option<String>,
-    event: Option<String>,
-    to: Option<String>,
-    guard: Option<String>,
-    reason: Option<String>,
-    payload: Option<String>,
-    at: i64,
-    actor: Option<String>,
-    correlation_id: Option<String>,
-    idempotency_key: Option<String>,
-}
-
-impl RawRecord {
-    fn into_record(self, machine: &str, id: &InstanceId) -> Result<AuditRecord, StoreError> {
-        let corrupt = |reason: String| StoreError::Corrupt {
-            machine: machine.to_owned(),
-            id: id.clone(),
-            reason,
-            source: None,
-        };
-        let kind = RecordKind::parse(&self.kind)
-            .ok_or_else(|| corrupt(format!("unknown audit record kind `{}`", self.kind)))?;
-        let seq = self.seq;
-        let payload = self
-            .payload
-            .map(|text| serde_json::from_str(&text))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt {
-                machine: machine.to_owned(),
-                id: id.clone(),
-                reason: format!("the payload of audit record #{seq} is not JSON"),
-                source: Some(Box::new(e)),
-            })?;
-        Ok(AuditRecord {
-            machine: Cow::Owned(machine.to_owned()),
-            version: u32::try_from(self.version)
-                .map_err(|_| corrupt(format!("audit version {} is out of range", self.version)))?,
-            id: id.clone(),
-            seq: to_u64(self.seq, machine, id, "audit sequence number")?,
-            kind,
-            from: self.from.map(Cow::Owned),
-            event: self.event.map(Cow::Owned),
-            to: self.to.map(Cow::Owned),
-            guard: self.guard.map(Cow::Owned),
-            reason: self.reason,
-            payload,
-            at: from_micros(self.at),
-            actor: self.actor,
-            correlation_id: self.correlation_id,
-            idempotency_key: self.idempotency_key,
-        })
     }
 }
 

@@ -9,17 +9,7 @@ use crate::timer::TimerKind;
 use crate::{AuditRecord, InstanceId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub(super) fn to_i64(value: u64, machine: &str, id: &InstanceId) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| StoreError::Unstorable {
-        machine: machine.to_owned(),
-        id: id.clone(),
-        reason: format!(
-            "sequence number {value} is beyond the largest a store keeps ({})",
-            i64::MAX
-        ),
-        source: None,
-    })
-}
+pub(super) use crate::store::to_i64;
 
 pub(super) fn insert_records(
     tx: &rusqlite::Transaction<'_>,

@@ -1,0 +1,198 @@
+//! [`OutboxStore`] for PostgreSQL: messages written with the change that caused them,
+//! claimed by one worker at a time for the store's outbox lease.
+
+use std::time::SystemTime;
+
+use tokio_postgres::Transaction;
+
+use super::pool::{Conn, Statements, wait};
+use super::{PostgresStore, io, io_for, to_u64};
+use crate::InstanceId;
+use crate::audit::micros::{from_micros, to_micros};
+use crate::store::{Delivery, DueMessage, OutboxMessage, OutboxStore, StoreError};
+
+const POST: &str = "INSERT INTO statemachine_outbox
+         (key, machine, id, topic, payload, created_at, run_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $6)
+     ON CONFLICT (key) DO NOTHING";
+
+/// Writes `messages` in the caller's transaction; a key stored already is the same
+/// message and is not written twice.
+pub(super) async fn post(
+    tx: &Transaction<'_>,
+    statements: &mut Statements,
+    machine: &str,
+    id: &InstanceId,
+    messages: &[OutboxMessage],
+    at: SystemTime,
+) -> Result<(), StoreError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let fail = io_for(machine, id);
+    let insert = statements.get(tx, POST).await.map_err(&fail)?;
+    for message in messages {
+        tx.execute(
+            &insert,
+            &[
+                &message.key,
+                &machine,
+                &id.as_str(),
+                &message.topic,
+                &message.payload.to_string(),
+                &to_micros(at),
+            ],
+        )
+        .await
+        .map_err(&fail)?;
+    }
+    Ok(())
+}
+
+/// The due messages, soonest first, each taken for the lease: its `run_at` moves to the
+/// lease's end, so no other worker claims it before then, and a worker that dies
+/// holding it leaves it to be claimed again when the lease ends.
+const CLAIM: &str = "UPDATE statemachine_outbox AS m
+     SET run_at = $2
+     FROM (SELECT key, run_at FROM statemachine_outbox
+           WHERE run_at <= $1 ORDER BY run_at, key LIMIT $3
+           FOR UPDATE SKIP LOCKED) AS due
+     WHERE m.key = due.key
+     RETURNING m.key, m.machine, m.id, m.topic, m.payload, m.created_at, due.run_at,
+               m.attempts, m.last_error";
+const DELIVERED: &str = "DELETE FROM statemachine_outbox WHERE key = $1";
+const RETRY: &str = "UPDATE statemachine_outbox
+     SET run_at = $1, attempts = attempts + 1, last_error = $2
+     WHERE key = $3";
+const NEXT: &str = "SELECT MIN(run_at) FROM statemachine_outbox";
+const COUNT: &str = "SELECT COUNT(*) FROM statemachine_outbox";
+
+impl OutboxStore for PostgresStore {
+    fn claim_outbox(&self, now: SystemTime, limit: usize) -> Result<Vec<DueMessage>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_end = to_micros(now + self.outbox_lease);
+        let rows = wait(async {
+            let mut conn = self.pool.get().await?;
+            let Conn { client, statements } = &mut *conn;
+            let claim = statements.get(client, CLAIM).await.map_err(io)?;
+            client
+                .query(
+                    &claim,
+                    &[
+                        &to_micros(now),
+                        &lease_end,
+                        &i64::try_from(limit).unwrap_or(i64::MAX),
+                    ],
+                )
+                .await
+                .map_err(io)
+        })?;
+        let mut due = Vec::with_capacity(rows.len());
+        for row in rows {
+            let read = (|| {
+                Ok::<_, tokio_postgres::Error>((
+                    row.try_get::<_, String>(0)?,
+                    row.try_get::<_, String>(1)?,
+                    row.try_get::<_, String>(2)?,
+                    row.try_get::<_, String>(3)?,
+                    row.try_get::<_, String>(4)?,
+                    row.try_get::<_, i64>(5)?,
+                    row.try_get::<_, i64>(6)?,
+                    row.try_get::<_, i64>(7)?,
+                    row.try_get::<_, Option<String>>(8)?,
+                ))
+            })();
+            let (key, machine, id, topic, payload, created_at, run_at, attempts, last_error) =
+                match read {
+                    Ok(columns) => columns,
+                    Err(error) => {
+                        tracing::warn!(target: "statemachine::store", %error, "an outbox row does not read; skipped");
+                        continue;
+                    }
+                };
+            let id = InstanceId::from(id);
+            // A payload that does not read is handed out as null: its delivery fails and
+            // is tried again later, backing off like any other.
+            let (payload, last_error) = match serde_json::from_str(&payload) {
+                Ok(payload) => (payload, last_error),
+                Err(error) => {
+                    tracing::warn!(target: "statemachine::store", %key, %error, "an outbox message does not read");
+                    (
+                        serde_json::Value::Null,
+                        Some(format!("the stored payload does not read: {error}")),
+                    )
+                }
+            };
+            let Ok(attempts) = to_u64(attempts, &machine, &id, "attempt count")
+                .map(|a| u32::try_from(a).unwrap_or(u32::MAX))
+            else {
+                continue;
+            };
+            due.push(DueMessage {
+                key,
+                machine,
+                id,
+                topic,
+                payload,
+                created_at: from_micros(created_at),
+                run_at: from_micros(run_at),
+                attempts,
+                last_error,
+            });
+        }
+        // `RETURNING` keeps no order: soonest first, as the claim chose them.
+        due.sort_by(|a, b| (a.run_at, &a.key).cmp(&(b.run_at, &b.key)));
+        Ok(due)
+    }
+
+    fn settle(&self, message: &DueMessage, delivery: Delivery<'_>) -> Result<bool, StoreError> {
+        let changed = wait(async {
+            let mut conn = self.pool.get().await?;
+            let Conn { client, statements } = &mut *conn;
+            match delivery {
+                Delivery::Delivered => {
+                    let delete = statements.get(client, DELIVERED).await.map_err(io)?;
+                    client.execute(&delete, &[&message.key]).await
+                }
+                Delivery::RetryAt { run_at, error } => {
+                    let retry = statements.get(client, RETRY).await.map_err(io)?;
+                    client
+                        .execute(&retry, &[&to_micros(run_at), &error, &message.key])
+                        .await
+                }
+            }
+            .map_err(io)
+        })?;
+        Ok(changed > 0)
+    }
+
+    fn next_outbox(&self) -> Result<Option<SystemTime>, StoreError> {
+        let next: Option<i64> = wait(async {
+            let mut conn = self.pool.get().await?;
+            let Conn { client, statements } = &mut *conn;
+            let next = statements.get(client, NEXT).await.map_err(io)?;
+            client
+                .query_one(&next, &[])
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(io)
+        })?;
+        Ok(next.map(from_micros))
+    }
+
+    fn outbox_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = wait(async {
+            let mut conn = self.pool.get().await?;
+            let Conn { client, statements } = &mut *conn;
+            let count = statements.get(client, COUNT).await.map_err(io)?;
+            client
+                .query_one(&count, &[])
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(io)
+        })?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
