@@ -184,6 +184,7 @@ pub fn assign_senior(data: &mut TicketData, _: Escalated, event: Assign) -> InPr
 
 pub mod fulfilment;
 pub mod kills;
+pub mod pg;
 pub mod tasked;
 pub mod timed;
 

@@ -176,6 +176,7 @@ impl PostgresOptions {
 #[derive(Debug)]
 pub struct PostgresStore {
     pool: Pool,
+    schema: Option<String>,
     max_snapshot_bytes: usize,
     outbox_lease: Duration,
     armed: crate::store::ArmedSignal,
@@ -215,7 +216,10 @@ impl PostgresStore {
             settings.push(format!("-c search_path={}", quote_option(schema)));
         }
         if let Some(timeout) = options.statement_timeout {
-            settings.push(format!("-c statement_timeout={}", timeout.as_millis().max(1)));
+            settings.push(format!(
+                "-c statement_timeout={}",
+                timeout.as_millis().max(1)
+            ));
         }
         if let Some(timeout) = options.lock_timeout {
             settings.push(format!("-c lock_timeout={}", timeout.as_millis().max(1)));
@@ -239,6 +243,7 @@ impl PostgresStore {
         );
         let store = Self {
             pool,
+            schema: options.schema.clone(),
             max_snapshot_bytes: options.max_snapshot_bytes,
             outbox_lease: options.outbox_lease,
             armed: crate::store::ArmedSignal::default(),
@@ -265,9 +270,32 @@ impl PostgresStore {
         })
     }
 
+    /// The schema (namespace) the store's tables are in, when
+    /// [`PostgresOptions::schema`] named one.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
     /// The largest snapshot the store writes, in bytes of JSON.
     pub fn max_snapshot_bytes(&self) -> usize {
         self.max_snapshot_bytes
+    }
+
+    /// Runs `work` on a pooled connection, waiting on the calling thread. A connection
+    /// whose call failed with [`StoreError::Io`] (broken, terminated, or in a state the
+    /// store cannot vouch for) is closed, not given back: the next call opens a new one.
+    fn with<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut pool::Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        wait(async {
+            let mut conn = self.pool.get().await?;
+            let result = work(&mut conn).await;
+            if matches!(result, Err(StoreError::Io { .. })) {
+                conn.discard();
+            }
+            result
+        })
     }
 
     async fn migrate(&self, schema: Option<&str>) -> Result<(), StoreError> {

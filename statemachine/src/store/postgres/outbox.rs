@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use tokio_postgres::Transaction;
 
-use super::pool::{Conn, Statements, wait};
+use super::pool::{Conn, Statements};
 use super::{PostgresStore, io, io_for, to_u64};
 use crate::InstanceId;
 use crate::audit::micros::{from_micros, to_micros};
@@ -73,9 +73,8 @@ impl OutboxStore for PostgresStore {
             return Ok(Vec::new());
         }
         let lease_end = to_micros(now + self.outbox_lease);
-        let rows = wait(async {
-            let mut conn = self.pool.get().await?;
-            let Conn { client, statements } = &mut *conn;
+        let rows = self.with(async |conn| {
+            let Conn { client, statements } = conn;
             let claim = statements.get(client, CLAIM).await.map_err(io)?;
             client
                 .query(
@@ -148,9 +147,8 @@ impl OutboxStore for PostgresStore {
     }
 
     fn settle(&self, message: &DueMessage, delivery: Delivery<'_>) -> Result<bool, StoreError> {
-        let changed = wait(async {
-            let mut conn = self.pool.get().await?;
-            let Conn { client, statements } = &mut *conn;
+        let changed = self.with(async |conn| {
+            let Conn { client, statements } = conn;
             match delivery {
                 Delivery::Delivered => {
                     let delete = statements.get(client, DELIVERED).await.map_err(io)?;
@@ -169,9 +167,8 @@ impl OutboxStore for PostgresStore {
     }
 
     fn next_outbox(&self) -> Result<Option<SystemTime>, StoreError> {
-        let next: Option<i64> = wait(async {
-            let mut conn = self.pool.get().await?;
-            let Conn { client, statements } = &mut *conn;
+        let next: Option<i64> = self.with(async |conn| {
+            let Conn { client, statements } = conn;
             let next = statements.get(client, NEXT).await.map_err(io)?;
             client
                 .query_one(&next, &[])
@@ -183,9 +180,8 @@ impl OutboxStore for PostgresStore {
     }
 
     fn outbox_count(&self) -> Result<u64, StoreError> {
-        let count: i64 = wait(async {
-            let mut conn = self.pool.get().await?;
-            let Conn { client, statements } = &mut *conn;
+        let count: i64 = self.with(async |conn| {
+            let Conn { client, statements } = conn;
             let count = statements.get(client, COUNT).await.map_err(io)?;
             client
                 .query_one(&count, &[])

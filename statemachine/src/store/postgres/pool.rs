@@ -138,13 +138,25 @@ pub(super) struct Pooled<'a> {
 impl std::ops::Deref for Pooled<'_> {
     type Target = Conn;
     fn deref(&self) -> &Conn {
-        self.conn.as_ref().expect("a pooled connection is present until dropped")
+        self.conn
+            .as_ref()
+            .expect("a pooled connection is present until dropped")
     }
 }
 
 impl std::ops::DerefMut for Pooled<'_> {
     fn deref_mut(&mut self) -> &mut Conn {
-        self.conn.as_mut().expect("a pooled connection is present until dropped")
+        self.conn
+            .as_mut()
+            .expect("a pooled connection is present until dropped")
+    }
+}
+
+impl Pooled<'_> {
+    /// Closes the connection instead of giving it back: after an error that may have
+    /// left it broken or mid-transaction, the next call gets a new one.
+    pub(super) fn discard(&mut self) {
+        self.conn = None;
     }
 }
 
@@ -182,7 +194,11 @@ impl Pool {
     /// pool's wait timeout for one to be free ([`StoreError::Busy`] then).
     pub(super) async fn get(&self) -> Result<Pooled<'_>, StoreError> {
         let acquire = std::pin::pin!(self.permits.clone().acquire_owned());
-        let timeout = self.runtime.spawn(tokio::time::sleep(self.wait_timeout));
+        // The timer is made on the store's runtime: the caller may have none.
+        let wait_timeout = self.wait_timeout;
+        let timeout = self
+            .runtime
+            .spawn(async move { tokio::time::sleep(wait_timeout).await });
         let permit = match select(acquire, timeout).await {
             Either::Left((Ok(permit), timeout)) => {
                 timeout.abort();

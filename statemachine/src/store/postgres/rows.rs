@@ -2,15 +2,15 @@
 
 use std::time::SystemTime;
 
-use super::pool::{Conn, wait};
+use super::pool::Conn;
 use super::write::{arm_timers, insert_records, write_commit};
 use super::{PostgresStore, corrupt, io, io_for, to_i64, to_u64};
 use crate::audit::micros::{from_micros, to_micros};
+use crate::store::RawRecord;
 use crate::store::{
     ArmedTimer, Commit, Committed, Cursor, InstanceSummary, Page, Store, StoreError,
     StoredInstance, StoredJson, TaskWrite,
 };
-use crate::store::RawRecord;
 use crate::{AuditRecord, InstanceId, Snapshot};
 
 const INSERT_INSTANCE: &str = "INSERT INTO statemachine_instances
@@ -52,9 +52,8 @@ impl Store for PostgresStore {
         let fail = io_for(machine, id);
         let json = crate::store::encode_snapshot(snapshot, self.max_snapshot_bytes)?;
         crate::store::check_records(records)?;
-        wait(async {
-            let mut conn = self.pool.get().await?;
-            let Conn { client, statements } = &mut *conn;
+        self.with(async |conn| {
+            let Conn { client, statements } = conn;
             let tx = client.transaction().await.map_err(&fail)?;
             let insert = statements.get(&tx, INSERT_INSTANCE).await.map_err(&fail)?;
             let inserted = tx
@@ -94,9 +93,8 @@ impl Store for PostgresStore {
 
     fn load_json(&self, machine: &str, id: &InstanceId) -> Result<StoredJson, StoreError> {
         let fail = io_for(machine, id);
-        let row = wait(async {
-            let mut conn = self.pool.get().await?;
-            let Conn { client, statements } = &mut *conn;
+        let row = self.with(async |conn| {
+            let Conn { client, statements } = conn;
             let load = statements.get(client, LOAD).await.map_err(&fail)?;
             client
                 .query_opt(&load, &[&machine, &id.as_str()])
@@ -111,7 +109,12 @@ impl Store for PostgresStore {
         };
         let damaged = |e| corrupt(e, machine, id);
         Ok(StoredJson {
-            seq: to_u64(row.try_get(0).map_err(damaged)?, machine, id, "sequence number")?,
+            seq: to_u64(
+                row.try_get(0).map_err(damaged)?,
+                machine,
+                id,
+                "sequence number",
+            )?,
             state: row.try_get(1).map_err(damaged)?,
             json: row.try_get(2).map_err(damaged)?,
             created_at: from_micros(row.try_get(3).map_err(damaged)?),
@@ -122,9 +125,8 @@ impl Store for PostgresStore {
     fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
         let fail = io_for(commit.machine, commit.id);
         let json = self.encode(commit)?;
-        let committed = wait(async {
-            let mut conn = self.pool.get().await?;
-            let Conn { client, statements } = &mut *conn;
+        let committed = self.with(async |conn| {
+            let Conn { client, statements } = conn;
             let tx = client.transaction().await.map_err(&fail)?;
             let committed = write_commit(&tx, statements, commit, json.as_deref()).await?;
             tx.commit().await.map_err(&fail)?;
@@ -149,9 +151,8 @@ impl Store for PostgresStore {
             (commits[a].machine, commits[a].id.as_str())
                 .cmp(&(commits[b].machine, commits[b].id.as_str()))
         });
-        wait(async {
-            let mut conn = self.pool.get().await?;
-            let Conn { client, statements } = &mut *conn;
+        self.with(async |conn| {
+            let Conn { client, statements } = conn;
             let tx = client.transaction().await.map_err(io)?;
             // An error returns before `commit`, and dropping `tx` rolls everything back. A
             // key used before fails the whole batch: all of it is written, or none.
@@ -190,12 +191,14 @@ impl Store for PostgresStore {
         let after = crate::store::position_after(after)?.unwrap_or(0);
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = limit.max(1);
-        let rows = wait(async {
-            let mut conn = self.pool.get().await?;
-            let Conn { client, statements } = &mut *conn;
+        let rows = self.with(async |conn| {
+            let Conn { client, statements } = conn;
             let select = statements.get(client, HISTORY_PAGE).await.map_err(&fail)?;
             client
-                .query(&select, &[&machine, &id.as_str(), &after, &page_rows(limit)])
+                .query(
+                    &select,
+                    &[&machine, &id.as_str(), &after, &page_rows(limit)],
+                )
                 .await
                 .map_err(&fail)
         })?;
@@ -242,9 +245,8 @@ impl Store for PostgresStore {
     ) -> Result<Page<InstanceSummary>, StoreError> {
         let after = crate::store::id_after(after)?.unwrap_or_default();
         let limit = limit.max(1);
-        let rows = wait(async {
-            let mut conn = self.pool.get().await?;
-            let Conn { client, statements } = &mut *conn;
+        let rows = self.with(async |conn| {
+            let Conn { client, statements } = conn;
             match state {
                 Some(state) => {
                     let select = statements.get(client, LIST_IN_STATE).await.map_err(io)?;

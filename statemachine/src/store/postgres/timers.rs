@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use super::pool::{Conn, wait};
+use super::pool::Conn;
 use super::{PostgresStore, io, to_u64};
 use crate::InstanceId;
 use crate::audit::micros::{from_micros, to_micros};
@@ -45,9 +45,8 @@ impl TimerStore for PostgresStore {
         let now = to_micros(claim.now);
         let lease_until = to_micros(claim.now + claim.lease);
         let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
-        let rows = wait(async {
-            let mut conn = self.pool.get().await?;
-            let Conn { client, statements } = &mut *conn;
+        let rows = self.with(async |conn| {
+            let Conn { client, statements } = conn;
             let select = statements.get(client, CLAIM).await.map_err(io)?;
             client
                 .query(
@@ -108,9 +107,8 @@ impl TimerStore for PostgresStore {
         }
         // `RETURNING` keeps no order: soonest first, as the claim chose them.
         due.sort_by(|a, b| {
-            (a.run_at, a.due_at, &a.machine, &a.id, a.seq, &a.name).cmp(&(
-                b.run_at, b.due_at, &b.machine, &b.id, b.seq, &b.name,
-            ))
+            (a.run_at, a.due_at, &a.machine, &a.id, a.seq, &a.name)
+                .cmp(&(b.run_at, b.due_at, &b.machine, &b.id, b.seq, &b.name))
         });
         Ok(due)
     }
@@ -119,9 +117,8 @@ impl TimerStore for PostgresStore {
         if machines.is_empty() {
             return Ok(None);
         }
-        let next: Option<i64> = wait(async {
-            let mut conn = self.pool.get().await?;
-            let Conn { client, statements } = &mut *conn;
+        let next: Option<i64> = self.with(async |conn| {
+            let Conn { client, statements } = conn;
             let select = statements.get(client, NEXT_DUE).await.map_err(io)?;
             client
                 .query_one(&select, &[&machines])
@@ -135,16 +132,21 @@ impl TimerStore for PostgresStore {
     fn release(&self, timer: &DueTimer, release: Release<'_>) -> Result<bool, StoreError> {
         let seq = i64::try_from(timer.seq).unwrap_or(i64::MAX);
         let fence = i64::try_from(timer.fence).unwrap_or(i64::MAX);
-        let changed = wait(async {
-            let mut conn = self.pool.get().await?;
-            let Conn { client, statements } = &mut *conn;
+        let changed = self.with(async |conn| {
+            let Conn { client, statements } = conn;
             match release {
                 Release::Discard => {
                     let delete = statements.get(client, DISCARD).await.map_err(io)?;
                     client
                         .execute(
                             &delete,
-                            &[&timer.machine, &timer.id.as_str(), &seq, &timer.name, &fence],
+                            &[
+                                &timer.machine,
+                                &timer.id.as_str(),
+                                &seq,
+                                &timer.name,
+                                &fence,
+                            ],
                         )
                         .await
                 }
@@ -172,9 +174,8 @@ impl TimerStore for PostgresStore {
     }
 
     fn timer_count(&self) -> Result<u64, StoreError> {
-        let count: i64 = wait(async {
-            let mut conn = self.pool.get().await?;
-            let Conn { client, statements } = &mut *conn;
+        let count: i64 = self.with(async |conn| {
+            let Conn { client, statements } = conn;
             let count = statements.get(client, COUNT).await.map_err(io)?;
             client
                 .query_one(&count, &[])

@@ -411,9 +411,15 @@ where
         ..update(&current, Some("zoe"), &[])
     };
     repo.store().update_task(&restart).unwrap();
+    // After the first claim's lease (30 s): a store shared by many workers hands a
+    // claimed timer out again only then.
+    let later = Claim {
+        now: minutes(2001),
+        ..claim
+    };
     let mut due: Vec<(String, SystemTime)> = repo
         .store()
-        .claim_due(&claim)
+        .claim_due(&later)
         .unwrap()
         .into_iter()
         .map(|t| (t.name, t.due_at))

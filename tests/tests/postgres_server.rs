@@ -1,0 +1,321 @@
+//! What is PostgreSQL's own: schema versions and their upgrade, a backend killed in the
+//! middle of a commit, the server's refusals mapped to typed errors, and many workers
+//! claiming timers under leases with fencing tokens. Compiled only where
+//! STATEMACHINE_PG_URL is set (see `build.rs`); there, an unreachable server fails.
+#![cfg(pg_tests)]
+
+use std::collections::HashSet;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, SystemTime};
+
+use statemachine::store::{Claim, PostgresStore, TimerStore};
+use statemachine::{ApplyError, Fired, InstanceId, ManualClock, Meta, Repository, StoreError};
+use statemachine_tests::pg;
+use statemachine_tests::timed::{AnyInvoice, Dunning, ESCALATE, Invoice, Pay, REMIND};
+
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+fn id(i: u64) -> InstanceId {
+    InstanceId::from(format!("inv-{i:05}"))
+}
+
+fn repository(store: PostgresStore) -> Repository<AnyInvoice, Arc<PostgresStore>> {
+    Repository::new(Arc::new(store)).with_clock(Arc::new(ManualClock::new(t0())))
+}
+
+fn invoices(repo: &Repository<AnyInvoice, Arc<PostgresStore>>, count: u64) {
+    for i in 0..count {
+        let data = Dunning {
+            small: false,
+            ..Dunning::default()
+        };
+        repo.create(Invoice::new(id(i), data).into()).unwrap();
+    }
+}
+
+fn claim(
+    store: &PostgresStore,
+    worker: &str,
+    now: SystemTime,
+    limit: usize,
+) -> Vec<statemachine::store::DueTimer> {
+    store
+        .claim_due(&Claim {
+            machines: &["Invoice"],
+            now,
+            limit,
+            worker,
+            lease: Duration::from_secs(30),
+        })
+        .unwrap()
+}
+
+/// A database of schema 1 (the release before many workers) is upgraded when a store of
+/// this release connects: instances, trails and armed timers are kept, and timers are
+/// claimed under leases from then on. Schema 1 is made from a schema 2 database by
+/// undoing what migration 2 added, statement for statement.
+#[test]
+fn a_schema_1_database_is_upgraded_and_keeps_its_instances_and_timers() {
+    let schema = pg::fresh_schema();
+    let repo = repository(pg::store_in(&schema));
+    invoices(&repo, 3);
+    repo.apply(&id(0), Pay, &Meta::new().key("pay-0")).unwrap();
+    drop(repo);
+    pg::execute(&schema, "DROP TABLE statemachine_workers");
+    pg::execute(&schema, "DROP INDEX statemachine_timers_by_owner");
+    pg::execute(&schema, "ALTER TABLE statemachine_timers DROP COLUMN owner");
+    pg::execute(
+        &schema,
+        "ALTER TABLE statemachine_timers DROP COLUMN lease_until",
+    );
+    pg::execute(&schema, "UPDATE statemachine_schema SET version = 1");
+
+    let store = pg::store_in(&schema);
+    assert_eq!(store.schema_version().unwrap(), 2);
+    let repo = repository(store);
+    assert_eq!(repo.load(&id(0)).unwrap().state_name(), "Paid");
+    assert_eq!(repo.history(&id(0)).unwrap().len(), 2);
+    let again = repo.apply(&id(0), Pay, &Meta::new().key("pay-0")).unwrap();
+    assert!(
+        again.duplicate,
+        "keys written before the upgrade still answer"
+    );
+    let due = claim(repo.store(), "w-1", t0() + Duration::from_secs(3600), 10);
+    let names: HashSet<(String, String)> = due
+        .iter()
+        .map(|t| (t.id.to_string(), t.name.clone()))
+        .collect();
+    // Two per invoice: the paid one's are stale (a worker discards them).
+    assert_eq!(due.len(), 6, "{names:?}");
+    assert_eq!(
+        due.iter().filter(|t| t.id == id(0) && t.seq == 0).count(),
+        2
+    );
+    assert!(names.contains(&(id(1).to_string(), REMIND.to_owned())));
+    assert!(names.contains(&(id(2).to_string(), ESCALATE.to_owned())));
+    assert!(
+        claim(repo.store(), "w-2", t0() + Duration::from_secs(3600), 10).is_empty(),
+        "claimed under a lease after the upgrade"
+    );
+}
+
+/// A database written by a newer release is refused, not written to.
+#[test]
+fn a_newer_schema_is_refused() {
+    let schema = pg::fresh_schema();
+    drop(pg::store_in(&schema));
+    pg::execute(&schema, "UPDATE statemachine_schema SET version = 99");
+    let error = PostgresStore::connect_with(&pg::url(), pg::options(&schema)).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Schema {
+                found: 99,
+                supported: 2
+            }
+        ),
+        "{error}"
+    );
+}
+
+/// Stores starting at the same moment on an empty schema migrate it once (the advisory
+/// lock), and all of them work.
+#[test]
+fn stores_connecting_at_once_migrate_once() {
+    let schema = pg::fresh_schema();
+    let barrier = Arc::new(Barrier::new(4));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (schema, barrier) = (schema.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                PostgresStore::connect_with(&pg::url(), pg::options(&schema))
+                    .map(|store| store.schema_version())
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap().unwrap().unwrap(), 2);
+    }
+}
+
+/// The store's backend, terminated by the server (`pg_terminate_backend`) while its
+/// commit had already updated the snapshot and written the audit record, gives a typed
+/// error; nothing of the commit is stored; the next call works on a new connection.
+///
+/// The commit is held in the middle of its transaction by the test's own connection,
+/// which inserted the same idempotency key first and has not committed: the store's
+/// insert of the key waits on it, after every other write of the commit.
+#[test]
+fn a_backend_killed_mid_commit_leaves_nothing_half_written_and_the_pool_recovers() {
+    let schema = pg::fresh_schema();
+    let repo = Arc::new(repository(pg::store_in(&schema)));
+    invoices(&repo, 1);
+    let mut holder = pg::client();
+    holder
+        .batch_execute(&format!(
+            "SET search_path = \"{schema}\"; BEGIN;
+             INSERT INTO statemachine_idempotency (machine, id, key, seq, from_state, event, at)
+             VALUES ('Invoice', '{}', 'pay-once', 0, 'Unpaid', 'pay', 0);",
+            id(0)
+        ))
+        .unwrap();
+    let writer = {
+        let repo = repo.clone();
+        std::thread::spawn(move || repo.apply(&id(0), Pay, &Meta::new().key("pay-once")))
+    };
+    let mut killer = pg::client();
+    // The writer's backend waits for the holder's row lock on the key.
+    let pid: i32 = loop {
+        let rows = killer
+            .query(
+                "SELECT pid FROM pg_stat_activity
+                 WHERE application_name = 'statemachine' AND wait_event_type = 'Lock'
+                   AND query LIKE 'INSERT INTO statemachine_idempotency%'",
+                &[],
+            )
+            .unwrap();
+        if let Some(row) = rows.first() {
+            break row.get(0);
+        }
+        std::thread::yield_now();
+    };
+    let killed: bool = killer
+        .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+        .unwrap()
+        .get(0);
+    assert!(killed);
+    let error = writer.join().unwrap().unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            ApplyError::Store {
+                error: StoreError::Io { .. },
+                ..
+            }
+        ),
+        "a broken connection is an I/O error: {error:?}"
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
+
+    let invoice = repo.load(&id(0)).unwrap();
+    assert_eq!((invoice.state_name(), invoice.seq()), ("Unpaid", 0));
+    assert_eq!(repo.history(&id(0)).unwrap().len(), 1, "no audit record");
+    assert_eq!(
+        pg::execute(&schema, "SELECT 1 FROM statemachine_idempotency"),
+        0,
+        "no key"
+    );
+    // The pool opens a new connection; the same request now applies once.
+    let paid = repo
+        .apply(&id(0), Pay, &Meta::new().key("pay-once"))
+        .unwrap();
+    assert!(!paid.duplicate);
+    assert_eq!(repo.load(&id(0)).unwrap().state_name(), "Paid");
+}
+
+/// A unique violation the store did not expect (another writer inserted the same key
+/// behind the row lock, by hand) is a retryable typed error, and nothing is written.
+#[test]
+fn a_unique_violation_is_a_retryable_error_and_writes_nothing() {
+    let schema = pg::fresh_schema();
+    let repo = repository(pg::store_in(&schema));
+    invoices(&repo, 1);
+    // A constraint the store does not know about (a DBA's, or another writer's row
+    // behind the store's locks): the commit's audit insert meets it.
+    pg::execute(
+        &schema,
+        "CREATE UNIQUE INDEX statemachine_test_one_pay ON statemachine_audit (machine, id, event)
+         WHERE event = 'pay'",
+    );
+    pg::execute(
+        &schema,
+        &format!(
+            "INSERT INTO statemachine_audit (machine, id, version, seq, kind, event, at)
+             VALUES ('Invoice', '{}', 1, 7, 'refused', 'pay', 0)",
+            id(0)
+        ),
+    );
+    let error = repo.apply(&id(0), Pay, &Meta::new()).unwrap_err();
+    match &error {
+        ApplyError::Store { error, .. } => assert!(error.is_retryable(), "{error}"),
+        other => panic!("a store error: {other:?}"),
+    }
+    assert_eq!(repo.load(&id(0)).unwrap().seq(), 0, "nothing was written");
+}
+
+/// Four workers claiming at once take disjoint timers: every due timer is handed to
+/// exactly one of them (`FOR UPDATE SKIP LOCKED`), and none waits for another.
+#[test]
+fn workers_claiming_at_once_take_each_timer_once() {
+    let repo = repository(pg::store());
+    invoices(&repo, 300);
+    let store = repo.store().clone();
+    let now = t0() + Duration::from_secs(7200);
+    let barrier = Arc::new(Barrier::new(4));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut mine = Vec::new();
+                loop {
+                    let batch = claim(&store, &format!("w-{w}"), now, 16);
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(batch.into_iter().map(|t| (t.id.to_string(), t.name)));
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for worker in workers {
+        let mine = worker.join().unwrap();
+        total += mine.len();
+        seen.extend(mine);
+    }
+    assert_eq!(total, 600, "two timers per invoice, each claimed once");
+    assert_eq!(seen.len(), 600);
+}
+
+/// A worker that stalled past its lease (a pause, a partition) cannot fire the timer
+/// another worker claimed after the lease ended: its commit carries the old fencing
+/// token and writes nothing, and the timer fires once, by the new owner.
+#[test]
+fn a_worker_past_its_lease_cannot_fire_what_another_took_over() {
+    let repo = repository(pg::store());
+    invoices(&repo, 1);
+    let due_at = t0() + Duration::from_secs(20 * 60);
+    let stalled = claim(repo.store(), "stalled", due_at, 10);
+    assert_eq!(stalled.len(), 1);
+    assert!(
+        claim(repo.store(), "other", due_at + Duration::from_secs(29), 10).is_empty(),
+        "held for the lease"
+    );
+    let taken = claim(repo.store(), "other", due_at + Duration::from_secs(31), 10);
+    assert_eq!(taken.len(), 1);
+    assert!(taken[0].fence > stalled[0].fence, "a new fencing token");
+    assert!(matches!(
+        repo.fire_timer(&stalled[0]).unwrap(),
+        Fired::Stale
+    ));
+    assert_eq!(
+        repo.load(&id(0)).unwrap().data().reminders,
+        0,
+        "the late commit wrote nothing"
+    );
+    assert!(matches!(
+        repo.fire_timer(&taken[0]).unwrap(),
+        Fired::Applied(_)
+    ));
+    assert_eq!(repo.load(&id(0)).unwrap().data().reminders, 1);
+    assert!(matches!(
+        repo.fire_timer(&taken[0]).unwrap(),
+        Fired::Stale | Fired::Applied(_)
+    ));
+    assert_eq!(repo.load(&id(0)).unwrap().data().reminders, 1, "once");
+}
