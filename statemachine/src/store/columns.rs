@@ -61,7 +61,11 @@ pub(crate) struct RawRecord {
 
 impl RawRecord {
     /// The record, checked: its kind known, its payload JSON, its numbers in range.
-    pub(crate) fn into_record(self, machine: &str, id: &InstanceId) -> Result<AuditRecord, StoreError> {
+    pub(crate) fn into_record(
+        self,
+        machine: &str,
+        id: &InstanceId,
+    ) -> Result<AuditRecord, StoreError> {
         let corrupt = |reason: String| StoreError::Corrupt {
             machine: machine.to_owned(),
             id: id.clone(),
@@ -101,4 +105,3 @@ impl RawRecord {
         })
     }
 }
-

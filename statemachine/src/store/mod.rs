@@ -230,9 +230,9 @@ use std::time::SystemTime;
 
 use crate::{AuditRecord, InstanceId, Snapshot};
 
+pub(crate) use checks::{check_records, duplicate, encode_snapshot, first_result, parse_snapshot};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use columns::{RawRecord, to_i64, to_u64};
-pub(crate) use checks::{check_records, duplicate, encode_snapshot, first_result, parse_snapshot};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use outbox::{Delivery, DueMessage, OutboxMessage, OutboxStore};

@@ -268,7 +268,12 @@ async fn idempotent(
     };
     let damaged = |e| corrupt(e, machine, id);
     Ok(Some(FirstResult {
-        seq: to_u64(row.try_get(0).map_err(damaged)?, machine, id, "sequence number")?,
+        seq: to_u64(
+            row.try_get(0).map_err(damaged)?,
+            machine,
+            id,
+            "sequence number",
+        )?,
         from: row.try_get(1).map_err(damaged)?,
         event: row.try_get(2).map_err(damaged)?,
         to: row.try_get(3).map_err(damaged)?,

@@ -8,12 +8,12 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use super::write::{arm_timers, insert_records, to_i64, write_commit};
 use super::{SqliteStore, io, io_for};
 use crate::audit::micros::{from_micros, to_micros};
+use crate::store::RawRecord;
+pub(super) use crate::store::to_u64;
 use crate::store::{
     ArmedTimer, Commit, Committed, Cursor, InstanceSummary, Page, Store, StoreError,
     StoredInstance, StoredJson,
 };
-use crate::store::RawRecord;
-pub(super) use crate::store::to_u64;
 use crate::{AuditRecord, InstanceId, Snapshot};
 
 impl Store for SqliteStore {
