@@ -217,6 +217,8 @@ mod checks;
 mod columns;
 mod error;
 mod memory;
+#[cfg(feature = "sagas")]
+mod offload;
 mod outbox;
 mod page;
 #[cfg(feature = "postgres")]
@@ -235,6 +237,8 @@ pub(crate) use checks::{check_records, duplicate, encode_snapshot, first_result,
 pub(crate) use columns::{RawRecord, to_i64, to_u64};
 pub use error::StoreError;
 pub use memory::MemoryStore;
+#[cfg(feature = "sagas")]
+pub(crate) use offload::{Offload, blocking};
 pub use outbox::{Delivery, DueMessage, OutboxMessage, OutboxStore};
 pub use page::{Cursor, Page};
 pub(crate) use page::{PAGE, collect_pages};

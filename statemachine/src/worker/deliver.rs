@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use super::Worker;
-use crate::store::{Delivery, DueMessage, OutboxStore, StoreError, TimerStore};
+use crate::store::{Delivery, DueMessage, OutboxStore, StoreError, TimerStore, blocking};
 use crate::task::notify::{Notification, Notifier, TOPIC};
 
 /// The longest pause between two attempts to deliver one message.
@@ -71,7 +71,7 @@ impl<S: TimerStore + 'static> Worker<S> {
         let (Some(outbox), Some(notifier)) = (self.outbox(), self.notifier.clone()) else {
             return Ok(Vec::new());
         };
-        let due = outbox.claim_outbox(self.clock.now(), self.concurrency.max(1))?;
+        let due = blocking(|| outbox.claim_outbox(self.clock.now(), self.concurrency.max(1)))?;
         let results =
             futures_util::future::join_all(due.iter().map(|message| deliver(&notifier, message)))
                 .await;
@@ -80,7 +80,7 @@ impl<S: TimerStore + 'static> Worker<S> {
             let attempt = message.attempts.saturating_add(1);
             match &result {
                 Ok(()) => {
-                    outbox.settle(&message, Delivery::Delivered)?;
+                    blocking(|| outbox.settle(&message, Delivery::Delivered))?;
                     self.counters.delivered.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(error) => {
@@ -92,7 +92,7 @@ impl<S: TimerStore + 'static> Worker<S> {
                         %error,
                         "a notification was not delivered; trying again later"
                     );
-                    outbox.settle(&message, Delivery::RetryAt { run_at, error })?;
+                    blocking(|| outbox.settle(&message, Delivery::RetryAt { run_at, error }))?;
                     self.counters.undelivered.fetch_add(1, Ordering::Relaxed);
                 }
             }

@@ -434,27 +434,48 @@ impl<S: TimerStore + 'static> Worker<S> {
 
     /// Runs a saga whose retry was requested, if it is still where the request left it.
     async fn run_saga(&self, saga: &dyn Sagas, timer: &DueTimer) -> Outcome {
-        match self.store.load(&timer.machine, &timer.id) {
-            Ok(stored) if stored.snapshot.seq == timer.seq => {}
-            Ok(_) | Err(StoreError::NotFound { .. }) => {
-                return match self.store.release(timer, Release::Discard) {
-                    Ok(_) => Outcome::Stale,
-                    Err(error) => Outcome::Stuck {
-                        error: error.to_string(),
-                    },
-                };
-            }
-            Err(error) => return retry(self.store.as_ref(), self.clock.as_ref(), timer, &error),
-        }
-        // Removed first: a crash during the run leaves the saga to `resume`.
-        if let Err(error) = self.store.release(timer, Release::Discard) {
-            return retry(self.store.as_ref(), self.clock.as_ref(), timer, &error);
+        if let Some(outcome) = crate::store::blocking(|| self.take_saga_timer(timer)) {
+            return outcome;
         }
         let result = match saga.run(&timer.id).await {
             Ok(outcome) => format!("{outcome:?}"),
             Err(error) => chain(&error),
         };
         Outcome::SagaRan { result }
+    }
+
+    /// Removes a saga's retry timer before the run, if the saga is still where the
+    /// request left it; otherwise what became of the timer.
+    fn take_saga_timer(&self, timer: &DueTimer) -> Option<Outcome> {
+        match self.store.load(&timer.machine, &timer.id) {
+            Ok(stored) if stored.snapshot.seq == timer.seq => {}
+            Ok(_) | Err(StoreError::NotFound { .. }) => {
+                return Some(match self.store.release(timer, Release::Discard) {
+                    Ok(_) => Outcome::Stale,
+                    Err(error) => Outcome::Stuck {
+                        error: error.to_string(),
+                    },
+                });
+            }
+            Err(error) => {
+                return Some(retry(
+                    self.store.as_ref(),
+                    self.clock.as_ref(),
+                    timer,
+                    &error,
+                ));
+            }
+        }
+        // Removed first: a crash during the run leaves the saga to `resume`.
+        if let Err(error) = self.store.release(timer, Release::Discard) {
+            return Some(retry(
+                self.store.as_ref(),
+                self.clock.as_ref(),
+                timer,
+                &error,
+            ));
+        }
+        None
     }
 
     pub(super) fn report(&self, timer: DueTimer, outcome: Outcome) -> TimerReport {

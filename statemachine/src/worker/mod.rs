@@ -87,7 +87,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::Notify;
 pub use tokio_util::sync::CancellationToken;
 
-use crate::store::{Claim, DueTimer, StoreError, TimerStore};
+use crate::store::{Claim, DueTimer, StoreError, TimerStore, blocking};
 use crate::{Clock, InstanceId, Repository, StateMachine, SystemClock};
 
 pub use deliver::{DeliveryReport, MAX_DELIVERY_BACKOFF};
@@ -400,7 +400,7 @@ impl<S: TimerStore + 'static> Worker<S> {
                 }
                 Ok(_) => {
                     pause = Duration::from_secs(1);
-                    match self.next_due() {
+                    match blocking(|| self.next_due()) {
                         Ok(next) => self.idle_for(next),
                         Err(error) => {
                             tracing::warn!(target: "statemachine::worker", %error, "cannot read the next due time");
@@ -478,7 +478,7 @@ impl<S: TimerStore + 'static> Worker<S> {
                 worker: &self.name,
                 lease: self.lease,
             };
-            let batch = self.store.claim_due(&claim)?;
+            let batch = blocking(|| self.store.claim_due(&claim))?;
             if batch.is_empty() {
                 // Then the notifications the timers (and everything before) wrote.
                 self.deliver_due().await?;
@@ -492,7 +492,9 @@ impl<S: TimerStore + 'static> Worker<S> {
             let mut round: Vec<TimerReport> = held
                 .into_iter()
                 .map(|timer| {
-                    let outcome = fire::hold_back(self.store.as_ref(), self.clock.as_ref(), &timer);
+                    let outcome = blocking(|| {
+                        fire::hold_back(self.store.as_ref(), self.clock.as_ref(), &timer)
+                    });
                     self.report(timer, outcome)
                 })
                 .collect();

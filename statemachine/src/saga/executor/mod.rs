@@ -193,7 +193,8 @@ type Alert = Arc<dyn Fn(&DeadLetterData) + Send + Sync>;
 
 /// Runs instances of saga `S` on store `St`. See the [module docs](super).
 pub struct SagaExecutor<S: Saga, St: Store> {
-    store: St,
+    // Every call leaves the tokio worker thread (see `store::offload`).
+    store: crate::store::Offload<St>,
     env: Arc<S::Env>,
     retry: RetryPolicy,
     retries: HashMap<String, RetryPolicy>,
@@ -239,7 +240,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             })
             .collect();
         Self {
-            store,
+            store: crate::store::Offload(store),
             env: Arc::new(env),
             retry: RetryPolicy::default(),
             retries: HashMap::new(),
@@ -361,7 +362,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
 
     /// The store.
     pub fn store(&self) -> &St {
-        &self.store
+        &self.store.0
     }
 
     /// Stores a new instance and runs it to its end. A step that panics fails like a

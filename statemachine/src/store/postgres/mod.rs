@@ -259,8 +259,7 @@ impl PostgresStore {
     ///
     /// When the server cannot be reached.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        wait(async {
-            let conn = self.pool.get().await?;
+        self.with(async |conn| {
             let row = conn
                 .client
                 .query_one("SELECT version FROM statemachine_schema", &[])
