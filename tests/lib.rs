@@ -184,7 +184,6 @@ pub fn assign_senior(data: &mut TicketData, _: Escalated, event: Assign) -> InPr
 
 pub mod fulfilment;
 pub mod kills;
-pub mod pg;
 pub mod tasked;
 pub mod timed;
 

@@ -244,7 +244,7 @@ pub use page::{Cursor, Page};
 pub(crate) use page::{PAGE, collect_pages};
 pub(crate) use page::{id_after, id_cursor, position_after, position_cursor};
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresOptions, PostgresStore};
+pub use postgres::{PostgresOptions, PostgresStore, WorkerStatus};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Checkpoint, SqliteOptions, SqliteStore, Synchronous};
 pub use tasks::{Inbox, TaskGuard, TaskRow, TaskStore, TaskUpdate, TaskWrite};
@@ -565,6 +565,16 @@ macro_rules! delegate_store {
 }
 
 delegate_store!(&S, std::sync::Arc<S>);
+
+/// This machine's name, as the kernel has it (Linux), or `HOSTNAME`; `None` if neither
+/// says: how a worker tells operators where it runs.
+pub(crate) fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+}
 
 /// The largest snapshot a store writes unless configured otherwise: 16 MiB of JSON, the
 /// same as [`Snapshot::DEFAULT_MAX_BYTES`], so whatever is written can be read.

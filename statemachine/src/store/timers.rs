@@ -156,6 +156,42 @@ pub trait TimerStore: Store {
     /// worker wakes up when new work may be due sooner than it planned to wake.
     fn on_armed(&self, listener: Arc<dyn Fn() + Send + Sync>);
 
+    /// Whether workers in several processes claim from this store at once, so that a
+    /// worker must heartbeat ([`heartbeat`](Self::heartbeat)) to keep what it claimed.
+    /// `false` by default (SQLite, memory: one process fires timers).
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Says that `worker` is alive until `until`, and extends the lease of every timer it
+    /// holds whose lease has not ended by `now`: a worker busy with a long batch keeps
+    /// what it claimed, and operators see who holds what. A store where one process
+    /// fires timers (SQLite, memory) keeps no leases; the default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// When the storage fails.
+    fn heartbeat(
+        &self,
+        worker: &str,
+        now: SystemTime,
+        until: SystemTime,
+    ) -> Result<(), StoreError> {
+        let _ = (worker, now, until);
+        Ok(())
+    }
+
+    /// Says that `worker` stopped: it holds nothing any more (its leases end now, so
+    /// another worker claims its timers at once). The default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// When the storage fails.
+    fn retire(&self, worker: &str) -> Result<(), StoreError> {
+        let _ = worker;
+        Ok(())
+    }
+
     /// How many writes the store makes at once: a worker fires no more instances in
     /// parallel than this. One for a store behind one connection or one lock (SQLite,
     /// memory), where parallel firing only queues on it; unbounded by default.
@@ -220,6 +256,20 @@ impl<S: TimerStore + ?Sized> TimerStore for &S {
     fn release(&self, timer: &DueTimer, release: Release<'_>) -> Result<bool, StoreError> {
         (**self).release(timer, release)
     }
+    fn heartbeat(
+        &self,
+        worker: &str,
+        now: SystemTime,
+        until: SystemTime,
+    ) -> Result<(), StoreError> {
+        (**self).heartbeat(worker, now, until)
+    }
+    fn retire(&self, worker: &str) -> Result<(), StoreError> {
+        (**self).retire(worker)
+    }
+    fn shared(&self) -> bool {
+        (**self).shared()
+    }
     fn timer_count(&self) -> Result<u64, StoreError> {
         (**self).timer_count()
     }
@@ -240,6 +290,20 @@ impl<S: TimerStore + ?Sized> TimerStore for std::sync::Arc<S> {
     }
     fn release(&self, timer: &DueTimer, release: Release<'_>) -> Result<bool, StoreError> {
         (**self).release(timer, release)
+    }
+    fn heartbeat(
+        &self,
+        worker: &str,
+        now: SystemTime,
+        until: SystemTime,
+    ) -> Result<(), StoreError> {
+        (**self).heartbeat(worker, now, until)
+    }
+    fn retire(&self, worker: &str) -> Result<(), StoreError> {
+        (**self).retire(worker)
+    }
+    fn shared(&self) -> bool {
+        (**self).shared()
     }
     fn timer_count(&self) -> Result<u64, StoreError> {
         (**self).timer_count()

@@ -181,6 +181,7 @@ pub struct Worker<S> {
     batch: usize,
     concurrency: usize,
     name: String,
+    session: u64,
     lease: Duration,
     poll: Option<Duration>,
     wake: Arc<Notify>,
@@ -221,7 +222,12 @@ impl<S: TimerStore + 'static> Worker<S> {
             machines: Vec::new(),
             batch: 256,
             concurrency: 8,
-            name: format!("worker-{}", std::process::id()),
+            name: format!(
+                "worker-{}-{}",
+                crate::store::hostname().unwrap_or_else(|| "localhost".to_owned()),
+                std::process::id()
+            ),
+            session: session(),
             lease: Duration::from_secs(60),
             poll: None,
             wake,
@@ -292,14 +298,20 @@ impl<S: TimerStore + 'static> Worker<S> {
         self
     }
 
-    /// The worker's name, shown as the owner of its claims.
+    /// The worker's name (default `worker-{host}-{pid}`), shown as the owner of its
+    /// claims. The worker claims as [`owner`](Self::owner): this name and a suffix of its
+    /// own, so names need not be unique.
     #[must_use]
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
     }
 
-    /// How long a claim holds on a store shared by several processes.
+    /// How long a claim holds on a store shared by several processes (default 60 s).
+    /// While it runs, the worker heartbeats every third of it
+    /// ([`TimerStore::heartbeat`]), extending the leases of what it holds; a worker
+    /// that stops heartbeating (killed, paused, cut off) loses its claims when the lease
+    /// ends, and its late commits are refused by the fencing token.
     #[must_use]
     pub fn with_lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
@@ -367,6 +379,41 @@ impl<S: TimerStore + 'static> Worker<S> {
     /// None today: store failures are logged and retried with a growing pause. The
     /// `Result` leaves room for failures that should stop a worker.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
+        if !self.store.shared() {
+            return self.run_loop(&shutdown).await;
+        }
+        // On a shared store the worker says it is alive while it runs, which keeps the
+        // leases of what it claimed, and gives them up when it stops.
+        let owner = self.owner();
+        let beat = async {
+            loop {
+                let now = self.clock.now();
+                if let Err(error) = blocking(|| self.store.heartbeat(&owner, now, now + self.lease))
+                {
+                    tracing::warn!(target: "statemachine::worker", %error, "heartbeat failed");
+                }
+                tokio::time::sleep(self.lease / 3).await;
+            }
+        };
+        let result = tokio::select! {
+            biased;
+            result = self.run_loop(&shutdown) => result,
+            () = beat => Ok(()),
+        };
+        if let Err(error) = blocking(|| self.store.retire(&owner)) {
+            tracing::warn!(target: "statemachine::worker", %error, "could not give up the worker's leases; they end by themselves");
+        }
+        result
+    }
+
+    /// The name the worker claims under: its [name](Self::with_name) and a suffix
+    /// unique to this worker value, so that a restarted process with the same name does
+    /// not take over (or keep alive) the leases of the one that died.
+    pub fn owner(&self) -> String {
+        format!("{}#{:x}", self.name, self.session)
+    }
+
+    async fn run_loop(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {
         for saga in &self.sagas {
             match saga.resume().await {
                 Ok(resumed) => tracing::info!(
@@ -389,7 +436,7 @@ impl<S: TimerStore + 'static> Worker<S> {
             if shutdown.is_cancelled() {
                 return Ok(());
             }
-            let sleep = match self.run_due_until(Some(&shutdown)).await {
+            let sleep = match self.run_due_until(Some(shutdown)).await {
                 // Due timers that could neither fire nor be put back: the store is
                 // failing. Pause, growing, instead of claiming them again at once.
                 Ok((_, true)) => {
@@ -471,11 +518,12 @@ impl<S: TimerStore + 'static> Worker<S> {
             if shutdown.is_some_and(CancellationToken::is_cancelled) {
                 return Ok((reports, false));
             }
+            let owner = self.owner();
             let claim = Claim {
                 machines: &self.machines,
                 now: self.clock.now(),
                 limit: self.batch,
-                worker: &self.name,
+                worker: &owner,
                 lease: self.lease,
             };
             let batch = blocking(|| self.store.claim_due(&claim))?;
@@ -517,4 +565,20 @@ impl<S: TimerStore + 'static> Worker<S> {
             }
         }
     }
+}
+
+/// A number unique to one worker value: std's per-process random hash keys, the time and
+/// a counter.
+fn session() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    hasher.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
+    hasher.finish()
 }

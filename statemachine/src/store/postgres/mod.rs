@@ -1,6 +1,7 @@
 //! The PostgreSQL store: the same guarantees as the SQLite store, on a server that many
 //! worker processes on many machines share.
 
+mod listen;
 mod outbox;
 mod pool;
 mod rows;
@@ -19,6 +20,7 @@ use crate::store::{to_i64, to_u64};
 
 use pool::{Pool, RuntimeThread, wait};
 use schema::{MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION};
+pub use timers::WorkerStatus;
 
 /// How a [`PostgresStore`] connects and what it accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,7 +181,11 @@ pub struct PostgresStore {
     schema: Option<String>,
     max_snapshot_bytes: usize,
     outbox_lease: Duration,
-    armed: crate::store::ArmedSignal,
+    armed: std::sync::Arc<crate::store::ArmedSignal>,
+    /// The `NOTIFY` channel of this schema's writes.
+    channel: String,
+    /// Whether the `LISTEN` connection was started.
+    listening: std::sync::atomic::AtomicBool,
     // Last: the runtime stops after the pool's connections are dropped.
     _runtime: RuntimeThread,
 }
@@ -246,7 +252,9 @@ impl PostgresStore {
             schema: options.schema.clone(),
             max_snapshot_bytes: options.max_snapshot_bytes,
             outbox_lease: options.outbox_lease,
-            armed: crate::store::ArmedSignal::default(),
+            armed: std::sync::Arc::default(),
+            channel: listen::channel(options.schema.as_deref()),
+            listening: std::sync::atomic::AtomicBool::new(false),
             _runtime: runtime,
         };
         wait(store.migrate(options.schema.as_deref()))?;
@@ -278,6 +286,10 @@ impl PostgresStore {
     /// The largest snapshot the store writes, in bytes of JSON.
     pub fn max_snapshot_bytes(&self) -> usize {
         self.max_snapshot_bytes
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Handle {
+        self._runtime.handle()
     }
 
     /// Runs `work` on a pooled connection, waiting on the calling thread. A connection

@@ -190,6 +190,11 @@ impl Pool {
         }
     }
 
+    /// How the pool's connections connect.
+    pub(super) fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// A connection: an idle one that is still open, or a new one. Waits at most the
     /// pool's wait timeout for one to be free ([`StoreError::Busy`] then).
     pub(super) async fn get(&self) -> Result<Pooled<'_>, StoreError> {

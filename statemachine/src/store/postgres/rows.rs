@@ -2,6 +2,7 @@
 
 use std::time::SystemTime;
 
+use super::listen::notify;
 use super::pool::Conn;
 use super::write::{arm_timers, insert_records, write_commit};
 use super::{PostgresStore, corrupt, io, io_for, to_i64, to_u64};
@@ -80,6 +81,9 @@ impl Store for PostgresStore {
             insert_records(&tx, statements, records).await?;
             arm_timers(&tx, statements, machine, id, snapshot.seq, timers).await?;
             super::tasks::write_task(&tx, statements, machine, id, task, at).await?;
+            if !timers.is_empty() || !task.notify().is_empty() {
+                notify(&tx, statements, &self.channel).await?;
+            }
             tx.commit().await.map_err(&fail)
         })?;
         self.armed
@@ -129,13 +133,14 @@ impl Store for PostgresStore {
             let Conn { client, statements } = conn;
             let tx = client.transaction().await.map_err(&fail)?;
             let committed = write_commit(&tx, statements, commit, json.as_deref()).await?;
+            if committed == Committed::Written && arms(commit) {
+                notify(&tx, statements, &self.channel).await?;
+            }
             tx.commit().await.map_err(&fail)?;
             Ok::<_, StoreError>(committed)
         })?;
-        self.armed.armed(
-            committed == Committed::Written
-                && (!commit.timers.is_empty() || !commit.task.notify().is_empty()),
-        );
+        self.armed
+            .armed(committed == Committed::Written && arms(commit));
         Ok(committed)
     }
 
@@ -170,13 +175,12 @@ impl Store for PostgresStore {
                     });
                 }
             }
+            if commits.iter().any(arms) {
+                notify(&tx, statements, &self.channel).await?;
+            }
             tx.commit().await.map_err(io)
         })?;
-        self.armed.armed(
-            commits
-                .iter()
-                .any(|commit| !commit.timers.is_empty() || !commit.task.notify().is_empty()),
-        );
+        self.armed.armed(commits.iter().any(arms));
         Ok(vec![Committed::Written; commits.len()])
     }
 
@@ -290,6 +294,12 @@ impl Store for PostgresStore {
         };
         Ok(Page::new(list, next))
     }
+}
+
+/// Whether a commit arms a timer or writes an outbox message: work a worker may have to
+/// wake up for.
+fn arms(commit: &Commit<'_>) -> bool {
+    !commit.timers.is_empty() || !commit.task.notify().is_empty()
 }
 
 fn page_rows(limit: usize) -> i64 {

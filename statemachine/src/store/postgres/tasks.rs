@@ -329,6 +329,8 @@ impl TaskStore for PostgresStore {
         let (machine, id) = (update.machine, update.id);
         let fail = io_for(machine, id);
         crate::store::check_records(update.records)?;
+        let arms =
+            update.rearm.is_some_and(|timers| !timers.is_empty()) || !update.notify.is_empty();
         let seq = to_i64(update.seq, machine, id)?;
         let revision = to_i64(update.revision, machine, id)?;
         let candidates = encode_candidates(update.candidates, machine, id)?;
@@ -400,11 +402,12 @@ impl TaskStore for PostgresStore {
             .await?;
             insert_records(&tx, statements, update.records).await?;
             super::outbox::post(&tx, statements, machine, id, update.notify, at).await?;
+            if arms {
+                super::listen::notify(&tx, statements, &self.channel).await?;
+            }
             tx.commit().await.map_err(&fail)
         })?;
-        self.armed.armed(
-            update.rearm.is_some_and(|timers| !timers.is_empty()) || !update.notify.is_empty(),
-        );
+        self.armed.armed(arms);
         Ok(())
     }
 

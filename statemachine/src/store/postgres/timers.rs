@@ -188,5 +188,131 @@ impl TimerStore for PostgresStore {
 
     fn on_armed(&self, listener: std::sync::Arc<dyn Fn() + Send + Sync>) {
         self.armed.listen(listener);
+        // Writes in other processes arm timers too: hear of them through LISTEN.
+        self.listen();
+    }
+
+    fn heartbeat(
+        &self,
+        worker: &str,
+        now: SystemTime,
+        until: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.beat(worker, now, until)
+    }
+
+    fn retire(&self, worker: &str) -> Result<(), StoreError> {
+        self.retire_worker(worker)
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+}
+
+const BEAT: &str = "INSERT INTO statemachine_workers
+         (name, started_at, heartbeat_at, lease_until, host, pid)
+     VALUES ($1, $2, $2, $3, $4, $5)
+     ON CONFLICT (name) DO UPDATE
+         SET heartbeat_at = excluded.heartbeat_at, lease_until = excluded.lease_until";
+const EXTEND: &str = "UPDATE statemachine_timers SET lease_until = $3
+     WHERE owner = $1 AND lease_until > $2";
+/// Workers not heard from for a day are forgotten.
+const FORGET: &str = "DELETE FROM statemachine_workers WHERE lease_until < $1";
+const RETIRE_TIMERS: &str =
+    "UPDATE statemachine_timers SET owner = NULL, lease_until = NULL WHERE owner = $1";
+const RETIRE: &str = "DELETE FROM statemachine_workers WHERE name = $1";
+const WORKERS: &str = "SELECT w.name, w.started_at, w.heartbeat_at, w.lease_until, w.host, w.pid,
+            (SELECT count(*) FROM statemachine_timers AS t
+             WHERE t.owner = w.name AND t.lease_until > $1)
+     FROM statemachine_workers AS w ORDER BY w.name";
+
+/// A worker as the store knows it: when it was last heard from, and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerStatus {
+    /// The worker's name as it claims (its configured name and a per-run suffix).
+    pub name: String,
+    /// When it first said it was alive.
+    pub started_at: SystemTime,
+    /// When it last did.
+    pub heartbeat_at: SystemTime,
+    /// Until when its leases hold unless it says so again: past this, it is presumed
+    /// dead, and what it held is claimed by others.
+    pub lease_until: SystemTime,
+    /// The host it runs on, as it said.
+    pub host: Option<String>,
+    /// Its process id, as it said.
+    pub pid: Option<u32>,
+    /// Timers it holds under a lease that has not ended.
+    pub timers_held: u64,
+}
+
+impl PostgresStore {
+    /// The workers that said they are alive (through [`TimerStore::heartbeat`]) within
+    /// the last day, by name, with how many timers each holds now: who holds what, for
+    /// an operator.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached.
+    pub fn workers(&self, now: SystemTime) -> Result<Vec<WorkerStatus>, StoreError> {
+        let rows = self.with(async |conn| {
+            let Conn { client, statements } = conn;
+            let select = statements.get(client, WORKERS).await.map_err(io)?;
+            client.query(&select, &[&to_micros(now)]).await.map_err(io)
+        })?;
+        rows.iter()
+            .map(|row| {
+                Ok(WorkerStatus {
+                    name: row.try_get(0)?,
+                    started_at: from_micros(row.try_get(1)?),
+                    heartbeat_at: from_micros(row.try_get(2)?),
+                    lease_until: from_micros(row.try_get(3)?),
+                    host: row.try_get(4)?,
+                    pid: row
+                        .try_get::<_, Option<i64>>(5)?
+                        .and_then(|pid| u32::try_from(pid).ok()),
+                    timers_held: u64::try_from(row.try_get::<_, i64>(6)?).unwrap_or(0),
+                })
+            })
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(io)
+    }
+
+    fn beat(&self, worker: &str, now: SystemTime, until: SystemTime) -> Result<(), StoreError> {
+        let host = crate::store::hostname();
+        let pid = i64::from(std::process::id());
+        let forget = to_micros(now).saturating_sub(86_400 * 1_000_000);
+        self.with(async |conn| {
+            let Conn { client, statements } = conn;
+            let tx = client.transaction().await.map_err(io)?;
+            let beat = statements.get(&tx, BEAT).await.map_err(io)?;
+            tx.execute(
+                &beat,
+                &[&worker, &to_micros(now), &to_micros(until), &host, &pid],
+            )
+            .await
+            .map_err(io)?;
+            let extend = statements.get(&tx, EXTEND).await.map_err(io)?;
+            tx.execute(&extend, &[&worker, &to_micros(now), &to_micros(until)])
+                .await
+                .map_err(io)?;
+            let forget_old = statements.get(&tx, FORGET).await.map_err(io)?;
+            tx.execute(&forget_old, &[&forget]).await.map_err(io)?;
+            tx.commit().await.map_err(io)
+        })
+    }
+
+    fn retire_worker(&self, worker: &str) -> Result<(), StoreError> {
+        self.with(async |conn| {
+            let Conn { client, statements } = conn;
+            let tx = client.transaction().await.map_err(io)?;
+            let timers = statements.get(&tx, RETIRE_TIMERS).await.map_err(io)?;
+            tx.execute(&timers, &[&worker]).await.map_err(io)?;
+            let retire = statements.get(&tx, RETIRE).await.map_err(io)?;
+            tx.execute(&retire, &[&worker]).await.map_err(io)?;
+            tx.commit().await.map_err(io)
+        })
     }
 }

@@ -310,7 +310,10 @@ pub fn a_released_timer_runs_later_and_counts_attempts<S: TimerStore>(
     assert_eq!(repo.store().timer_count().unwrap(), 0);
 }
 
-/// Listeners hear of writes that arm timers, and not of those that do not.
+/// Listeners hear of writes that arm timers, by the time the write returns, and (on a
+/// store one process fires from) not of those that do not. A store shared by several
+/// processes may wake them more often: other processes' writes, a listening connection
+/// that reconnects.
 pub fn listeners_hear_when_timers_are_armed<S: TimerStore>(store: S, _: super::Damage<S>) {
     let (repo, _) = repository(store);
     let heard = Arc::new(AtomicUsize::new(0));
@@ -318,16 +321,34 @@ pub fn listeners_hear_when_timers_are_armed<S: TimerStore>(store: S, _: super::D
     repo.store().on_armed(Arc::new(move || {
         counter.fetch_add(1, Ordering::SeqCst);
     }));
+    let exact = !repo.store().shared();
+    let before = heard.load(Ordering::SeqCst);
     open(&repo, "a-0");
-    assert_eq!(heard.load(Ordering::SeqCst), 0);
+    if exact {
+        assert_eq!(heard.load(Ordering::SeqCst), before, "nothing was armed");
+    }
+    let before = heard.load(Ordering::SeqCst);
     create_with(&repo, "a-1", &[deadline("after 30m", minutes(30))]);
-    assert_eq!(heard.load(Ordering::SeqCst), 1);
+    assert!(
+        heard.load(Ordering::SeqCst) > before,
+        "creating armed a timer"
+    );
+    if exact {
+        assert_eq!(heard.load(Ordering::SeqCst), before + 1);
+    }
+    let before = heard.load(Ordering::SeqCst);
     let next = next_snapshot(&repo, "a-1");
     let armed = [deadline("after 1h", minutes(60))];
     repo.store()
         .commit(&commit(&id("a-1"), 0, Some(&next), &armed, None))
         .unwrap();
-    assert_eq!(heard.load(Ordering::SeqCst), 2);
+    assert!(
+        heard.load(Ordering::SeqCst) > before,
+        "the commit armed a timer"
+    );
+    if exact {
+        assert_eq!(heard.load(Ordering::SeqCst), before + 1);
+    }
 }
 
 /// Runs every timer case against a store: one `#[test]` per case, each with a fresh store

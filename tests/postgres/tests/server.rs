@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use statemachine::store::{Claim, PostgresStore, TimerStore};
 use statemachine::{ApplyError, Fired, InstanceId, ManualClock, Meta, Repository, StoreError};
-use statemachine_tests::pg;
+use statemachine_postgres_tests as pg;
 use statemachine_tests::timed::{AnyInvoice, Dunning, ESCALATE, Invoice, Pay, REMIND};
 
 fn t0() -> SystemTime {
@@ -318,4 +318,88 @@ fn a_worker_past_its_lease_cannot_fire_what_another_took_over() {
         Fired::Stale | Fired::Applied(_)
     ));
     assert_eq!(repo.load(&id(0)).unwrap().data().reminders, 1, "once");
+}
+
+mod wake {
+    use super::*;
+    use statemachine::state_machine;
+    use statemachine::worker::{CancellationToken, Worker};
+
+    state_machine! {
+        /// A ping that times out almost at once.
+        #[derive(Debug)]
+        pub machine Ping {
+            version 1;
+            initial state Sent;
+            final state TimedOut;
+            Sent + after 5ms => TimedOut;
+        }
+    }
+
+    /// An idle worker (nothing armed, no poll interval: it would sleep until shutdown)
+    /// wakes when another process arms a timer: the arming commit sends NOTIFY, and the
+    /// worker's store LISTENs. It fires the timer, and it is shown holding nothing
+    /// afterwards; stopped, it is gone from the workers list.
+    #[test]
+    fn an_idle_worker_wakes_when_another_process_arms_a_timer() {
+        let schema = pg::fresh_schema();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let worker_store = Arc::new(pg::store_in(&schema));
+        let worker = Arc::new(
+            Worker::new(worker_store.clone())
+                .with_name("waker")
+                .machine::<AnyPing>(),
+        );
+        let shutdown = CancellationToken::new();
+        let running = runtime.spawn({
+            let (worker, shutdown) = (worker.clone(), shutdown.clone());
+            async move { worker.run(shutdown).await }
+        });
+        // The worker is up (its heartbeat is in) before the other process writes.
+        while worker_store
+            .workers(SystemTime::now())
+            .unwrap()
+            .iter()
+            .all(|w| !w.name.starts_with("waker#"))
+        {
+            std::thread::yield_now();
+        }
+        let other = Repository::<AnyPing, _>::new(pg::store_in(&schema));
+        other.create(Ping::new("p-1").into()).unwrap();
+        // A liveness bound, not a timing assertion: without the wake-up the worker
+        // would sleep until shutdown.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while other.load(&"p-1".into()).unwrap().state_name() != "TimedOut" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the idle worker never woke for the timer another process armed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(worker.stats().wakeups >= 1);
+        assert_eq!(worker.stats().fired, 1);
+        let me: Vec<_> = worker_store
+            .workers(SystemTime::now())
+            .unwrap()
+            .into_iter()
+            .filter(|w| w.name == worker.owner())
+            .collect();
+        assert_eq!(me.len(), 1, "the worker is listed under its owner name");
+        assert_eq!(me[0].timers_held, 0);
+        assert_eq!(me[0].pid, Some(std::process::id()));
+        shutdown.cancel();
+        runtime.block_on(running).unwrap().unwrap();
+        assert!(
+            worker_store
+                .workers(SystemTime::now())
+                .unwrap()
+                .iter()
+                .all(|w| w.name != worker.owner()),
+            "a stopped worker retires"
+        );
+    }
 }

@@ -6,7 +6,7 @@
 
 use statemachine::InstanceId;
 use statemachine::store::PostgresStore;
-use statemachine_tests::pg;
+use statemachine_postgres_tests as pg;
 
 /// Overwrites the snapshot behind the store's back, as a person with `psql` would.
 fn damage(store: &PostgresStore, machine: &str, id: &InstanceId, json: &str) {
