@@ -120,7 +120,9 @@ pub trait TimerStore: Store {
     ///
     /// On a store shared by several processes the claim is a lease: the timers are not
     /// handed to anyone else until it expires, and each claim raises their fencing
-    /// token. A single-process store reads them and leaves them where they are: the
+    /// token; and it hands out only the first timer of an instance's state still armed
+    /// (the next one once that fired), so that two workers never fire one instance's
+    /// timers out of due order. A single-process store reads them and leaves them where they are: the
     /// worker fires them before it claims again, and firing checks that each is still
     /// armed.
     ///

@@ -10,15 +10,22 @@ use crate::audit::micros::{from_micros, to_micros};
 use crate::store::{Claim, DueTimer, Release, StoreError, TimerStore};
 use crate::timer::TimerKind;
 
-/// One statement: the due timers nobody holds (or whose lease ended), soonest first,
+/// One statement: the due timers nobody holds (or whose lease ended) and that are the
+/// first of their instance's state still armed, soonest first,
 /// skipping rows another worker is claiming right now; each taken for `$4` until `$5`
 /// with its fencing token raised. The commit that fires a timer deletes its row only
 /// while the row still has the token handed out here.
 const CLAIM: &str = "UPDATE statemachine_timers AS t
      SET owner = $4, lease_until = $5, fence = t.fence + 1
-     FROM (SELECT machine, id, seq, timer FROM statemachine_timers
+     FROM (SELECT machine, id, seq, timer FROM statemachine_timers AS d
            WHERE run_at <= $1 AND machine = ANY($2)
              AND (lease_until IS NULL OR lease_until <= $1)
+             -- One instance's timers fire in due order, whichever worker holds them: a
+             -- timer waits while an earlier one of its state is still armed.
+             AND NOT EXISTS (
+                 SELECT 1 FROM statemachine_timers AS e
+                 WHERE e.machine = d.machine AND e.id = d.id AND e.seq = d.seq
+                   AND (e.due_at, e.timer) < (d.due_at, d.timer))
            ORDER BY run_at, due_at, machine, id, seq, timer
            LIMIT $3
            FOR UPDATE SKIP LOCKED) AS due
