@@ -52,25 +52,31 @@
 //! ([`TimerStore::claim_due`]), when the next is due, putting one back to run later, and
 //! a signal when a write arms timers.
 //!
-//! ## Claims on a shared server (PostgreSQL, as it will be built)
+//! ## Claims on a shared server (PostgreSQL)
 //!
 //! On SQLite and in memory one process fires timers: a claim is an indexed read, and the
-//! fire's own transaction is the guard. Where many workers share a PostgreSQL database,
-//! the same API is a lease:
+//! fire's own transaction is the guard. Where many workers share a PostgreSQL database
+//! ([`PostgresStore`], feature `postgres`), the same API is a lease:
 //!
 //! - `claim_due` is one statement, `UPDATE statemachine_timers SET owner = $worker,
-//!   lease_until = now() + $lease, fence = fence + 1 WHERE (machine, id, seq, timer) IN
-//!   (SELECT .. WHERE run_at <= $now AND machine = ANY($machines) AND (lease_until IS
-//!   NULL OR lease_until < now()) ORDER BY run_at LIMIT $n FOR UPDATE SKIP LOCKED)
-//!   RETURNING ..`: workers never wait on each other's rows, and each claim raises the
-//!   row's fencing token, handed out as [`DueTimer::fence`].
+//!   lease_until = $now + $lease, fence = fence + 1 FROM (SELECT .. WHERE run_at <= $now
+//!   AND machine = ANY($machines) AND (lease_until IS NULL OR lease_until <= $now) AND
+//!   NOT EXISTS (an earlier timer of the same instance and state) ORDER BY run_at ..
+//!   LIMIT $n FOR UPDATE SKIP LOCKED) .. RETURNING ..`: workers never wait on each
+//!   other's rows, each claim raises the row's fencing token, handed out as
+//!   [`DueTimer::fence`], and one instance's timers are handed out one at a time, in due
+//!   order, whichever worker takes them.
 //! - The fire's commit deletes the row `WHERE .. AND fence = $fence` ([`FiredTimer::fence`])
 //!   in the transition's transaction: a worker that stalled past its lease (a pause, a
 //!   partition) finds 0 rows, rolls back, and cannot overwrite the work of the worker that
 //!   took over. [`TimerStore::release`] checks the token the same way.
-//! - A worker that is still busy near the end of its lease extends it (a heartbeat that
-//!   also shows operators who holds what); an idle worker `LISTEN`s on a channel the
-//!   arming transaction `NOTIFY`s ([`TimerStore::on_armed`]'s cross-process form).
+//! - A running worker heartbeats every third of its lease ([`TimerStore::heartbeat`]):
+//!   its row in `statemachine_workers` shows operators who holds what
+//!   ([`PostgresStore::workers`]), and the leases of what it holds are extended. A
+//!   worker that stops retires ([`TimerStore::retire`]): what it held is free at once.
+//! - A commit that arms a timer or writes an outbox message sends `NOTIFY` on the
+//!   schema's channel; a store whose worker listens ([`TimerStore::on_armed`]) keeps one
+//!   connection in `LISTEN`, so an idle worker wakes for work another process armed.
 //! - The sequence-number guard and the idempotency key `timer/{seq}/{name}` stay as they
 //!   are: they make a fire take effect once even when the fencing token is not enough
 //!   (a lease that expired after a commit that was not yet acknowledged).
