@@ -76,9 +76,9 @@ pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
 fn mac(secret: &[u8], timestamp: u64, body: &[u8]) -> Hmac<Sha256> {
     // HMAC takes a key of any length (a long one is hashed first): `new_from_slice`
     // cannot fail, and `KeyInit::new` on a padded block is the same thing.
-    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(secret) {
+    let mut mac = match <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(secret) {
         Ok(mac) => mac,
-        Err(_) => <Hmac<Sha256> as hmac::digest::KeyInit>::new(&Default::default()),
+        Err(_) => <Hmac<Sha256> as hmac::KeyInit>::new(&Default::default()),
     };
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
