@@ -244,7 +244,9 @@ pub(crate) use columns::{RawRecord, to_i64, to_u64};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 #[cfg(feature = "sagas")]
-pub(crate) use offload::{Offload, blocking};
+pub(crate) use offload::Offload;
+#[cfg(feature = "worker")]
+pub(crate) use offload::blocking;
 pub use outbox::{Delivery, DueMessage, OutboxMessage, OutboxStore};
 pub use page::{Cursor, Page};
 pub(crate) use page::{PAGE, collect_pages};
@@ -574,6 +576,7 @@ delegate_store!(&S, std::sync::Arc<S>);
 
 /// This machine's name, as the kernel has it (Linux), or `HOSTNAME`; `None` if neither
 /// says: how a worker tells operators where it runs.
+#[cfg(any(feature = "worker", feature = "postgres"))]
 pub(crate) fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
