@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use super::StoreError;
+use super::{DueMessage, StoreError};
 use crate::audit::micros::from_micros;
 use crate::{AuditRecord, InstanceId, RecordKind};
 
@@ -104,4 +104,49 @@ impl RawRecord {
             idempotency_key: self.idempotency_key,
         })
     }
+}
+
+/// An outbox row as its columns hold it: `(key, machine, id, topic, payload, created_at,
+/// run_at, attempts, last_error)`.
+pub(crate) type OutboxColumns = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+);
+
+/// An outbox row as a message to deliver. A payload that does not read is handed out as
+/// null with the reason as its last error: its delivery fails and is tried again later,
+/// backing off like any other, so the row neither holds up the others nor keeps the
+/// worker awake. A row with a negative attempt count is skipped.
+pub(crate) fn due_message(columns: OutboxColumns) -> Option<DueMessage> {
+    let (key, machine, id, topic, payload, created_at, run_at, attempts, last_error) = columns;
+    let id = InstanceId::from(id);
+    let (payload, last_error) = match serde_json::from_str(&payload) {
+        Ok(payload) => (payload, last_error),
+        Err(error) => {
+            tracing::warn!(target: "statemachine::store", %key, %error, "an outbox message does not read");
+            (
+                serde_json::Value::Null,
+                Some(format!("the stored payload does not read: {error}")),
+            )
+        }
+    };
+    let attempts = to_u64(attempts, &machine, &id, "attempt count").ok()?;
+    Some(DueMessage {
+        key,
+        machine,
+        id,
+        topic,
+        payload,
+        created_at: from_micros(created_at),
+        run_at: from_micros(run_at),
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        last_error,
+    })
 }

@@ -240,7 +240,7 @@ use crate::{AuditRecord, InstanceId, Snapshot};
 
 pub(crate) use checks::{check_records, duplicate, encode_snapshot, first_result, parse_snapshot};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) use columns::{RawRecord, to_i64, to_u64};
+pub(crate) use columns::{RawRecord, due_message, to_i64, to_u64};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 #[cfg(feature = "sagas")]

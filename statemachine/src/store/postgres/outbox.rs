@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use tokio_postgres::Transaction;
 
 use super::pool::{Conn, Statements};
-use super::{PostgresStore, io, io_for, to_u64};
+use super::{PostgresStore, io, io_for};
 use crate::InstanceId;
 use crate::audit::micros::{from_micros, to_micros};
 use crate::store::{Delivery, DueMessage, OutboxMessage, OutboxStore, StoreError};
@@ -103,43 +103,12 @@ impl OutboxStore for PostgresStore {
                     row.try_get::<_, Option<String>>(8)?,
                 ))
             })();
-            let (key, machine, id, topic, payload, created_at, run_at, attempts, last_error) =
-                match read {
-                    Ok(columns) => columns,
-                    Err(error) => {
-                        tracing::warn!(target: "statemachine::store", %error, "an outbox row does not read; skipped");
-                        continue;
-                    }
-                };
-            let id = InstanceId::from(id);
-            // A payload that does not read is handed out as null: its delivery fails and
-            // is tried again later, backing off like any other.
-            let (payload, last_error) = match serde_json::from_str(&payload) {
-                Ok(payload) => (payload, last_error),
+            match read {
+                Ok(columns) => due.extend(crate::store::due_message(columns)),
                 Err(error) => {
-                    tracing::warn!(target: "statemachine::store", %key, %error, "an outbox message does not read");
-                    (
-                        serde_json::Value::Null,
-                        Some(format!("the stored payload does not read: {error}")),
-                    )
+                    tracing::warn!(target: "statemachine::store", %error, "an outbox row does not read; skipped");
                 }
-            };
-            let Ok(attempts) = to_u64(attempts, &machine, &id, "attempt count")
-                .map(|a| u32::try_from(a).unwrap_or(u32::MAX))
-            else {
-                continue;
-            };
-            due.push(DueMessage {
-                key,
-                machine,
-                id,
-                topic,
-                payload,
-                created_at: from_micros(created_at),
-                run_at: from_micros(run_at),
-                attempts,
-                last_error,
-            });
+            }
         }
         // `RETURNING` keeps no order: soonest first, as the claim chose them.
         due.sort_by(|a, b| (a.run_at, &a.key).cmp(&(b.run_at, &b.key)));

@@ -5,7 +5,6 @@ use std::time::SystemTime;
 
 use rusqlite::{Transaction, params};
 
-use super::rows::to_u64;
 use super::{SqliteStore, io, io_for};
 use crate::InstanceId;
 use crate::audit::micros::{from_micros, to_micros};
@@ -79,38 +78,7 @@ impl OutboxStore for SqliteStore {
             .map_err(io)?;
         let mut due = Vec::new();
         for row in rows {
-            let (key, machine, id, topic, payload, created_at, run_at, attempts, last_error) =
-                row.map_err(io)?;
-            let id = InstanceId::from(id);
-            // A payload that does not read is handed out as null: its delivery fails and
-            // is tried again later, backing off like any other, so the row neither holds
-            // up the others nor keeps the worker awake.
-            let (payload, last_error) = match serde_json::from_str(&payload) {
-                Ok(payload) => (payload, last_error),
-                Err(error) => {
-                    tracing::warn!(target: "statemachine::store", %key, %error, "an outbox message does not read");
-                    (
-                        serde_json::Value::Null,
-                        Some(format!("the stored payload does not read: {error}")),
-                    )
-                }
-            };
-            let Ok(attempts) = to_u64(attempts, &machine, &id, "attempt count")
-                .map(|a| u32::try_from(a).unwrap_or(u32::MAX))
-            else {
-                continue;
-            };
-            due.push(DueMessage {
-                key,
-                machine,
-                id,
-                topic,
-                payload,
-                created_at: from_micros(created_at),
-                run_at: from_micros(run_at),
-                attempts,
-                last_error,
-            });
+            due.extend(crate::store::due_message(row.map_err(io)?));
         }
         Ok(due)
     }
