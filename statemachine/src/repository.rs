@@ -400,6 +400,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 } else {
                     crate::store::TaskWrite::Keep
                 },
+                lease: None,
             })
             .collect();
         let result = match commits.as_slice() {

@@ -91,6 +91,7 @@ async fn call(worker: &Worker, ctx: &StepContext, _: &mut Work) -> Result<(), St
                     timers: &[],
                     fired: None,
                     task: statemachine::store::TaskWrite::Keep,
+                    lease: None,
                 })
                 .unwrap();
         }

@@ -425,6 +425,7 @@ async fn resume_finishes_what_a_crash_interrupted_with_the_same_keys() {
         timers: &[],
         fired: None,
         task: statemachine::store::TaskWrite::Keep,
+        lease: None,
     };
     store.commit(&commit).unwrap();
     let resumed = executor.resume().await.unwrap();

@@ -183,6 +183,7 @@ async fn a_commit_against_a_task_that_changed_is_refused<S: TimerStore + 'static
         task: TaskWrite::Clear {
             expect: Some(stale),
         },
+        lease: None,
     };
     assert!(matches!(
         w.worker.store().commit(&commit),

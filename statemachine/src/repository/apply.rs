@@ -146,6 +146,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                     timers: &[],
                     fired: None,
                     task: crate::store::TaskWrite::Keep,
+                    lease: None,
                 };
                 return match self.store.commit(&commit).map_err(Attempt::Store)? {
                     Committed::Duplicate(first) => self.duplicate(id, first),
@@ -180,6 +181,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             } else {
                 crate::store::TaskWrite::Keep
             },
+            lease: None,
         };
         match (self.store.commit(&commit).map_err(Attempt::Store)?, outcome) {
             (Committed::Duplicate(first), _) => self.duplicate(id, first),

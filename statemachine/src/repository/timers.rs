@@ -294,6 +294,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 Some(entered) => super::tasks::write_for::<M>(entered.as_ref(), None),
                 None => crate::store::TaskWrite::Keep,
             },
+            lease: None,
         };
         let committed = match self.store.commit(&commit) {
             Ok(committed) => committed,
@@ -392,6 +393,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             timers: &[],
             fired: Some(fired),
             task: crate::store::TaskWrite::Keep,
+            lease: None,
         };
         match self.store.commit(&commit) {
             Ok(_) | Err(StoreError::Conflict { .. } | StoreError::TimerGone { .. }) => Ok(()),

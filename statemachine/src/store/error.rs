@@ -74,6 +74,33 @@ pub enum StoreError {
         /// The timer's name.
         timer: String,
     },
+    /// A commit made under a run lease ([`Commit::lease`](super::Commit::lease)) whose
+    /// instance another process claimed since: the lease ran out (this process stalled,
+    /// or lost the server for longer than the lease), and the other process now runs the
+    /// instance. Nothing was written; leave the instance to it.
+    #[error(
+        "`{machine}` instance `{id}` is run by another process now: this one's lease on it \
+         ran out and was taken over; nothing was written, leave the instance to the new holder"
+    )]
+    LeaseLost {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+    },
+    /// Another process holds a live run lease on the instance: it is running it now.
+    #[error(
+        "`{machine}` instance `{id}` is being run by `{owner}` (its lease lasts a while yet); \
+         leave it to that process, or try again once its lease has ended"
+    )]
+    LeaseHeld {
+        /// The machine.
+        machine: String,
+        /// The instance.
+        id: InstanceId,
+        /// Who holds the lease.
+        owner: String,
+    },
     /// A stored row cannot be read back.
     #[error(
         "stored `{machine}` instance `{id}` is damaged: {reason}; restore it from a backup or \

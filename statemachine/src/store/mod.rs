@@ -222,6 +222,7 @@ mod checks;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod columns;
 mod error;
+mod leases;
 mod memory;
 #[cfg(feature = "sagas")]
 mod offload;
@@ -242,6 +243,7 @@ pub(crate) use checks::{check_records, duplicate, encode_snapshot, first_result,
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use columns::{RawRecord, due_message, to_i64, to_u64};
 pub use error::StoreError;
+pub use leases::{RunLease, RunLeases};
 pub use memory::MemoryStore;
 #[cfg(feature = "sagas")]
 pub(crate) use offload::Offload;
@@ -382,6 +384,11 @@ pub struct Commit<'a> {
     /// writes its row, one into another state removes it; a refusal or a reminder keeps
     /// it. Written only with the commit.
     pub task: TaskWrite<'a>,
+    /// The run lease the commit is made under, if any (a saga's checkpoint on a shared
+    /// store): the commit is written only if the lease's fencing token is still the
+    /// instance's ([`StoreError::LeaseLost`] otherwise). A store without
+    /// [`run leases`](Store::as_run_leases) hands none out and ignores it.
+    pub lease: Option<&'a RunLease>,
 }
 
 /// What a [`Store::commit`] did.
@@ -508,6 +515,14 @@ pub trait Store: Send + Sync {
         None
     }
 
+    /// The store's run leases, if many processes share it (the PostgreSQL store): a
+    /// [`SagaExecutor`](crate::saga::SagaExecutor) then claims each instance before it
+    /// runs it, so no two processes run one saga at once. `None` (SQLite, memory): one
+    /// executor per saga runs its instances.
+    fn as_run_leases(&self) -> Option<&dyn RunLeases> {
+        None
+    }
+
     /// An instance's whole audit trail, oldest first, read page by page
     /// ([`history_page`](Self::history_page)). It holds the whole trail in memory: for
     /// long trails, page through them instead.
@@ -568,6 +583,9 @@ macro_rules! delegate_store {
             fn as_outbox_store(&self) -> Option<&dyn OutboxStore> {
                 (**self).as_outbox_store()
             }
+            fn as_run_leases(&self) -> Option<&dyn RunLeases> {
+                (**self).as_run_leases()
+            }
         }
     )*};
 }
@@ -576,13 +594,31 @@ delegate_store!(&S, std::sync::Arc<S>);
 
 /// This machine's name, as the kernel has it (Linux), or `HOSTNAME`; `None` if neither
 /// says: how a worker tells operators where it runs.
-#[cfg(any(feature = "worker", feature = "postgres"))]
+#[cfg(any(feature = "sagas", feature = "postgres"))]
 pub(crate) fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
+}
+
+#[cfg(feature = "sagas")]
+/// A number unique to one worker or executor value: std's per-process random hash keys, the time and
+/// a counter.
+pub(crate) fn session() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    hasher.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
+    hasher.finish()
 }
 
 /// The largest snapshot a store writes unless configured otherwise: 16 MiB of JSON, the

@@ -83,4 +83,9 @@ impl<S: Store> Store for Offload<S> {
     fn as_outbox_store(&self) -> Option<&dyn OutboxStore> {
         self.0.as_outbox_store()
     }
+    /// The inner store's leases: their calls are not offloaded, so wrap them in
+    /// [`blocking`].
+    fn as_run_leases(&self) -> Option<&dyn super::RunLeases> {
+        self.0.as_run_leases()
+    }
 }

@@ -42,7 +42,12 @@
 //! [`Worker::run`] loops until its [`CancellationToken`] is cancelled:
 //!
 //! 1. At start it resumes the unfinished sagas of every executor it was given
-//!    ([`Worker::saga`]): whatever a crash interrupted runs on.
+//!    ([`Worker::saga`]): whatever a crash interrupted runs on. On a shared store
+//!    (PostgreSQL) it does so every lease, alongside its timers, and takes up only the
+//!    sagas no live process runs: each runs under a run lease
+//!    ([`RunLeases`](crate::store::RunLeases)) that its executor extends while the run
+//!    goes on, so the sagas of a worker that died are taken up by another once their
+//!    leases end, and a stalled one's late checkpoint is refused.
 //! 2. It claims due timers in batches ([`TimerStore::claim_due`], soonest first) and
 //!    fires each through the [`Repository`] ([`Repository::fire_timer`]): the commit
 //!    checks that the instance is still in the state the timer was armed in, carries the
@@ -227,7 +232,7 @@ impl<S: TimerStore + 'static> Worker<S> {
                 crate::store::hostname().unwrap_or_else(|| "localhost".to_owned()),
                 std::process::id()
             ),
-            session: session(),
+            session: crate::store::session(),
             lease: Duration::from_secs(60),
             poll: None,
             wake,
@@ -395,9 +400,20 @@ impl<S: TimerStore + 'static> Worker<S> {
                 tokio::time::sleep(self.lease / 3).await;
             }
         };
+        // Sagas whose process died are taken up again by whichever worker claims them
+        // first, once their run lease ends: look for them every lease.
+        let sweep = async {
+            loop {
+                self.resume_sagas().await;
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(self.lease) => {}
+                }
+            }
+        };
         let result = tokio::select! {
             biased;
-            result = self.run_loop(&shutdown) => result,
+            (result, ()) = async { tokio::join!(self.run_timers(&shutdown), sweep) } => result,
             () = beat => Ok(()),
         };
         if let Err(error) = blocking(|| self.store.retire(&owner)) {
@@ -414,6 +430,15 @@ impl<S: TimerStore + 'static> Worker<S> {
     }
 
     async fn run_loop(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {
+        self.resume_sagas().await;
+        self.run_timers(shutdown).await
+    }
+
+    /// Runs every saga's unfinished instances ([`SagaExecutor::resume`]); on a shared
+    /// store, those no other process runs.
+    ///
+    /// [`SagaExecutor::resume`]: crate::saga::SagaExecutor::resume
+    async fn resume_sagas(&self) {
         for saga in &self.sagas {
             match saga.resume().await {
                 Ok(resumed) => tracing::info!(
@@ -431,6 +456,10 @@ impl<S: TimerStore + 'static> Worker<S> {
                 ),
             }
         }
+    }
+
+    /// Fires due timers until `shutdown` is cancelled, sleeping until the next.
+    async fn run_timers(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {
         let mut pause = Duration::from_secs(1);
         loop {
             if shutdown.is_cancelled() {
@@ -565,20 +594,4 @@ impl<S: TimerStore + 'static> Worker<S> {
             }
         }
     }
-}
-
-/// A number unique to one worker value: std's per-process random hash keys, the time and
-/// a counter.
-fn session() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNT: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    hasher.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
-    hasher.finish()
 }

@@ -54,8 +54,8 @@ fn claim(
 
 /// A database of schema 1 (the release before many workers) is upgraded when a store of
 /// this release connects: instances, trails and armed timers are kept, and timers are
-/// claimed under leases from then on. Schema 1 is made from a schema 2 database by
-/// undoing what migration 2 added, statement for statement.
+/// claimed under leases from then on. Schema 1 is made from a database of the current
+/// schema by undoing what migrations 3 and 2 added, statement for statement.
 #[test]
 fn a_schema_1_database_is_upgraded_and_keeps_its_instances_and_timers() {
     let schema = pg::fresh_schema();
@@ -63,6 +63,13 @@ fn a_schema_1_database_is_upgraded_and_keeps_its_instances_and_timers() {
     invoices(&repo, 3);
     repo.apply(&id(0), Pay, &Meta::new().key("pay-0")).unwrap();
     drop(repo);
+    pg::execute(&schema, "DROP INDEX statemachine_instances_by_run_owner");
+    for column in ["run_owner", "run_until", "run_fence"] {
+        pg::execute(
+            &schema,
+            &format!("ALTER TABLE statemachine_instances DROP COLUMN {column}"),
+        );
+    }
     pg::execute(&schema, "DROP TABLE statemachine_workers");
     pg::execute(&schema, "DROP INDEX statemachine_timers_by_owner");
     pg::execute(&schema, "ALTER TABLE statemachine_timers DROP COLUMN owner");
@@ -73,7 +80,7 @@ fn a_schema_1_database_is_upgraded_and_keeps_its_instances_and_timers() {
     pg::execute(&schema, "UPDATE statemachine_schema SET version = 1");
 
     let store = pg::store_in(&schema);
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), 3);
     let repo = repository(store);
     assert_eq!(repo.load(&id(0)).unwrap().state_name(), "Paid");
     assert_eq!(repo.history(&id(0)).unwrap().len(), 2);
@@ -120,7 +127,7 @@ fn a_newer_schema_is_refused() {
             error,
             StoreError::Schema {
                 found: 99,
-                supported: 2
+                supported: 3
             }
         ),
         "{error}"
@@ -144,7 +151,7 @@ fn stores_connecting_at_once_migrate_once() {
         })
         .collect();
     for thread in threads {
-        assert_eq!(thread.join().unwrap().unwrap().unwrap(), 2);
+        assert_eq!(thread.join().unwrap().unwrap().unwrap(), 3);
     }
 }
 

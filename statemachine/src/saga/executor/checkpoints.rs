@@ -149,6 +149,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
         let next = self.snapshot(&current.id, current.seq + 1, phase, progress, data)?;
         let at = self.clock.now();
         let record = self.record(&next, Some(&current.state.name), event, at, None);
+        let lease = self.lease_of(&current.id);
         self.store.commit(&Commit {
             machine: S::DEFINITION.name,
             id: &current.id,
@@ -160,6 +161,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             timers,
             fired: None,
             task: crate::store::TaskWrite::Keep,
+            lease: lease.as_ref(),
         })?;
         Ok(next)
     }

@@ -11,10 +11,12 @@
 
 mod checkpoints;
 mod dead_letters;
+mod leases;
 mod panics;
 mod resume;
 mod steps;
 
+pub use leases::DEFAULT_RUN_LEASE;
 pub use resume::{ResumeFailure, Resumed};
 
 use std::collections::HashMap;
@@ -208,6 +210,12 @@ pub struct SagaExecutor<S: Saga, St: Store> {
     clock: Arc<dyn Clock>,
     /// How many instances `resume` runs at once; at least 1.
     concurrency: usize,
+    /// Who this executor claims runs as, on a store with run leases.
+    owner: String,
+    /// How long a run lease lasts unless extended.
+    lease: Duration,
+    /// The run leases held now, by instance.
+    leases: std::sync::Mutex<HashMap<InstanceId, crate::store::RunLease>>,
     saga: PhantomData<fn() -> S>,
 }
 
@@ -252,6 +260,9 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             alert: None,
             clock: Arc::new(SystemClock),
             concurrency: DEFAULT_RESUME_CONCURRENCY,
+            owner: leases::default_owner(),
+            lease: DEFAULT_RUN_LEASE,
+            leases: std::sync::Mutex::default(),
             saga: PhantomData,
         }
     }
@@ -409,7 +420,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             crate::store::TaskWrite::Keep,
             at,
         )?;
-        self.run_unguarded(id).await
+        self.run_leased(id, None).await
     }
 
     /// Runs instance `id` from where it is to its end (an ended one just reports how).
@@ -420,10 +431,11 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     /// When the store fails or the stored instance is not this saga's, or
     /// [`SagaError::Panicked`] when code outside the steps panics.
     pub async fn run(&self, id: &InstanceId) -> Result<SagaOutcome, SagaError> {
-        self.guarded(id, self.run_unguarded(id)).await
+        self.guarded(id, self.run_leased(id, None)).await
     }
 
-    async fn run_unguarded(&self, id: &InstanceId) -> Result<SagaOutcome, SagaError> {
+    /// Runs the instance to its end from where it is, with no lease and no guard.
+    async fn run_to_end(&self, id: &InstanceId) -> Result<SagaOutcome, SagaError> {
         let definition = S::DEFINITION;
         loop {
             let (snapshot, progress, data) = self.load(id)?;

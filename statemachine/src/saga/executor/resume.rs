@@ -6,7 +6,7 @@ use super::{COMPENSATING, RUNNING, SagaError, SagaExecutor, SagaOutcome};
 use crate::InstanceId;
 use crate::error::Chain;
 use crate::saga::Saga;
-use crate::store::Store;
+use crate::store::{RunLease, Store};
 
 /// What [`SagaExecutor::resume`] did with each unfinished instance: the ones that ran to
 /// an end, and the ones that could not, with why.
@@ -65,6 +65,14 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     /// at once, so one waiting out a backoff or a slow downstream does not hold the
     /// others. They take turns on the calling task; nothing is spawned.
     ///
+    /// On a store that many processes share (one with
+    /// [run leases](crate::store::Store::as_run_leases): PostgreSQL), it runs only the
+    /// unfinished instances no process runs now (their run lease ended, or they have
+    /// none and were not written for a lease's length), each under a lease of its own:
+    /// what to call periodically in every process, which is what a
+    /// [`Worker`](crate::worker::Worker) does. An instance whose run fails keeps its
+    /// lease to its end, so the next call takes it up again only then.
+    ///
     /// One instance that fails does not stop the others. An instance whose stored row,
     /// progress or data cannot be read ([`SagaError::is_unreadable`]) is set aside with a
     /// dead letter, `{saga}/{instance}/unreadable`, holding the reason; the
@@ -81,29 +89,59 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     ///
     /// Only when the unfinished instances cannot be listed.
     pub async fn resume(&self) -> Result<Resumed, SagaError> {
+        let mut report = Resumed::default();
+        if let Some(leases) = self.store.as_run_leases() {
+            // A shared store: claim the unfinished instances no one runs, a batch at a
+            // time, until there are none. What fails keeps its lease to its end, so it
+            // is not claimed again in this pass.
+            loop {
+                let claimed =
+                    self.claim_unfinished(leases, &[RUNNING, COMPENSATING], self.concurrency)?;
+                if claimed.is_empty() {
+                    return Ok(report);
+                }
+                self.run_all(
+                    claimed
+                        .into_iter()
+                        .map(|lease| (lease.id.clone(), Some(lease))),
+                    &mut report,
+                )
+                .await;
+            }
+        }
         let mut unfinished = Vec::new();
         for phase in [RUNNING, COMPENSATING] {
             unfinished.extend(
                 self.store
                     .list(S::DEFINITION.name, Some(phase))?
                     .into_iter()
-                    .map(|instance| instance.id),
+                    .map(|instance| (instance.id, None)),
             );
         }
-        let mut runs = stream::iter(unfinished)
-            .map(|instance| async move {
-                let result = self.run(&instance).await;
+        self.run_all(unfinished.into_iter(), &mut report).await;
+        Ok(report)
+    }
+
+    /// Runs the instances, up to the executor's concurrency at once, into `report`.
+    async fn run_all(
+        &self,
+        instances: impl Iterator<Item = (InstanceId, Option<RunLease>)>,
+        report: &mut Resumed,
+    ) {
+        let mut runs = stream::iter(instances)
+            .map(|(instance, lease)| async move {
+                let result = self
+                    .guarded(&instance, self.run_leased(&instance, lease))
+                    .await;
                 (instance, result)
             })
             .buffer_unordered(self.concurrency);
-        let mut report = Resumed::default();
         while let Some((instance, result)) = runs.next().await {
             match result {
                 Ok(outcome) => report.ended.push((instance, outcome)),
                 Err(error) => report.failed.push(self.failed(instance, error)),
             }
         }
-        Ok(report)
     }
 
     /// Reports an instance `resume` could not run, setting it aside if it is unreadable.

@@ -40,6 +40,10 @@ impl Store for PostgresStore {
         Some(self)
     }
 
+    fn as_run_leases(&self) -> Option<&dyn crate::store::RunLeases> {
+        Some(self)
+    }
+
     fn create(
         &self,
         snapshot: &Snapshot,

@@ -3,7 +3,7 @@
 //! starting together migrate once).
 
 /// The newest schema this release writes.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// Key of the transaction-scoped advisory lock that serializes migrations
 /// (`pg_advisory_xact_lock`): "statemachine" in ASCII, truncated to eight bytes.
@@ -149,5 +149,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
         autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02);
     ALTER TABLE statemachine_outbox SET (
         autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02);
+",
+    r"
+    -- 3: run leases. A saga's run is claimed on its instance's row: who runs it, until
+    -- when, and a fencing token raised by every claim and checked by every commit made
+    -- under the lease. Constant defaults: adding the columns rewrites no rows.
+    ALTER TABLE statemachine_instances ADD COLUMN run_owner TEXT;
+    ALTER TABLE statemachine_instances ADD COLUMN run_until BIGINT;
+    ALTER TABLE statemachine_instances ADD COLUMN run_fence BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX statemachine_instances_by_run_owner
+        ON statemachine_instances (run_owner) WHERE run_owner IS NOT NULL;
 ",
 ];

@@ -57,8 +57,8 @@ pub(super) async fn insert_records(
     Ok(())
 }
 
-const LOCK_INSTANCE: &str =
-    "SELECT seq FROM statemachine_instances WHERE machine = $1 AND id = $2 FOR UPDATE";
+const LOCK_INSTANCE: &str = "SELECT seq, run_owner, run_fence FROM statemachine_instances
+     WHERE machine = $1 AND id = $2 FOR UPDATE";
 const DELETE_FIRED: &str = "DELETE FROM statemachine_timers
      WHERE machine = $1 AND id = $2 AND seq = $3 AND timer = $4 AND fence = $5";
 const CARRY_TIMERS: &str = "UPDATE statemachine_timers SET seq = $1
@@ -78,6 +78,25 @@ pub(super) async fn lock_instance(
     machine: &str,
     id: &InstanceId,
 ) -> Result<Option<u64>, StoreError> {
+    Ok(lock_leased(tx, statements, machine, id)
+        .await?
+        .map(|locked| locked.seq))
+}
+
+/// What [`lock_leased`] read from the locked row.
+pub(super) struct Locked {
+    seq: u64,
+    run_owner: Option<String>,
+    run_fence: i64,
+}
+
+/// [`lock_instance`], reading who holds the instance's run too.
+async fn lock_leased(
+    tx: &Transaction<'_>,
+    statements: &mut Statements,
+    machine: &str,
+    id: &InstanceId,
+) -> Result<Option<Locked>, StoreError> {
     let fail = io_for(machine, id);
     let lock = statements.get(tx, LOCK_INSTANCE).await.map_err(&fail)?;
     let row = tx
@@ -86,7 +105,11 @@ pub(super) async fn lock_instance(
         .map_err(&fail)?;
     row.map(|row| {
         let seq: i64 = row.try_get(0).map_err(|e| corrupt(e, machine, id))?;
-        to_u64(seq, machine, id, "sequence number")
+        Ok(Locked {
+            seq: to_u64(seq, machine, id, "sequence number")?,
+            run_owner: row.try_get(1).map_err(|e| corrupt(e, machine, id))?,
+            run_fence: row.try_get(2).map_err(|e| corrupt(e, machine, id))?,
+        })
     })
     .transpose()
 }
@@ -100,7 +123,19 @@ pub(super) async fn write_commit(
     let machine = commit.machine;
     let id = commit.id;
     let fail = io_for(machine, id);
-    let current = lock_instance(tx, statements, machine, id).await?;
+    let locked = lock_leased(tx, statements, machine, id).await?;
+    // A commit under a run lease is written only while the lease is the instance's: a
+    // claim by anyone else since raised the fencing token.
+    if let (Some(lease), Some(locked)) = (commit.lease, &locked)
+        && (locked.run_owner.as_deref() != Some(lease.owner.as_str())
+            || u64::try_from(locked.run_fence).ok() != Some(lease.fence))
+    {
+        return Err(StoreError::LeaseLost {
+            machine: machine.to_owned(),
+            id: id.clone(),
+        });
+    }
+    let current = locked.map(|locked| locked.seq);
     if let Some(key) = commit.idempotency_key
         && let Some(first) = idempotent(tx, statements, machine, id, key).await?
     {

@@ -115,6 +115,7 @@ pub fn a_missing_instance_is_not_found<S: Store>(store: S, _: Damage<S>) {
         timers: &[],
         fired: None,
         task: crate::store::TaskWrite::Keep,
+        lease: None,
     };
     assert!(matches!(
         repo.store().commit(&commit),
@@ -198,6 +199,7 @@ pub fn a_commit_writes_snapshot_records_and_key_together<S: Store>(store: S, _: 
             timers: &[],
             fired: None,
             task: crate::store::TaskWrite::Keep,
+            lease: None,
         })
         .unwrap();
     let Committed::Duplicate(first) = again else {

@@ -124,6 +124,7 @@ pub fn deep_nesting_is_refused_on_write<S: Store>(store: S, _: Damage<S>) {
         timers: &[],
         fired: None,
         task: crate::store::TaskWrite::Keep,
+        lease: None,
     };
     match repo.store().commit(&commit) {
         Err(StoreError::Unstorable { reason, .. }) => assert!(reason.contains("nested")),
@@ -371,6 +372,7 @@ pub fn a_snapshot_past_the_size_limit_is_refused<S: Store>(store: S, _: Damage<S
         timers: &[],
         fired: None,
         task: crate::store::TaskWrite::Keep,
+        lease: None,
     };
     match repo.store().commit(&commit) {
         Err(StoreError::TooLarge { size, limit, .. }) => {

@@ -157,6 +157,7 @@ where
             expect: Some(task.guard()),
             notify: &notify,
         },
+        lease: None,
     };
     repo.store().commit(&enter).unwrap();
     assert_eq!(
@@ -225,6 +226,7 @@ pub fn task_changes_are_guarded_by_the_revision<S: TaskStore>(store: S, _: super
         task: TaskWrite::Clear {
             expect: Some(task.guard()),
         },
+        lease: None,
     };
     assert!(matches!(
         repo.store().commit(&commit),

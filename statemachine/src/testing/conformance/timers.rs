@@ -87,6 +87,7 @@ fn commit<'a>(
         timers,
         fired,
         task: crate::store::TaskWrite::Keep,
+        lease: None,
     }
 }
 

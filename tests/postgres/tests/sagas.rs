@@ -1,0 +1,282 @@
+//! Sagas on a store many processes share: each instance is run by one executor at a
+//! time, under a run lease, and an executor whose lease was taken over cannot write a
+//! checkpoint after it.
+#![cfg(pg_tests)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use statemachine::saga::{SagaError, SagaExecutor, SagaOutcome, StepContext, StepError};
+use statemachine::store::{PostgresStore, Store};
+use statemachine::{InstanceId, ManualClock, StoreError, state_machine};
+use statemachine_postgres_tests as pg;
+use tokio::sync::{Semaphore, mpsc};
+
+state_machine! {
+    /// Holds (the step a test can stop), then books.
+    saga Booking(Order, Downstream) {
+        version 1;
+        step hold / unhold;
+        pivot step book;
+    }
+}
+
+/// The saga's data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Order {
+    number: u64,
+}
+
+/// The downstream: every call by idempotency key, and a gate `hold` waits at (when the
+/// test closes it) after saying which instance entered it.
+struct Downstream {
+    calls: Arc<Mutex<HashMap<String, u32>>>,
+    entered: Option<mpsc::UnboundedSender<String>>,
+    gate: Option<Arc<Semaphore>>,
+}
+
+impl Downstream {
+    fn open(calls: &Arc<Mutex<HashMap<String, u32>>>) -> Self {
+        Self {
+            calls: Arc::clone(calls),
+            entered: None,
+            gate: None,
+        }
+    }
+
+    fn call(&self, ctx: &StepContext) {
+        *self
+            .calls
+            .lock()
+            .unwrap()
+            .entry(ctx.idempotency_key.clone())
+            .or_default() += 1;
+    }
+}
+
+async fn hold(downstream: &Downstream, ctx: &StepContext, _: &mut Order) -> Result<(), StepError> {
+    downstream.call(ctx);
+    if let Some(entered) = &downstream.entered {
+        let _ = entered.send(ctx.instance.to_string());
+    }
+    if let Some(gate) = &downstream.gate {
+        // Closed gates never open: the step waits until its future is dropped.
+        let _permit = gate.acquire().await;
+    }
+    Ok(())
+}
+
+async fn unhold(
+    downstream: &Downstream,
+    ctx: &StepContext,
+    _: &mut Order,
+) -> Result<(), StepError> {
+    downstream.call(ctx);
+    Ok(())
+}
+
+async fn book(downstream: &Downstream, ctx: &StepContext, _: &mut Order) -> Result<(), StepError> {
+    downstream.call(ctx);
+    Ok(())
+}
+
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+fn executor(
+    store: &Arc<PostgresStore>,
+    downstream: Downstream,
+    owner: &str,
+    at: SystemTime,
+) -> SagaExecutor<Booking, Arc<PostgresStore>> {
+    SagaExecutor::new(Arc::clone(store), downstream)
+        .with_owner(owner)
+        .with_clock(Arc::new(ManualClock::new(at)))
+        .with_lease(Duration::from_secs(30))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Starts `count` sagas in a process that then dies inside their first step: each is
+/// left running, its intent to `hold` recorded, under a run lease from `t0()`.
+async fn abandoned(
+    store: &Arc<PostgresStore>,
+    calls: &Arc<Mutex<HashMap<String, u32>>>,
+    count: u64,
+) {
+    let (entered, mut inside) = mpsc::unbounded_channel();
+    let mut downstream = Downstream::open(calls);
+    downstream.entered = Some(entered);
+    downstream.gate = Some(Arc::new(Semaphore::new(0)));
+    let dying = Arc::new(executor(store, downstream, "dying#1", t0()));
+    let mut runs = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let dying = Arc::clone(&dying);
+        runs.spawn(async move {
+            dying
+                .start(format!("booking-{i}"), Order { number: i })
+                .await
+        });
+    }
+    for _ in 0..count {
+        inside.recv().await.unwrap();
+    }
+    runs.abort_all();
+    while runs.join_next().await.is_some() {}
+}
+
+/// Two executors in two processes resuming at once after a third died: every unfinished
+/// saga is run to its end by exactly one of them (without run leases both would run
+/// every one), and each step's effect is called once per run.
+#[test]
+fn executors_resuming_at_once_run_each_saga_once() {
+    const SAGAS: u64 = 60;
+    let store = Arc::new(pg::store());
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let runtime = runtime();
+    runtime.block_on(abandoned(&store, &calls, SAGAS));
+
+    let later = t0() + Duration::from_secs(3600);
+    let first = Arc::new(executor(&store, Downstream::open(&calls), "first#1", later));
+    let second = Arc::new(executor(
+        &store,
+        Downstream::open(&calls),
+        "second#1",
+        later,
+    ));
+    let (a, b) = runtime.block_on(async {
+        let a = tokio::spawn({
+            let first = Arc::clone(&first);
+            async move { first.resume().await }
+        });
+        let b = tokio::spawn({
+            let second = Arc::clone(&second);
+            async move { second.resume().await }
+        });
+        (a.await.unwrap().unwrap(), b.await.unwrap().unwrap())
+    });
+    assert!(
+        a.is_complete() && b.is_complete(),
+        "{:?} {:?}",
+        a.failed,
+        b.failed
+    );
+    let by_first: HashSet<InstanceId> = a.ended.iter().map(|(id, _)| id.clone()).collect();
+    let by_second: HashSet<InstanceId> = b.ended.iter().map(|(id, _)| id.clone()).collect();
+    assert!(
+        by_first.is_disjoint(&by_second),
+        "run by both: {:?}",
+        by_first.intersection(&by_second).collect::<Vec<_>>()
+    );
+    assert_eq!(by_first.len() + by_second.len(), SAGAS as usize);
+    assert!(
+        a.ended
+            .iter()
+            .chain(&b.ended)
+            .all(|(_, outcome)| *outcome == SagaOutcome::Completed)
+    );
+    let calls = calls.lock().unwrap();
+    for i in 0..SAGAS {
+        let id = format!("booking-{i}");
+        let of = |step: &str| calls.get(&format!("Booking/{id}/{step}")).copied();
+        assert_eq!(
+            of("hold"),
+            Some(2),
+            "{id}: once by the dead process, once resumed"
+        );
+        assert_eq!(of("book"), Some(1), "{id}");
+    }
+    drop(calls);
+    assert!(
+        store.list("Booking", Some("running")).unwrap().is_empty(),
+        "none left running"
+    );
+}
+
+/// An executor that stalls inside a step past its lease (a pause, a partition) while
+/// another takes the saga over: its late checkpoint is refused with `LeaseLost`, and the
+/// saga's trail holds the successor's steps only. While its lease lasts, no one else can
+/// run the saga.
+#[test]
+fn a_stalled_executor_cannot_checkpoint_after_its_run_was_taken_over() {
+    let store = Arc::new(pg::store());
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let runtime = runtime();
+    runtime.block_on(async {
+        let stalled_gate = Arc::new(Semaphore::new(0));
+        let (entered, mut inside) = mpsc::unbounded_channel();
+        let mut downstream = Downstream::open(&calls);
+        downstream.entered = Some(entered.clone());
+        downstream.gate = Some(Arc::clone(&stalled_gate));
+        let stalled = Arc::new(executor(&store, downstream, "stalled#1", t0()));
+        let run = tokio::spawn({
+            let stalled = Arc::clone(&stalled);
+            async move { stalled.start("booking-x", Order { number: 7 }).await }
+        });
+        assert_eq!(inside.recv().await.unwrap(), "booking-x");
+
+        // While the lease lasts, another process cannot run the saga.
+        let early = executor(&store, Downstream::open(&calls), "early#1", t0());
+        match early.run(&InstanceId::from("booking-x")).await {
+            Err(SagaError::Store(StoreError::LeaseHeld { owner, .. })) => {
+                assert_eq!(owner, "stalled#1");
+            }
+            other => panic!("expected LeaseHeld, got {other:?}"),
+        }
+
+        // Past it, one does; it too waits inside `hold` for now.
+        let successor_gate = Arc::new(Semaphore::new(0));
+        let mut downstream = Downstream::open(&calls);
+        downstream.entered = Some(entered);
+        downstream.gate = Some(Arc::clone(&successor_gate));
+        let successor = Arc::new(executor(
+            &store,
+            downstream,
+            "successor#1",
+            t0() + Duration::from_secs(3600),
+        ));
+        let takeover = tokio::spawn({
+            let successor = Arc::clone(&successor);
+            async move { successor.run(&InstanceId::from("booking-x")).await }
+        });
+        assert_eq!(inside.recv().await.unwrap(), "booking-x");
+
+        // The stalled one wakes: its step's outcome would be the next checkpoint, at the
+        // sequence number the saga still has, but the lease is no longer its own.
+        stalled_gate.add_permits(1);
+        match run.await.unwrap() {
+            Err(SagaError::Store(StoreError::LeaseLost { id, .. })) => {
+                assert_eq!(id.as_str(), "booking-x");
+            }
+            other => panic!("expected LeaseLost, got {other:?}"),
+        }
+        successor_gate.add_permits(1);
+        assert_eq!(takeover.await.unwrap().unwrap(), SagaOutcome::Completed);
+    });
+    let trail: Vec<String> = store
+        .history("Booking", &InstanceId::from("booking-x"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|record| record.event.map(|e| e.into_owned()))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            "start hold",
+            "done hold",
+            "start book",
+            "done book",
+            "completed"
+        ],
+        "one outcome of `hold`, the successor's"
+    );
+}
