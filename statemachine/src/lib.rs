@@ -8,6 +8,7 @@
 extern crate self as statemachine;
 
 pub mod audit;
+pub mod choreography;
 mod definition;
 mod encode;
 mod error;

@@ -88,6 +88,7 @@ pub struct Repository<M, S> {
     store: S,
     clock: Arc<dyn Clock>,
     max_retries: u32,
+    reactions: Option<crate::choreography::Reactions<M>>,
     machine: PhantomData<fn() -> M>,
 }
 
@@ -108,6 +109,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             store,
             clock: Arc::new(SystemClock),
             max_retries: 8,
+            reactions: None,
             machine: PhantomData,
         }
     }
@@ -124,6 +126,27 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
     pub fn with_max_retries(mut self, retries: u32) -> Self {
         self.max_retries = retries;
         self
+    }
+
+    /// Sends what `reactions` say each transition sends to other machines' instances,
+    /// written in the transition's own transaction: see [`choreography`](crate::choreography).
+    #[must_use]
+    pub fn with_reactions(mut self, reactions: crate::choreography::Reactions<M>) -> Self {
+        self.reactions = Some(reactions);
+        self
+    }
+
+    /// The outbox messages the transitions in `records` send, which left `machine` as
+    /// it is.
+    pub(crate) fn outgoing(
+        &self,
+        machine: &M,
+        records: &[AuditRecord],
+    ) -> Result<Vec<crate::store::OutboxMessage>, StoreError> {
+        match &self.reactions {
+            Some(reactions) => reactions.messages(machine, records),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The store.
@@ -286,6 +309,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             key: Option<String>,
             timers: Vec<ArmedTimer>,
             task: Option<tasks::Entered>,
+            outbox: Vec<crate::store::OutboxMessage>,
         }
         let mut pending = Vec::with_capacity(machines.len());
         let fail = |pending: Vec<(Arc<crate::Journal>, Pending)>, error: StoreError| {
@@ -372,6 +396,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                     key: machine.audit().caller().2,
                     timers: Vec::new(),
                     task: None,
+                    outbox: Vec::new(),
                 },
             ));
         }
@@ -380,6 +405,10 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             if p.snapshot.is_some() {
                 p.timers = armed(machine, at);
                 p.task = tasks::entered(machine, at, machine.audit().caller().0.as_deref());
+                match self.outgoing(machine, &p.records) {
+                    Ok(outbox) => p.outbox = outbox,
+                    Err(error) => return fail(pending, error),
+                }
             }
         }
         let commits: Vec<Commit<'_>> = machines
@@ -401,6 +430,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                     crate::store::TaskWrite::Keep
                 },
                 lease: None,
+                outbox: &p.outbox,
             })
             .collect();
         let result = match commits.as_slice() {

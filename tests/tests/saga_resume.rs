@@ -92,6 +92,7 @@ async fn call(worker: &Worker, ctx: &StepContext, _: &mut Work) -> Result<(), St
                     fired: None,
                     task: statemachine::store::TaskWrite::Keep,
                     lease: None,
+                    outbox: &[],
                 })
                 .unwrap();
         }

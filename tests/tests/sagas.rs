@@ -426,6 +426,7 @@ async fn resume_finishes_what_a_crash_interrupted_with_the_same_keys() {
         fired: None,
         task: statemachine::store::TaskWrite::Keep,
         lease: None,
+        outbox: &[],
     };
     store.commit(&commit).unwrap();
     let resumed = executor.resume().await.unwrap();

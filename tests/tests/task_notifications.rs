@@ -186,7 +186,7 @@ async fn a_failed_delivery_is_retried_later_with_the_same_key() {
     );
     assert_eq!(outbox.outbox_count().unwrap(), 1);
     assert_eq!(
-        outbox.next_outbox().unwrap(),
+        outbox.next_outbox(&["notification"]).unwrap(),
         Some(t0() + Duration::from_secs(1))
     );
     assert!(
@@ -201,7 +201,7 @@ async fn a_failed_delivery_is_retried_later_with_the_same_key() {
         (2, first[0].key.as_str())
     );
     assert_eq!(
-        outbox.next_outbox().unwrap(),
+        outbox.next_outbox(&["notification"]).unwrap(),
         Some(t0() + Duration::from_secs(3))
     );
     w.clock.advance(Duration::from_secs(2));
@@ -412,7 +412,8 @@ async fn an_unreadable_message_is_retried_later_and_holds_up_nothing() {
     let outbox = w.worker.store().as_outbox_store().unwrap();
     assert_eq!(outbox.outbox_count().unwrap(), 1, "kept, for a repair");
     assert!(
-        outbox.next_outbox().unwrap().unwrap() > statemachine::Clock::now(w.clock.as_ref()),
+        outbox.next_outbox(&["notification"]).unwrap().unwrap()
+            > statemachine::Clock::now(w.clock.as_ref()),
         "not due again at once: the worker does not spin on it"
     );
 }

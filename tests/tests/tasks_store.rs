@@ -184,6 +184,7 @@ async fn a_commit_against_a_task_that_changed_is_refused<S: TimerStore + 'static
             expect: Some(stale),
         },
         lease: None,
+        outbox: &[],
     };
     assert!(matches!(
         w.worker.store().commit(&commit),

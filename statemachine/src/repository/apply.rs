@@ -147,6 +147,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                     fired: None,
                     task: crate::store::TaskWrite::Keep,
                     lease: None,
+                    outbox: &[],
                 };
                 return match self.store.commit(&commit).map_err(Attempt::Store)? {
                     Committed::Duplicate(first) => self.duplicate(id, first),
@@ -157,14 +158,39 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         let take = || pending.as_ref().map(|p| p.take()).unwrap_or_default();
         let outcome = machine.fire(event);
         let records = take();
+        if meta.defer_refusal
+            && let Err(rejected) = outcome
+        {
+            // Nothing is recorded; but a key used before answers with its first result
+            // (a commit with no snapshot and no records only looks the key up).
+            let probe = Commit {
+                machine: machine_name,
+                id,
+                expected_seq,
+                snapshot: None,
+                records: &[],
+                idempotency_key: meta.idempotency_key.as_deref(),
+                at: self.clock.now(),
+                timers: &[],
+                fired: None,
+                task: crate::store::TaskWrite::Keep,
+                lease: None,
+                outbox: &[],
+            };
+            return match self.store.commit(&probe).map_err(Attempt::Store)? {
+                Committed::Duplicate(first) => self.duplicate(id, first),
+                Committed::Written => Err(Attempt::Rejected(rejected)),
+            };
+        }
         let at = self.clock.now();
-        let (snapshot, timers, task) = match &outcome {
+        let (snapshot, timers, task, outbox) = match &outcome {
             Ok(next) => (
                 Some(next.snapshot().map_err(|e| Attempt::Store(e.into()))?),
                 super::armed(next, at),
                 super::tasks::entered(next, at, meta.actor.as_deref()),
+                self.outgoing(next, &records).map_err(Attempt::Store)?,
             ),
-            Err(_) => (None, Vec::new(), None),
+            Err(_) => (None, Vec::new(), None, Vec::new()),
         };
         let commit = Commit {
             machine: machine_name,
@@ -182,6 +208,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 crate::store::TaskWrite::Keep
             },
             lease: None,
+            outbox: &outbox,
         };
         match (self.store.commit(&commit).map_err(Attempt::Store)?, outcome) {
             (Committed::Duplicate(first), _) => self.duplicate(id, first),

@@ -24,6 +24,9 @@ pub struct Meta {
     /// The actor's roles, as the application's authentication vouches for them: what
     /// a human task's authorization reads (candidate groups and administrator roles).
     pub roles: Vec<String>,
+    /// A refusal writes nothing, not even under the key (a message between machines
+    /// that may have arrived early, and is tried again).
+    pub(crate) defer_refusal: bool,
 }
 
 impl Meta {

@@ -279,6 +279,10 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         };
         let records = take();
         let (snapshot, timers, entered) = written.map_err(|e| store_error(e.into()))?;
+        let outbox = match &outcome {
+            Ok(next) => self.outgoing(next, &records).map_err(store_error)?,
+            Err(_) => Vec::new(),
+        };
         let commit = Commit {
             machine: M::DEFINITION.name,
             id: &timer.id,
@@ -295,6 +299,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 None => crate::store::TaskWrite::Keep,
             },
             lease: None,
+            outbox: &outbox,
         };
         let committed = match self.store.commit(&commit) {
             Ok(committed) => committed,
@@ -394,6 +399,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             fired: Some(fired),
             task: crate::store::TaskWrite::Keep,
             lease: None,
+            outbox: &[],
         };
         match self.store.commit(&commit) {
             Ok(_) | Err(StoreError::Conflict { .. } | StoreError::TimerGone { .. }) => Ok(()),

@@ -148,5 +148,6 @@ pub(crate) fn due_message(columns: OutboxColumns) -> Option<DueMessage> {
         run_at: from_micros(run_at),
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         last_error,
+        fence: 0,
     })
 }

@@ -389,6 +389,19 @@ pub struct Commit<'a> {
     /// instance's ([`StoreError::LeaseLost`] otherwise). A store without
     /// [`run leases`](Store::as_run_leases) hands none out and ignores it.
     pub lease: Option<&'a RunLease>,
+    /// Messages to deliver once the commit is written (events for other machines'
+    /// instances: [`choreography`](crate::choreography)), written in its transaction;
+    /// a key stored already is the same message and is not written again.
+    pub outbox: &'a [OutboxMessage],
+}
+
+impl Commit<'_> {
+    /// Whether the commit gives a worker something to do: it arms a timer or writes an
+    /// outbox message (its own, or its task's notifications). Stores wake their
+    /// listeners ([`TimerStore::on_armed`]) after such a commit.
+    pub fn wakes_workers(&self) -> bool {
+        !self.timers.is_empty() || !self.task.notify().is_empty() || !self.outbox.is_empty()
+    }
 }
 
 /// What a [`Store::commit`] did.

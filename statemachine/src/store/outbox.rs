@@ -42,6 +42,10 @@ pub struct DueMessage {
     pub attempts: u32,
     /// Why the last delivery failed.
     pub last_error: Option<String>,
+    /// The fencing token it was claimed with, on a store many workers share (0 on one a
+    /// single process owns): a worker whose claim ran out and was taken over cannot
+    /// settle it ([`OutboxStore::settle`] returns `false`).
+    pub fence: u64,
 }
 
 /// What became of a delivery ([`OutboxStore::settle`]).
@@ -60,28 +64,35 @@ pub enum Delivery<'a> {
 
 /// What a store needs for the outbox: due messages in order, and their settlement.
 pub trait OutboxStore: Store {
-    /// Up to `limit` messages due at `now`, soonest first.
+    /// Up to `limit` messages of the given topics due at `now`, soonest first. A store
+    /// that many workers share takes each for a lease (the store's own), with its fencing
+    /// token raised: no other worker claims it before the lease ends.
     ///
     /// # Errors
     ///
     /// When the storage fails. A row that cannot be read is skipped with a warning, so one
     /// bad row does not hold up the others.
-    fn claim_outbox(&self, now: SystemTime, limit: usize) -> Result<Vec<DueMessage>, StoreError>;
+    fn claim_outbox(
+        &self,
+        now: SystemTime,
+        topics: &[&str],
+        limit: usize,
+    ) -> Result<Vec<DueMessage>, StoreError>;
 
     /// Removes a delivered message, or puts it back to try again later; `false` when it
-    /// was gone already.
+    /// was gone already, or (on a shared store) another worker claimed it since.
     ///
     /// # Errors
     ///
     /// When the storage fails.
     fn settle(&self, message: &DueMessage, delivery: Delivery<'_>) -> Result<bool, StoreError>;
 
-    /// When the soonest message may be delivered, if any waits.
+    /// When the soonest message of the given topics may be delivered, if any waits.
     ///
     /// # Errors
     ///
     /// When the storage fails.
-    fn next_outbox(&self) -> Result<Option<SystemTime>, StoreError>;
+    fn next_outbox(&self, topics: &[&str]) -> Result<Option<SystemTime>, StoreError>;
 
     /// How many messages wait for delivery.
     ///

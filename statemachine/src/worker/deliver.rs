@@ -41,16 +41,29 @@ impl<S: TimerStore + 'static> Worker<S> {
         self
     }
 
+    /// The outbox topics this worker delivers: notifications with a notifier, messages
+    /// between machines when it knows a machine.
+    fn topics(&self) -> Vec<&'static str> {
+        let mut topics = Vec::with_capacity(2);
+        if self.notifier.is_some() {
+            topics.push(TOPIC);
+        }
+        if !self.handlers.is_empty() {
+            topics.push(crate::choreography::TOPIC);
+        }
+        topics
+    }
+
     fn outbox(&self) -> Option<&dyn OutboxStore> {
-        self.notifier.as_ref()?;
         self.store.as_outbox_store()
     }
 
-    /// When the soonest outbox message may be delivered, if the worker delivers them.
+    /// When the soonest outbox message this worker delivers may be delivered, if any.
     pub(super) fn next_delivery(&self) -> Result<Option<SystemTime>, StoreError> {
+        let topics = self.topics();
         match self.outbox() {
-            Some(outbox) => outbox.next_outbox(),
-            None => Ok(None),
+            Some(outbox) if !topics.is_empty() => outbox.next_outbox(&topics),
+            _ => Ok(None),
         }
     }
 
@@ -68,13 +81,26 @@ impl<S: TimerStore + 'static> Worker<S> {
     /// When the store fails to hand out or settle messages; what was delivered before
     /// stays delivered.
     pub async fn deliver_due(&self) -> Result<Vec<DeliveryReport>, StoreError> {
-        let (Some(outbox), Some(notifier)) = (self.outbox(), self.notifier.clone()) else {
+        let topics = self.topics();
+        let Some(outbox) = self.outbox().filter(|_| !topics.is_empty()) else {
             return Ok(Vec::new());
         };
-        let due = blocking(|| outbox.claim_outbox(self.clock.now(), self.concurrency.max(1)))?;
-        let results =
-            futures_util::future::join_all(due.iter().map(|message| deliver(&notifier, message)))
-                .await;
+        let due =
+            blocking(|| outbox.claim_outbox(self.clock.now(), &topics, self.concurrency.max(1)))?;
+        let results = futures_util::future::join_all(due.iter().map(|message| async move {
+            if message.topic == crate::choreography::TOPIC {
+                self.receive(message)
+            } else {
+                match &self.notifier {
+                    Some(notifier) => deliver(notifier, message).await,
+                    None => Err(format!(
+                        "topic `{}` has no deliverer in this worker",
+                        message.topic
+                    )),
+                }
+            }
+        }))
+        .await;
         let mut reports = Vec::with_capacity(due.len());
         for (message, result) in due.into_iter().zip(results) {
             let attempt = message.attempts.saturating_add(1);
@@ -103,6 +129,23 @@ impl<S: TimerStore + 'static> Worker<S> {
             });
         }
         Ok(reports)
+    }
+}
+
+impl<S: TimerStore + 'static> Worker<S> {
+    /// Receives a message between machines: applied to (or starting) its instance
+    /// through the receiving machine's handler.
+    fn receive(&self, message: &DueMessage) -> Result<(), String> {
+        let envelope: crate::choreography::Envelope =
+            serde_json::from_value(message.payload.clone())
+                .map_err(|e| format!("the message does not read as one between machines: {e}"))?;
+        let Some(handler) = self.handlers.iter().find(|h| h.machine() == envelope.to) else {
+            return Err(format!(
+                "machine `{}` is not one this worker knows (Worker::machine)",
+                envelope.to
+            ));
+        };
+        blocking(|| handler.receive(&self.store, &self.clock, message, envelope))
     }
 }
 

@@ -2,7 +2,6 @@
 //! of a timer that cannot fire.
 
 use std::collections::HashMap;
-use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -66,12 +65,26 @@ pub enum Outcome {
     },
 }
 
-/// The timers of machine `M`.
-pub(super) struct MachineHandler<M>(PhantomData<fn() -> M>);
+/// The timers and messages of machine `M`, and what its transitions send.
+pub(super) struct MachineHandler<M> {
+    reactions: Option<crate::choreography::Reactions<M>>,
+}
 
-impl<M> MachineHandler<M> {
-    pub(super) fn new() -> Self {
-        Self(PhantomData)
+impl<M: StateMachine> MachineHandler<M> {
+    pub(super) fn new(reactions: Option<crate::choreography::Reactions<M>>) -> Self {
+        Self { reactions }
+    }
+
+    fn repository<S: Store>(
+        &self,
+        store: &Arc<S>,
+        clock: &Arc<dyn Clock>,
+    ) -> Repository<M, Arc<S>> {
+        let repo = Repository::<M, Arc<S>>::new(store.clone()).with_clock(clock.clone());
+        match &self.reactions {
+            Some(reactions) => repo.with_reactions(reactions.clone()),
+            None => repo,
+        }
     }
 }
 
@@ -84,10 +97,30 @@ where
         M::DEFINITION.name
     }
 
+    fn receive(
+        &self,
+        store: &Arc<S>,
+        clock: &Arc<dyn Clock>,
+        message: &crate::store::DueMessage,
+        envelope: crate::choreography::Envelope,
+    ) -> Result<(), String> {
+        let repo = self.repository(store, clock);
+        // The receiver's code (its guards, hooks, serde) may panic: a failed delivery.
+        catch_unwind(AssertUnwindSafe(|| {
+            super::receive::receive(&repo, message, envelope)
+        }))
+        .unwrap_or_else(|payload| {
+            Err(format!(
+                "the receiver panicked: {}",
+                crate::repository::panic_message(payload.as_ref())
+            ))
+        })
+    }
+
     // `fire_timer`'s error carries the store's whole, as its signature does.
     #[allow(clippy::result_large_err)]
     fn fire(&self, store: &Arc<S>, clock: &Arc<dyn Clock>, timer: &DueTimer) -> Outcome {
-        let repo = Repository::<M, Arc<S>>::new(store.clone()).with_clock(clock.clone());
+        let repo = self.repository(store, clock);
         // `fire_timer` catches the machine's panics; one while the instance is read or
         // written (its data's serde, the store) is caught here, so that it too is set
         // aside instead of failing the same way at every attempt.

@@ -81,6 +81,7 @@
 
 mod deliver;
 mod fire;
+mod receive;
 mod time_travel;
 
 use std::collections::HashMap;
@@ -163,6 +164,14 @@ struct Counters {
 trait Handler<S>: Send + Sync {
     fn machine(&self) -> &'static str;
     fn fire(&self, store: &Arc<S>, clock: &Arc<dyn Clock>, timer: &DueTimer) -> Outcome;
+    /// Receives a message for an instance of the machine; `Err` says why not.
+    fn receive(
+        &self,
+        store: &Arc<S>,
+        clock: &Arc<dyn Clock>,
+        message: &crate::store::DueMessage,
+        envelope: crate::choreography::Envelope,
+    ) -> Result<(), String>;
 }
 
 /// Runs the sagas of one executor.
@@ -252,7 +261,30 @@ impl<S: TimerStore + 'static> Worker<S> {
         if !self.machines.contains(&name) {
             self.machines.push(name);
             self.handlers
-                .push(Arc::new(fire::MachineHandler::<M>::new()));
+                .push(Arc::new(fire::MachineHandler::<M>::new(None)));
+        }
+        self
+    }
+
+    /// Fires the timers of machine `M`, as [`machine`](Self::machine), and sends what
+    /// `reactions` say its transitions send ([`choreography`](crate::choreography)):
+    /// give it the same reactions as the machine's repositories. A worker delivers
+    /// messages to the instances of every machine it was given, with or without
+    /// reactions.
+    #[must_use]
+    pub fn reacting<M>(mut self, reactions: crate::choreography::Reactions<M>) -> Self
+    where
+        M: StateMachine + Send + 'static,
+        M::Reason: std::fmt::Display,
+    {
+        let name = M::DEFINITION.name;
+        let handler = Arc::new(fire::MachineHandler::<M>::new(Some(reactions)));
+        match self.machines.iter().position(|m| *m == name) {
+            Some(at) => self.handlers[at] = handler,
+            None => {
+                self.machines.push(name);
+                self.handlers.push(handler);
+            }
         }
         self
     }

@@ -162,6 +162,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             fired: None,
             task: crate::store::TaskWrite::Keep,
             lease: lease.as_ref(),
+            outbox: &[],
         })?;
         Ok(next)
     }

@@ -248,8 +248,7 @@ impl Store for MemoryStore {
         if committed == Committed::Written {
             write(&mut inner, commit, json);
             drop(inner);
-            self.armed
-                .armed(!commit.timers.is_empty() || !commit.task.notify().is_empty());
+            self.armed.armed(commit.wakes_workers());
         }
         Ok(committed)
     }
@@ -290,11 +289,7 @@ impl Store for MemoryStore {
             write(&mut inner, commit, json);
         }
         drop(inner);
-        self.armed.armed(
-            commits
-                .iter()
-                .any(|c| !c.timers.is_empty() || !c.task.notify().is_empty()),
-        );
+        self.armed.armed(commits.iter().any(|c| c.wakes_workers()));
         Ok(vec![Committed::Written; commits.len()])
     }
 
@@ -489,6 +484,7 @@ fn write(inner: &mut Inner, commit: &Commit<'_>, json: Option<String>) {
         }
     }
     inner.write_task(commit.machine, commit.id, commit.task, commit.at);
+    inner.post(commit.machine, commit.id, commit.outbox, commit.at);
     if let Some(idempotency_key) = commit.idempotency_key
         && let Some(first) = super::first_result(commit)
     {

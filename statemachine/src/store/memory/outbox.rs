@@ -51,26 +51,33 @@ impl Inner {
 }
 
 impl OutboxStore for MemoryStore {
-    fn claim_outbox(&self, now: SystemTime, limit: usize) -> Result<Vec<DueMessage>, StoreError> {
+    fn claim_outbox(
+        &self,
+        now: SystemTime,
+        topics: &[&str],
+        limit: usize,
+    ) -> Result<Vec<DueMessage>, StoreError> {
         let inner = self.inner();
         Ok(inner
             .outbox_due
             .iter()
             .take_while(|(run_at, _)| *run_at <= now)
-            .take(limit)
             .filter_map(|(_, key)| {
                 let row = inner.outbox.get(key)?;
-                Some(DueMessage {
-                    key: key.clone(),
-                    machine: row.machine.clone(),
-                    id: row.id.clone(),
-                    topic: row.topic.clone(),
-                    payload: row.payload.clone(),
-                    created_at: row.created_at,
-                    run_at: row.run_at,
-                    attempts: row.attempts,
-                    last_error: row.last_error.clone(),
-                })
+                topics.contains(&row.topic.as_str()).then_some((key, row))
+            })
+            .take(limit)
+            .map(|(key, row)| DueMessage {
+                key: key.clone(),
+                machine: row.machine.clone(),
+                id: row.id.clone(),
+                topic: row.topic.clone(),
+                payload: row.payload.clone(),
+                created_at: row.created_at,
+                run_at: row.run_at,
+                attempts: row.attempts,
+                last_error: row.last_error.clone(),
+                fence: 0,
             })
             .collect())
     }
@@ -91,8 +98,18 @@ impl OutboxStore for MemoryStore {
         Ok(true)
     }
 
-    fn next_outbox(&self) -> Result<Option<SystemTime>, StoreError> {
-        Ok(self.inner().outbox_due.iter().next().map(|(at, _)| *at))
+    fn next_outbox(&self, topics: &[&str]) -> Result<Option<SystemTime>, StoreError> {
+        let inner = self.inner();
+        Ok(inner
+            .outbox_due
+            .iter()
+            .find(|(_, key)| {
+                inner
+                    .outbox
+                    .get(key)
+                    .is_some_and(|row| topics.contains(&row.topic.as_str()))
+            })
+            .map(|(at, _)| *at))
     }
 
     fn outbox_count(&self) -> Result<u64, StoreError> {

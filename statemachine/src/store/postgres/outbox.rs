@@ -49,27 +49,33 @@ pub(super) async fn post(
     Ok(())
 }
 
-/// The due messages, soonest first, each taken for the lease: its `run_at` moves to the
-/// lease's end, so no other worker claims it before then, and a worker that dies
-/// holding it leaves it to be claimed again when the lease ends.
+/// The due messages of the topics, soonest first, each taken for the lease: its `run_at`
+/// moves to the lease's end, so no other worker claims it before then, and a worker that
+/// dies holding it leaves it to be claimed again when the lease ends; its fencing token
+/// is raised, so the one whose lease ran out cannot settle it.
 const CLAIM: &str = "UPDATE statemachine_outbox AS m
-     SET run_at = $2
+     SET run_at = $2, fence = m.fence + 1
      FROM (SELECT key, run_at FROM statemachine_outbox
-           WHERE run_at <= $1 ORDER BY run_at, key LIMIT $3
+           WHERE run_at <= $1 AND topic = ANY($4) ORDER BY run_at, key LIMIT $3
            FOR UPDATE SKIP LOCKED) AS due
      WHERE m.key = due.key
      RETURNING m.key, m.machine, m.id, m.topic, m.payload, m.created_at, due.run_at,
-               m.attempts, m.last_error";
-const DELIVERED: &str = "DELETE FROM statemachine_outbox WHERE key = $1";
+               m.attempts, m.last_error, m.fence";
+const DELIVERED: &str = "DELETE FROM statemachine_outbox WHERE key = $1 AND fence = $2";
 const RETRY: &str = "UPDATE statemachine_outbox
      SET run_at = $1, attempts = attempts + 1, last_error = $2
-     WHERE key = $3";
-const NEXT: &str = "SELECT MIN(run_at) FROM statemachine_outbox";
+     WHERE key = $3 AND fence = $4";
+const NEXT: &str = "SELECT MIN(run_at) FROM statemachine_outbox WHERE topic = ANY($1)";
 const COUNT: &str = "SELECT COUNT(*) FROM statemachine_outbox";
 
 impl OutboxStore for PostgresStore {
-    fn claim_outbox(&self, now: SystemTime, limit: usize) -> Result<Vec<DueMessage>, StoreError> {
-        if limit == 0 {
+    fn claim_outbox(
+        &self,
+        now: SystemTime,
+        topics: &[&str],
+        limit: usize,
+    ) -> Result<Vec<DueMessage>, StoreError> {
+        if limit == 0 || topics.is_empty() {
             return Ok(Vec::new());
         }
         let lease_end = to_micros(now + self.outbox_lease);
@@ -83,6 +89,7 @@ impl OutboxStore for PostgresStore {
                         &to_micros(now),
                         &lease_end,
                         &i64::try_from(limit).unwrap_or(i64::MAX),
+                        &topics,
                     ],
                 )
                 .await
@@ -101,10 +108,32 @@ impl OutboxStore for PostgresStore {
                     row.try_get::<_, i64>(6)?,
                     row.try_get::<_, i64>(7)?,
                     row.try_get::<_, Option<String>>(8)?,
+                    row.try_get::<_, i64>(9)?,
                 ))
             })();
             match read {
-                Ok(columns) => due.extend(crate::store::due_message(columns)),
+                Ok((
+                    key,
+                    machine,
+                    id,
+                    topic,
+                    payload,
+                    created_at,
+                    run_at,
+                    attempts,
+                    error,
+                    fence,
+                )) => {
+                    let columns = (
+                        key, machine, id, topic, payload, created_at, run_at, attempts, error,
+                    );
+                    due.extend(
+                        crate::store::due_message(columns).map(|message| DueMessage {
+                            fence: u64::try_from(fence).unwrap_or(0),
+                            ..message
+                        }),
+                    );
+                }
                 Err(error) => {
                     tracing::warn!(target: "statemachine::store", %error, "an outbox row does not read; skipped");
                 }
@@ -116,17 +145,18 @@ impl OutboxStore for PostgresStore {
     }
 
     fn settle(&self, message: &DueMessage, delivery: Delivery<'_>) -> Result<bool, StoreError> {
+        let fence = i64::try_from(message.fence).unwrap_or(i64::MAX);
         let changed = self.with(async |conn| {
             let Conn { client, statements } = conn;
             match delivery {
                 Delivery::Delivered => {
                     let delete = statements.get(client, DELIVERED).await.map_err(io)?;
-                    client.execute(&delete, &[&message.key]).await
+                    client.execute(&delete, &[&message.key, &fence]).await
                 }
                 Delivery::RetryAt { run_at, error } => {
                     let retry = statements.get(client, RETRY).await.map_err(io)?;
                     client
-                        .execute(&retry, &[&to_micros(run_at), &error, &message.key])
+                        .execute(&retry, &[&to_micros(run_at), &error, &message.key, &fence])
                         .await
                 }
             }
@@ -135,12 +165,12 @@ impl OutboxStore for PostgresStore {
         Ok(changed > 0)
     }
 
-    fn next_outbox(&self) -> Result<Option<SystemTime>, StoreError> {
+    fn next_outbox(&self, topics: &[&str]) -> Result<Option<SystemTime>, StoreError> {
         let next: Option<i64> = self.with(async |conn| {
             let Conn { client, statements } = conn;
             let next = statements.get(client, NEXT).await.map_err(io)?;
             client
-                .query_one(&next, &[])
+                .query_one(&next, &[&topics])
                 .await
                 .and_then(|row| row.try_get(0))
                 .map_err(io)

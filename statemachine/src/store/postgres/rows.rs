@@ -137,14 +137,14 @@ impl Store for PostgresStore {
             let Conn { client, statements } = conn;
             let tx = client.transaction().await.map_err(&fail)?;
             let committed = write_commit(&tx, statements, commit, json.as_deref()).await?;
-            if committed == Committed::Written && arms(commit) {
+            if committed == Committed::Written && commit.wakes_workers() {
                 notify(&tx, statements, &self.channel).await?;
             }
             tx.commit().await.map_err(&fail)?;
             Ok::<_, StoreError>(committed)
         })?;
         self.armed
-            .armed(committed == Committed::Written && arms(commit));
+            .armed(committed == Committed::Written && commit.wakes_workers());
         Ok(committed)
     }
 
@@ -179,12 +179,12 @@ impl Store for PostgresStore {
                     });
                 }
             }
-            if commits.iter().any(arms) {
+            if commits.iter().any(Commit::wakes_workers) {
                 notify(&tx, statements, &self.channel).await?;
             }
             tx.commit().await.map_err(io)
         })?;
-        self.armed.armed(commits.iter().any(arms));
+        self.armed.armed(commits.iter().any(Commit::wakes_workers));
         Ok(vec![Committed::Written; commits.len()])
     }
 
@@ -298,12 +298,6 @@ impl Store for PostgresStore {
         };
         Ok(Page::new(list, next))
     }
-}
-
-/// Whether a commit arms a timer or writes an outbox message: work a worker may have to
-/// wake up for.
-fn arms(commit: &Commit<'_>) -> bool {
-    !commit.timers.is_empty() || !commit.task.notify().is_empty()
 }
 
 fn page_rows(limit: usize) -> i64 {

@@ -216,6 +216,7 @@ pub(super) async fn write_commit(
         arm_timers(tx, statements, machine, id, snapshot.seq, commit.timers).await?;
     }
     super::tasks::write_task(tx, statements, machine, id, commit.task, commit.at).await?;
+    super::outbox::post(tx, statements, machine, id, commit.outbox, commit.at).await?;
     if let Some(key) = commit.idempotency_key
         && let Some(first) = crate::store::first_result(commit)
     {

@@ -46,8 +46,13 @@ pub(super) fn post(
 }
 
 impl OutboxStore for SqliteStore {
-    fn claim_outbox(&self, now: SystemTime, limit: usize) -> Result<Vec<DueMessage>, StoreError> {
-        if limit == 0 {
+    fn claim_outbox(
+        &self,
+        now: SystemTime,
+        topics: &[&str],
+        limit: usize,
+    ) -> Result<Vec<DueMessage>, StoreError> {
+        if limit == 0 || topics.is_empty() {
             return Ok(Vec::new());
         }
         let conn = self.conn();
@@ -55,12 +60,17 @@ impl OutboxStore for SqliteStore {
             .prepare_cached(
                 "SELECT key, machine, id, topic, payload, created_at, run_at, attempts, last_error
                  FROM statemachine_outbox INDEXED BY statemachine_outbox_by_run_at
-                 WHERE run_at <= ?1 ORDER BY run_at, key LIMIT ?2",
+                 WHERE run_at <= ?1 AND topic IN (SELECT value FROM json_each(?3))
+                 ORDER BY run_at, key LIMIT ?2",
             )
             .map_err(io)?;
         let rows = statement
             .query_map(
-                params![to_micros(now), i64::try_from(limit).unwrap_or(i64::MAX)],
+                params![
+                    to_micros(now),
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                    topic_list(topics)
+                ],
                 |row| {
                     Ok((
                         row.get::<_, String>(0)?,
@@ -104,12 +114,15 @@ impl OutboxStore for SqliteStore {
         Ok(changed > 0)
     }
 
-    fn next_outbox(&self) -> Result<Option<SystemTime>, StoreError> {
+    fn next_outbox(&self, topics: &[&str]) -> Result<Option<SystemTime>, StoreError> {
         let conn = self.conn();
         let next: Option<i64> = conn
-            .prepare_cached("SELECT MIN(run_at) FROM statemachine_outbox")
+            .prepare_cached(
+                "SELECT MIN(run_at) FROM statemachine_outbox
+                 WHERE topic IN (SELECT value FROM json_each(?1))",
+            )
             .map_err(io)?
-            .query_row([], |row| row.get(0))
+            .query_row(params![topic_list(topics)], |row| row.get(0))
             .map_err(io)?;
         Ok(next.map(from_micros))
     }
@@ -123,4 +136,9 @@ impl OutboxStore for SqliteStore {
             .map_err(io)?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
+}
+
+/// Topics as the JSON array `json_each` reads.
+fn topic_list(topics: &[&str]) -> String {
+    serde_json::Value::from(topics.to_vec()).to_string()
 }

@@ -127,10 +127,8 @@ impl Store for SqliteStore {
         let committed = write_commit(&tx, commit, json.as_deref())?;
         tx.commit().map_err(fail)?;
         drop(conn);
-        self.armed.armed(
-            committed == Committed::Written
-                && (!commit.timers.is_empty() || !commit.task.notify().is_empty()),
-        );
+        self.armed
+            .armed(committed == Committed::Written && (commit.wakes_workers()));
         Ok(committed)
     }
 
@@ -158,11 +156,8 @@ impl Store for SqliteStore {
         }
         tx.commit().map_err(io)?;
         drop(conn);
-        self.armed.armed(
-            commits
-                .iter()
-                .any(|commit| !commit.timers.is_empty() || !commit.task.notify().is_empty()),
-        );
+        self.armed
+            .armed(commits.iter().any(|commit| commit.wakes_workers()));
         Ok(vec![Committed::Written; commits.len()])
     }
 

@@ -150,6 +150,7 @@ pub(super) fn write_commit(
         arm_timers(tx, machine, id, snapshot.seq, commit.timers)?;
     }
     super::tasks::write_task(tx, machine, id, commit.task, commit.at)?;
+    super::outbox::post(tx, machine, id, commit.outbox, commit.at)?;
     if let Some(key) = commit.idempotency_key
         && let Some(first) = crate::store::first_result(commit)
     {

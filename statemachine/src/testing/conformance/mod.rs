@@ -116,6 +116,7 @@ pub fn a_missing_instance_is_not_found<S: Store>(store: S, _: Damage<S>) {
         fired: None,
         task: crate::store::TaskWrite::Keep,
         lease: None,
+        outbox: &[],
     };
     assert!(matches!(
         repo.store().commit(&commit),
@@ -200,6 +201,7 @@ pub fn a_commit_writes_snapshot_records_and_key_together<S: Store>(store: S, _: 
             fired: None,
             task: crate::store::TaskWrite::Keep,
             lease: None,
+            outbox: &[],
         })
         .unwrap();
     let Committed::Duplicate(first) = again else {

@@ -125,6 +125,7 @@ pub fn deep_nesting_is_refused_on_write<S: Store>(store: S, _: Damage<S>) {
         fired: None,
         task: crate::store::TaskWrite::Keep,
         lease: None,
+        outbox: &[],
     };
     match repo.store().commit(&commit) {
         Err(StoreError::Unstorable { reason, .. }) => assert!(reason.contains("nested")),
@@ -373,6 +374,7 @@ pub fn a_snapshot_past_the_size_limit_is_refused<S: Store>(store: S, _: Damage<S
         fired: None,
         task: crate::store::TaskWrite::Keep,
         lease: None,
+        outbox: &[],
     };
     match repo.store().commit(&commit) {
         Err(StoreError::TooLarge { size, limit, .. }) => {

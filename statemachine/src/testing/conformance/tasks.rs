@@ -158,6 +158,7 @@ where
             notify: &notify,
         },
         lease: None,
+        outbox: &[],
     };
     repo.store().commit(&enter).unwrap();
     assert_eq!(
@@ -227,6 +228,7 @@ pub fn task_changes_are_guarded_by_the_revision<S: TaskStore>(store: S, _: super
             expect: Some(task.guard()),
         },
         lease: None,
+        outbox: &[],
     };
     assert!(matches!(
         repo.store().commit(&commit),
@@ -308,8 +310,8 @@ pub fn outbox_messages_are_delivered_once_settled<S: OutboxStore>(store: S, _: s
     create(&repo, &task, &notify, &[]);
     let store = repo.store();
     assert_eq!(store.outbox_count().unwrap(), 2, "one message per key");
-    assert_eq!(store.next_outbox().unwrap(), Some(start()));
-    let due = store.claim_outbox(start(), 10).unwrap();
+    assert_eq!(store.next_outbox(&["notification"]).unwrap(), Some(start()));
+    let due = store.claim_outbox(start(), &["notification"], 10).unwrap();
     let keys: Vec<&str> = due.iter().map(|m| m.key.as_str()).collect();
     assert_eq!(keys, ["k-1", "k-2"]);
     assert_eq!(
@@ -333,16 +335,26 @@ pub fn outbox_messages_are_delivered_once_settled<S: OutboxStore>(store: S, _: s
         !store.settle(&due[1], Delivery::Delivered).unwrap(),
         "gone already"
     );
-    assert!(store.claim_outbox(minutes(4), 10).unwrap().is_empty());
-    assert_eq!(store.next_outbox().unwrap(), Some(minutes(5)));
-    let again = store.claim_outbox(minutes(5), 10).unwrap();
+    assert!(
+        store
+            .claim_outbox(minutes(4), &["notification"], 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.next_outbox(&["notification"]).unwrap(),
+        Some(minutes(5))
+    );
+    let again = store
+        .claim_outbox(minutes(5), &["notification"], 10)
+        .unwrap();
     assert_eq!(
         (again[0].attempts, again[0].last_error.as_deref()),
         (1, Some("down"))
     );
     assert!(store.settle(&again[0], Delivery::Delivered).unwrap());
     assert_eq!(store.outbox_count().unwrap(), 0);
-    assert_eq!(store.next_outbox().unwrap(), None);
+    assert_eq!(store.next_outbox(&["notification"]).unwrap(), None);
 }
 
 /// A task's timer fires with its change and is removed by it; a restarted SLA replaces

@@ -88,6 +88,7 @@ fn commit<'a>(
         fired,
         task: crate::store::TaskWrite::Keep,
         lease: None,
+        outbox: &[],
     }
 }
 
