@@ -189,6 +189,16 @@ impl<S: Store> Shop<S> {
         }
     }
 
+    /// The shop with its records stamped by `clock`.
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn statemachine::Clock>) -> Self {
+        Self {
+            orders: self.orders.with_clock(clock.clone()),
+            payments: self.payments.with_clock(clock.clone()),
+            shipments: self.shipments.with_clock(clock),
+        }
+    }
+
     /// Creates order `id` and places it: its payment is on its way once this returns.
     ///
     /// # Errors

@@ -6,10 +6,12 @@
 //! Each function takes a fresh, empty store and a way to damage a stored snapshot (for
 //! the corrupt-data cases), and panics when the store breaks a guarantee.
 
+mod outbox;
 mod readback;
 mod tasks;
 mod timers;
 
+pub use outbox::*;
 pub use readback::*;
 pub use tasks::*;
 pub use timers::*;
@@ -587,6 +589,7 @@ macro_rules! store_conformance {
             a_snapshot_past_the_size_limit_is_refused,
             an_exhausted_sequence_number_is_the_callers_problem_not_damage,
             load_json_is_the_text_load_parses,
+            a_commit_without_records_only_looks_its_key_up,
         );
     };
     (@cases $make:expr, $damage:expr; $($case:ident),* $(,)?) => {

@@ -470,6 +470,9 @@ macro_rules! task_conformance {
             inboxes_page_in_due_order,
             outbox_messages_are_delivered_once_settled,
             task_timers_fire_with_their_change,
+            a_transitions_messages_are_written_with_it,
+            outbox_claims_name_their_topics,
+            a_message_is_settled_only_under_its_latest_claim,
         );
     };
 }
