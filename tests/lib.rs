@@ -296,11 +296,72 @@ pub mod durable_saga {
         }
     }
 
+    /// What the saga of `plan` leaves at the downstream, each step's effect with whether
+    /// it must be there (once: a key is one row), and the phase it ends in.
+    pub fn expected(plan: Plan) -> (&'static [(&'static str, bool)], &'static str) {
+        match (plan.charge_declined, plan.ship_fails, plan.refund_broken) {
+            (true, _, _) => (
+                &[
+                    ("reserve", true),
+                    ("reserve/compensation", true),
+                    ("charge", false),
+                    ("ship", false),
+                ],
+                "Compensated",
+            ),
+            (false, true, false) => (
+                &[
+                    ("reserve", true),
+                    ("charge", true),
+                    ("charge/compensation", true),
+                    ("reserve/compensation", true),
+                    ("ship", false),
+                ],
+                "Compensated",
+            ),
+            (false, true, true) => (
+                &[
+                    ("reserve", true),
+                    ("charge", true),
+                    ("charge/compensation", false),
+                    ("reserve/compensation", false),
+                    ("ship", false),
+                ],
+                "CompensationFailed",
+            ),
+            (false, false, _) => (
+                &[
+                    ("reserve", true),
+                    ("charge", true),
+                    ("ship", true),
+                    ("reserve/compensation", false),
+                ],
+                "Completed",
+            ),
+        }
+    }
+
     /// The downstream: one table of applied effects, keyed by idempotency key.
     #[derive(Debug)]
     pub struct Effects(pub Mutex<rusqlite::Connection>);
 
     impl Effects {
+        /// How many calls each applied effect's key had (1 for one call; more when a
+        /// crash made the saga call again), by key.
+        ///
+        /// # Panics
+        ///
+        /// When the database cannot be read.
+        pub fn counts(&self) -> std::collections::BTreeMap<String, u32> {
+            let conn = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let mut select = conn.prepare("SELECT key, calls FROM effects").unwrap();
+            select
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        }
+
         /// Opens (creating) the effects database at `path`.
         pub fn open(path: &std::path::Path) -> rusqlite::Result<Self> {
             let conn = rusqlite::Connection::open(path)?;

@@ -94,43 +94,10 @@ fn killed_saga_runners_resume_and_apply_every_effect_once() {
         let key = |step: &str| format!("Shipping/s-{i}/{step}");
         let has = |k: &str| applied.contains_key(k);
         // Which effects each plan must have left, exactly once each (a key is one row).
-        let expected: &[(&str, bool)] =
-            match (plan.charge_declined, plan.ship_fails, plan.refund_broken) {
-                (true, _, _) => &[
-                    ("reserve", true),
-                    ("reserve/compensation", true),
-                    ("charge", false),
-                    ("ship", false),
-                ],
-                (false, true, false) => &[
-                    ("reserve", true),
-                    ("charge", true),
-                    ("charge/compensation", true),
-                    ("reserve/compensation", true),
-                    ("ship", false),
-                ],
-                (false, true, true) => &[
-                    ("reserve", true),
-                    ("charge", true),
-                    ("charge/compensation", false),
-                    ("reserve/compensation", false),
-                    ("ship", false),
-                ],
-                (false, false, _) => &[
-                    ("reserve", true),
-                    ("charge", true),
-                    ("ship", true),
-                    ("reserve/compensation", false),
-                ],
-            };
+        let (expected, expected_phase) = statemachine_tests::durable_saga::expected(plan);
         for (step, present) in expected {
             assert_eq!(has(&key(step)), *present, "s-{i} ({phase}): effect {step}");
         }
-        let expected_phase = match (plan.charge_declined, plan.ship_fails, plan.refund_broken) {
-            (true, _, _) | (false, true, false) => "Compensated",
-            (false, true, true) => "CompensationFailed",
-            (false, false, _) => "Completed",
-        };
         assert_eq!(phase, expected_phase, "s-{i}");
         // Contiguous checkpoints: nothing was written twice or lost.
         let seqs: Vec<u64> = store

@@ -100,8 +100,9 @@ pub trait RunLeases: Send + Sync {
     /// When the storage fails.
     fn extend_run(&self, lease: &RunLease, until: SystemTime) -> Result<bool, StoreError>;
 
-    /// Gives a lease up, so the instance can be claimed at once; nothing when it was
-    /// taken over already.
+    /// Gives a lease up, so the instance can be claimed at once (by
+    /// [`claim_runs`](Self::claim_runs) too, however recently it was written); nothing
+    /// when it was taken over already.
     ///
     /// # Errors
     ///

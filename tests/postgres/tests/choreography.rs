@@ -40,7 +40,8 @@ fn three_workers_carry_every_order_to_its_end_each_message_once() {
     let store = Arc::new(pg::store_in(&schema));
     let shop = Shop::new(store.clone());
     for n in 0..ORDERS {
-        shop.place(&format!("o-{n}"), "Ada", 1_000 + n * 100).unwrap();
+        shop.place(&format!("o-{n}"), "Ada", 1_000 + n * 100)
+            .unwrap();
     }
     // A bound on the wait, not a measure: it only turns a hang into a failure.
     let give_up = Instant::now() + Duration::from_secs(120);
@@ -49,7 +50,11 @@ fn three_workers_carry_every_order_to_its_end_each_message_once() {
         if tally(&shop, "o-").unwrap().open == 0 {
             break;
         }
-        assert!(Instant::now() < give_up, "{:?}", tally(&shop, "o-").unwrap());
+        assert!(
+            Instant::now() < give_up,
+            "{:?}",
+            tally(&shop, "o-").unwrap()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     shutdown.cancel();
@@ -57,7 +62,11 @@ fn three_workers_carry_every_order_to_its_end_each_message_once() {
         worker.join().unwrap().unwrap();
     }
     let done = tally(&shop, "o-").unwrap();
-    assert_eq!(done.cancelled, (ORDERS / 5) as usize, "every fifth payment declined");
+    assert_eq!(
+        done.cancelled,
+        (ORDERS / 5) as usize,
+        "every fifth payment declined"
+    );
     assert_eq!(done.delivered + done.cancelled, ORDERS as usize);
     for n in 0..ORDERS {
         check(&shop, &format!("o-{n}").into()).unwrap();

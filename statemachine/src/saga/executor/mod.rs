@@ -393,11 +393,41 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
         self.guarded(&id, self.create_and_run(&id, data)).await
     }
 
+    /// Stores a new instance without running it, for a worker to run: on a store that
+    /// many processes share (PostgreSQL), the next worker that looks for unfinished
+    /// sagas ([`resume`](Self::resume), every lease in a
+    /// [`Worker`](crate::worker::Worker)) takes it up; on any store, the next `resume` or
+    /// a [`run`](Self::run) of its id does. What an HTTP handler calls to hand work to
+    /// the workers and answer at once.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails ([`StoreError::DuplicateId`] for an id in use).
+    pub async fn enqueue(&self, id: impl Into<InstanceId>, data: S::Data) -> Result<(), SagaError> {
+        let id = id.into();
+        self.create_instance(&id, data)?;
+        if let Some(leases) = self.store.as_run_leases() {
+            // Claimed and given up at once: claimable now, not only once it has been
+            // idle for a lease (the grace that keeps `start`'s own instances its own).
+            let now = self.clock.now();
+            let lease = crate::store::blocking(|| {
+                leases.claim_run(S::DEFINITION.name, &id, &self.owner, now, now + self.lease)
+            })?;
+            crate::store::blocking(|| leases.release_run(&lease))?;
+        }
+        Ok(())
+    }
+
     async fn create_and_run(
         &self,
         id: &InstanceId,
         data: S::Data,
     ) -> Result<SagaOutcome, SagaError> {
+        self.create_instance(id, data)?;
+        self.run_leased(id, None).await
+    }
+
+    fn create_instance(&self, id: &InstanceId, data: S::Data) -> Result<(), SagaError> {
         let snapshot = self.snapshot(id, 0, RUNNING, &Progress::default(), &data)?;
         let at = self.clock.now();
         let record = self.record(
@@ -420,7 +450,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             crate::store::TaskWrite::Keep,
             at,
         )?;
-        self.run_leased(id, None).await
+        Ok(())
     }
 
     /// Runs instance `id` from where it is to its end (an ended one just reports how).

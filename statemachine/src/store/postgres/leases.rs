@@ -31,7 +31,8 @@ const CLAIM_MANY: &str = "UPDATE statemachine_instances AS i
      RETURNING i.id, i.run_fence";
 const EXTEND: &str = "UPDATE statemachine_instances SET run_until = $5
      WHERE machine = $1 AND id = $2 AND run_owner = $3 AND run_fence = $4";
-const RELEASE: &str = "UPDATE statemachine_instances SET run_owner = NULL, run_until = NULL
+/// Given up: claimable at once (an ended lease), whatever its last write's time.
+const RELEASE: &str = "UPDATE statemachine_instances SET run_owner = NULL, run_until = 0
      WHERE machine = $1 AND id = $2 AND run_owner = $3 AND run_fence = $4";
 
 fn fence(lease: &RunLease) -> i64 {
