@@ -541,24 +541,6 @@ pub fn damaged_rows_are_corrupt_errors<S: Store>(store: S, damage: Damage<S>) {
     assert!(repo.load(&id("a-1")).is_ok(), "repaired");
 }
 
-/// Records carry the repository's clock, so time can be tested without sleeping.
-pub fn records_are_stamped_by_the_repository_clock<S: Store>(store: S, _: Damage<S>) {
-    let (repo, clock) = repository(store);
-    open(&repo, "a-1");
-    for minutes in [1, 5, 30] {
-        clock.set(start() + Duration::from_secs(60 * minutes));
-        repo.apply(&id("a-1"), Deposit { cents: 1 }, &Meta::new())
-            .unwrap();
-    }
-    let times: Vec<u64> = repo
-        .history(&id("a-1"))
-        .unwrap()
-        .iter()
-        .map(|r| r.at.duration_since(start()).unwrap().as_secs())
-        .collect();
-    assert_eq!(times, [0, 60, 300, 1800]);
-}
-
 /// Runs every conformance case as its own `#[test]`, against the store `$make` builds,
 /// damaging rows with `$damage`.
 #[macro_export]
