@@ -128,8 +128,8 @@ use std::pin::Pin;
 pub use breaker::{BreakerConfig, BreakerPermit, BreakerState, CircuitBreaker};
 pub use dead_letter::{AnyDeadLetter, DeadLetter, DeadLetterData, DeadLetterEvent};
 pub use executor::{
-    DEFAULT_RESUME_CONCURRENCY, DEFAULT_STEP_TIMEOUT, ResumeFailure, Resumed, SagaError,
-    SagaExecutor, SagaOutcome,
+    DEFAULT_RESUME_CONCURRENCY, DEFAULT_RUN_LEASE, DEFAULT_STEP_TIMEOUT, ResumeFailure, Resumed,
+    SagaError, SagaExecutor, SagaOutcome,
 };
 pub use retry::RetryPolicy;
 

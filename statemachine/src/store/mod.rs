@@ -80,6 +80,26 @@
 //! - The sequence-number guard and the idempotency key `timer/{seq}/{name}` stay as they
 //!   are: they make a fire take effect once even when the fencing token is not enough
 //!   (a lease that expired after a commit that was not yet acknowledged).
+//! - **Sagas** run under a run lease on their instance's row ([`RunLeases`],
+//!   [`Store::as_run_leases`]; columns `run_owner`, `run_until`, `run_fence` of
+//!   `statemachine_instances`, schema 3). An executor claims an instance before it runs
+//!   it (`UPDATE .. SET run_owner = $me, run_until = $until, run_fence = run_fence + 1
+//!   WHERE .. AND (run_until IS NULL OR run_until <= $now ..)`), extends the lease every
+//!   third of it while the run goes on, and makes every checkpoint under it
+//!   ([`Commit::lease`]): the commit, holding the instance's row lock, compares the
+//!   row's owner and token with its own and writes nothing on a mismatch
+//!   ([`StoreError::LeaseLost`]). Workers look for unfinished sagas nobody runs every
+//!   lease (`claim_runs`, `FOR UPDATE SKIP LOCKED`), so the sagas of a worker that died
+//!   are taken up by another once their leases end. An instance that was never leased
+//!   is left alone until it has been idle for a lease (its creator is about to claim
+//!   it); one given up with [`release_run`](RunLeases::release_run) (as
+//!   [`SagaExecutor::enqueue`](crate::saga::SagaExecutor::enqueue) does) is claimable at
+//!   once.
+//! - **Outbox messages** are claimed for the store's outbox lease
+//!   ([`PostgresOptions::outbox_lease`], 60 s) with a fencing token of their own
+//!   ([`DueMessage::fence`]); settling a message checks it, so a worker whose claim was
+//!   taken over cannot remove or reschedule it. Delivery stays at least once: the
+//!   receiver deduplicates by key.
 //!
 //! Table `statemachine_timers` (schema 3): `machine`, `id`, `seq`, `timer` (primary key),
 //! `kind` (`deadline` or `reminder`; from schema 4 also `task_reminder` and
@@ -135,6 +155,13 @@
 //! delivered ([`OutboxStore::settle`]); a failed delivery waits and is tried again. A
 //! crash between delivering and removing delivers the message again, with the same
 //! key: at least once, and once in effect for a receiver that deduplicates by key.
+//!
+//! Messages between machines ([`choreography`](crate::choreography)) are outbox rows too,
+//! of topic `machine`, written with the transition that sends them ([`Commit::outbox`]);
+//! the worker delivers them itself, to the receiving machine's repository, which
+//! deduplicates by key: both ends are the library's, so the effect is once. A worker
+//! claims only the topics it can deliver ([`OutboxStore::claim_outbox`]'s `topics`).
+//! PostgreSQL schema 3 adds the column `fence`.
 //!
 //! # Cost model
 //!
