@@ -12,13 +12,18 @@
 //! exactly once in effect: an event is applied with the message's key as its idempotency
 //! key, and a start creates the instance unless it exists.
 //!
+//! A message's outbox topic is the name of the machine it is for: a worker claims only
+//! the messages of the machines it knows ([`Worker::machine`](crate::worker::Worker::machine)),
+//! so workers that serve different machines share one database without taking each
+//! other's messages.
+//!
 //! Messages are not ordered: two from different senders, or one that waited for a retry,
 //! can arrive in either order. An event that the receiver's state does not take *yet* is
-//! therefore not refused at once: its delivery is tried again (a second, doubling) up to
-//! [`EARLY_ATTEMPTS`] times, and only then applied and recorded as refused in the
-//! receiver's audit trail. An instance that does not exist yet (its start is on its way)
-//! is waited for the same way, without end: a message is never dropped; it stays in the
-//! outbox, with its attempts and last error, for an operator to see.
+//! therefore not refused at once: its delivery is tried again (a second, doubling) for
+//! [`EARLY_WINDOW`] after it was sent, and only after that applied and recorded as
+//! refused in the receiver's audit trail. An instance that does not exist yet (its start
+//! is on its way) is waited for the same way, without end: a message is never dropped;
+//! it stays in the outbox, with its attempts and last error, for an operator to see.
 //!
 //! ```
 //! use statemachine::choreography::{Outgoing, Reactions};
@@ -74,13 +79,9 @@ use serde::{Deserialize, Serialize};
 use crate::store::{OutboxMessage, StoreError};
 use crate::{AuditRecord, InstanceId, RecordKind, StateMachine};
 
-/// The outbox topic of messages between machines.
-pub const TOPIC: &str = "machine";
-
-/// How many times an event that the receiver's state does not take yet is tried before
-/// it is applied anyway, and recorded as refused: 10 tries, about 17 minutes with the
-/// worker's backoff.
-pub const EARLY_ATTEMPTS: u32 = 10;
+/// How long after it was sent an event that its receiver's state does not take yet is
+/// tried again, rather than recorded as refused: 15 minutes.
+pub const EARLY_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// One transition of the sender, as its [`Reactions`] see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +101,8 @@ pub struct Transition<'a> {
 /// instance to start.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
+    /// The receiving machine: the message's outbox topic.
+    to: &'static str,
     envelope: Result<Envelope, String>,
 }
 
@@ -130,7 +133,10 @@ impl Outgoing {
                 start: None,
             })
             .map_err(|e| format!("the event does not encode as JSON: {e}"));
-        Self { envelope }
+        Self {
+            to: T::DEFINITION.name,
+            envelope,
+        }
     }
 
     /// Starts `machine` (a new instance of another machine, as its constructor made it):
@@ -149,7 +155,10 @@ impl Outgoing {
                 event: None,
                 start: Some(json),
             });
-        Self { envelope }
+        Self {
+            to: T::DEFINITION.name,
+            envelope,
+        }
     }
 
     /// The receiving machine and instance, if the message could be made.
@@ -187,6 +196,8 @@ impl<M> std::fmt::Debug for Reactions<M> {
 impl<M: StateMachine> Reactions<M> {
     /// Reactions computed by `react`. It must be deterministic and quick: it runs inside
     /// every write of the machine, and again when a write is retried after a conflict.
+    /// It must not panic: a panic goes to the caller of the write (nothing is written),
+    /// as a panic in the machine's own hooks does.
     pub fn new(
         react: impl Fn(&M, &Transition<'_>) -> Vec<Outgoing> + Send + Sync + 'static,
     ) -> Self {
@@ -215,6 +226,7 @@ impl<M: StateMachine> Reactions<M> {
                 seq: record.seq,
             };
             for (n, outgoing) in (self.react)(machine, &transition).into_iter().enumerate() {
+                let topic = outgoing.to;
                 let envelope = outgoing.envelope.map_err(|reason| StoreError::Unstorable {
                     machine: M::DEFINITION.name.to_owned(),
                     id: machine.id().clone(),
@@ -228,7 +240,7 @@ impl<M: StateMachine> Reactions<M> {
                         machine.id(),
                         record.seq
                     ),
-                    topic: TOPIC,
+                    topic,
                     payload: serde_json::to_value(&envelope).unwrap_or_default(),
                 });
             }

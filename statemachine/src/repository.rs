@@ -476,16 +476,21 @@ fn armed<M: StateMachine>(machine: &M, entered_at: std::time::SystemTime) -> Vec
 /// Refuses a caller's idempotency key in the namespace of fired timers (`timer/..`):
 /// such a key, used first, would make the timer it names a duplicate that never fires.
 fn caller_key(machine: &str, id: &InstanceId, key: &str) -> Result<(), StoreError> {
-    if key.starts_with("timer/") {
-        return Err(StoreError::Unstorable {
-            machine: machine.to_owned(),
-            id: id.clone(),
-            reason: format!(
-                "idempotency key `{key}` starts with `timer/`, which the keys of fired timers \
-                 use; choose a key outside that namespace"
-            ),
-            source: None,
-        });
+    for (prefix, whose) in [
+        ("timer/", "fired timers"),
+        ("msg/", "messages between machines"),
+    ] {
+        if key.starts_with(prefix) {
+            return Err(StoreError::Unstorable {
+                machine: machine.to_owned(),
+                id: id.clone(),
+                reason: format!(
+                    "idempotency key `{key}` starts with `{prefix}`, which the keys of {whose} \
+                     use; choose a key outside that namespace"
+                ),
+                source: None,
+            });
+        }
     }
     Ok(())
 }

@@ -290,7 +290,7 @@ pub struct Tally {
     pub open: usize,
 }
 
-/// Counts the orders whose id starts with `prefix` by where they are.
+/// Counts the orders whose id is `{prefix}-{n}` by where they are.
 ///
 /// # Errors
 ///
@@ -298,7 +298,12 @@ pub struct Tally {
 pub fn tally<S: Store>(shop: &Shop<S>, prefix: &str) -> Result<Tally, StoreError> {
     let mut tally = Tally::default();
     for order in shop.orders.list(None)? {
-        if !order.id.as_str().starts_with(prefix) {
+        if !order
+            .id
+            .as_str()
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('-'))
+        {
             continue;
         }
         match order.state.as_str() {

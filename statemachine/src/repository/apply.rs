@@ -21,6 +21,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
     ) -> Result<Applied<M>, ApplyError<M>> {
         let event = event.into();
         if let Some(key) = meta.idempotency_key.as_deref()
+            && !meta.from_outbox
             && let Err(error) = super::caller_key(Self::machine_name(), id, key)
         {
             return Err(ApplyError::Store { event, error });

@@ -27,6 +27,9 @@ pub struct Meta {
     /// A refusal writes nothing, not even under the key (a message between machines
     /// that may have arrived early, and is tried again).
     pub(crate) defer_refusal: bool,
+    /// The call delivers a message between machines: its key is the message's, in the
+    /// `msg/` namespace callers may not use.
+    pub(crate) from_outbox: bool,
 }
 
 impl Meta {

@@ -41,16 +41,14 @@ impl<S: TimerStore + 'static> Worker<S> {
         self
     }
 
-    /// The outbox topics this worker delivers: notifications with a notifier, messages
-    /// between machines when it knows a machine.
+    /// The outbox topics this worker delivers: notifications with a notifier, and the
+    /// messages for each machine it knows (their topic is the machine's name).
     fn topics(&self) -> Vec<&'static str> {
-        let mut topics = Vec::with_capacity(2);
+        let mut topics = Vec::with_capacity(self.machines.len() + 1);
         if self.notifier.is_some() {
             topics.push(TOPIC);
         }
-        if !self.handlers.is_empty() {
-            topics.push(crate::choreography::TOPIC);
-        }
+        topics.extend(self.machines.iter().copied());
         topics
     }
 
@@ -88,39 +86,45 @@ impl<S: TimerStore + 'static> Worker<S> {
         let due =
             blocking(|| outbox.claim_outbox(self.clock.now(), &topics, self.concurrency.max(1)))?;
         let results = futures_util::future::join_all(due.iter().map(|message| async move {
-            if message.topic == crate::choreography::TOPIC {
-                self.receive(message)
-            } else {
-                match &self.notifier {
-                    Some(notifier) => deliver(notifier, message).await,
-                    None => Err(format!(
-                        "topic `{}` has no deliverer in this worker",
-                        message.topic
-                    )),
-                }
+            match (&self.notifier, message.topic.as_str()) {
+                (Some(notifier), TOPIC) => deliver(notifier, message).await,
+                _ => self.receive(message),
             }
         }))
         .await;
         let mut reports = Vec::with_capacity(due.len());
+        let mut failed = None;
         for (message, result) in due.into_iter().zip(results) {
             let attempt = message.attempts.saturating_add(1);
-            match &result {
+            let settled = match &result {
                 Ok(()) => {
-                    blocking(|| outbox.settle(&message, Delivery::Delivered))?;
                     self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    blocking(|| outbox.settle(&message, Delivery::Delivered))
                 }
                 Err(error) => {
                     let run_at = self.clock.now() + backoff(message.attempts);
                     tracing::warn!(
                         target: "statemachine::worker",
                         key = %message.key,
+                        topic = %message.topic,
                         attempt,
                         %error,
-                        "a notification was not delivered; trying again later"
+                        "an outbox message was not delivered; trying again later"
                     );
-                    blocking(|| outbox.settle(&message, Delivery::RetryAt { run_at, error }))?;
                     self.counters.undelivered.fetch_add(1, Ordering::Relaxed);
+                    blocking(|| outbox.settle(&message, Delivery::RetryAt { run_at, error }))
                 }
+            };
+            // Settle every message of the pass, whatever one of them met: a message left
+            // unsettled is delivered again once its claim ends.
+            match settled {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    target: "statemachine::worker",
+                    key = %message.key,
+                    "an outbox message was claimed by another worker meanwhile (this one's claim ran out); left to it"
+                ),
+                Err(error) => failed = Some(error),
             }
             reports.push(DeliveryReport {
                 key: message.key,
@@ -128,7 +132,10 @@ impl<S: TimerStore + 'static> Worker<S> {
                 error: result.err(),
             });
         }
-        Ok(reports)
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(reports),
+        }
     }
 }
 
@@ -145,6 +152,12 @@ impl<S: TimerStore + 'static> Worker<S> {
                 envelope.to
             ));
         };
+        if envelope.to != message.topic {
+            return Err(format!(
+                "the message is for `{}` but was posted under topic `{}`",
+                envelope.to, message.topic
+            ));
+        }
         blocking(|| handler.receive(&self.store, &self.clock, message, envelope))
     }
 }

@@ -107,7 +107,7 @@ where
         let repo = self.repository(store, clock);
         // The receiver's code (its guards, hooks, serde) may panic: a failed delivery.
         catch_unwind(AssertUnwindSafe(|| {
-            super::receive::receive(&repo, message, envelope)
+            super::receive::receive(&repo, message, envelope, clock.now())
         }))
         .unwrap_or_else(|payload| {
             Err(format!(
@@ -327,6 +327,10 @@ where
 
     fn resume(&self) -> BoxFuture<'_, Result<crate::saga::Resumed, crate::saga::SagaError>> {
         Box::pin(self.0.resume())
+    }
+
+    fn leased(&self) -> bool {
+        self.0.store().as_run_leases().is_some()
     }
 
     fn run<'a>(

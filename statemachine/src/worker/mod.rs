@@ -179,6 +179,9 @@ trait Handler<S>: Send + Sync {
 trait Sagas: Send + Sync {
     fn name(&self) -> &'static str;
     fn resume(&self) -> BoxFuture<'_, Result<crate::saga::Resumed, crate::saga::SagaError>>;
+    /// Whether the executor's store has run leases: only then may every worker look for
+    /// its unfinished sagas while others run them.
+    fn leased(&self) -> bool;
     fn run<'a>(
         &'a self,
         id: &'a InstanceId,
@@ -370,7 +373,10 @@ impl<S: TimerStore + 'static> Worker<S> {
         &self.store
     }
 
-    /// A repository of `M` on the worker's store and clock.
+    /// A repository of `M` on the worker's store and clock. It has no
+    /// [reactions](crate::choreography::Reactions), whatever the worker was given
+    /// ([`reacting`](Self::reacting)): add them with
+    /// [`with_reactions`](Repository::with_reactions) if its transitions must send.
     pub fn repository<M: StateMachine>(&self) -> Repository<M, Arc<S>> {
         Repository::new(self.store.clone()).with_clock(self.clock.clone())
     }

@@ -3,7 +3,9 @@
 //! in effect however often it is delivered.
 
 use super::fire::chain;
-use crate::choreography::{EARLY_ATTEMPTS, Envelope};
+use std::time::SystemTime;
+
+use crate::choreography::{EARLY_WINDOW, Envelope};
 use crate::store::{DueMessage, Store, StoreError};
 use crate::{ApplyError, Meta, Repository, Snapshot, StateMachine};
 
@@ -13,6 +15,7 @@ pub(super) fn receive<M: StateMachine, S: Store>(
     repo: &Repository<M, S>,
     message: &DueMessage,
     envelope: Envelope,
+    now: SystemTime,
 ) -> Result<(), String> {
     let Envelope {
         id, event, start, ..
@@ -47,8 +50,10 @@ pub(super) fn receive<M: StateMachine, S: Store>(
     let mut meta = Meta::new()
         .key(message.key.clone())
         .actor(format!("{}/{}", message.machine, message.id));
-    // Early (its instance's state does not take it yet) until the last attempts.
-    meta.defer_refusal = message.attempts.saturating_add(1) < EARLY_ATTEMPTS;
+    // Maybe early (its instance's state does not take it yet) for a while after it was
+    // sent; refused for good after that.
+    meta.defer_refusal = now < message.created_at + EARLY_WINDOW;
+    meta.from_outbox = true;
     match repo.apply(&id, event, &meta) {
         Ok(_) => Ok(()),
         Err(ApplyError::Rejected(rejected)) if meta.defer_refusal => Err(format!(

@@ -9,7 +9,9 @@ use crate::store::{StoreError, TimerStore, blocking};
 
 impl<S: TimerStore + 'static> Worker<S> {
     /// Runs until `shutdown` is cancelled: resumes sagas, then fires due timers and sleeps
-    /// until the next. A batch in flight finishes before it returns.
+    /// until the next. A batch of timers in flight finishes before it returns; on a
+    /// shared store, saga runs in flight are dropped at their next await (as a crash
+    /// would leave them: their leases end, and another worker takes them up).
     ///
     /// # Errors
     ///
@@ -34,9 +36,16 @@ impl<S: TimerStore + 'static> Worker<S> {
         };
         // Sagas whose process died are taken up again by whichever worker claims them
         // first, once their run lease ends: look for them every lease.
+        // Sagas on a store without run leases are resumed once, at start: running them
+        // again while this process runs them would run them twice.
         let sweep = async {
+            let mut first = true;
             loop {
-                self.resume_sagas().await;
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = self.resume_sagas(first) => {}
+                }
+                first = false;
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(self.lease) => {}
@@ -62,16 +71,17 @@ impl<S: TimerStore + 'static> Worker<S> {
     }
 
     async fn run_loop(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {
-        self.resume_sagas().await;
+        self.resume_sagas(true).await;
         self.run_timers(shutdown).await
     }
 
-    /// Runs every saga's unfinished instances ([`SagaExecutor::resume`]); on a shared
-    /// store, those no other process runs.
+    /// Runs every saga's unfinished instances ([`SagaExecutor::resume`]); on a store with
+    /// run leases, those no other process runs. After the `first` time, only the sagas on
+    /// such stores.
     ///
     /// [`SagaExecutor::resume`]: crate::saga::SagaExecutor::resume
-    async fn resume_sagas(&self) {
-        for saga in &self.sagas {
+    async fn resume_sagas(&self, first: bool) {
+        for saga in self.sagas.iter().filter(|saga| first || saga.leased()) {
             match saga.resume().await {
                 Ok(resumed) => tracing::info!(
                     target: "statemachine::worker",

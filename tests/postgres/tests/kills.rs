@@ -148,7 +148,7 @@ fn killed_and_stalled_workers_fire_every_timer_exactly_once() {
             ),
         );
         outside_world(&shop).unwrap();
-        let open_orders = tally(&shop, "o-").unwrap().open;
+        let open_orders = tally(&shop, "o").unwrap().open;
         let unfinished: usize = ["Running", "Compensating"]
             .iter()
             .map(|phase| store.list("Shipping", Some(phase)).unwrap().len())
@@ -233,7 +233,7 @@ fn killed_and_stalled_workers_fire_every_timer_exactly_once() {
     for n in 0..ORDERS {
         check(&shop, &InstanceId::from(format!("o-{n}"))).unwrap();
     }
-    let orders = tally(&shop, "o-").unwrap();
+    let orders = tally(&shop, "o").unwrap();
     assert_eq!(store.outbox_count().unwrap(), 0, "every message delivered");
     eprintln!(
         "{INVOICES} invoices, {fired} timers fired once each by {WORKERS} worker processes; \

@@ -197,7 +197,7 @@ fn executors_resuming_at_once_run_each_saga_once() {
     }
     drop(calls);
     assert!(
-        store.list("Booking", Some("running")).unwrap().is_empty(),
+        store.list("Booking", Some("Running")).unwrap().is_empty(),
         "none left running"
     );
 }
@@ -278,5 +278,46 @@ fn a_stalled_executor_cannot_checkpoint_after_its_run_was_taken_over() {
             "completed"
         ],
         "one outcome of `hold`, the successor's"
+    );
+}
+
+/// One executor runs an instance once at a time: a second `run` of it while the first
+/// goes on is refused naming the executor, and a run whose future is dropped (a caller
+/// that gave up waiting) gives its place back, so the next `run` takes the saga up.
+#[test]
+fn one_executor_runs_an_instance_once_at_a_time_and_a_dropped_run_gives_it_back() {
+    let store = Arc::new(pg::store());
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let runtime = runtime();
+    runtime.block_on(async {
+        let (entered, mut inside) = mpsc::unbounded_channel();
+        let gate = Arc::new(Semaphore::new(0));
+        let mut downstream = Downstream::open(&calls);
+        downstream.entered = Some(entered);
+        downstream.gate = Some(Arc::clone(&gate));
+        let one = Arc::new(executor(&store, downstream, "one#1", t0()));
+        one.enqueue("booking-y", Order { number: 1 }).await.unwrap();
+        let first = tokio::spawn({
+            let one = Arc::clone(&one);
+            async move { one.run(&InstanceId::from("booking-y")).await }
+        });
+        assert_eq!(inside.recv().await.unwrap(), "booking-y");
+        match one.run(&InstanceId::from("booking-y")).await {
+            Err(SagaError::Store(StoreError::LeaseHeld { owner, .. })) => {
+                assert_eq!(owner, "one#1");
+            }
+            other => panic!("expected LeaseHeld, got {other:?}"),
+        }
+        // The caller gives up on the first run: its future is dropped inside `hold`.
+        first.abort();
+        assert!(first.await.unwrap_err().is_cancelled());
+        gate.add_permits(10);
+        let outcome = one.run(&InstanceId::from("booking-y")).await.unwrap();
+        assert_eq!(outcome, SagaOutcome::Completed);
+    });
+    assert_eq!(
+        calls.lock().unwrap().get("Booking/booking-y/hold").copied(),
+        Some(2),
+        "the dropped run's call, and the one that completed"
     );
 }

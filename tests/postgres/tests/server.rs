@@ -63,7 +63,6 @@ fn a_schema_1_database_is_upgraded_and_keeps_its_instances_and_timers() {
     invoices(&repo, 3);
     repo.apply(&id(0), Pay, &Meta::new().key("pay-0")).unwrap();
     drop(repo);
-    pg::execute(&schema, "DROP INDEX statemachine_instances_by_run_owner");
     pg::execute(&schema, "ALTER TABLE statemachine_outbox DROP COLUMN fence");
     for column in ["run_owner", "run_until", "run_fence"] {
         pg::execute(

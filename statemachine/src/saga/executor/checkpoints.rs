@@ -149,7 +149,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
         let next = self.snapshot(&current.id, current.seq + 1, phase, progress, data)?;
         let at = self.clock.now();
         let record = self.record(&next, Some(&current.state.name), event, at, None);
-        let lease = self.lease_of(&current.id);
+        let lease = Self::current_lease();
         self.store.commit(&Commit {
             machine: S::DEFINITION.name,
             id: &current.id,

@@ -214,8 +214,8 @@ pub struct SagaExecutor<S: Saga, St: Store> {
     owner: String,
     /// How long a run lease lasts unless extended.
     lease: Duration,
-    /// The run leases held now, by instance.
-    leases: std::sync::Mutex<HashMap<InstanceId, crate::store::RunLease>>,
+    /// The instances this executor runs now, on a store with run leases.
+    leases: std::sync::Mutex<std::collections::HashSet<InstanceId>>,
     saga: PhantomData<fn() -> S>,
 }
 
@@ -396,9 +396,10 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     /// Stores a new instance without running it, for a worker to run: on a store that
     /// many processes share (PostgreSQL), the next worker that looks for unfinished
     /// sagas ([`resume`](Self::resume), every lease in a
-    /// [`Worker`](crate::worker::Worker)) takes it up; on any store, the next `resume` or
-    /// a [`run`](Self::run) of its id does. What an HTTP handler calls to hand work to
-    /// the workers and answer at once.
+    /// [`Worker`](crate::worker::Worker)) takes it up: what an HTTP handler calls to hand
+    /// work to the workers and answer at once. On a store one process owns (SQLite,
+    /// memory) a worker resumes sagas only when it starts: there, [`run`](Self::run) the
+    /// instance yourself (or use [`start`](Self::start)).
     ///
     /// # Errors
     ///
@@ -409,11 +410,16 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
         if let Some(leases) = self.store.as_run_leases() {
             // Claimed and given up at once: claimable now, not only once it has been
             // idle for a lease (the grace that keeps `start`'s own instances its own).
+            // If that fails, the instance is still stored: it waits a lease's length.
             let now = self.clock.now();
-            let lease = crate::store::blocking(|| {
-                leases.claim_run(S::DEFINITION.name, &id, &self.owner, now, now + self.lease)
-            })?;
-            crate::store::blocking(|| leases.release_run(&lease))?;
+            let released = crate::store::blocking(|| {
+                leases
+                    .claim_run(S::DEFINITION.name, &id, &self.owner, now, now + self.lease)
+                    .and_then(|lease| leases.release_run(&lease))
+            });
+            if let Err(error) = released {
+                tracing::warn!(target: "statemachine", saga = S::DEFINITION.name, retryable = error.is_retryable(), "an enqueued saga could not be made claimable at once; workers take it up once it has waited a lease");
+            }
         }
         Ok(())
     }

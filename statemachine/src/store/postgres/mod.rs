@@ -164,7 +164,10 @@ impl PostgresOptions {
 /// only while the row still carries the token it was claimed with, so a worker that
 /// stalled past its lease cannot overwrite the work of the worker that took over (its
 /// commit fails with [`StoreError::TimerGone`] and writes nothing). Outbox messages are
-/// claimed the same way for [`outbox_lease`](PostgresOptions::outbox_lease).
+/// claimed the same way for [`outbox_lease`](PostgresOptions::outbox_lease), and a saga's
+/// run is claimed on its instance's row ([`RunLeases`](crate::store::RunLeases)): every
+/// checkpoint the executor makes under it is written only while the row still carries
+/// its token ([`StoreError::LeaseLost`] otherwise).
 ///
 /// # Schema
 ///
@@ -173,7 +176,9 @@ impl PostgresOptions {
 /// transaction, under an advisory lock), an older release refuses a newer database
 /// ([`StoreError::Schema`]). The tables are those of the SQLite store (see the
 /// [module docs](crate::store)), with `BIGINT` microseconds for times and, from schema 2,
-/// the owner and lease of claimed timers and a `statemachine_workers` table.
+/// the owner and lease of claimed timers and a `statemachine_workers` table; from schema
+/// 3, the run lease of an instance (`run_owner`, `run_until`, `run_fence`) and an outbox
+/// message's fencing token.
 ///
 /// [tokio-postgres]: https://docs.rs/tokio-postgres
 #[derive(Debug)]

@@ -157,8 +157,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE statemachine_instances ADD COLUMN run_owner TEXT;
     ALTER TABLE statemachine_instances ADD COLUMN run_until BIGINT;
     ALTER TABLE statemachine_instances ADD COLUMN run_fence BIGINT NOT NULL DEFAULT 0;
-    CREATE INDEX statemachine_instances_by_run_owner
-        ON statemachine_instances (run_owner) WHERE run_owner IS NOT NULL;
     -- An outbox message's claim raises its fencing token; settling checks it.
     ALTER TABLE statemachine_outbox ADD COLUMN fence BIGINT NOT NULL DEFAULT 0;
 ",

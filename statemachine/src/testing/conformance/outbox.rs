@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use super::{id, open, repository, start};
-use crate::choreography::{Outgoing, Reactions, TOPIC};
+use crate::choreography::{Outgoing, Reactions};
+
+/// The topic of messages for the `Account` machine: its name.
+const TOPIC: &str = "Account";
 use crate::store::{
     Commit, Committed, Delivery, OutboxMessage, OutboxStore, Store, StoreError, TaskWrite,
     TimerStore,
@@ -25,7 +28,8 @@ fn tithe() -> Reactions<AnyAccount> {
 }
 
 /// A transition's messages are written in its own transaction, keyed by the
-/// transition; a refused event, and a commit that loses a race, write none.
+/// transition, under the receiving machine's name as their topic; a refused event, and
+/// a commit that loses a race, write none.
 pub fn a_transitions_messages_are_written_with_it<S: OutboxStore>(store: S, _: super::Damage<S>) {
     let (repo, _) = repository(store);
     let repo = repo.with_reactions(tithe());
