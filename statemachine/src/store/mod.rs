@@ -276,7 +276,7 @@ pub use leases::{RunLease, RunLeases};
 pub use memory::MemoryStore;
 #[cfg(feature = "sagas")]
 pub(crate) use offload::Offload;
-#[cfg(feature = "worker")]
+#[cfg(feature = "sagas")]
 pub(crate) use offload::blocking;
 pub use outbox::{Delivery, DueMessage, OutboxMessage, OutboxStore};
 pub use page::{Cursor, Page};

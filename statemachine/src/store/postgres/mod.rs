@@ -181,6 +181,8 @@ impl PostgresOptions {
 /// message's fencing token.
 ///
 /// [tokio-postgres]: https://docs.rs/tokio-postgres
+///
+#[doc = include_str!("../../../docs/postgres.md")]
 #[derive(Debug)]
 pub struct PostgresStore {
     pool: Pool,
