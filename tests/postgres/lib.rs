@@ -110,6 +110,19 @@ pub fn store_in(schema: &str) -> PostgresStore {
     })
 }
 
+/// A store in `schema` with options changed by `change`.
+///
+/// # Panics
+///
+/// When the server cannot be reached.
+pub fn store_in_with(
+    schema: &str,
+    change: impl FnOnce(PostgresOptions) -> PostgresOptions,
+) -> PostgresStore {
+    PostgresStore::connect_with(&url(), change(options(schema)))
+        .unwrap_or_else(|error| panic!("cannot open a PostgreSQL store: {error}"))
+}
+
 /// Runs `sql` in `schema` on the test's own connection.
 ///
 /// # Panics

@@ -418,4 +418,38 @@ mod wake {
             "a stopped worker retires"
         );
     }
+
+    /// With `notify` off, an arming commit sends no notification; with it on, one: a
+    /// listener on the schema's channel sees only the second of two commits, made in
+    /// that order (notifications arrive in commit order).
+    #[test]
+    fn notify_off_sends_no_notification() {
+        let schema = pg::fresh_schema();
+        let quiet = pg::store_in_with(&schema, |options| options.with_notify(false));
+        let loud = pg::store_in(&schema);
+        assert_eq!(quiet.channel(), loud.channel(), "one channel per schema");
+        let mut listener = pg::client();
+        listener
+            .batch_execute(&format!("LISTEN \"{}\"", loud.channel()))
+            .unwrap();
+        Repository::<AnyPing, _>::new(quiet)
+            .create(Ping::new("p-quiet").into())
+            .unwrap();
+        Repository::<AnyPing, _>::new(loud)
+            .create(Ping::new("p-loud").into())
+            .unwrap();
+        use postgres::fallible_iterator::FallibleIterator;
+        let mut notifications = listener.notifications();
+        let first = notifications
+            .timeout_iter(Duration::from_secs(30))
+            .next()
+            .unwrap()
+            .expect("the notifying commit's notification");
+        assert_eq!(first.channel(), pg::store_in(&schema).channel());
+        assert_eq!(
+            notifications.iter().count().unwrap(),
+            0,
+            "nothing else is queued: the quiet commit, made first, sent nothing"
+        );
+    }
 }

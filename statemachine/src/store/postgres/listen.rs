@@ -36,14 +36,29 @@ pub(super) fn channel(schema: Option<&str>) -> String {
 pub(super) async fn notify(
     tx: &Transaction<'_>,
     statements: &mut Statements,
-    channel: &str,
+    channel: Option<&str>,
 ) -> Result<(), StoreError> {
+    let Some(channel) = channel else {
+        return Ok(());
+    };
     let notify = statements.get(tx, NOTIFY).await.map_err(io)?;
     tx.execute(&notify, &[&channel]).await.map_err(io)?;
     Ok(())
 }
 
 impl PostgresStore {
+    /// The channel writes notify on, unless notifying is off.
+    pub(super) fn notify_channel(&self) -> Option<&str> {
+        self.notify.then_some(self.channel.as_str())
+    }
+
+    /// The channel this store's commits `NOTIFY` on when they arm a timer or write an
+    /// outbox message (unless [`PostgresOptions::notify`](super::PostgresOptions::notify)
+    /// is off), and its workers `LISTEN` on: one per schema.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
     /// Starts the listening connection, once; it reconnects by itself (waking every
     /// listener after a gap, in which notifications may have been missed).
     pub(super) fn listen(&self) {

@@ -50,6 +50,13 @@ pub struct PostgresOptions {
     /// How long a claimed outbox message stays with the worker that claimed it before
     /// another worker may deliver it (default 60 s): longer than a delivery takes.
     pub outbox_lease: Duration,
+    /// Whether a commit that arms a timer or writes an outbox message sends `NOTIFY`, so
+    /// that idle workers wake for it at once (default `true`). PostgreSQL serializes
+    /// notifying commits on one lock up to their flush: measured on the development
+    /// machine, such a commit takes about 1.4 to 1.5 times as long (BENCHMARKS.md,
+    /// section 9). Off, workers find work other processes armed at their
+    /// [poll interval](crate::worker::Worker::with_poll_interval): give them one.
+    pub notify: bool,
 }
 
 impl Default for PostgresOptions {
@@ -62,6 +69,7 @@ impl Default for PostgresOptions {
             statement_timeout: Some(Duration::from_secs(30)),
             lock_timeout: Some(Duration::from_secs(10)),
             outbox_lease: Duration::from_secs(60),
+            notify: true,
         }
     }
 }
@@ -106,6 +114,13 @@ impl PostgresOptions {
     #[must_use]
     pub fn with_lock_timeout(mut self, lock_timeout: Option<Duration>) -> Self {
         self.lock_timeout = lock_timeout;
+        self
+    }
+
+    /// Sets [`notify`](Self::notify).
+    #[must_use]
+    pub fn with_notify(mut self, notify: bool) -> Self {
+        self.notify = notify;
         self
     }
 
@@ -192,6 +207,8 @@ pub struct PostgresStore {
     armed: std::sync::Arc<crate::store::ArmedSignal>,
     /// The `NOTIFY` channel of this schema's writes.
     channel: String,
+    /// Whether writes notify ([`PostgresOptions::notify`]).
+    notify: bool,
     /// Whether the `LISTEN` connection was started.
     listening: std::sync::atomic::AtomicBool,
     // Last: the runtime stops after the pool's connections are dropped.
@@ -262,6 +279,7 @@ impl PostgresStore {
             outbox_lease: options.outbox_lease,
             armed: std::sync::Arc::default(),
             channel: listen::channel(options.schema.as_deref()),
+            notify: options.notify,
             listening: std::sync::atomic::AtomicBool::new(false),
             _runtime: runtime,
         };

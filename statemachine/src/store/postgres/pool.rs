@@ -198,30 +198,45 @@ impl Pool {
     /// A connection: an idle one that is still open, or a new one. Waits at most the
     /// pool's wait timeout for one to be free ([`StoreError::Busy`] then).
     pub(super) async fn get(&self) -> Result<Pooled<'_>, StoreError> {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            // A free connection (the common case): no timer to start and stop.
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::NoPermits) => self.wait_for_permit().await?,
+            Err(closed @ tokio::sync::TryAcquireError::Closed) => {
+                return Err(io_error("the pool is closed", closed));
+            }
+        };
+        self.take(permit).await
+    }
+
+    /// Waits for a connection to be given back, up to the pool's wait timeout.
+    async fn wait_for_permit(&self) -> Result<OwnedSemaphorePermit, StoreError> {
         let acquire = std::pin::pin!(self.permits.clone().acquire_owned());
         // The timer is made on the store's runtime: the caller may have none.
         let wait_timeout = self.wait_timeout;
         let timeout = self
             .runtime
             .spawn(async move { tokio::time::sleep(wait_timeout).await });
-        let permit = match select(acquire, timeout).await {
+        match select(acquire, timeout).await {
             Either::Left((Ok(permit), timeout)) => {
                 timeout.abort();
-                permit
+                Ok(permit)
             }
-            Either::Left((Err(closed), _)) => return Err(io_error("the pool is closed", closed)),
-            Either::Right(_) => {
-                return Err(StoreError::Busy {
-                    machine: None,
-                    id: None,
-                    source: format!(
-                        "every connection of the pool stayed in use for {:?}",
-                        self.wait_timeout
-                    )
-                    .into(),
-                });
-            }
-        };
+            Either::Left((Err(closed), _)) => Err(io_error("the pool is closed", closed)),
+            Either::Right(_) => Err(StoreError::Busy {
+                machine: None,
+                id: None,
+                source: format!(
+                    "every connection of the pool stayed in use for {:?}",
+                    self.wait_timeout
+                )
+                .into(),
+            }),
+        }
+    }
+
+    /// A connection under `permit`: an idle one, or a new one.
+    async fn take(&self, permit: OwnedSemaphorePermit) -> Result<Pooled<'_>, StoreError> {
         loop {
             let idle = self
                 .idle

@@ -86,7 +86,7 @@ impl Store for PostgresStore {
             arm_timers(&tx, statements, machine, id, snapshot.seq, timers).await?;
             super::tasks::write_task(&tx, statements, machine, id, task, at).await?;
             if !timers.is_empty() || !task.notify().is_empty() {
-                notify(&tx, statements, &self.channel).await?;
+                notify(&tx, statements, self.notify_channel()).await?;
             }
             tx.commit().await.map_err(&fail)
         })?;
@@ -138,7 +138,7 @@ impl Store for PostgresStore {
             let tx = client.transaction().await.map_err(&fail)?;
             let committed = write_commit(&tx, statements, commit, json.as_deref()).await?;
             if committed == Committed::Written && commit.wakes_workers() {
-                notify(&tx, statements, &self.channel).await?;
+                notify(&tx, statements, self.notify_channel()).await?;
             }
             tx.commit().await.map_err(&fail)?;
             Ok::<_, StoreError>(committed)
@@ -180,7 +180,7 @@ impl Store for PostgresStore {
                 }
             }
             if commits.iter().any(Commit::wakes_workers) {
-                notify(&tx, statements, &self.channel).await?;
+                notify(&tx, statements, self.notify_channel()).await?;
             }
             tx.commit().await.map_err(io)
         })?;

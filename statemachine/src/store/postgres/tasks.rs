@@ -403,7 +403,7 @@ impl TaskStore for PostgresStore {
             insert_records(&tx, statements, update.records).await?;
             super::outbox::post(&tx, statements, machine, id, update.notify, at).await?;
             if arms {
-                super::listen::notify(&tx, statements, &self.channel).await?;
+                super::listen::notify(&tx, statements, self.notify_channel()).await?;
             }
             tx.commit().await.map_err(&fail)
         })?;
