@@ -9,6 +9,7 @@
 use statemachine::state_machine;
 
 pub mod matrix;
+pub mod pg;
 pub mod table50;
 pub mod workflow;
 

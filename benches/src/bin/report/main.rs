@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod matrix;
+mod postgres;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -514,6 +515,7 @@ fn main() -> ExitCode {
     r.line("");
     timers(&mut r);
     build_times(&mut r);
+    postgres::section(&mut r);
     print!("{}", r.text);
     if let Some(path) = write_to {
         let notes = std::fs::read_to_string(root().join("benches/NOTES.md")).unwrap_or_default();

@@ -1,0 +1,285 @@
+//! The raw-driver baseline of the PostgreSQL benchmarks (`benches/durable_pg.rs` and
+//! `src/bin/pg.rs`): the `postgres` driver doing, statement for statement, what
+//! `Repository::apply` and `Repository::save_all` on a `PostgresStore` send to the
+//! server for a transition of the [`Ring`](crate::Ring), with the statements prepared
+//! once per connection.
+//!
+//! One transition: read the instance's row (outside the transaction, as
+//! `Repository::load` does), decode its snapshot with serde_json, compute the next state
+//! and encode the snapshot, then in one transaction lock the row (`SELECT .. FOR
+//! UPDATE`) and check its sequence number, look the idempotency key up, update the row
+//! guarded by the sequence number, insert the audit record and the key. A batch reads
+//! every row first, then does the rest for each instance in one transaction, in the
+//! order of their ids (the store's lock order).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use postgres::{Client, NoTls, Statement};
+use serde::{Deserialize, Serialize};
+
+/// The machine's name in the store's tables.
+pub const MACHINE: &str = "Ring";
+
+const RING: [&str; 10] = ["S0", "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9"];
+
+/// The store's own statements (`statemachine/src/store/postgres/{rows,write}.rs`).
+const LOAD: &str = "SELECT seq, state, snapshot, created_at, updated_at
+     FROM statemachine_instances WHERE machine = $1 AND id = $2";
+const LOCK_INSTANCE: &str =
+    "SELECT seq FROM statemachine_instances WHERE machine = $1 AND id = $2 FOR UPDATE";
+const FIRST_RESULT: &str = "SELECT seq, from_state, event, to_state, reason, at, fingerprint
+     FROM statemachine_idempotency WHERE machine = $1 AND id = $2 AND key = $3";
+const UPDATE_INSTANCE: &str = "UPDATE statemachine_instances
+     SET version = $1, seq = $2, state = $3, snapshot = $4, updated_at = $5
+     WHERE machine = $6 AND id = $7 AND seq = $8";
+const INSERT_RECORD: &str = "INSERT INTO statemachine_audit
+         (machine, id, version, seq, kind, from_state, event, to_state, guard, reason,
+          payload, at, actor, correlation_id, idempotency_key)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+const INSERT_KEY: &str = "INSERT INTO statemachine_idempotency
+         (machine, id, key, seq, from_state, event, to_state, reason, at, fingerprint)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// `STATEMACHINE_PG_URL`, when set and not empty.
+pub fn url() -> Option<String> {
+    std::env::var("STATEMACHINE_PG_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+}
+
+/// A schema name of its own for one run: `prefix` and the time in microseconds.
+pub fn schema_name(prefix: &str) -> String {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros();
+    format!("{prefix}_{micros}")
+}
+
+/// The `NOTIFY` channel of a store working in `schema` (as the store names it: FNV-1a
+/// of the schema's name), so that a raw loop can send what the store sends.
+pub fn channel(schema: &str) -> String {
+    format!("statemachine_armed_{}", fingerprint(schema))
+}
+
+/// Microseconds since the Unix epoch, as the store writes times.
+pub fn micros(time: SystemTime) -> i64 {
+    i64::try_from(
+        time.duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros(),
+    )
+    .unwrap_or(i64::MAX)
+}
+
+/// The snapshot, as raw code would read and write it: the same fields.
+#[derive(Serialize, Deserialize)]
+struct HandSnapshot {
+    machine: String,
+    version: u32,
+    shape: String,
+    id: String,
+    seq: u64,
+    state: HandState,
+    data: (),
+}
+
+#[derive(Serialize, Deserialize)]
+struct HandState {
+    name: String,
+    data: (),
+}
+
+/// FNV-1a of a payload's JSON, as 16 hex digits: the key's fingerprint.
+fn fingerprint(text: &str) -> String {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// One connection with the statements prepared.
+pub struct Raw {
+    client: Client,
+    load: Statement,
+    lock: Statement,
+    key: Statement,
+    update: Statement,
+    audit: Statement,
+    insert_key: Statement,
+}
+
+/// A row as read before the transaction, and what the transition writes.
+struct Step {
+    id: String,
+    key: String,
+    seq: i64,
+    from: &'static str,
+    to: &'static str,
+    json: String,
+}
+
+impl Raw {
+    /// Connects to `url` and works in `schema` (which the store created).
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or a statement does not prepare.
+    pub fn connect(url: &str, schema: &str) -> Result<Self, postgres::Error> {
+        let mut client = Client::connect(url, NoTls)?;
+        client.batch_execute(&format!("SET search_path = \"{schema}\""))?;
+        Ok(Self {
+            load: client.prepare(LOAD)?,
+            lock: client.prepare(LOCK_INSTANCE)?,
+            key: client.prepare(FIRST_RESULT)?,
+            update: client.prepare(UPDATE_INSTANCE)?,
+            audit: client.prepare(INSERT_RECORD)?,
+            insert_key: client.prepare(INSERT_KEY)?,
+            client,
+        })
+    }
+
+    /// The connection, for statements of the caller's own.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    fn read(&mut self, id: &str, key: String) -> Result<Step, postgres::Error> {
+        let row = self.client.query_one(&self.load, &[&MACHINE, &id])?;
+        let (seq, json): (i64, String) = (row.get(0), row.get(2));
+        let mut snapshot: HandSnapshot =
+            serde_json::from_str(&json).expect("a snapshot of the ring");
+        let from = RING
+            .iter()
+            .position(|s| *s == snapshot.state.name)
+            .expect("a state of the ring");
+        let to = RING[(from + 1) % RING.len()];
+        snapshot.seq += 1;
+        to.clone_into(&mut snapshot.state.name);
+        Ok(Step {
+            id: id.to_owned(),
+            key,
+            seq,
+            from: RING[from],
+            to,
+            json: serde_json::to_string(&snapshot).expect("a snapshot encodes"),
+        })
+    }
+
+    fn write(
+        tx: &mut postgres::Transaction<'_>,
+        statements: [&Statement; 5],
+        step: &Step,
+    ) -> Result<(), postgres::Error> {
+        let [lock, key, update, audit, insert_key] = statements;
+        let at = micros(SystemTime::now());
+        let id = step.id.as_str();
+        let locked: i64 = tx.query_one(lock, &[&MACHINE, &id])?.get(0);
+        assert_eq!(locked, step.seq, "nobody else writes this instance");
+        assert!(
+            tx.query_opt(key, &[&MACHINE, &id, &step.key])?.is_none(),
+            "a new key"
+        );
+        let next = step.seq + 1;
+        let updated = tx.execute(
+            update,
+            &[
+                &1_i64, &next, &step.to, &step.json, &at, &MACHINE, &id, &step.seq,
+            ],
+        )?;
+        assert_eq!(updated, 1);
+        let payload = "null";
+        tx.execute(
+            audit,
+            &[
+                &MACHINE,
+                &id,
+                &1_i64,
+                &next,
+                &"applied",
+                &Some(step.from),
+                &Some("next"),
+                &Some(step.to),
+                &None::<&str>,
+                &None::<&str>,
+                &Some(payload),
+                &at,
+                &None::<&str>,
+                &None::<&str>,
+                &Some(step.key.as_str()),
+            ],
+        )?;
+        tx.execute(
+            insert_key,
+            &[
+                &MACHINE,
+                &id,
+                &step.key,
+                &next,
+                &step.from,
+                &"next",
+                &Some(step.to),
+                &None::<&str>,
+                &at,
+                &Some(fingerprint(payload)),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// One transition of instance `id` with idempotency key `key`, in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// When the server fails.
+    pub fn step(&mut self, id: &str, key: String) -> Result<(), postgres::Error> {
+        let step = self.read(id, key)?;
+        let Self {
+            client,
+            lock,
+            key,
+            update,
+            audit,
+            insert_key,
+            ..
+        } = self;
+        let mut tx = client.transaction()?;
+        Self::write(&mut tx, [lock, key, update, audit, insert_key], &step)?;
+        tx.commit()
+    }
+
+    /// One transition of each instance of `ids` (`key(i)` the key of the `i`th), in one
+    /// transaction.
+    ///
+    /// # Errors
+    ///
+    /// When the server fails.
+    pub fn batch(
+        &mut self,
+        ids: &[String],
+        key: impl Fn(usize) -> String,
+    ) -> Result<(), postgres::Error> {
+        let mut steps = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| self.read(id, key(i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        steps.sort_by(|a, b| a.id.cmp(&b.id));
+        let Self {
+            client,
+            lock,
+            key,
+            update,
+            audit,
+            insert_key,
+            ..
+        } = self;
+        let mut tx = client.transaction()?;
+        for step in &steps {
+            Self::write(&mut tx, [lock, key, update, audit, insert_key], step)?;
+        }
+        tx.commit()
+    }
+}
