@@ -4,7 +4,7 @@
 //! `postgres` driver sending the same statements (`statemachine_benches::pg`: read the
 //! row, then in one transaction lock it, look the key up, update the snapshot guarded by
 //! the sequence number, insert the audit record and the key). Then the batched path: 100
-//! instances loaded, moved and saved with `save_all` (each with a key), one transaction.
+//! instances loaded with `load_all`, moved and saved with `save_all` (each with a key), one transaction.
 //! One thread; `target/release/pg` measures 1 to 8 threads. Needs STATEMACHINE_PG_URL
 //! (`postgres://postgres@127.0.0.1:5432/test` on the development machine), and says so
 //! and measures nothing without it; each run works in a schema of its own, dropped at
@@ -71,10 +71,11 @@ fn durable(c: &mut Criterion, url: &str) {
     group.bench_function("statemachine", |b| {
         b.iter(|| {
             n += 1;
-            let moved: Vec<AnyRing> = ids
-                .iter()
-                .map(|id| {
-                    let mut ring = repo.load(id).unwrap();
+            let moved: Vec<AnyRing> = repo
+                .load_all(&ids)
+                .unwrap()
+                .into_iter()
+                .map(|mut ring| {
                     ring.audit_mut().set_idempotency_key(Some(format!("b-{n}")));
                     ring.fire(Next).unwrap()
                 })

@@ -9,8 +9,9 @@
 //! and encode the snapshot, then in one transaction lock the row (`SELECT .. FOR
 //! UPDATE`) and check its sequence number, look the idempotency key up, update the row
 //! guarded by the sequence number, insert the audit record and the key. A batch reads
-//! every row first, then does the rest for each instance in one transaction, in the
-//! order of their ids (the store's lock order).
+//! every row first, in one statement (as `Repository::load_all` does), then does the
+//! rest for each instance in one transaction, in the order of their ids (the store's
+//! lock order).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +24,9 @@ pub const MACHINE: &str = "Ring";
 const RING: [&str; 10] = ["S0", "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9"];
 
 /// The store's own statements (`statemachine/src/store/postgres/{rows,write}.rs`).
+/// `Store::load_many`: the rows of a batch in one statement.
+const LOAD_MANY: &str = "SELECT id, seq, state, snapshot, created_at, updated_at
+     FROM statemachine_instances WHERE machine = $1 AND id = ANY($2)";
 const LOAD: &str = "SELECT seq, state, snapshot, created_at, updated_at
      FROM statemachine_instances WHERE machine = $1 AND id = $2";
 const LOCK_INSTANCE: &str =
@@ -104,6 +108,7 @@ fn fingerprint(text: &str) -> String {
 pub struct Raw {
     client: Client,
     load: Statement,
+    load_many: Statement,
     lock: Statement,
     key: Statement,
     update: Statement,
@@ -132,6 +137,7 @@ impl Raw {
         client.batch_execute(&format!("SET search_path = \"{schema}\""))?;
         Ok(Self {
             load: client.prepare(LOAD)?,
+            load_many: client.prepare(LOAD_MANY)?,
             lock: client.prepare(LOCK_INSTANCE)?,
             key: client.prepare(FIRST_RESULT)?,
             update: client.prepare(UPDATE_INSTANCE)?,
@@ -148,9 +154,18 @@ impl Raw {
 
     fn read(&mut self, id: &str, key: String) -> Result<Step, postgres::Error> {
         let row = self.client.query_one(&self.load, &[&MACHINE, &id])?;
-        let (seq, json): (i64, String) = (row.get(0), row.get(2));
+        Ok(Self::next_step(
+            id,
+            key,
+            row.get(0),
+            &row.get::<_, String>(2),
+        ))
+    }
+
+    /// The transition of instance `id`, read at `seq` with snapshot `json`.
+    fn next_step(id: &str, key: String, seq: i64, json: &str) -> Step {
         let mut snapshot: HandSnapshot =
-            serde_json::from_str(&json).expect("a snapshot of the ring");
+            serde_json::from_str(json).expect("a snapshot of the ring");
         let from = RING
             .iter()
             .position(|s| *s == snapshot.state.name)
@@ -158,14 +173,14 @@ impl Raw {
         let to = RING[(from + 1) % RING.len()];
         snapshot.seq += 1;
         to.clone_into(&mut snapshot.state.name);
-        Ok(Step {
+        Step {
             id: id.to_owned(),
             key,
             seq,
             from: RING[from],
             to,
             json: serde_json::to_string(&snapshot).expect("a snapshot encodes"),
-        })
+        }
     }
 
     fn write(
@@ -261,11 +276,20 @@ impl Raw {
         ids: &[String],
         key: impl Fn(usize) -> String,
     ) -> Result<(), postgres::Error> {
-        let mut steps = ids
+        // Every row in one statement, as `Repository::load_all` reads them.
+        let rows = self.client.query(&self.load_many, &[&MACHINE, &ids])?;
+        let by_id: std::collections::HashMap<String, (i64, String)> = rows
+            .iter()
+            .map(|row| (row.get(0), (row.get(1), row.get(3))))
+            .collect();
+        let mut steps: Vec<Step> = ids
             .iter()
             .enumerate()
-            .map(|(i, id)| self.read(id, key(i)))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(i, id)| {
+                let (seq, json) = &by_id[id];
+                Self::next_step(id, key(i), *seq, json)
+            })
+            .collect();
         steps.sort_by(|a, b| a.id.cmp(&b.id));
         let Self {
             client,

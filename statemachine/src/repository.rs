@@ -225,6 +225,28 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         Ok(self.attach(machine))
     }
 
+    /// Loads several instances, in the order of `ids`: one round trip on a store on a
+    /// server ([`Store::load_many`]), where [`load`](Self::load) in a loop would make one
+    /// per instance. What to call before a batch of transitions saved with
+    /// [`save_all`](Self::save_all).
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load), for the first instance that fails.
+    pub fn load_all(&self, ids: &[InstanceId]) -> Result<Vec<M>, StoreError> {
+        let stored = self.store.load_many(Self::machine_name(), ids)?;
+        ids.iter()
+            .zip(&stored)
+            .map(|(id, stored)| {
+                let machine = match read_row::<M>(id, stored)? {
+                    Row::Machine(machine) => machine,
+                    Row::Snapshot(snapshot) => M::restore(snapshot)?,
+                };
+                Ok(self.attach(machine))
+            })
+            .collect()
+    }
+
     /// Writes what happened to a machine since it was loaded or saved: its new snapshot
     /// and audit records, guarded by the sequence number it was loaded at.
     ///

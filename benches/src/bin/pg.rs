@@ -4,7 +4,7 @@
 //!
 //! 1. Transitions: `--workers` threads (1, 2, 4, 8) each move instances of their own
 //!    for `--seconds`, through `Repository::apply` (one transaction per transition, with
-//!    an idempotency key) and through `Repository::load`, `fire` and `save_all` (100
+//!    an idempotency key) and through `Repository::load_all`, `fire` and `save_all` (100
 //!    instances per transaction, each with a key), all threads sharing one
 //!    `PostgresStore` (pool of as many connections as threads; `--stores per-worker`
 //!    gives each thread a store of its own). Against the `postgres` driver doing the
@@ -543,10 +543,11 @@ fn transitions(args: &Args, results: &mut Results) {
                             let ids = ring_ids("sm", w);
                             let tag = tag.clone();
                             move |n| {
-                                let moved: Vec<AnyRing> = ids
-                                    .iter()
-                                    .map(|id| {
-                                        let mut ring = repo.load(id).expect("loaded");
+                                let moved: Vec<AnyRing> = repo
+                                    .load_all(&ids)
+                                    .expect("loaded")
+                                    .into_iter()
+                                    .map(|mut ring| {
                                         ring.audit_mut()
                                             .set_idempotency_key(Some(format!("{tag}-{n}")));
                                         ring.fire(Next).expect("moved")

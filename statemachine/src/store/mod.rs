@@ -339,6 +339,19 @@ pub trait Store: Send + Sync {
         })
     }
 
+    /// Loads several instances' latest snapshots as text ([`load_json`](Self::load_json)),
+    /// in the order of `ids`: what a batch reads before it writes with
+    /// [`commit_batch`](Self::commit_batch). The default loads them one by one; a store
+    /// on a server reads them in one round trip (the PostgreSQL store does).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] for the first id with no instance, or what
+    /// [`load_json`](Self::load_json) fails with.
+    fn load_many(&self, machine: &str, ids: &[InstanceId]) -> Result<Vec<StoredJson>, StoreError> {
+        ids.iter().map(|id| self.load_json(machine, id)).collect()
+    }
+
     /// Writes what happened to an instance, atomically and guarded by the sequence
     /// number: a transition's snapshot, records and key, or a refusal's record and key.
     ///
@@ -448,6 +461,9 @@ macro_rules! delegate_store {
             }
             fn load_json(&self, machine: &str, id: &InstanceId) -> Result<StoredJson, StoreError> {
                 (**self).load_json(machine, id)
+            }
+            fn load_many(&self, machine: &str, ids: &[InstanceId]) -> Result<Vec<StoredJson>, StoreError> {
+                (**self).load_many(machine, ids)
             }
             fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
                 (**self).commit(commit)

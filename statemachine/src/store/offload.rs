@@ -47,6 +47,9 @@ impl<S: Store> Store for Offload<S> {
     fn load_json(&self, machine: &str, id: &InstanceId) -> Result<StoredJson, StoreError> {
         blocking(|| self.0.load_json(machine, id))
     }
+    fn load_many(&self, machine: &str, ids: &[InstanceId]) -> Result<Vec<StoredJson>, StoreError> {
+        blocking(|| self.0.load_many(machine, ids))
+    }
     fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
         blocking(|| self.0.commit(commit))
     }

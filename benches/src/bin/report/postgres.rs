@@ -126,7 +126,7 @@ fn transitions(r: &mut Report, f: &Figures) {
     let _ = writeln!(
         r.text,
         "Each thread moves 100 instances of its own, through {stores}: *one transaction* is \
-         `Repository::apply` with an idempotency key, *batched* is 100 `load` + `fire` then \
+         `Repository::apply` with an idempotency key, *batched* is `load_all` of 100 + `fire` then \
          one `save_all` (each with a key). The raw side sends the same statements through \
          one `postgres::Client` per thread (`benches/src/pg.rs`). Medians of {rounds:.0} \
          round(s) of {seconds:.0} s each (after 1 s of warm-up); the worst round's ratio in \
@@ -338,7 +338,7 @@ fn notify(r: &mut Report, f: &Figures) {
     let _ = writeln!(
         r.text,
         "The store sends `NOTIFY` in every commit that arms a timer or posts an outbox \
-         message, and has no switch to leave it out; so this is measured with the raw \
+         message unless `PostgresOptions::notify` is off; this is measured with the raw \
          driver: a transaction inserting an instance row and its timer, with and without \
          `SELECT pg_notify(channel, '')`, while a store listens on the channel as a worker \
          would. Reproduce: `{PG} --only notify`."

@@ -20,6 +20,8 @@ const INSERT_INSTANCE: &str = "INSERT INTO statemachine_instances
      ON CONFLICT (machine, id) DO NOTHING";
 const LOAD: &str = "SELECT seq, state, snapshot, created_at, updated_at
      FROM statemachine_instances WHERE machine = $1 AND id = $2";
+const LOAD_MANY: &str = "SELECT id, seq, state, snapshot, created_at, updated_at
+     FROM statemachine_instances WHERE machine = $1 AND id = ANY($2)";
 const HISTORY_PAGE: &str = "SELECT position, version, seq, kind, from_state, event, to_state,
             guard, reason, payload, at, actor, correlation_id, idempotency_key
      FROM statemachine_audit
@@ -97,6 +99,42 @@ impl Store for PostgresStore {
 
     fn load(&self, machine: &str, id: &InstanceId) -> Result<StoredInstance, StoreError> {
         self.load_json(machine, id)?.parse(machine, id)
+    }
+
+    fn load_many(&self, machine: &str, ids: &[InstanceId]) -> Result<Vec<StoredJson>, StoreError> {
+        let keys: Vec<&str> = ids.iter().map(InstanceId::as_str).collect();
+        let rows = self.with(async |conn| {
+            let Conn { client, statements } = conn;
+            let load = statements.get(client, LOAD_MANY).await.map_err(io)?;
+            client.query(&load, &[&machine, &keys]).await.map_err(io)
+        })?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let id = InstanceId::from(row.try_get::<_, String>(0).map_err(io)?);
+            let damaged = |e| corrupt(e, machine, &id);
+            let stored = StoredJson {
+                seq: to_u64(
+                    row.try_get(1).map_err(damaged)?,
+                    machine,
+                    &id,
+                    "sequence number",
+                )?,
+                state: row.try_get(2).map_err(damaged)?,
+                json: row.try_get(3).map_err(damaged)?,
+                created_at: from_micros(row.try_get(4).map_err(damaged)?),
+                updated_at: from_micros(row.try_get(5).map_err(damaged)?),
+            };
+            found.insert(id, stored);
+        }
+        ids.iter()
+            .map(|id| {
+                // An id asked for twice is read once and handed out twice.
+                found.get(id).cloned().ok_or_else(|| StoreError::NotFound {
+                    machine: machine.to_owned(),
+                    id: id.clone(),
+                })
+            })
+            .collect()
     }
 
     fn load_json(&self, machine: &str, id: &InstanceId) -> Result<StoredJson, StoreError> {

@@ -572,6 +572,7 @@ macro_rules! store_conformance {
             an_exhausted_sequence_number_is_the_callers_problem_not_damage,
             load_json_is_the_text_load_parses,
             a_commit_without_records_only_looks_its_key_up,
+            load_many_reads_in_the_order_asked,
         );
     };
     (@cases $make:expr, $damage:expr; $($case:ident),* $(,)?) => {

@@ -454,3 +454,34 @@ pub fn records_are_stamped_by_the_repository_clock<S: Store>(store: S, _: Damage
         .collect();
     assert_eq!(times, [0, 60, 300, 1800]);
 }
+
+/// Several instances load in the order asked for, each as `load` reads it; an id asked
+/// for twice comes back twice; a missing one is `NotFound`.
+pub fn load_many_reads_in_the_order_asked<S: Store>(store: S, _: Damage<S>) {
+    let (repo, _) = repository(store);
+    for name in ["a-1", "a-2", "a-3"] {
+        open(&repo, name);
+    }
+    repo.apply(&id("a-2"), Deposit { cents: 7 }, &crate::Meta::new())
+        .unwrap();
+    let ids = [id("a-3"), id("a-2"), id("a-1"), id("a-2")];
+    let stored = repo.store().load_many("Account", &ids).unwrap();
+    let seqs: Vec<u64> = stored.iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, [0, 1, 0, 1]);
+    for (id, stored) in ids.iter().zip(&stored) {
+        assert_eq!(*stored, repo.store().load_json("Account", id).unwrap());
+    }
+    let machines = repo.load_all(&ids).unwrap();
+    for (id, machine) in ids.iter().zip(&machines) {
+        assert_eq!(*machine, repo.load(id).unwrap());
+    }
+    let missing = repo
+        .store()
+        .load_many("Account", &[id("a-1"), id("nope")])
+        .unwrap_err();
+    assert!(
+        matches!(missing, StoreError::NotFound { ref id, .. } if id == "nope"),
+        "{missing}"
+    );
+    assert!(repo.store().load_many("Account", &[]).unwrap().is_empty());
+}
