@@ -8,6 +8,7 @@
 
 use statemachine::state_machine;
 
+pub mod invoice;
 pub mod matrix;
 pub mod pg;
 pub mod table50;

@@ -1,5 +1,5 @@
 //! The raw-driver baseline of the PostgreSQL benchmarks (`benches/durable_pg.rs` and
-//! `src/bin/pg.rs`): the `postgres` driver doing, statement for statement, what
+//! `src/bin/pg/`): the `postgres` driver doing, statement for statement, what
 //! `Repository::apply` and `Repository::save_all` on a `PostgresStore` send to the
 //! server for a transition of the [`Ring`](crate::Ring), with the statements prepared
 //! once per connection.
@@ -251,18 +251,7 @@ impl Raw {
     /// When the server fails.
     pub fn step(&mut self, id: &str, key: String) -> Result<(), postgres::Error> {
         let step = self.read(id, key)?;
-        let Self {
-            client,
-            lock,
-            key,
-            update,
-            audit,
-            insert_key,
-            ..
-        } = self;
-        let mut tx = client.transaction()?;
-        Self::write(&mut tx, [lock, key, update, audit, insert_key], &step)?;
-        tx.commit()
+        self.commit(std::slice::from_ref(&step))
     }
 
     /// One transition of each instance of `ids` (`key(i)` the key of the `i`th), in one
@@ -291,6 +280,11 @@ impl Raw {
             })
             .collect();
         steps.sort_by(|a, b| a.id.cmp(&b.id));
+        self.commit(&steps)
+    }
+
+    /// Writes `steps` in one transaction, in their order.
+    fn commit(&mut self, steps: &[Step]) -> Result<(), postgres::Error> {
         let Self {
             client,
             lock,
@@ -301,7 +295,7 @@ impl Raw {
             ..
         } = self;
         let mut tx = client.transaction()?;
-        for step in &steps {
+        for step in steps {
             Self::write(&mut tx, [lock, key, update, audit, insert_key], step)?;
         }
         tx.commit()

@@ -30,37 +30,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use statemachine::store::{SqliteOptions, Synchronous, TimerStore};
 use statemachine::worker::{CancellationToken, Outcome, Worker};
-use statemachine::{ManualClock, Repository, SqliteStore, SystemClock, state_machine};
-
-state_machine! {
-    /// An invoice that expires unless it is paid within the hour.
-    #[derive(Debug)]
-    pub machine Invoice(Bill) {
-        version 1;
-        wait initial state Unpaid;
-        final state Paid;
-        final state Expired;
-        event pay;
-        Unpaid + pay => Paid;
-        Unpaid + after 1h => Expired;
-    }
-}
-
-/// The invoice's data: a few fields, so that the snapshot is of a realistic size.
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Bill {
-    customer: String,
-    reference: String,
-    cents: u64,
-}
-
-fn bill(i: usize) -> Bill {
-    Bill {
-        customer: format!("customer-{:06}@example.com", i % 7919),
-        reference: format!("INV-2026-{i:06}"),
-        cents: 1_000 + (i as u64 * 37) % 90_000,
-    }
-}
+use statemachine::{ManualClock, Repository, SqliteStore, SystemClock};
+use statemachine_benches::invoice::{AnyInvoice, Bill, Invoice, bill};
 
 fn id(i: usize) -> String {
     format!("inv-{i:06}")

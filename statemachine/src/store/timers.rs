@@ -242,72 +242,39 @@ impl ArmedSignal {
     }
 }
 
-impl<S: TimerStore + ?Sized> TimerStore for &S {
-    fn parallel_writes(&self) -> usize {
-        (**self).parallel_writes()
-    }
-    fn on_armed(&self, listener: Arc<dyn Fn() + Send + Sync>) {
-        (**self).on_armed(listener);
-    }
-    fn claim_due(&self, claim: &Claim<'_>) -> Result<Vec<DueTimer>, StoreError> {
-        (**self).claim_due(claim)
-    }
-    fn next_due(&self, machines: &[&str]) -> Result<Option<SystemTime>, StoreError> {
-        (**self).next_due(machines)
-    }
-    fn release(&self, timer: &DueTimer, release: Release<'_>) -> Result<bool, StoreError> {
-        (**self).release(timer, release)
-    }
-    fn heartbeat(
-        &self,
-        worker: &str,
-        now: SystemTime,
-        until: SystemTime,
-    ) -> Result<(), StoreError> {
-        (**self).heartbeat(worker, now, until)
-    }
-    fn retire(&self, worker: &str) -> Result<(), StoreError> {
-        (**self).retire(worker)
-    }
-    fn shared(&self) -> bool {
-        (**self).shared()
-    }
-    fn timer_count(&self) -> Result<u64, StoreError> {
-        (**self).timer_count()
-    }
+/// `TimerStore` for a reference or a shared pointer to a timer store.
+macro_rules! delegate_timer_store {
+    ($($pointer:ty),*) => {$(
+        impl<S: TimerStore + ?Sized> TimerStore for $pointer {
+            fn parallel_writes(&self) -> usize {
+                (**self).parallel_writes()
+            }
+            fn on_armed(&self, listener: Arc<dyn Fn() + Send + Sync>) {
+                (**self).on_armed(listener);
+            }
+            fn claim_due(&self, claim: &Claim<'_>) -> Result<Vec<DueTimer>, StoreError> {
+                (**self).claim_due(claim)
+            }
+            fn next_due(&self, machines: &[&str]) -> Result<Option<SystemTime>, StoreError> {
+                (**self).next_due(machines)
+            }
+            fn release(&self, timer: &DueTimer, release: Release<'_>) -> Result<bool, StoreError> {
+                (**self).release(timer, release)
+            }
+            fn heartbeat(&self, worker: &str, now: SystemTime, until: SystemTime) -> Result<(), StoreError> {
+                (**self).heartbeat(worker, now, until)
+            }
+            fn retire(&self, worker: &str) -> Result<(), StoreError> {
+                (**self).retire(worker)
+            }
+            fn shared(&self) -> bool {
+                (**self).shared()
+            }
+            fn timer_count(&self) -> Result<u64, StoreError> {
+                (**self).timer_count()
+            }
+        }
+    )*};
 }
 
-impl<S: TimerStore + ?Sized> TimerStore for std::sync::Arc<S> {
-    fn parallel_writes(&self) -> usize {
-        (**self).parallel_writes()
-    }
-    fn on_armed(&self, listener: Arc<dyn Fn() + Send + Sync>) {
-        (**self).on_armed(listener);
-    }
-    fn claim_due(&self, claim: &Claim<'_>) -> Result<Vec<DueTimer>, StoreError> {
-        (**self).claim_due(claim)
-    }
-    fn next_due(&self, machines: &[&str]) -> Result<Option<SystemTime>, StoreError> {
-        (**self).next_due(machines)
-    }
-    fn release(&self, timer: &DueTimer, release: Release<'_>) -> Result<bool, StoreError> {
-        (**self).release(timer, release)
-    }
-    fn heartbeat(
-        &self,
-        worker: &str,
-        now: SystemTime,
-        until: SystemTime,
-    ) -> Result<(), StoreError> {
-        (**self).heartbeat(worker, now, until)
-    }
-    fn retire(&self, worker: &str) -> Result<(), StoreError> {
-        (**self).retire(worker)
-    }
-    fn shared(&self) -> bool {
-        (**self).shared()
-    }
-    fn timer_count(&self) -> Result<u64, StoreError> {
-        (**self).timer_count()
-    }
-}
+delegate_timer_store!(&S, std::sync::Arc<S>);
