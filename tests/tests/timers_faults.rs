@@ -23,6 +23,12 @@ struct Flaky {
     failing_commits: AtomicU32,
     failing_releases: AtomicU32,
     panicking_loads: AtomicU32,
+    failing_batches: AtomicU32,
+    /// Commits written one by one, and batches tried.
+    commits: AtomicU32,
+    batches: AtomicU32,
+    /// Runs on the inner store before the next batch is written: another writer.
+    before_batch: std::sync::Mutex<Option<Box<dyn FnOnce(&MemoryStore) + Send>>>,
 }
 
 fn take_one(counter: &AtomicU32) -> bool {
@@ -57,12 +63,20 @@ impl Store for Flaky {
         self.inner.load(machine, id)
     }
     fn commit(&self, commit: &Commit<'_>) -> Result<Committed, StoreError> {
+        self.commits.fetch_add(1, Ordering::SeqCst);
         if take_one(&self.failing_commits) {
             return Err(busy());
         }
         self.inner.commit(commit)
     }
     fn commit_batch(&self, commits: &[Commit<'_>]) -> Result<Vec<Committed>, StoreError> {
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        if let Some(other_writer) = self.before_batch.lock().unwrap().take() {
+            other_writer(&self.inner);
+        }
+        if take_one(&self.failing_batches) {
+            return Err(busy());
+        }
         self.inner.commit_batch(commits)
     }
     fn history_page(
@@ -103,6 +117,9 @@ impl TimerStore for Flaky {
     }
     fn on_armed(&self, listener: Arc<dyn Fn() + Send + Sync>) {
         self.inner.on_armed(listener);
+    }
+    fn parallel_writes(&self) -> usize {
+        self.inner.parallel_writes()
     }
 }
 
@@ -340,4 +357,109 @@ async fn a_timer_row_that_does_not_read_does_not_stop_the_others() {
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert_eq!(reports[0].timer.id, "good");
     assert_eq!(w.bill("good").reminders, 1);
+}
+
+/// Timers of different instances due together are fired with their writes in one
+/// transaction, each once.
+#[tokio::test]
+async fn timers_due_together_are_written_in_one_transaction() {
+    let w = world(Flaky::default());
+    for id in ["a", "b", "c", "d", "e"] {
+        w.open(id, Bill::default());
+    }
+    w.clock.set(t0() + minutes(20));
+    let reports = w.worker.run_due().await.unwrap();
+    assert_eq!(fired(&reports).len(), 5, "{reports:?}");
+    let store = w.worker.store();
+    assert_eq!(store.batches.load(Ordering::SeqCst), 1, "one transaction");
+    assert_eq!(store.commits.load(Ordering::SeqCst), 0, "none on its own");
+    for id in ["a", "b", "c", "d", "e"] {
+        assert_eq!(w.bill(id).reminders, 1, "{id}");
+        let trail = w.invoices.history(&id.into()).unwrap();
+        let reminded = trail
+            .iter()
+            .filter(|r| r.event.as_deref() == Some("after 20m / remind"))
+            .count();
+        assert_eq!(reminded, 1, "{id}: {trail:?}");
+    }
+    assert!(w.worker.run_due().await.unwrap().is_empty(), "fired once");
+}
+
+/// A batch whose transaction fails is written timer by timer: each fires once.
+#[tokio::test]
+async fn a_failed_batch_is_written_timer_by_timer() {
+    let w = world(Flaky::default());
+    for id in ["a", "b", "c"] {
+        w.open(id, Bill::default());
+    }
+    w.worker.store().failing_batches.store(1, Ordering::SeqCst);
+    w.clock.set(t0() + minutes(20));
+    let reports = w.worker.run_due().await.unwrap();
+    assert_eq!(fired(&reports).len(), 3, "{reports:?}");
+    assert_eq!(w.worker.store().commits.load(Ordering::SeqCst), 3);
+    for id in ["a", "b", "c"] {
+        assert_eq!(w.bill(id).reminders, 1, "{id}");
+    }
+}
+
+/// An instance of a batch that another writer moved on after the claim is stale (its
+/// timer removed, nothing written for it); the batch's other timers fire.
+#[tokio::test]
+async fn an_instance_moved_on_during_a_batch_is_stale_and_the_others_fire() {
+    use statemachine::Meta;
+    let w = world(Flaky::default());
+    for id in ["a", "b", "c"] {
+        w.open(id, Bill::default());
+    }
+    *w.worker.store().before_batch.lock().unwrap() = Some(Box::new(|inner: &MemoryStore| {
+        let invoices = statemachine::Repository::<AnyInvoice, _>::new(inner);
+        invoices
+            .apply(&"b".into(), Pay, &Meta::new())
+            .expect("the other writer pays b");
+    }));
+    w.clock.set(t0() + minutes(20));
+    let reports = w.worker.run_due().await.unwrap();
+    let outcome = |id: &str| {
+        reports
+            .iter()
+            .find(|r| r.timer.id.as_str() == id)
+            .map(|r| r.outcome.clone())
+    };
+    assert!(
+        matches!(outcome("a"), Some(Outcome::Applied { .. })),
+        "{reports:?}"
+    );
+    assert!(
+        matches!(outcome("c"), Some(Outcome::Applied { .. })),
+        "{reports:?}"
+    );
+    assert_eq!(outcome("b"), Some(Outcome::Stale), "{reports:?}");
+    assert_eq!(w.state("b"), "Paid");
+    assert_eq!(w.bill("b").reminders, 0, "b's reminder was not written");
+    assert_eq!((w.bill("a").reminders, w.bill("c").reminders), (1, 1));
+    assert!(
+        w.worker.run_due().await.unwrap().is_empty(),
+        "nothing left due"
+    );
+}
+
+/// A panic while one instance of a batch is read sets that one aside; the others fire.
+#[tokio::test]
+async fn a_panic_reading_one_instance_of_a_batch_sets_aside_only_that_one() {
+    let w = world(Flaky::default());
+    for id in ["a", "b", "c"] {
+        w.open(id, Bill::default());
+    }
+    // The batch's read of `a`, and `a`'s read on its own after it.
+    w.worker.store().panicking_loads.store(2, Ordering::SeqCst);
+    w.clock.set(t0() + minutes(20));
+    let reports = w.worker.run_due().await.unwrap();
+    let letters: Vec<&str> = reports
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::DeadLettered { .. }))
+        .map(|r| r.timer.id.as_str())
+        .collect();
+    assert_eq!(letters, ["a"], "{reports:?}");
+    assert_eq!(fired(&reports).len(), 2, "{reports:?}");
+    assert_eq!((w.bill("b").reminders, w.bill("c").reminders), (1, 1));
 }

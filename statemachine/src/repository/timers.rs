@@ -159,6 +159,86 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
     // dead letters; it is the rare path, and may be wide (as in `save_all`).
     #[allow(clippy::result_large_err)]
     pub fn fire_timer(&self, timer: &DueTimer) -> Result<Fired<M>, TimerError> {
+        let stored = self.store.load_json(M::DEFINITION.name, &timer.id);
+        match self.prepare_fire(timer, stored)? {
+            Prepared::Done(fired) => Ok(fired),
+            Prepared::Commit(pending) => {
+                let committed = self.store.commit(&pending.commit());
+                self.finish_fire(*pending, committed)
+            }
+        }
+    }
+
+    /// Fires due timers of different instances of `M`, as [`fire_timer`](Self::fire_timer)
+    /// fires each, with their writes in one transaction ([`Store::commit_batch`]) and
+    /// their instances read in one round trip ([`Store::load_many`]): what a worker does
+    /// with a claimed batch, where one transaction per timer would make the server's
+    /// commits the bound. When the batch's transaction fails (one of its timers fired
+    /// already, one instance moved on, the store was busy), each timer's write is tried
+    /// on its own, so each gets the result `fire_timer` would have given it. The results
+    /// come back in the order of `timers`.
+    ///
+    /// Timers of one instance must not be fired together: their order matters. Where
+    /// two name the same instance, they are fired one by one.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn fire_timers(&self, timers: &[DueTimer]) -> Vec<Result<Fired<M>, TimerError>> {
+        let ids: Vec<InstanceId> = timers.iter().map(|timer| timer.id.clone()).collect();
+        let distinct = ids.iter().collect::<std::collections::HashSet<_>>().len() == ids.len();
+        let loaded = match distinct.then(|| self.store.load_many(M::DEFINITION.name, &ids)) {
+            Some(Ok(loaded)) if loaded.len() == timers.len() => loaded,
+            // A missing instance, a store error: each timer on its own path says which.
+            _ => return timers.iter().map(|timer| self.fire_timer(timer)).collect(),
+        };
+        let mut results: Vec<Option<Result<Fired<M>, TimerError>>> = Vec::new();
+        let mut pending = Vec::new();
+        for (index, (timer, stored)) in timers.iter().zip(loaded).enumerate() {
+            match self.prepare_fire(timer, Ok(stored)) {
+                Ok(Prepared::Done(fired)) => results.push(Some(Ok(fired))),
+                Ok(Prepared::Commit(fire)) => {
+                    results.push(None);
+                    pending.push((index, fire));
+                }
+                Err(error) => results.push(Some(Err(error))),
+            }
+        }
+        let batch = (pending.len() > 1).then(|| {
+            let commits: Vec<Commit<'_>> = pending.iter().map(|(_, fire)| fire.commit()).collect();
+            self.store.commit_batch(&commits).is_ok()
+        });
+        for (index, fire) in pending {
+            let committed = match batch {
+                Some(true) => Ok(Committed::Written),
+                // Alone, or the batch failed as a whole: written (or refused) on its own.
+                _ => self.store.commit(&fire.commit()),
+            };
+            results[index] = Some(self.finish_fire(*fire, committed));
+        }
+        results
+            .into_iter()
+            .zip(timers)
+            .map(|(result, timer)| {
+                result.unwrap_or_else(|| {
+                    Err(TimerError::Store {
+                        timer: timer.name.clone(),
+                        error: StoreError::Io {
+                            machine: Some(timer.machine.clone()),
+                            id: Some(timer.id.clone()),
+                            source: "the timer was left out of its batch".into(),
+                        },
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// Runs the machine's code for a due timer, given its instance as loaded: what is
+    /// left is the commit, or nothing (stale, a task's timer, a failure).
+    #[allow(clippy::result_large_err)]
+    fn prepare_fire<'t>(
+        &self,
+        timer: &'t DueTimer,
+        stored: Result<crate::store::StoredJson, StoreError>,
+    ) -> Result<Prepared<'t, M>, TimerError> {
         let store_error = |error: StoreError| TimerError::Store {
             timer: timer.name.clone(),
             error,
@@ -171,7 +251,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         };
         // The stored row first: a timer armed at another sequence number is stale,
         // whether or not the instance's snapshot still restores with this code.
-        let stored = match self.store.load_json(M::DEFINITION.name, &timer.id) {
+        let stored = match stored {
             Ok(stored) => stored,
             Err(StoreError::NotFound { .. }) => {
                 return Err(TimerError::InstanceGone {
@@ -186,7 +266,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         let row = super::read_row::<M>(&timer.id, &stored).map_err(unreadable)?;
         // The row's sequence number is the snapshot's: `read_row` checked them.
         if stored.seq != timer.seq {
-            return Ok(Fired::Stale);
+            return Ok(Prepared::Done(Fired::Stale));
         }
         let mut machine = match row {
             Row::Machine(machine) => self.attach(machine),
@@ -206,8 +286,8 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 ..timer.clone()
             };
             return match self.fire_task_timer(&task_timer) {
-                Ok(true) => Ok(Fired::Task { machine }),
-                Ok(false) => Ok(Fired::Stale),
+                Ok(true) => Ok(Prepared::Done(Fired::Task { machine })),
+                Ok(false) => Ok(Prepared::Done(Fired::Stale)),
                 Err(error) => Err(store_error(error)),
             };
         }
@@ -283,39 +363,52 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             Ok(next) => self.outgoing(next, &records).map_err(store_error)?,
             Err(_) => Vec::new(),
         };
-        let commit = Commit {
-            machine: M::DEFINITION.name,
-            id: &timer.id,
-            expected_seq: timer.seq,
-            snapshot: snapshot.as_ref(),
-            records: &records,
-            idempotency_key: Some(&key),
+        Ok(Prepared::Commit(Box::new(PendingFire {
+            timer,
+            state,
+            outcome,
+            snapshot,
+            records,
+            key,
             at,
-            timers: &timers,
-            fired: Some(fired_timer),
-            // A deadline enters a state: its task, or none; a reminder keeps the task.
-            task: match &entered {
-                Some(entered) => super::tasks::write_for::<M>(entered.as_ref(), None),
-                None => crate::store::TaskWrite::Keep,
-            },
-            lease: None,
-            outbox: &outbox,
-        };
-        let committed = match self.store.commit(&commit) {
+            timers,
+            fired: fired_timer,
+            entered: entered.flatten(),
+            outbox,
+        })))
+    }
+
+    /// What became of a prepared fire, given what its commit did.
+    #[allow(clippy::result_large_err)]
+    fn finish_fire(
+        &self,
+        fire: PendingFire<'_, M>,
+        committed: Result<Committed, StoreError>,
+    ) -> Result<Fired<M>, TimerError> {
+        let timer = fire.timer;
+        let committed = match committed {
             Ok(committed) => committed,
             // Another writer moved the instance, or fired the timer, first.
             Err(StoreError::Conflict { .. } | StoreError::TimerGone { .. }) => {
                 return Ok(Fired::Stale);
             }
-            Err(error) => return Err(store_error(error)),
+            Err(error) => {
+                return Err(TimerError::Store {
+                    timer: timer.name.clone(),
+                    error,
+                });
+            }
         };
-        match (committed, outcome) {
+        match (committed, fire.outcome) {
             (Committed::Duplicate(first), _) => {
                 if first.refused() {
                     return Ok(Fired::Stale);
                 }
                 Ok(Fired::Applied(Applied {
-                    machine: self.load(&timer.id).map_err(store_error)?,
+                    machine: self.load(&timer.id).map_err(|error| TimerError::Store {
+                        timer: timer.name.clone(),
+                        error,
+                    })?,
                     seq: first.seq,
                     from: first.from,
                     event: first.event,
@@ -325,7 +418,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             }
             (_, Ok(next)) => Ok(Fired::Applied(Applied {
                 seq: next.seq(),
-                from: state.to_owned(),
+                from: fire.state.to_owned(),
                 event: timer.name.clone(),
                 to: next.state_name().to_owned(),
                 machine: next,
@@ -404,6 +497,52 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         match self.store.commit(&commit) {
             Ok(_) | Err(StoreError::Conflict { .. } | StoreError::TimerGone { .. }) => Ok(()),
             Err(error) => Err(error),
+        }
+    }
+}
+
+/// What is left of a due timer once the machine's code ran.
+enum Prepared<'t, M: StateMachine> {
+    /// Nothing to write (or written already): the result.
+    Done(Fired<M>),
+    /// The commit to write.
+    Commit(Box<PendingFire<'t, M>>),
+}
+
+/// A fired timer's commit, not yet written, and the machine it leaves.
+struct PendingFire<'t, M: StateMachine> {
+    timer: &'t DueTimer,
+    state: &'static str,
+    outcome: Result<M, crate::Rejected<M, TimerFired, M::Reason>>,
+    snapshot: Option<crate::Snapshot>,
+    records: Vec<AuditRecord>,
+    key: String,
+    at: std::time::SystemTime,
+    timers: Vec<crate::store::ArmedTimer>,
+    fired: FiredTimer<'t>,
+    entered: Option<super::tasks::Entered>,
+    outbox: Vec<crate::store::OutboxMessage>,
+}
+
+impl<M: StateMachine> PendingFire<'_, M> {
+    fn commit(&self) -> Commit<'_> {
+        Commit {
+            machine: M::DEFINITION.name,
+            id: &self.timer.id,
+            expected_seq: self.timer.seq,
+            snapshot: self.snapshot.as_ref(),
+            records: &self.records,
+            idempotency_key: Some(&self.key),
+            at: self.at,
+            timers: &self.timers,
+            fired: Some(self.fired),
+            // A deadline enters a state: its task, or none; a reminder keeps the task.
+            task: match &self.entered {
+                Some(entered) => super::tasks::write_for::<M>(Some(entered), None),
+                None => crate::store::TaskWrite::Keep,
+            },
+            lease: None,
+            outbox: &self.outbox,
         }
     }
 }

@@ -2,6 +2,11 @@
 //! them (an assignment, a reminder, an escalation, a delegation) and delivered by the
 //! worker to a [`Notifier`] at least once, each with an idempotency key, so a crash
 //! never loses one and a receiver that deduplicates by key sees each once.
+//!
+//! Delivery is in no particular order: messages due together are delivered at once, and
+//! one that failed is tried again after later ones went through. A receiver that keeps
+//! a task's latest holder orders its notifications by [`at`](Notification::at), and
+//! those of one instant by the sequence number in their key.
 
 use std::fmt;
 use std::time::SystemTime;

@@ -81,6 +81,7 @@
 
 mod deliver;
 mod fire;
+mod lanes;
 mod receive;
 mod run;
 mod time_travel;
@@ -165,6 +166,14 @@ struct Counters {
 trait Handler<S>: Send + Sync {
     fn machine(&self) -> &'static str;
     fn fire(&self, store: &Arc<S>, clock: &Arc<dyn Clock>, timer: &DueTimer) -> Outcome;
+    /// Fires timers of different instances, their writes in one transaction where the
+    /// store takes them together; what became of each, in order.
+    fn fire_many(
+        &self,
+        store: &Arc<S>,
+        clock: &Arc<dyn Clock>,
+        timers: &[DueTimer],
+    ) -> Vec<Outcome>;
     /// Receives a message for an instance of the machine; `Err` says why not.
     fn receive(
         &self,

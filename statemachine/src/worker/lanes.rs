@@ -1,0 +1,311 @@
+//! Firing a claimed batch in lanes: instances dealt to blocking threads, one due timer per
+//! instance fired with others of its machine in one transaction, sagas on the runtime.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures_util::StreamExt;
+
+use super::fire::{Outcome, chain, retry};
+use super::{Counters, Handler, Sagas, TimerReport, Worker};
+use crate::store::{DueTimer, Release, StoreError, TimerStore};
+use crate::{Clock, InstanceId};
+
+impl<S: TimerStore + 'static> Worker<S> {
+    /// Fires a claimed batch: the timers of one instance one after the other, in the
+    /// order claimed (due order); up to `concurrency` instances at once. The reports
+    /// come back in the order claimed.
+    ///
+    /// The instances are dealt round-robin into `concurrency` lanes, and each lane fires
+    /// its instances one after the other on one blocking thread: one hand-off to a
+    /// thread per lane and batch, not per instance (a hand-off per instance cost more
+    /// than the firing itself on a busy machine; see `BENCHMARKS.md`, durable timers).
+    pub(super) async fn fire_batch(&self, batch: Vec<DueTimer>) -> Vec<TimerReport> {
+        let mut groups: Vec<Vec<DueTimer>> = Vec::new();
+        let mut index: HashMap<(String, InstanceId), usize> = HashMap::new();
+        for timer in batch {
+            let key = (timer.machine.clone(), timer.id.clone());
+            match index.get(&key) {
+                Some(&i) => groups[i].push(timer),
+                None => {
+                    index.insert(key, groups.len());
+                    groups.push(vec![timer]);
+                }
+            }
+        }
+        let lanes = self
+            .concurrency
+            .min(self.store.parallel_writes())
+            .min(groups.len())
+            .max(1);
+        let mut dealt: Vec<Vec<(usize, Vec<DueTimer>)>> = (0..lanes).map(|_| Vec::new()).collect();
+        for (i, group) in groups.into_iter().enumerate() {
+            dealt[i % lanes].push((i, group));
+        }
+        let runs = dealt.into_iter().map(|lane| self.fire_lane(lane));
+        let mut fired: Vec<(usize, Vec<TimerReport>)> = futures_util::stream::iter(runs)
+            .buffer_unordered(lanes)
+            .flat_map(futures_util::stream::iter)
+            .collect()
+            .await;
+        fired.sort_by_key(|(i, _)| *i);
+        fired.into_iter().flat_map(|(_, reports)| reports).collect()
+    }
+
+    /// Fires the groups of one lane, one after the other: sagas' on the runtime, the
+    /// machines' in one blocking task. Returns each group's reports with its index.
+    async fn fire_lane(&self, lane: Vec<(usize, Vec<DueTimer>)>) -> Vec<(usize, Vec<TimerReport>)> {
+        let mut done = Vec::with_capacity(lane.len());
+        let mut blocking = Vec::with_capacity(lane.len());
+        for (i, group) in lane {
+            let machine = group
+                .first()
+                .map(|t| t.machine.as_str())
+                .unwrap_or_default();
+            if let Some(saga) = self.sagas.iter().find(|s| s.name() == machine) {
+                let mut reports = Vec::with_capacity(group.len());
+                for timer in group {
+                    let outcome = self.run_saga(saga.as_ref(), &timer).await;
+                    reports.push(self.report(timer, outcome));
+                }
+                done.push((i, reports));
+            } else if let Some(handler) = self.handlers.iter().find(|h| h.machine() == machine) {
+                blocking.push((i, handler.clone(), group));
+            } else {
+                done.push((i, Vec::new()));
+            }
+        }
+        if blocking.is_empty() {
+            return done;
+        }
+        let names: Vec<(usize, Vec<DueTimer>)> = blocking
+            .iter()
+            .map(|(i, _, group)| (*i, group.clone()))
+            .collect();
+        let store = self.store.clone();
+        let clock = self.clock.clone();
+        let counters = self.counters.clone();
+        let fired =
+            tokio::task::spawn_blocking(move || fire_blocking(blocking, &store, &clock, &counters))
+                .await;
+        match fired {
+            Ok(reports) => done.extend(reports),
+            // Not expected: each group's panics are caught above.
+            Err(error) => done.extend(names.into_iter().map(|(i, timers)| {
+                let reports = timers
+                    .into_iter()
+                    .map(|timer| {
+                        let outcome = Outcome::Stuck {
+                            error: format!("the worker's firing task failed: {error}"),
+                        };
+                        self.report(timer, outcome)
+                    })
+                    .collect();
+                (i, reports)
+            })),
+        }
+        done
+    }
+
+    /// Runs a saga whose retry was requested, if it is still where the request left it.
+    async fn run_saga(&self, saga: &dyn Sagas, timer: &DueTimer) -> Outcome {
+        if let Some(outcome) = crate::store::blocking(|| self.take_saga_timer(timer)) {
+            return outcome;
+        }
+        let result = match saga.run(&timer.id).await {
+            Ok(outcome) => format!("{outcome:?}"),
+            Err(error) => chain(&error),
+        };
+        Outcome::SagaRan { result }
+    }
+
+    /// Removes a saga's retry timer before the run, if the saga is still where the
+    /// request left it; otherwise what became of the timer.
+    fn take_saga_timer(&self, timer: &DueTimer) -> Option<Outcome> {
+        match self.store.load(&timer.machine, &timer.id) {
+            Ok(stored) if stored.snapshot.seq == timer.seq => {}
+            Ok(_) | Err(StoreError::NotFound { .. }) => {
+                return Some(match self.store.release(timer, Release::Discard) {
+                    Ok(_) => Outcome::Stale,
+                    Err(error) => Outcome::Stuck {
+                        error: error.to_string(),
+                    },
+                });
+            }
+            Err(error) => {
+                return Some(retry(
+                    self.store.as_ref(),
+                    self.clock.as_ref(),
+                    timer,
+                    &error,
+                ));
+            }
+        }
+        // Removed first: a crash during the run leaves the saga to `resume`.
+        if let Err(error) = self.store.release(timer, Release::Discard) {
+            return Some(retry(
+                self.store.as_ref(),
+                self.clock.as_ref(),
+                timer,
+                &error,
+            ));
+        }
+        None
+    }
+
+    pub(super) fn report(&self, timer: DueTimer, outcome: Outcome) -> TimerReport {
+        count(&self.counters, &outcome);
+        TimerReport {
+            timer,
+            fired_at: self.clock.now(),
+            outcome,
+        }
+    }
+}
+
+/// A group of one instance's timers, with its index in the batch and its machine.
+type HandlerGroup<S> = (usize, Arc<dyn Handler<S>>, Vec<DueTimer>);
+/// A timer with its group's index in the batch.
+type Indexed = (usize, DueTimer);
+
+/// The most timers whose writes go into one transaction. Past a few dozen a batch saves
+/// little more, and holds its rows' locks longer.
+const FIRES_PER_TRANSACTION: usize = 64;
+
+/// A lane's groups of machine timers, on a blocking thread: an instance with one due
+/// timer (the common case) is fired with others of its machine, their writes in one
+/// transaction; an instance with several fires them one after the other, in due order.
+/// Returns each group's reports with its index.
+fn fire_blocking<S: TimerStore + 'static>(
+    groups: Vec<HandlerGroup<S>>,
+    store: &Arc<S>,
+    clock: &Arc<dyn Clock>,
+    counters: &Counters,
+) -> Vec<(usize, Vec<TimerReport>)> {
+    let mut done = Vec::with_capacity(groups.len());
+    // Per machine: the instances with one due timer, each with its group's index.
+    let mut singles: Vec<(Arc<dyn Handler<S>>, Vec<Indexed>)> = Vec::new();
+    for (i, handler, mut group) in groups {
+        if group.len() == 1 {
+            let timer = group.remove(0);
+            match singles
+                .iter_mut()
+                .find(|(h, _)| h.machine() == handler.machine())
+            {
+                Some((_, timers)) => timers.push((i, timer)),
+                None => singles.push((handler, vec![(i, timer)])),
+            }
+        } else {
+            let timers = group.clone();
+            // The handler catches the machine's panics; this is a panic of its own, and
+            // must not take the lane's other groups with it.
+            let fired = catch_unwind(AssertUnwindSafe(|| {
+                fire_group(handler.as_ref(), store, clock, counters, group)
+            }));
+            let reports = fired.unwrap_or_else(|payload| {
+                let why = crate::repository::panic_message(payload.as_ref());
+                stuck(timers, &why, clock, counters)
+            });
+            done.push((i, reports));
+        }
+    }
+    for (handler, timers) in singles {
+        for chunk in timers.chunks(FIRES_PER_TRANSACTION) {
+            let batch: Vec<DueTimer> = chunk.iter().map(|(_, timer)| timer.clone()).collect();
+            let fired = catch_unwind(AssertUnwindSafe(|| match batch.as_slice() {
+                [timer] => vec![handler.fire(store, clock, timer)],
+                _ => handler.fire_many(store, clock, &batch),
+            }));
+            match fired {
+                Ok(outcomes) if outcomes.len() == batch.len() => {
+                    let fired_at = clock.now();
+                    for ((i, timer), outcome) in chunk.iter().zip(outcomes) {
+                        count(counters, &outcome);
+                        let report = TimerReport {
+                            timer: timer.clone(),
+                            fired_at,
+                            outcome,
+                        };
+                        done.push((*i, vec![report]));
+                    }
+                }
+                other => {
+                    let why = match other {
+                        Err(payload) => crate::repository::panic_message(payload.as_ref()),
+                        Ok(_) => "its outcomes do not match its timers".to_owned(),
+                    };
+                    let reports = stuck(batch, &why, clock, counters);
+                    let indices = chunk.iter().map(|(i, _)| *i);
+                    done.extend(indices.zip(reports.into_iter().map(|report| vec![report])));
+                }
+            }
+        }
+    }
+    done
+}
+
+/// The reports of timers whose firing task panicked outside the machine's code: they
+/// stay due.
+fn stuck(
+    timers: Vec<DueTimer>,
+    why: &str,
+    clock: &Arc<dyn Clock>,
+    counters: &Counters,
+) -> Vec<TimerReport> {
+    let error = format!("the worker's firing task failed: {why}");
+    timers
+        .into_iter()
+        .map(|timer| {
+            let outcome = Outcome::Stuck {
+                error: error.clone(),
+            };
+            count(counters, &outcome);
+            TimerReport {
+                timer,
+                fired_at: clock.now(),
+                outcome,
+            }
+        })
+        .collect()
+}
+
+/// Fires the timers of one instance, in due order, on a blocking thread.
+fn fire_group<S: TimerStore + 'static>(
+    handler: &dyn Handler<S>,
+    store: &Arc<S>,
+    clock: &Arc<dyn Clock>,
+    counters: &Counters,
+    group: Vec<DueTimer>,
+) -> Vec<TimerReport> {
+    let mut reports = Vec::with_capacity(group.len());
+    for timer in group {
+        let outcome = handler.fire(store, clock, &timer);
+        count(counters, &outcome);
+        // A reminder moved the instance's other timers to its new sequence number: the
+        // rest of this group is claimed again, as it now is.
+        let moved = timer.kind == crate::timer::TimerKind::Reminder
+            && matches!(outcome, Outcome::Applied { .. });
+        reports.push(TimerReport {
+            timer,
+            fired_at: clock.now(),
+            outcome,
+        });
+        if moved {
+            break;
+        }
+    }
+    reports
+}
+
+fn count(counters: &Counters, outcome: &Outcome) {
+    let counter = match outcome {
+        Outcome::Applied { .. } | Outcome::SagaRan { .. } => &counters.fired,
+        Outcome::Refused { .. } => &counters.refused,
+        Outcome::Stale => &counters.stale,
+        Outcome::DeadLettered { .. } => &counters.dead_lettered,
+        Outcome::Retrying { .. } | Outcome::Stuck { .. } => &counters.retried,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
