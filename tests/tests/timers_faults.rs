@@ -28,8 +28,11 @@ struct Flaky {
     commits: AtomicU32,
     batches: AtomicU32,
     /// Runs on the inner store before the next batch is written: another writer.
-    before_batch: std::sync::Mutex<Option<Box<dyn FnOnce(&MemoryStore) + Send>>>,
+    before_batch: std::sync::Mutex<Option<OtherWriter>>,
 }
+
+/// What another writer does to the store, once.
+type OtherWriter = Box<dyn FnOnce(&MemoryStore) + Send>;
 
 fn take_one(counter: &AtomicU32) -> bool {
     counter
