@@ -1,6 +1,7 @@
 //! The PostgreSQL store: the same guarantees as the SQLite store, on a server that many
 //! worker processes on many machines share.
 
+mod bulk;
 mod leases;
 mod listen;
 mod outbox;

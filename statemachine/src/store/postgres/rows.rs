@@ -203,18 +203,25 @@ impl Store for PostgresStore {
             let tx = client.transaction().await.map_err(io)?;
             // An error returns before `commit`, and dropping `tx` rolls everything back. A
             // key used before fails the whole batch: all of it is written, or none.
-            for &index in &order {
-                let commit = &commits[index];
-                let json = encoded[index].as_deref();
-                if let Committed::Duplicate(first) =
-                    write_commit(&tx, statements, commit, json).await?
-                {
-                    return Err(StoreError::DuplicateKey {
-                        machine: commit.machine.to_owned(),
-                        id: commit.id.clone(),
-                        key: commit.idempotency_key.unwrap_or_default().to_owned(),
-                        first: Box::new(first),
-                    });
+            if super::bulk::bulk(commits) {
+                let sorted: Vec<&Commit<'_>> = order.iter().map(|&i| &commits[i]).collect();
+                let json: Vec<Option<&str>> =
+                    order.iter().map(|&i| encoded[i].as_deref()).collect();
+                super::bulk::write_batch(&tx, statements, &sorted, &json).await?;
+            } else {
+                for &index in &order {
+                    let commit = &commits[index];
+                    let json = encoded[index].as_deref();
+                    if let Committed::Duplicate(first) =
+                        write_commit(&tx, statements, commit, json).await?
+                    {
+                        return Err(StoreError::DuplicateKey {
+                            machine: commit.machine.to_owned(),
+                            id: commit.id.clone(),
+                            key: commit.idempotency_key.unwrap_or_default().to_owned(),
+                            first: Box::new(first),
+                        });
+                    }
                 }
             }
             if commits.iter().any(Commit::wakes_workers) {

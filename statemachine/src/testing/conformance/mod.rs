@@ -6,11 +6,13 @@
 //! Each function takes a fresh, empty store and a way to damage a stored snapshot (for
 //! the corrupt-data cases), and panics when the store breaks a guarantee.
 
+mod batches;
 mod outbox;
 mod readback;
 mod tasks;
 mod timers;
 
+pub use batches::*;
 pub use outbox::*;
 pub use readback::*;
 pub use tasks::*;

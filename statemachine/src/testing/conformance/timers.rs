@@ -15,11 +15,11 @@ use crate::{InstanceId, Repository, Snapshot};
 
 const MACHINES: &[&str] = &["Account"];
 
-fn minutes(n: u64) -> SystemTime {
+pub(super) fn minutes(n: u64) -> SystemTime {
     start() + Duration::from_secs(60 * n)
 }
 
-fn deadline(name: &'static str, due_at: SystemTime) -> ArmedTimer {
+pub(super) fn deadline(name: &'static str, due_at: SystemTime) -> ArmedTimer {
     ArmedTimer {
         name,
         kind: TimerKind::Deadline,
@@ -27,7 +27,7 @@ fn deadline(name: &'static str, due_at: SystemTime) -> ArmedTimer {
     }
 }
 
-fn claim<S: TimerStore>(store: &S, now: SystemTime, limit: usize) -> Vec<DueTimer> {
+pub(super) fn claim<S: TimerStore>(store: &S, now: SystemTime, limit: usize) -> Vec<DueTimer> {
     store
         .claim_due(&Claim {
             machines: MACHINES,
@@ -39,14 +39,18 @@ fn claim<S: TimerStore>(store: &S, now: SystemTime, limit: usize) -> Vec<DueTime
         .expect("claiming reads the timers")
 }
 
-fn names(due: &[DueTimer]) -> Vec<(String, u64, String)> {
+pub(super) fn names(due: &[DueTimer]) -> Vec<(String, u64, String)> {
     due.iter()
         .map(|t| (t.id.to_string(), t.seq, t.name.clone()))
         .collect()
 }
 
 /// Creates an account with `timers` armed at sequence number 0.
-fn create_with<S: TimerStore>(repo: &Repository<AnyAccount, S>, name: &str, timers: &[ArmedTimer]) {
+pub(super) fn create_with<S: TimerStore>(
+    repo: &Repository<AnyAccount, S>,
+    name: &str,
+    timers: &[ArmedTimer],
+) {
     let machine = AnyAccount::from(Account::new(name, Ledger::default()));
     let snapshot = machine.snapshot().unwrap();
     repo.store()
@@ -61,7 +65,10 @@ fn create_with<S: TimerStore>(repo: &Repository<AnyAccount, S>, name: &str, time
 }
 
 /// The snapshot after a deposit: the instance's next sequence number.
-fn next_snapshot<S: TimerStore>(repo: &Repository<AnyAccount, S>, name: &str) -> Snapshot {
+pub(super) fn next_snapshot<S: TimerStore>(
+    repo: &Repository<AnyAccount, S>,
+    name: &str,
+) -> Snapshot {
     let machine = repo.load(&id(name)).unwrap();
     let next = machine
         .fire(AccountEvent::Deposit(Deposit { cents: 1 }))
@@ -69,7 +76,7 @@ fn next_snapshot<S: TimerStore>(repo: &Repository<AnyAccount, S>, name: &str) ->
     next.snapshot().unwrap()
 }
 
-fn commit<'a>(
+pub(super) fn commit<'a>(
     name: &'a InstanceId,
     expected_seq: u64,
     snapshot: Option<&'a Snapshot>,
@@ -367,6 +374,7 @@ macro_rules! timer_conformance {
             a_failed_commit_arms_nothing,
             a_released_timer_runs_later_and_counts_attempts,
             listeners_hear_when_timers_are_armed,
+            a_batch_checks_each_commit_as_a_commit_alone,
         );
     };
 }
