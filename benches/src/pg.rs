@@ -9,9 +9,10 @@
 //! and encode the snapshot, then in one transaction lock the row (`SELECT .. FOR
 //! UPDATE`) and check its sequence number, look the idempotency key up, update the row
 //! guarded by the sequence number, insert the audit record and the key. A batch reads
-//! every row first, in one statement (as `Repository::load_all` does), then does the
-//! rest for each instance in one transaction, in the order of their ids (the store's
-//! lock order).
+//! every row first, in one statement (as `Repository::load_all` does), then writes them
+//! in one transaction with one statement per table, as the store's `commit_batch` does:
+//! lock the rows (in the order of their ids, the store's lock order) and look the keys
+//! up, then update the rows, insert the records and the keys, each from arrays.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -43,6 +44,42 @@ const INSERT_RECORD: &str = "INSERT INTO statemachine_audit
 const INSERT_KEY: &str = "INSERT INTO statemachine_idempotency
          (machine, id, key, seq, from_state, event, to_state, reason, at, fingerprint)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// The store's batch statements (`statemachine/src/store/postgres/bulk.rs`).
+const LOCK_MANY: &str = "SELECT i.machine, i.id, i.seq, i.run_owner, i.run_fence
+     FROM statemachine_instances AS i
+     JOIN unnest($1::text[], $2::text[]) AS k(machine, id)
+       ON i.machine = k.machine AND i.id = k.id
+     ORDER BY i.machine, i.id
+     FOR UPDATE OF i";
+const KEYS_USED: &str = "SELECT k.machine, k.id, k.seq, k.from_state, k.event, k.to_state,
+            k.reason, k.at, k.fingerprint
+     FROM statemachine_idempotency AS k
+     JOIN unnest($1::text[], $2::text[], $3::text[]) AS q(machine, id, key)
+       ON k.machine = q.machine AND k.id = q.id AND k.key = q.key";
+const UPDATE_MANY: &str = "UPDATE statemachine_instances AS i
+     SET version = f.version, seq = f.seq, state = f.state, snapshot = f.snapshot,
+         updated_at = f.at
+     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+                 $7::bigint[], $8::bigint[])
+         AS f(machine, id, version, seq, state, snapshot, at, expected)
+     WHERE i.machine = f.machine AND i.id = f.id AND i.seq = f.expected";
+const INSERT_RECORDS: &str = "INSERT INTO statemachine_audit
+         (machine, id, version, seq, kind, from_state, event, to_state, guard, reason,
+          payload, at, actor, correlation_id, idempotency_key)
+     SELECT machine, id, version, seq, kind, from_state, event, to_state, guard, reason,
+            payload, at, actor, correlation_id, idempotency_key
+     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[],
+                 $13::text[], $14::text[], $15::text[])
+         WITH ORDINALITY AS r(machine, id, version, seq, kind, from_state, event, to_state,
+                              guard, reason, payload, at, actor, correlation_id,
+                              idempotency_key, n)
+     ORDER BY n";
+const INSERT_KEYS: &str = "INSERT INTO statemachine_idempotency
+         (machine, id, key, seq, from_state, event, to_state, reason, at, fingerprint)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
+                          $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[])";
 
 /// `STATEMACHINE_PG_URL`, when set and not empty.
 pub fn url() -> Option<String> {
@@ -114,6 +151,8 @@ pub struct Raw {
     update: Statement,
     audit: Statement,
     insert_key: Statement,
+    /// The batch statements.
+    many: [Statement; 5],
 }
 
 /// A row as read before the transaction, and what the transition writes.
@@ -143,6 +182,13 @@ impl Raw {
             update: client.prepare(UPDATE_INSTANCE)?,
             audit: client.prepare(INSERT_RECORD)?,
             insert_key: client.prepare(INSERT_KEY)?,
+            many: [
+                client.prepare(LOCK_MANY)?,
+                client.prepare(KEYS_USED)?,
+                client.prepare(UPDATE_MANY)?,
+                client.prepare(INSERT_RECORDS)?,
+                client.prepare(INSERT_KEYS)?,
+            ],
             client,
         })
     }
@@ -280,7 +326,69 @@ impl Raw {
             })
             .collect();
         steps.sort_by(|a, b| a.id.cmp(&b.id));
-        self.commit(&steps)
+        self.commit_many(&steps)
+    }
+
+    /// Writes `steps` (different instances, in id order) in one transaction, one
+    /// statement per table.
+    fn commit_many(&mut self, steps: &[Step]) -> Result<(), postgres::Error> {
+        let [lock, keys_used, update, audit, insert_key] = &self.many;
+        let at = micros(SystemTime::now());
+        let n = steps.len();
+        let machines = vec![MACHINE; n];
+        let ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
+        let keys: Vec<&str> = steps.iter().map(|s| s.key.as_str()).collect();
+        let seqs: Vec<i64> = steps.iter().map(|s| s.seq).collect();
+        let next: Vec<i64> = steps.iter().map(|s| s.seq + 1).collect();
+        let from: Vec<&str> = steps.iter().map(|s| s.from).collect();
+        let to: Vec<&str> = steps.iter().map(|s| s.to).collect();
+        let json: Vec<&str> = steps.iter().map(|s| s.json.as_str()).collect();
+        let ats = vec![at; n];
+        let versions = vec![1_i64; n];
+        let payload = "null";
+        let mut tx = self.client.transaction()?;
+        let locked = tx.query(lock, &[&machines, &ids])?;
+        assert_eq!(locked.len(), n, "every row is there");
+        for (row, step) in locked.iter().zip(steps) {
+            assert_eq!(row.get::<_, i64>(2), step.seq, "nobody else writes it");
+        }
+        assert!(
+            tx.query(keys_used, &[&machines, &ids, &keys])?.is_empty(),
+            "new keys"
+        );
+        let updated = tx.execute(
+            update,
+            &[&machines, &ids, &versions, &next, &to, &json, &ats, &seqs],
+        )?;
+        assert_eq!(updated, n as u64);
+        let none = vec![None::<&str>; n];
+        let kinds = vec!["applied"; n];
+        let events = vec!["next"; n];
+        let payloads = vec![payload; n];
+        tx.execute(
+            audit,
+            &[
+                &machines, &ids, &versions, &next, &kinds, &from, &events, &to, &none, &none,
+                &payloads, &ats, &none, &none, &keys,
+            ],
+        )?;
+        let fingerprints = vec![fingerprint(payload); n];
+        tx.execute(
+            insert_key,
+            &[
+                &machines,
+                &ids,
+                &keys,
+                &next,
+                &from,
+                &events,
+                &to,
+                &none,
+                &ats,
+                &fingerprints,
+            ],
+        )?;
+        tx.commit()
     }
 
     /// Writes `steps` in one transaction, in their order.

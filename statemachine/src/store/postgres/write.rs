@@ -3,6 +3,7 @@
 //! audit records, the timers of the new state, the task and the key.
 
 use tokio_postgres::Transaction;
+use tokio_postgres::types::ToSql;
 
 use super::pool::Statements;
 use super::{corrupt, io_for, to_i64, to_u64};
@@ -15,6 +16,67 @@ const INSERT_RECORD: &str = "INSERT INTO statemachine_audit
          (machine, id, version, seq, kind, from_state, event, to_state, guard, reason,
           payload, at, actor, correlation_id, idempotency_key)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+
+/// An audit record as [`INSERT_RECORD`]'s parameters.
+struct RecordRow<'r> {
+    machine: &'r str,
+    id: &'r str,
+    version: i64,
+    seq: i64,
+    kind: &'static str,
+    from: Option<&'r str>,
+    event: Option<&'r str>,
+    to: Option<&'r str>,
+    guard: Option<&'r str>,
+    reason: Option<&'r str>,
+    payload: Option<String>,
+    at: i64,
+    actor: Option<&'r str>,
+    correlation_id: Option<&'r str>,
+    idempotency_key: Option<&'r str>,
+}
+
+impl<'r> RecordRow<'r> {
+    fn new(record: &'r AuditRecord) -> Result<Self, StoreError> {
+        Ok(Self {
+            machine: &record.machine,
+            id: record.id.as_str(),
+            version: i64::from(record.version),
+            seq: to_i64(record.seq, &record.machine, &record.id)?,
+            kind: record.kind.as_str(),
+            from: record.from.as_deref(),
+            event: record.event.as_deref(),
+            to: record.to.as_deref(),
+            guard: record.guard.as_deref(),
+            reason: record.reason.as_deref(),
+            payload: record.payload.as_ref().map(ToString::to_string),
+            at: to_micros(record.at),
+            actor: record.actor.as_deref(),
+            correlation_id: record.correlation_id.as_deref(),
+            idempotency_key: record.idempotency_key.as_deref(),
+        })
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 15] {
+        [
+            &self.machine,
+            &self.id,
+            &self.version,
+            &self.seq,
+            &self.kind,
+            &self.from,
+            &self.event,
+            &self.to,
+            &self.guard,
+            &self.reason,
+            &self.payload,
+            &self.at,
+            &self.actor,
+            &self.correlation_id,
+            &self.idempotency_key,
+        ]
+    }
+}
 
 pub(super) async fn insert_records(
     tx: &Transaction<'_>,
@@ -29,30 +91,10 @@ pub(super) async fn insert_records(
         .await
         .map_err(io_for(&records[0].machine, &records[0].id))?;
     for record in records {
-        let fail = io_for(&record.machine, &record.id);
-        let payload = record.payload.as_ref().map(ToString::to_string);
-        tx.execute(
-            &insert,
-            &[
-                &&*record.machine,
-                &record.id.as_str(),
-                &i64::from(record.version),
-                &to_i64(record.seq, &record.machine, &record.id)?,
-                &record.kind.as_str(),
-                &record.from.as_deref(),
-                &record.event.as_deref(),
-                &record.to.as_deref(),
-                &record.guard.as_deref(),
-                &record.reason,
-                &payload,
-                &to_micros(record.at),
-                &record.actor,
-                &record.correlation_id,
-                &record.idempotency_key,
-            ],
-        )
-        .await
-        .map_err(fail)?;
+        let row = RecordRow::new(record)?;
+        tx.execute_raw(&insert, row.params())
+            .await
+            .map_err(io_for(&record.machine, &record.id))?;
     }
     Ok(())
 }
@@ -159,86 +201,168 @@ pub(super) async fn write_commit(
         Some(_) => {}
     }
     let expected = to_i64(commit.expected_seq, machine, id)?;
-    if let Some(fired) = commit.fired {
-        let delete = statements.get(tx, DELETE_FIRED).await.map_err(&fail)?;
-        let fence = i64::try_from(fired.fence).unwrap_or(i64::MAX);
-        let removed = tx
-            .execute(
-                &delete,
-                &[&machine, &id.as_str(), &expected, &fired.name, &fence],
-            )
-            .await
-            .map_err(&fail)?;
-        if removed == 0 {
-            return Err(StoreError::TimerGone {
-                machine: machine.to_owned(),
-                id: id.clone(),
-                seq: commit.expected_seq,
-                timer: fired.name.to_owned(),
-            });
+    // The checks are done: what follows does not depend on an answer before the last, so
+    // it is sent at once and the answers read after (one round trip instead of one per
+    // statement). The server runs the statements in the order sent.
+    let delete = match commit.fired {
+        Some(_) => Some(statements.get(tx, DELETE_FIRED).await.map_err(&fail)?),
+        None => None,
+    };
+    let carry = match (commit.fired, commit.snapshot) {
+        (Some(fired), Some(_)) if fired.kind == TimerKind::Reminder => {
+            Some(statements.get(tx, CARRY_TIMERS).await.map_err(&fail)?)
         }
-        if let (Some(snapshot), TimerKind::Reminder) = (commit.snapshot, fired.kind) {
-            // A reminder stays in its state: the state's other timers carry over.
-            let carry = statements.get(tx, CARRY_TIMERS).await.map_err(&fail)?;
-            tx.execute(
-                &carry,
-                &[
-                    &to_i64(snapshot.seq, machine, id)?,
-                    &machine,
-                    &id.as_str(),
-                    &expected,
-                ],
-            )
-            .await
-            .map_err(&fail)?;
-        }
+        _ => None,
+    };
+    let update = match (commit.snapshot, json) {
+        (Some(_), Some(_)) => Some(statements.get(tx, UPDATE_INSTANCE).await.map_err(&fail)?),
+        _ => None,
+    };
+    let insert_record = match commit.records {
+        [] => None,
+        _ => Some(statements.get(tx, INSERT_RECORD).await.map_err(&fail)?),
+    };
+    let arm = match (commit.snapshot, commit.timers) {
+        (Some(_), [_, ..]) => Some(statements.get(tx, ARM_TIMER).await.map_err(&fail)?),
+        _ => None,
+    };
+    let first = commit
+        .idempotency_key
+        .and_then(|key| crate::store::first_result(commit).map(|first| (key, first)));
+    let insert_key = match first {
+        Some(_) => Some(statements.get(tx, INSERT_KEY).await.map_err(&fail)?),
+        None => None,
+    };
+
+    let fired_name = commit.fired.map(|fired| fired.name);
+    let fence = commit
+        .fired
+        .map(|fired| i64::try_from(fired.fence).unwrap_or(i64::MAX));
+    let new_seq = commit
+        .snapshot
+        .map(|snapshot| to_i64(snapshot.seq, machine, id))
+        .transpose()?;
+    let version = commit.snapshot.map(|snapshot| i64::from(snapshot.version));
+    let state = commit.snapshot.map(|snapshot| &*snapshot.state.name);
+    let at = to_micros(commit.at);
+    let records = commit
+        .records
+        .iter()
+        .map(RecordRow::new)
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let timers: Vec<(i64, &str)> = commit
+        .timers
+        .iter()
+        .map(|timer| (to_micros(timer.due_at), timer.kind.as_str()))
+        .collect();
+    let key_row = first
+        .as_ref()
+        .map(|(_, first)| to_i64(first.seq, machine, id).map(|seq| (seq, to_micros(first.at))))
+        .transpose()?;
+
+    type Sent<'s> = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<u64, tokio_postgres::Error>> + Send + 's>,
+    >;
+    let id_text = id.as_str();
+    let mut sent: Vec<Sent<'_>> = Vec::new();
+    if let (Some(delete), Some(name), Some(fence)) = (&delete, &fired_name, &fence) {
+        sent.push(Box::pin(tx.execute_raw(
+            delete,
+            [
+                &machine as &(dyn ToSql + Sync),
+                &id_text,
+                &expected,
+                name,
+                fence,
+            ],
+        )));
     }
-    if let (Some(snapshot), Some(json)) = (commit.snapshot, json) {
-        let update = statements.get(tx, UPDATE_INSTANCE).await.map_err(&fail)?;
-        tx.execute(
-            &update,
-            &[
-                &i64::from(snapshot.version),
-                &to_i64(snapshot.seq, machine, id)?,
-                &snapshot.state.name,
-                &json,
-                &to_micros(commit.at),
+    if let (Some(carry), Some(new_seq)) = (&carry, &new_seq) {
+        sent.push(Box::pin(tx.execute_raw(
+            carry,
+            [
+                new_seq as &(dyn ToSql + Sync),
                 &machine,
-                &id.as_str(),
+                &id_text,
                 &expected,
             ],
-        )
-        .await
-        .map_err(&fail)?;
+        )));
     }
-    insert_records(tx, statements, commit.records).await?;
-    if let Some(snapshot) = commit.snapshot {
-        arm_timers(tx, statements, machine, id, snapshot.seq, commit.timers).await?;
-    }
-    super::tasks::write_task(tx, statements, machine, id, commit.task, commit.at).await?;
-    super::outbox::post(tx, statements, machine, id, commit.outbox, commit.at).await?;
-    if let Some(key) = commit.idempotency_key
-        && let Some(first) = crate::store::first_result(commit)
+    if let (Some(update), Some(version), Some(new_seq), Some(state), Some(json)) =
+        (&update, &version, &new_seq, &state, &json)
     {
-        let insert = statements.get(tx, INSERT_KEY).await.map_err(&fail)?;
-        tx.execute(
-            &insert,
-            &[
+        sent.push(Box::pin(tx.execute_raw(
+            update,
+            [
+                version as &(dyn ToSql + Sync),
+                new_seq,
+                state,
+                json,
+                &at,
                 &machine,
-                &id.as_str(),
-                &key,
-                &to_i64(first.seq, machine, id)?,
+                &id_text,
+                &expected,
+            ],
+        )));
+    }
+    if let Some(insert) = &insert_record {
+        for record in &records {
+            sent.push(Box::pin(tx.execute_raw(insert, record.params())));
+        }
+    }
+    if let (Some(arm), Some(new_seq)) = (&arm, &new_seq) {
+        for (timer, (due_at, kind)) in commit.timers.iter().zip(&timers) {
+            sent.push(Box::pin(tx.execute_raw(
+                arm,
+                [
+                    &machine as &(dyn ToSql + Sync),
+                    &id_text,
+                    new_seq,
+                    &timer.name,
+                    kind,
+                    due_at,
+                ],
+            )));
+        }
+    }
+    if let (Some(insert), Some((key, first)), Some((seq, first_at))) =
+        (&insert_key, &first, &key_row)
+    {
+        sent.push(Box::pin(tx.execute_raw(
+            insert,
+            [
+                &machine as &(dyn ToSql + Sync),
+                &id_text,
+                key,
+                seq,
                 &first.from,
                 &first.event,
                 &first.to,
                 &first.reason,
-                &to_micros(first.at),
+                first_at,
                 &first.fingerprint,
             ],
-        )
-        .await
-        .map_err(&fail)?;
+        )));
     }
+    let answers = futures_util::future::join_all(sent).await;
+    // The first error is the one that counts: the server refuses every statement after
+    // it in the transaction.
+    let counts = answers
+        .into_iter()
+        .collect::<Result<Vec<u64>, _>>()
+        .map_err(&fail)?;
+    if let (Some(fired), Some(&removed)) = (commit.fired, counts.first())
+        && removed == 0
+    {
+        return Err(StoreError::TimerGone {
+            machine: machine.to_owned(),
+            id: id.clone(),
+            seq: commit.expected_seq,
+            timer: fired.name.to_owned(),
+        });
+    }
+    super::tasks::write_task(tx, statements, machine, id, commit.task, commit.at).await?;
+    super::outbox::post(tx, statements, machine, id, commit.outbox, commit.at).await?;
     Ok(Committed::Written)
 }
 
