@@ -283,7 +283,7 @@ pub use page::{Cursor, Page};
 pub(crate) use page::{PAGE, collect_pages};
 pub(crate) use page::{id_after, id_cursor, position_after, position_cursor};
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresOptions, PostgresStore, WorkerStatus};
+pub use postgres::{HeldRun, PostgresOptions, PostgresStore, WorkerStatus};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Checkpoint, SqliteOptions, SqliteStore, Synchronous};
 pub use tasks::{Inbox, TaskGuard, TaskRow, TaskStore, TaskUpdate, TaskWrite};

@@ -302,6 +302,17 @@ fn one_executor_runs_an_instance_once_at_a_time_and_a_dropped_run_gives_it_back(
             async move { one.run(&InstanceId::from("booking-y")).await }
         });
         assert_eq!(inside.recv().await.unwrap(), "booking-y");
+        // An operator sees who runs it, and until when.
+        let held = store.runs(t0()).unwrap();
+        let held: Vec<_> = held
+            .iter()
+            .filter(|run| run.machine == "Booking")
+            .map(|run| (run.owner.as_str(), run.id.as_str(), run.until))
+            .collect();
+        assert_eq!(
+            held,
+            [("one#1", "booking-y", t0() + Duration::from_secs(30))]
+        );
         match one.run(&InstanceId::from("booking-y")).await {
             Err(SagaError::Store(StoreError::LeaseHeld { owner, .. })) => {
                 assert_eq!(owner, "one#1");
@@ -314,6 +325,10 @@ fn one_executor_runs_an_instance_once_at_a_time_and_a_dropped_run_gives_it_back(
         gate.add_permits(10);
         let outcome = one.run(&InstanceId::from("booking-y")).await.unwrap();
         assert_eq!(outcome, SagaOutcome::Completed);
+        assert!(
+            store.runs(t0()).unwrap().is_empty(),
+            "a finished run holds nothing"
+        );
     });
     assert_eq!(
         calls.lock().unwrap().get("Booking/booking-y/hold").copied(),

@@ -128,7 +128,10 @@ fn transitions(r: &mut Report, f: &Figures) {
         "Each thread moves 100 instances of its own, through {stores}: *one transaction* is \
          `Repository::apply` with an idempotency key, *batched* is `load_all` of 100 + `fire` then \
          one `save_all` (each with a key). The raw side sends the same statements through \
-         one `postgres::Client` per thread (`benches/src/pg.rs`). Medians of {rounds:.0} \
+         one `postgres::Client` per thread (`benches/src/pg.rs`): for one transaction, the \
+         lock, the key lookup, the update and the two inserts one by one (the store sends \
+         its three writes at once, pipelined, after the checks); for a batch, the store's \
+         statement per table, from arrays. Medians of {rounds:.0} \
          round(s) of {seconds:.0} s each (after 1 s of warm-up); the worst round's ratio in \
          parentheses. CPU per transition: this process's threads and the server's \
          processes (scheduler time, `schedstat`), and the ratio of their sums, ours / raw (less \

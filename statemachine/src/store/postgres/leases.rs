@@ -187,3 +187,52 @@ impl RunLeases for PostgresStore {
         Ok(())
     }
 }
+
+/// Every instance whose run is held now, by holder.
+const HELD: &str = "SELECT run_owner, machine, id, run_until FROM statemachine_instances
+     WHERE run_owner IS NOT NULL AND run_until > $1
+     ORDER BY run_owner, machine, id";
+
+/// A saga run held under a lease, as [`PostgresStore::runs`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeldRun {
+    /// Who holds it: the executor's [owner](crate::saga::SagaExecutor::owner).
+    pub owner: String,
+    /// The saga.
+    pub machine: String,
+    /// The instance.
+    pub id: InstanceId,
+    /// Until when the lease holds unless its executor extends it; past this, any
+    /// executor may take the run over.
+    pub until: SystemTime,
+}
+
+impl PostgresStore {
+    /// The saga runs held under a lease that has not ended at `now`, by holder: what each
+    /// executor is running, for an operator (with [`workers`](Self::workers), which
+    /// says what each worker's timers are). It reads every instance row (the table has
+    /// no index on the holder): an operator's query, not one to poll in a loop.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached.
+    pub fn runs(&self, now: SystemTime) -> Result<Vec<HeldRun>, StoreError> {
+        let rows = self.with(async |conn| {
+            let Conn { client, statements } = conn;
+            let select = statements.get(client, HELD).await.map_err(io)?;
+            client.query(&select, &[&to_micros(now)]).await.map_err(io)
+        })?;
+        rows.iter()
+            .map(|row| {
+                Ok(HeldRun {
+                    owner: row.try_get(0)?,
+                    machine: row.try_get(1)?,
+                    id: InstanceId::from(row.try_get::<_, String>(2)?),
+                    until: crate::audit::micros::from_micros(row.try_get(3)?),
+                })
+            })
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(io)
+    }
+}

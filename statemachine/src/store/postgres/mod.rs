@@ -20,6 +20,7 @@ use super::StoreError;
 use crate::InstanceId;
 use crate::store::{to_i64, to_u64};
 
+pub use leases::HeldRun;
 use pool::{Pool, RuntimeThread, wait};
 use schema::{MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION};
 pub use timers::WorkerStatus;
@@ -54,7 +55,7 @@ pub struct PostgresOptions {
     /// Whether a commit that arms a timer or writes an outbox message sends `NOTIFY`, so
     /// that idle workers wake for it at once (default `true`). PostgreSQL serializes
     /// notifying commits on one lock up to their flush: measured on the development
-    /// machine, such a commit takes about 1.4 to 1.5 times as long (BENCHMARKS.md,
+    /// machine, such a commit takes about 1.2 to 1.5 times as long (BENCHMARKS.md,
     /// section 9). Off, workers find work other processes armed at their
     /// [poll interval](crate::worker::Worker::with_poll_interval): give them one.
     pub notify: bool,
@@ -171,6 +172,13 @@ impl PostgresOptions {
 /// (the server restarted, the backend was terminated, the network failed) is
 /// [`StoreError::Io`], and the transaction it carried is rolled back by the server. A
 /// broken connection is not given back to the pool: the next call opens a new one.
+///
+/// A server spends a small commit's time on its statements more than on its rows, so the
+/// store sends few: once a commit's checks are read (the row lock, the idempotency key),
+/// its writes go to the server at once and their answers are read after (pipelined, one
+/// round trip); [`commit_batch`](crate::Store::commit_batch) for different instances
+/// locks their rows in one statement and writes each table with one statement from
+/// arrays (`unnest`), whatever the batch's size. Measured in `BENCHMARKS.md`, section 9.
 ///
 /// # Many workers
 ///
