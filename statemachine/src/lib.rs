@@ -15,6 +15,7 @@ mod error;
 mod id;
 mod instance;
 mod machine;
+pub mod metrics;
 mod replay;
 mod repository;
 #[cfg(feature = "sagas")]

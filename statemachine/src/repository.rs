@@ -476,6 +476,10 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             for (journal, p) in pending {
                 journal.restore(p.records);
             }
+        } else {
+            for (_, p) in &pending {
+                crate::metrics::written(&p.records);
+            }
         }
         result
     }

@@ -152,7 +152,10 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 };
                 return match self.store.commit(&commit).map_err(Attempt::Store)? {
                     Committed::Duplicate(first) => self.duplicate(id, first),
-                    Committed::Written => Err(Attempt::Unauthorized(event, refusal)),
+                    Committed::Written => {
+                        crate::metrics::written(commit.records);
+                        Err(Attempt::Unauthorized(event, refusal))
+                    }
                 };
             }
         };
@@ -211,7 +214,11 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             lease: None,
             outbox: &outbox,
         };
-        match (self.store.commit(&commit).map_err(Attempt::Store)?, outcome) {
+        let committed = self.store.commit(&commit).map_err(Attempt::Store)?;
+        if committed == Committed::Written {
+            crate::metrics::written(&records);
+        }
+        match (committed, outcome) {
             (Committed::Duplicate(first), _) => self.duplicate(id, first),
             (Committed::Written, Ok(next)) => Ok(Applied {
                 seq: next.seq(),

@@ -387,6 +387,10 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
     ) -> Result<Fired<M>, TimerError> {
         let timer = fire.timer;
         let committed = match committed {
+            Ok(Committed::Written) => {
+                crate::metrics::written(&fire.records);
+                Committed::Written
+            }
             Ok(committed) => committed,
             // Another writer moved the instance, or fired the timer, first.
             Err(StoreError::Conflict { .. } | StoreError::TimerGone { .. }) => {
@@ -495,7 +499,13 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             outbox: &[],
         };
         match self.store.commit(&commit) {
-            Ok(_) | Err(StoreError::Conflict { .. } | StoreError::TimerGone { .. }) => Ok(()),
+            Ok(committed) => {
+                if committed == Committed::Written {
+                    crate::metrics::written(commit.records);
+                }
+                Ok(())
+            }
+            Err(StoreError::Conflict { .. } | StoreError::TimerGone { .. }) => Ok(()),
             Err(error) => Err(error),
         }
     }

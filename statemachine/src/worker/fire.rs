@@ -343,7 +343,7 @@ fn dead_letter<S: TimerStore>(
         },
     );
     match letters.create(letter.into()) {
-        Ok(_) => {}
+        Ok(_) => crate::metrics::dead_lettered(&timer.machine, "timer"),
         Err(failed) if matches!(failed.error, StoreError::DuplicateId { .. }) => {}
         Err(failed) => return Err(failed.error),
     }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::SystemTime;
 
 use futures_util::StreamExt;
 
@@ -156,10 +157,11 @@ impl<S: TimerStore + 'static> Worker<S> {
     }
 
     pub(super) fn report(&self, timer: DueTimer, outcome: Outcome) -> TimerReport {
-        count(&self.counters, &outcome);
+        let fired_at = self.clock.now();
+        count(&self.counters, &timer, &outcome, fired_at);
         TimerReport {
             timer,
-            fired_at: self.clock.now(),
+            fired_at,
             outcome,
         }
     }
@@ -222,7 +224,7 @@ fn fire_blocking<S: TimerStore + 'static>(
                 Ok(outcomes) if outcomes.len() == batch.len() => {
                     let fired_at = clock.now();
                     for ((i, timer), outcome) in chunk.iter().zip(outcomes) {
-                        count(counters, &outcome);
+                        count(counters, timer, &outcome, fired_at);
                         let report = TimerReport {
                             timer: timer.clone(),
                             fired_at,
@@ -261,10 +263,11 @@ fn stuck(
             let outcome = Outcome::Stuck {
                 error: error.clone(),
             };
-            count(counters, &outcome);
+            let fired_at = clock.now();
+            count(counters, &timer, &outcome, fired_at);
             TimerReport {
                 timer,
-                fired_at: clock.now(),
+                fired_at,
                 outcome,
             }
         })
@@ -282,14 +285,15 @@ fn fire_group<S: TimerStore + 'static>(
     let mut reports = Vec::with_capacity(group.len());
     for timer in group {
         let outcome = handler.fire(store, clock, &timer);
-        count(counters, &outcome);
+        let fired_at = clock.now();
+        count(counters, &timer, &outcome, fired_at);
         // A reminder moved the instance's other timers to its new sequence number: the
         // rest of this group is claimed again, as it now is.
         let moved = timer.kind == crate::timer::TimerKind::Reminder
             && matches!(outcome, Outcome::Applied { .. });
         reports.push(TimerReport {
             timer,
-            fired_at: clock.now(),
+            fired_at,
             outcome,
         });
         if moved {
@@ -299,13 +303,18 @@ fn fire_group<S: TimerStore + 'static>(
     reports
 }
 
-fn count(counters: &Counters, outcome: &Outcome) {
-    let counter = match outcome {
-        Outcome::Applied { .. } | Outcome::SagaRan { .. } => &counters.fired,
-        Outcome::Refused { .. } => &counters.refused,
-        Outcome::Stale => &counters.stale,
-        Outcome::DeadLettered { .. } => &counters.dead_lettered,
-        Outcome::Retrying { .. } | Outcome::Stuck { .. } => &counters.retried,
+/// Counts what became of `timer` in the worker's stats and in the metrics.
+fn count(counters: &Counters, timer: &DueTimer, outcome: &Outcome, fired_at: SystemTime) {
+    let (counter, label) = match outcome {
+        Outcome::Applied { .. } => (&counters.fired, "applied"),
+        Outcome::SagaRan { .. } => (&counters.fired, "saga_ran"),
+        Outcome::Refused { .. } => (&counters.refused, "refused"),
+        Outcome::Stale => (&counters.stale, "stale"),
+        Outcome::DeadLettered { .. } => (&counters.dead_lettered, "dead_lettered"),
+        Outcome::Retrying { .. } => (&counters.retried, "retrying"),
+        Outcome::Stuck { .. } => (&counters.retried, "stuck"),
     };
     counter.fetch_add(1, Ordering::Relaxed);
+    let lateness = fired_at.duration_since(timer.due_at).unwrap_or_default();
+    crate::metrics::timer(&timer.machine, label, lateness);
 }

@@ -464,7 +464,9 @@ impl<S: TimerStore + 'static> Worker<S> {
                 worker: &owner,
                 lease: self.lease,
             };
+            let started = std::time::Instant::now();
             let batch = blocking(|| self.store.claim_due(&claim))?;
+            crate::metrics::claimed("timers", started.elapsed());
             if batch.is_empty() {
                 // Then the notifications the timers (and everything before) wrote.
                 self.deliver_due().await?;

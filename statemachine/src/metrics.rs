@@ -1,0 +1,140 @@
+//! Metrics through the [`metrics`](https://docs.rs/metrics) facade (feature `metrics`):
+//! what the repository and the worker did, counted and timed, for whichever exporter the
+//! application installs (`metrics-exporter-prometheus`, StatsD, OpenTelemetry, ...).
+//!
+//! The library never installs a recorder. With none installed, each emission costs an
+//! atomic load and one small allocation for its labels, on paths that already wait for a
+//! store; a machine moved in memory and never written emits nothing. Call [`describe`]
+//! once after installing the recorder to give each metric its unit and help text.
+//!
+//! | name | type | labels | unit | what |
+//! |---|---|---|---|---|
+//! | `statemachine_transitions_total` | counter | `machine`, `from`, `event`, `to` | | transitions written by a [`Repository`](crate::Repository) (applied events, fired deadlines and reminders) |
+//! | `statemachine_refusals_total` | counter | `machine`, `from`, `event` | | refusals written (a guard said no, or the event is not valid in the state) |
+//! | `statemachine_timers_fired_total` | counter | `machine`, `outcome` | | due timers a worker handled, by what became of them: `applied`, `refused`, `stale`, `dead_lettered`, `retrying`, `stuck`, `saga_ran` |
+//! | `statemachine_timer_lateness_seconds` | histogram | `machine` | seconds | from a timer's due time to the moment its worker fired it |
+//! | `statemachine_worker_claim_seconds` | histogram | `kind` (`timers`) | seconds | how long one claim of due work took the store |
+//! | `statemachine_dead_letters_total` | counter | `machine`, `kind` (`timer`) | | work set aside as a dead letter for a person to settle |
+//!
+//! Every label value is a name from a machine's table or a fixed word: the number of
+//! series is bounded by the tables, never by the number of instances (no instance ids).
+//! Names follow Prometheus' conventions (base units, `_total` for counters); give the
+//! histograms buckets in the exporter (lateness spans milliseconds to hours).
+//!
+//! ```
+//! # #[cfg(feature = "metrics")] {
+//! // After installing the application's recorder:
+//! statemachine::metrics::describe();
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use crate::AuditRecord;
+
+/// Transitions written, by machine, state left, event and state entered.
+pub const TRANSITIONS: &str = "statemachine_transitions_total";
+/// Refusals written, by machine, state and event.
+pub const REFUSALS: &str = "statemachine_refusals_total";
+/// Due timers a worker handled, by machine and outcome.
+pub const TIMERS_FIRED: &str = "statemachine_timers_fired_total";
+/// From a timer's due time to its firing, by machine.
+pub const TIMER_LATENESS: &str = "statemachine_timer_lateness_seconds";
+/// How long one claim of due work took, by kind of work.
+pub const CLAIM: &str = "statemachine_worker_claim_seconds";
+/// Work set aside as a dead letter, by machine and kind.
+pub const DEAD_LETTERS: &str = "statemachine_dead_letters_total";
+
+/// Gives each metric its unit and help text, in the recorder installed now: call it once
+/// after installing the application's recorder (a description given before reaches no
+/// one). Describing creates no series.
+pub fn describe() {
+    #[cfg(feature = "metrics")]
+    {
+        use metrics::{Unit, describe_counter, describe_histogram};
+        describe_counter!(
+            TRANSITIONS,
+            Unit::Count,
+            "Transitions written, by machine, state left, event and state entered."
+        );
+        describe_counter!(
+            REFUSALS,
+            Unit::Count,
+            "Refusals written (a guard said no, or the event is not valid in the state)."
+        );
+        describe_counter!(
+            TIMERS_FIRED,
+            Unit::Count,
+            "Due timers a worker handled, by what became of them."
+        );
+        describe_histogram!(
+            TIMER_LATENESS,
+            Unit::Seconds,
+            "From a timer's due time to the moment its worker fired it."
+        );
+        describe_histogram!(
+            CLAIM,
+            Unit::Seconds,
+            "How long one claim of due work took the store."
+        );
+        describe_counter!(
+            DEAD_LETTERS,
+            Unit::Count,
+            "Work set aside as a dead letter for a person to settle."
+        );
+    }
+}
+
+/// What a written commit's records say happened.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn written(records: &[AuditRecord]) {
+    #[cfg(feature = "metrics")]
+    for record in records {
+        let name = |text: &Option<std::borrow::Cow<'static, str>>| {
+            text.clone().unwrap_or(std::borrow::Cow::Borrowed(""))
+        };
+        match record.kind {
+            crate::RecordKind::Applied => metrics::counter!(
+                TRANSITIONS,
+                "machine" => record.machine.clone(),
+                "from" => name(&record.from),
+                "event" => name(&record.event),
+                "to" => name(&record.to),
+            )
+            .increment(1),
+            crate::RecordKind::Refused => metrics::counter!(
+                REFUSALS,
+                "machine" => record.machine.clone(),
+                "from" => name(&record.from),
+                "event" => name(&record.event),
+            )
+            .increment(1),
+            _ => {}
+        }
+    }
+}
+
+/// A due timer handled by a worker: what became of it (`outcome`), and how late.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn timer(machine: &str, outcome: &'static str, lateness: Duration) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::counter!(TIMERS_FIRED, "machine" => machine.to_owned(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!(TIMER_LATENESS, "machine" => machine.to_owned()).record(lateness);
+    }
+}
+
+/// One claim of due work of `kind`, and how long it took.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn claimed(kind: &'static str, took: Duration) {
+    #[cfg(feature = "metrics")]
+    metrics::histogram!(CLAIM, "kind" => kind).record(took);
+}
+
+/// Work of `machine` set aside as a dead letter of `kind`.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn dead_lettered(machine: &str, kind: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(DEAD_LETTERS, "machine" => machine.to_owned(), "kind" => kind).increment(1);
+}

@@ -1,0 +1,273 @@
+//! The metrics the repository and the worker emit (feature `metrics`), read back through
+//! a debugging recorder and checked against a scenario computed by hand and against the
+//! audit trail the store kept.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use metrics_util::CompositeKey;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use statemachine::metrics::{
+    CLAIM, DEAD_LETTERS, REFUSALS, TIMER_LATENESS, TIMERS_FIRED, TRANSITIONS,
+};
+use statemachine::worker::{Outcome, Worker};
+use statemachine::{ManualClock, MemoryStore, Meta, RecordKind, state_machine};
+
+state_machine! {
+    /// An invoice reminded after half an hour and overdue after an hour.
+    #[derive(Debug)]
+    pub machine Invoice(Bill) {
+        version 1;
+        wait initial state Unpaid;
+        final state Paid;
+        final state Overdue;
+        event pay;
+        Unpaid + pay => Paid;
+        Unpaid after 30m / remind;
+        Unpaid + after 1h => Overdue;
+    }
+}
+
+/// The invoice's data: reminders sent, and whether its reminder's template is broken.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Bill {
+    reminders: u32,
+    broken: bool,
+}
+
+fn remind(bill: &mut Bill, _: &Unpaid) {
+    assert!(!bill.broken, "the reminder's template is broken");
+    bill.reminders += 1;
+}
+
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+/// Every series of the snapshot: (name, sorted labels) → value.
+type Series = BTreeMap<(String, Vec<(String, String)>), DebugValue>;
+
+fn series(snapshotter: &Snapshotter) -> Series {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value): (CompositeKey, _, _, DebugValue)| {
+            let mut labels: Vec<(String, String)> = key
+                .key()
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            labels.sort();
+            ((key.key().name().to_owned(), labels), value)
+        })
+        .collect()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut labels: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    labels.sort();
+    labels
+}
+
+fn counter(all: &Series, name: &str, pairs: &[(&str, &str)]) -> u64 {
+    match all.get(&(name.to_owned(), labels(pairs))) {
+        Some(DebugValue::Counter(n)) => *n,
+        None => 0,
+        Some(other) => panic!("{name} is not a counter: {other:?}"),
+    }
+}
+
+fn histogram(all: &Series, name: &str, pairs: &[(&str, &str)]) -> Vec<f64> {
+    match all.get(&(name.to_owned(), labels(pairs))) {
+        Some(DebugValue::Histogram(values)) => {
+            let mut values: Vec<f64> = values.iter().map(|v| v.0).collect();
+            values.sort_by(f64::total_cmp);
+            values
+        }
+        None => Vec::new(),
+        Some(other) => panic!("{name} is not a histogram: {other:?}"),
+    }
+}
+
+/// One scenario, in one test: the recorder is the process's global one (the worker
+/// fires on blocking threads, which a thread-local recorder would not see).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transitions_refusals_timers_and_dead_letters_are_counted() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::set_global_recorder(recorder).expect("the first recorder of this process");
+    statemachine::metrics::describe();
+
+    let clock = Arc::new(ManualClock::new(t0()));
+    let worker = Worker::new(Arc::new(MemoryStore::new()))
+        .with_clock(clock.clone())
+        .machine::<AnyInvoice>();
+    let invoices = worker.repository::<AnyInvoice>();
+    for (id, broken) in [("a", false), ("b", false), ("c", true)] {
+        invoices
+            .create(
+                Invoice::new(
+                    id,
+                    Bill {
+                        broken,
+                        ..Bill::default()
+                    },
+                )
+                .into(),
+            )
+            .unwrap();
+    }
+    // `a` is paid at once; paying again is refused (a `Paid` invoice takes no event).
+    invoices.apply(&"a".into(), Pay, &Meta::new()).unwrap();
+    assert!(invoices.apply(&"a".into(), Pay, &Meta::new()).is_err());
+
+    // Two hours later the worker finds, for `b`, the reminder (1h30 late) and then the
+    // deadline (1h late); for `c`, a reminder that panics (set aside as a dead letter,
+    // its attempt recorded as refused) and then the deadline; for `a`, the two timers
+    // of the state it left, stale.
+    clock.set(t0() + Duration::from_secs(2 * 3600));
+    let mut reports = Vec::new();
+    loop {
+        let pass = worker.run_due().await.unwrap();
+        if pass.is_empty() {
+            break;
+        }
+        reports.extend(pass);
+    }
+    let all = series(&snapshotter);
+
+    let invoice = ("machine", "Invoice");
+    // By hand.
+    assert_eq!(
+        counter(
+            &all,
+            TRANSITIONS,
+            &[
+                invoice,
+                ("from", "Unpaid"),
+                ("event", "pay"),
+                ("to", "Paid")
+            ]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &all,
+            TRANSITIONS,
+            &[
+                invoice,
+                ("from", "Unpaid"),
+                ("event", "after 30m / remind"),
+                ("to", "Unpaid")
+            ]
+        ),
+        1,
+        "b's reminder"
+    );
+    assert_eq!(
+        counter(
+            &all,
+            TRANSITIONS,
+            &[
+                invoice,
+                ("from", "Unpaid"),
+                ("event", "after 1h"),
+                ("to", "Overdue")
+            ]
+        ),
+        2,
+        "b's and c's deadlines"
+    );
+    assert_eq!(
+        counter(
+            &all,
+            REFUSALS,
+            &[invoice, ("from", "Paid"), ("event", "pay")]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &all,
+            REFUSALS,
+            &[invoice, ("from", "Unpaid"), ("event", "after 30m / remind")]
+        ),
+        1,
+        "c's reminder that panicked"
+    );
+    assert_eq!(
+        counter(&all, DEAD_LETTERS, &[invoice, ("kind", "timer")]),
+        1
+    );
+    assert_eq!(
+        counter(&all, TIMERS_FIRED, &[invoice, ("outcome", "applied")]),
+        3
+    );
+    assert_eq!(
+        counter(&all, TIMERS_FIRED, &[invoice, ("outcome", "dead_lettered")]),
+        1
+    );
+    assert_eq!(
+        counter(&all, TIMERS_FIRED, &[invoice, ("outcome", "stale")]),
+        2,
+        "a's"
+    );
+    assert_eq!(
+        histogram(&all, TIMER_LATENESS, &[invoice]),
+        [3600.0, 3600.0, 3600.0, 5400.0, 5400.0, 5400.0],
+        "three deadlines an hour late, three reminders an hour and a half"
+    );
+    assert!(!histogram(&all, CLAIM, &[("kind", "timers")]).is_empty());
+
+    // Against the trail: every applied and refused record is counted once, and
+    // nothing else is.
+    let mut applied: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    let mut refused: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for id in ["a", "b", "c"] {
+        for record in invoices.history(&id.into()).unwrap() {
+            let from = record.from.as_deref().unwrap_or_default().to_owned();
+            let event = record.event.as_deref().unwrap_or_default().to_owned();
+            match record.kind {
+                RecordKind::Applied => {
+                    let to = record.to.as_deref().unwrap_or_default().to_owned();
+                    *applied.entry((from, event, to)).or_default() += 1;
+                }
+                RecordKind::Refused => *refused.entry((from, event)).or_default() += 1,
+                _ => {}
+            }
+        }
+    }
+    for ((from, event, to), n) in &applied {
+        let pairs = [invoice, ("from", from), ("event", event), ("to", to)];
+        assert_eq!(counter(&all, TRANSITIONS, &pairs), *n, "{pairs:?}");
+    }
+    for ((from, event), n) in &refused {
+        let pairs = [invoice, ("from", from), ("event", event)];
+        assert_eq!(counter(&all, REFUSALS, &pairs), *n, "{pairs:?}");
+    }
+    let counted: u64 = all
+        .iter()
+        .filter(|((name, _), _)| name == TRANSITIONS || name == REFUSALS)
+        .map(|(_, value)| match value {
+            DebugValue::Counter(n) => *n,
+            _ => 0,
+        })
+        .sum();
+    let recorded: u64 = applied.values().sum::<u64>() + refused.values().sum::<u64>();
+    assert_eq!(
+        counted, recorded,
+        "no series counts what the trail does not hold"
+    );
+    // And against the worker's own reports.
+    let dead = reports
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::DeadLettered { .. }))
+        .count();
+    assert_eq!(dead, 1, "{reports:?}");
+}
