@@ -15,6 +15,9 @@
 //! | `statemachine_timer_lateness_seconds` | histogram | `machine` | seconds | from a timer's due time to the moment its worker fired it |
 //! | `statemachine_worker_claim_seconds` | histogram | `kind` (`timers`) | seconds | how long one claim of due work took the store |
 //! | `statemachine_dead_letters_total` | counter | `machine`, `kind` (`timer`) | | work set aside as a dead letter for a person to settle |
+//! | `statemachine_saga_step_duration_seconds` | histogram | `saga`, `step`, `phase` (`forward`, `compensate`), `outcome` (`ok`, `error`) | seconds | one attempt of a step or of its compensation |
+//! | `statemachine_saga_step_attempts` | histogram | `saga`, `step`, `phase` | attempts | attempts a step (or compensation) took, recorded when it succeeded or gave up |
+//! | `statemachine_saga_steps_total` | counter | `saga`, `step`, `phase`, `outcome` (`completed`, `failed`) | | steps (and compensations) that succeeded or gave up; `phase="compensate"` counts compensations |
 //!
 //! Every label value is a name from a machine's table or a fixed word: the number of
 //! series is bounded by the tables, never by the number of instances (no instance ids).
@@ -44,6 +47,13 @@ pub const TIMER_LATENESS: &str = "statemachine_timer_lateness_seconds";
 pub const CLAIM: &str = "statemachine_worker_claim_seconds";
 /// Work set aside as a dead letter, by machine and kind.
 pub const DEAD_LETTERS: &str = "statemachine_dead_letters_total";
+
+/// One attempt of a saga step (or compensation), by saga, step, phase and outcome.
+pub const STEP_DURATION: &str = "statemachine_saga_step_duration_seconds";
+/// Attempts a step (or compensation) took, by saga, step and phase.
+pub const STEP_ATTEMPTS: &str = "statemachine_saga_step_attempts";
+/// Steps (and compensations) that succeeded or gave up, by saga, step, phase, outcome.
+pub const STEPS: &str = "statemachine_saga_steps_total";
 
 /// Gives each metric its unit and help text, in the recorder installed now: call it once
 /// after installing the application's recorder (a description given before reaches no
@@ -81,6 +91,21 @@ pub fn describe() {
             DEAD_LETTERS,
             Unit::Count,
             "Work set aside as a dead letter for a person to settle."
+        );
+        describe_histogram!(
+            STEP_DURATION,
+            Unit::Seconds,
+            "One attempt of a saga step or of its compensation."
+        );
+        describe_histogram!(
+            STEP_ATTEMPTS,
+            Unit::Count,
+            "Attempts a saga step (or compensation) took, when it succeeded or gave up."
+        );
+        describe_counter!(
+            STEPS,
+            Unit::Count,
+            "Saga steps (and compensations) that succeeded or gave up."
         );
     }
 }
@@ -137,4 +162,58 @@ pub(crate) fn claimed(kind: &'static str, took: Duration) {
 pub(crate) fn dead_lettered(machine: &str, kind: &'static str) {
     #[cfg(feature = "metrics")]
     metrics::counter!(DEAD_LETTERS, "machine" => machine.to_owned(), "kind" => kind).increment(1);
+}
+
+#[cfg(feature = "metrics")]
+fn phase(compensating: bool) -> &'static str {
+    if compensating {
+        "compensate"
+    } else {
+        "forward"
+    }
+}
+
+/// One attempt of `step` of `saga`, and how long it took.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn step_attempt(
+    saga: &'static str,
+    step: &'static str,
+    compensating: bool,
+    ok: bool,
+    took: Duration,
+) {
+    #[cfg(feature = "metrics")]
+    metrics::histogram!(
+        STEP_DURATION,
+        "saga" => saga,
+        "step" => step,
+        "phase" => phase(compensating),
+        "outcome" => if ok { "ok" } else { "error" },
+    )
+    .record(took);
+}
+
+/// `step` of `saga` succeeded (`completed`) or gave up after `attempts` attempts.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn step_done(
+    saga: &'static str,
+    step: &'static str,
+    compensating: bool,
+    completed: bool,
+    attempts: u32,
+) {
+    #[cfg(feature = "metrics")]
+    {
+        let phase = phase(compensating);
+        metrics::histogram!(STEP_ATTEMPTS, "saga" => saga, "step" => step, "phase" => phase)
+            .record(f64::from(attempts));
+        metrics::counter!(
+            STEPS,
+            "saga" => saga,
+            "step" => step,
+            "phase" => phase,
+            "outcome" => if completed { "completed" } else { "failed" },
+        )
+        .increment(1);
+    }
 }

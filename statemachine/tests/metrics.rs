@@ -9,8 +9,10 @@ use std::time::{Duration, SystemTime};
 use metrics_util::CompositeKey;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use statemachine::metrics::{
-    CLAIM, DEAD_LETTERS, REFUSALS, TIMER_LATENESS, TIMERS_FIRED, TRANSITIONS,
+    CLAIM, DEAD_LETTERS, REFUSALS, STEP_ATTEMPTS, STEP_DURATION, STEPS, TIMER_LATENESS,
+    TIMERS_FIRED, TRANSITIONS,
 };
+use statemachine::saga::{RetryPolicy, SagaExecutor, SagaOutcome, StepContext, StepError};
 use statemachine::worker::{Outcome, Worker};
 use statemachine::{ManualClock, MemoryStore, Meta, RecordKind, state_machine};
 
@@ -39,6 +41,41 @@ pub struct Bill {
 fn remind(bill: &mut Bill, _: &Unpaid) {
     assert!(!bill.broken, "the reminder's template is broken");
     bill.reminders += 1;
+}
+
+state_machine! {
+    /// Charges, then ships; a shipment that keeps failing refunds the charge.
+    saga Order(Parcel, Carrier) {
+        version 1;
+        step charge / refund;
+        pivot step ship;
+    }
+}
+
+/// The saga's data.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Parcel {
+    charged: bool,
+}
+
+/// The downstream: a carrier that is always down.
+pub struct Carrier;
+
+async fn charge(_: &Carrier, _: &StepContext, parcel: &mut Parcel) -> Result<(), StepError> {
+    parcel.charged = true;
+    Ok(())
+}
+
+async fn refund(_: &Carrier, _: &StepContext, parcel: &mut Parcel) -> Result<(), StepError> {
+    parcel.charged = false;
+    Ok(())
+}
+
+async fn ship(_: &Carrier, _: &StepContext, _: &mut Parcel) -> Result<(), StepError> {
+    Err(StepError::retryable(
+        "carrier_down",
+        "the carrier does not answer",
+    ))
 }
 
 fn t0() -> SystemTime {
@@ -270,4 +307,62 @@ async fn transitions_refusals_timers_and_dead_letters_are_counted() {
         .filter(|r| matches!(r.outcome, Outcome::DeadLettered { .. }))
         .count();
     assert_eq!(dead, 1, "{reports:?}");
+
+    // A saga: `charge` succeeds at once, `ship` fails twice and gives up, `charge` is
+    // compensated (refunded) at once. (The snapshot above emptied the recorder.)
+    let orders = SagaExecutor::<Order, _>::new(Arc::new(MemoryStore::new()), Carrier).with_retry(
+        RetryPolicy::default()
+            .with_maximum_attempts(2)
+            .with_initial_interval(Duration::from_millis(1))
+            .with_jitter(0.0),
+    );
+    let outcome = orders.start("order-1", Parcel::default()).await.unwrap();
+    assert!(
+        matches!(&outcome, SagaOutcome::Compensated { failed_step, .. } if failed_step == "ship"),
+        "{outcome:?}"
+    );
+    let all = series(&snapshotter);
+    let order = ("saga", "Order");
+    let step = |name, phase, outcome| {
+        [
+            order,
+            ("step", name),
+            ("phase", phase),
+            ("outcome", outcome),
+        ]
+    };
+    assert_eq!(
+        counter(&all, STEPS, &step("charge", "forward", "completed")),
+        1
+    );
+    assert_eq!(counter(&all, STEPS, &step("ship", "forward", "failed")), 1);
+    assert_eq!(
+        counter(&all, STEPS, &step("charge", "compensate", "completed")),
+        1
+    );
+    assert_eq!(
+        histogram(
+            &all,
+            STEP_ATTEMPTS,
+            &[order, ("step", "ship"), ("phase", "forward")]
+        ),
+        [2.0]
+    );
+    assert_eq!(
+        histogram(
+            &all,
+            STEP_ATTEMPTS,
+            &[order, ("step", "charge"), ("phase", "compensate")]
+        ),
+        [1.0]
+    );
+    assert_eq!(
+        histogram(&all, STEP_DURATION, &step("ship", "forward", "error")).len(),
+        2,
+        "one duration per attempt"
+    );
+    assert_eq!(
+        histogram(&all, STEP_DURATION, &step("charge", "forward", "ok")).len(),
+        1
+    );
 }

@@ -262,6 +262,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                 idempotency_key = %ctx.idempotency_key,
             );
             let mut attempt_data = data.clone();
+            let attempt_began = Instant::now();
             let result = async {
                 // Held for the call: a call that is cancelled or panics drops it, which
                 // gives a half-open trial slot back.
@@ -304,8 +305,24 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             .instrument(instance.clone())
             .instrument(span.clone())
             .await;
+            crate::metrics::step_attempt(
+                definition.name,
+                step.name,
+                compensating,
+                result.is_ok(),
+                attempt_began.elapsed(),
+            );
             let error = match result {
-                Ok(()) => return Ok((snapshot, Ok(attempt_data))),
+                Ok(()) => {
+                    crate::metrics::step_done(
+                        definition.name,
+                        step.name,
+                        compensating,
+                        true,
+                        attempt,
+                    );
+                    return Ok((snapshot, Ok(attempt_data)));
+                }
                 Err(error) => error,
             };
             errors.push(format!("attempt {attempt}: {error}"));
@@ -334,6 +351,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                 });
             });
             if last {
+                crate::metrics::step_done(definition.name, step.name, compensating, false, attempt);
                 return Ok((snapshot, Err((error, attempt, errors))));
             }
             // The attempt count survives a crash.
