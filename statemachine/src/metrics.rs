@@ -14,13 +14,18 @@
 //! | `statemachine_timers_fired_total` | counter | `machine`, `outcome` | | due timers a worker handled, by what became of them: `applied`, `refused`, `stale`, `dead_lettered`, `retrying`, `stuck`, `saga_ran` |
 //! | `statemachine_timer_lateness_seconds` | histogram | `machine` | seconds | from a timer's due time to the moment its worker fired it |
 //! | `statemachine_worker_claim_seconds` | histogram | `kind` (`timers`) | seconds | how long one claim of due work took the store |
-//! | `statemachine_dead_letters_total` | counter | `machine`, `kind` (`timer`) | | work set aside as a dead letter for a person to settle |
+//! | `statemachine_dead_letters_total` | counter | `machine`, `kind` (`timer`, `saga`) | | work set aside as a dead letter for a person to settle (`machine` is the saga's name for a saga's) |
+//! | `statemachine_sla_breaches_total` | counter | `machine`, `state` | | human tasks escalated by their timer: the task's deadline passed with the task still open |
+//! | `statemachine_circuit_breaker_transitions_total` | counter | `breaker`, `from`, `to` (`closed`, `open`, `half_open`) | | a circuit breaker changed state |
+//! | `statemachine_circuit_breaker_open` | gauge | `breaker` | | 1 while the breaker is open or half open, 0 once closed |
 //! | `statemachine_saga_step_duration_seconds` | histogram | `saga`, `step`, `phase` (`forward`, `compensate`), `outcome` (`ok`, `error`) | seconds | one attempt of a step or of its compensation |
 //! | `statemachine_saga_step_attempts` | histogram | `saga`, `step`, `phase` | attempts | attempts a step (or compensation) took, recorded when it succeeded or gave up |
 //! | `statemachine_saga_steps_total` | counter | `saga`, `step`, `phase`, `outcome` (`completed`, `failed`) | | steps (and compensations) that succeeded or gave up; `phase="compensate"` counts compensations |
 //!
-//! Every label value is a name from a machine's table or a fixed word: the number of
-//! series is bounded by the tables, never by the number of instances (no instance ids).
+//! Every label value is a name from a machine's table or a fixed word, or a circuit
+//! breaker's name (from the application's configuration): the number of series is
+//! bounded by the tables and the configuration, never by the number of instances (no
+//! instance ids).
 //! Names follow Prometheus' conventions (base units, `_total` for counters); give the
 //! histograms buckets in the exporter (lateness spans milliseconds to hours).
 //!
@@ -47,6 +52,13 @@ pub const TIMER_LATENESS: &str = "statemachine_timer_lateness_seconds";
 pub const CLAIM: &str = "statemachine_worker_claim_seconds";
 /// Work set aside as a dead letter, by machine and kind.
 pub const DEAD_LETTERS: &str = "statemachine_dead_letters_total";
+
+/// Human tasks escalated by their timer (the SLA passed), by machine and task state.
+pub const SLA_BREACHES: &str = "statemachine_sla_breaches_total";
+/// Circuit breakers' changes of state, by breaker, from and to.
+pub const BREAKER_TRANSITIONS: &str = "statemachine_circuit_breaker_transitions_total";
+/// Whether a circuit breaker is open (or half open), by breaker.
+pub const BREAKER_OPEN: &str = "statemachine_circuit_breaker_open";
 
 /// One attempt of a saga step (or compensation), by saga, step, phase and outcome.
 pub const STEP_DURATION: &str = "statemachine_saga_step_duration_seconds";
@@ -91,6 +103,21 @@ pub fn describe() {
             DEAD_LETTERS,
             Unit::Count,
             "Work set aside as a dead letter for a person to settle."
+        );
+        describe_counter!(
+            SLA_BREACHES,
+            Unit::Count,
+            "Human tasks escalated by their timer: the deadline passed with the task open."
+        );
+        describe_counter!(
+            BREAKER_TRANSITIONS,
+            Unit::Count,
+            "Circuit breakers' changes of state."
+        );
+        metrics::describe_gauge!(
+            BREAKER_OPEN,
+            Unit::Count,
+            "1 while a circuit breaker is open or half open, 0 once closed."
         );
         describe_histogram!(
             STEP_DURATION,
@@ -215,5 +242,29 @@ pub(crate) fn step_done(
             "outcome" => if completed { "completed" } else { "failed" },
         )
         .increment(1);
+    }
+}
+
+/// A human task of `machine` in `state` escalated by its timer.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn sla_breached(machine: &'static str, state: &str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(SLA_BREACHES, "machine" => machine, "state" => state.to_owned()).increment(1);
+}
+
+/// Circuit breaker `breaker` went from `from` to `to`.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn breaker(breaker: &str, from: &'static str, to: &'static str) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::counter!(
+            BREAKER_TRANSITIONS,
+            "breaker" => breaker.to_owned(),
+            "from" => from,
+            "to" => to,
+        )
+        .increment(1);
+        let open = if to == "closed" { 0.0 } else { 1.0 };
+        metrics::gauge!(BREAKER_OPEN, "breaker" => breaker.to_owned()).set(open);
     }
 }

@@ -9,9 +9,10 @@ use std::time::{Duration, SystemTime};
 use metrics_util::CompositeKey;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use statemachine::metrics::{
-    CLAIM, DEAD_LETTERS, REFUSALS, STEP_ATTEMPTS, STEP_DURATION, STEPS, TIMER_LATENESS,
-    TIMERS_FIRED, TRANSITIONS,
+    BREAKER_OPEN, BREAKER_TRANSITIONS, CLAIM, DEAD_LETTERS, REFUSALS, SLA_BREACHES, STEP_ATTEMPTS,
+    STEP_DURATION, STEPS, TIMER_LATENESS, TIMERS_FIRED, TRANSITIONS,
 };
+use statemachine::saga::{BreakerConfig, CircuitBreaker};
 use statemachine::saga::{RetryPolicy, SagaExecutor, SagaOutcome, StepContext, StepError};
 use statemachine::worker::{Outcome, Worker};
 use statemachine::{ManualClock, MemoryStore, Meta, RecordKind, state_machine};
@@ -76,6 +77,43 @@ async fn ship(_: &Carrier, _: &StepContext, _: &mut Parcel) -> Result<(), StepEr
         "carrier_down",
         "the carrier does not answer",
     ))
+}
+
+state_machine! {
+    /// A leave request a manager reviews within a day, escalated to HR leads after two.
+    #[derive(Debug)]
+    pub machine Leave(Request) {
+        version 1;
+        initial state Draft;
+        state Review;
+        final state Granted;
+        event submit;
+        event grant;
+        Draft + submit => Review;
+        Review + grant => Granted;
+
+        task Review {
+            assignee data.manager;
+            candidates "hr";
+            outcomes grant;
+            escalate after 2d to candidates "hr-leads";
+            delegate keeps sla;
+        }
+    }
+}
+
+/// The request's data: who reviews it.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Request {
+    manager: String,
+}
+
+fn gauge(all: &Series, name: &str, pairs: &[(&str, &str)]) -> Option<f64> {
+    match all.get(&(name.to_owned(), labels(pairs))) {
+        Some(DebugValue::Gauge(value)) => Some(value.0),
+        None => None,
+        Some(other) => panic!("{name} is not a gauge: {other:?}"),
+    }
 }
 
 fn t0() -> SystemTime {
@@ -363,6 +401,67 @@ async fn transitions_refusals_timers_and_dead_letters_are_counted() {
     );
     assert_eq!(
         histogram(&all, STEP_DURATION, &step("charge", "forward", "ok")).len(),
+        1
+    );
+    assert_eq!(
+        counter(
+            &all,
+            DEAD_LETTERS,
+            &[("machine", "Order"), ("kind", "saga")]
+        ),
+        0,
+        "compensated in full: nothing for a person"
+    );
+
+    // A circuit breaker that opens at the first failure.
+    let breaker = CircuitBreaker::new(
+        "carrier",
+        BreakerConfig {
+            failure_threshold: 1,
+            ..BreakerConfig::default()
+        },
+    );
+    breaker.acquire().unwrap().record(true);
+    breaker.acquire().unwrap().record(false);
+    assert!(breaker.acquire().is_err(), "open: calls fail fast");
+    let all = series(&snapshotter);
+    let carrier = ("breaker", "carrier");
+    assert_eq!(
+        counter(
+            &all,
+            BREAKER_TRANSITIONS,
+            &[carrier, ("from", "closed"), ("to", "open")]
+        ),
+        1
+    );
+    assert_eq!(gauge(&all, BREAKER_OPEN, &[carrier]), Some(1.0));
+
+    // A human task whose two-day SLA passes: escalated by its timer, one breach.
+    let clock = Arc::new(ManualClock::new(t0()));
+    let worker = Worker::new(Arc::new(MemoryStore::new()))
+        .with_clock(clock.clone())
+        .machine::<AnyLeave>();
+    let leaves = worker.repository::<AnyLeave>();
+    for id in ["l-1", "l-2"] {
+        let request = Request {
+            manager: "maria".into(),
+        };
+        leaves.create(Leave::new(id, request).into()).unwrap();
+        leaves.apply(&id.into(), Submit, &Meta::new()).unwrap();
+    }
+    // `l-2` is granted in time; `l-1` is not.
+    leaves
+        .apply(&"l-2".into(), Grant, &Meta::new().actor("maria"))
+        .unwrap();
+    clock.set(t0() + Duration::from_secs(3 * 24 * 3600));
+    while !worker.run_due().await.unwrap().is_empty() {}
+    let all = series(&snapshotter);
+    assert_eq!(
+        counter(
+            &all,
+            SLA_BREACHES,
+            &[("machine", "Leave"), ("state", "Review")]
+        ),
         1
     );
 }

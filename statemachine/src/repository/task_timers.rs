@@ -133,7 +133,12 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 notify: &notify,
             };
             match store.update_task(&update) {
-                Ok(()) => return Ok(true),
+                Ok(()) => {
+                    if kind == Some(NotificationKind::Escalated) {
+                        crate::metrics::sla_breached(M::DEFINITION.name, &open.row.state);
+                    }
+                    return Ok(true);
+                }
                 Err(StoreError::TimerGone { .. }) => return Ok(false),
                 Err(error) if error.is_conflict() => {}
                 Err(error) => return Err(error),

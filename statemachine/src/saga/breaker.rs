@@ -141,6 +141,7 @@ impl CircuitBreaker {
                     in_flight: 1,
                     succeeded: 0,
                 };
+                crate::metrics::breaker(&self.name, "open", "half_open");
                 Some(inner.spells)
             }
             BreakerState::Open { until } => {
@@ -188,6 +189,7 @@ impl CircuitBreaker {
         let opened = || BreakerState::Open {
             until: Instant::now() + self.config.cool_down,
         };
+        let before = inner.state;
         inner.state = match inner.state {
             BreakerState::Closed { failures } if trial.is_none() => match outcome {
                 None => BreakerState::Closed { failures },
@@ -223,6 +225,19 @@ impl CircuitBreaker {
             // breaker is in now: the breaker has judged that past already.
             state => state,
         };
+        let (from, to) = (state_label(&before), state_label(&inner.state));
+        if from != to {
+            crate::metrics::breaker(&self.name, from, to);
+        }
+    }
+}
+
+/// The state's name in the metrics.
+fn state_label(state: &BreakerState) -> &'static str {
+    match state {
+        BreakerState::Closed { .. } => "closed",
+        BreakerState::Open { .. } => "open",
+        BreakerState::HalfOpen { .. } => "half_open",
     }
 }
 

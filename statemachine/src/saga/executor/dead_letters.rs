@@ -213,6 +213,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             Repository::<AnyDeadLetter, _>::new(&self.store).with_clock(self.clock.clone());
         match letters.create(DeadLetter::new(id.clone(), letter.clone()).into()) {
             Ok(_) => {
+                crate::metrics::dead_lettered(S::DEFINITION.name, "saga");
                 self.alert(&letter);
                 Ok(true)
             }
