@@ -11,6 +11,7 @@ use statemachine::state_machine;
 pub mod invoice;
 pub mod matrix;
 pub mod pg;
+pub mod results;
 pub mod table50;
 pub mod workflow;
 

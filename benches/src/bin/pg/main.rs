@@ -52,6 +52,7 @@ use statemachine::store::{PostgresOptions, PostgresStore, TimerStore};
 use statemachine::worker::{CancellationToken, Outcome, Worker};
 use statemachine::{Clock, InstanceId, Meta, Repository};
 use statemachine_benches::pg::{Raw, micros, schema_name};
+use statemachine_benches::results::{Results, quantile_ms};
 use statemachine_benches::{AnyRing, Next, Ring};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -85,38 +86,6 @@ fn drop_schema(url: &str, schema: &str) {
     if let Ok(mut client) = postgres::Client::connect(url, postgres::NoTls) {
         let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
     }
-}
-
-/// Figures by name, one value per round.
-#[derive(Default)]
-struct Results(BTreeMap<String, Vec<f64>>);
-
-impl Results {
-    fn push(&mut self, key: &str, value: f64) {
-        self.0.entry(key.to_owned()).or_default().push(value);
-    }
-
-    fn text(&self) -> String {
-        let mut text = String::new();
-        for (key, values) in &self.0 {
-            let _ = write!(text, "{key}");
-            for value in values {
-                let _ = write!(text, " {value:.6}");
-            }
-            text.push('\n');
-        }
-        text
-    }
-}
-
-/// The `q` quantile of `values`, in milliseconds.
-fn quantile_ms(values: &mut [Duration], q: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_unstable();
-    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
-    values[rank - 1].as_secs_f64() * 1e3
 }
 
 fn record_lateness(results: &mut Results, prefix: &str, values: &mut [Duration]) {
@@ -303,7 +272,7 @@ fn main() -> ExitCode {
                 // Earlier runs whose figures are kept.
                 text.push_str(line);
                 text.push('\n');
-            } else if key != "info" && !results.0.contains_key(key) {
+            } else if key != "info" && !results.contains(key) {
                 text.push_str(line);
                 text.push('\n');
             }

@@ -20,7 +20,6 @@
 //!         [--idle SECONDS] [--out PATH]`
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,6 +30,7 @@ use statemachine::store::{SqliteOptions, Synchronous, TimerStore};
 use statemachine::worker::{CancellationToken, Outcome, Worker};
 use statemachine::{ManualClock, Repository, SqliteStore, SystemClock};
 use statemachine_benches::invoice::{AnyInvoice, Invoice, bill};
+use statemachine_benches::results::{Results, quantile_ms};
 
 mod raw;
 
@@ -341,44 +341,10 @@ fn idle(path: &Path, seconds: f64, armed: bool) -> (u64, Option<u64>) {
     (wakeups, switched)
 }
 
-/// The `q` quantile of `values`, in milliseconds.
-fn quantile_ms(values: &mut [Duration], q: f64) -> f64 {
-    values.sort_unstable();
-    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
-    values[rank - 1].as_secs_f64() * 1e3
-}
-
-/// Figures by name, one value per round.
-#[derive(Default)]
-struct Results(BTreeMap<String, Vec<f64>>);
-
-impl Results {
-    fn push(&mut self, key: &str, value: f64) {
-        self.0.entry(key.to_owned()).or_default().push(value);
-    }
-
-    fn lateness(&mut self, prefix: &str, lateness: &mut [Duration]) {
-        self.push(&format!("{prefix}.p50_ms"), quantile_ms(lateness, 0.50));
-        self.push(&format!("{prefix}.p99_ms"), quantile_ms(lateness, 0.99));
-        self.push(&format!("{prefix}.max_ms"), quantile_ms(lateness, 1.0));
-    }
-
-    fn median(&self, key: &str) -> Option<f64> {
-        let mut values = self.0.get(key)?.clone();
-        values.sort_by(f64::total_cmp);
-        values.get(values.len() / 2).copied()
-    }
-
-    fn text(&self) -> String {
-        let mut text = String::new();
-        for (key, values) in &self.0 {
-            let _ = write!(text, "{key}");
-            for value in values {
-                let _ = write!(text, " {value:.6}");
-            }
-            text.push('\n');
-        }
-        text
+/// The lateness quantiles `report` reads: p50, p99 and max.
+fn record_lateness(results: &mut Results, prefix: &str, lateness: &mut [Duration]) {
+    for (name, q) in [("p50", 0.50), ("p99", 0.99), ("max", 1.0)] {
+        results.push(&format!("{prefix}.{name}_ms"), quantile_ms(lateness, q));
     }
 }
 
@@ -532,8 +498,8 @@ fn main() -> ExitCode {
             results.push(&format!("{label}.raw.seconds"), raw.seconds);
             results.push(&format!("{label}.ours.cpu_seconds"), ours.cpu);
             results.push(&format!("{label}.raw.cpu_seconds"), raw.cpu);
-            results.lateness(&format!("{label}.ours"), &mut ours.lateness);
-            results.lateness(&format!("{label}.raw"), &mut raw.lateness);
+            record_lateness(&mut results, &format!("{label}.ours"), &mut ours.lateness);
+            record_lateness(&mut results, &format!("{label}.raw"), &mut raw.lateness);
         }
     }
     for &(synchronous, label) in &args.modes {
@@ -541,7 +507,7 @@ fn main() -> ExitCode {
         eprintln!("tuned, {label}: {:.0}/s", n as f64 / tuned.seconds);
         results.push(&format!("{label}.tuned.seconds"), tuned.seconds);
         results.push(&format!("{label}.tuned.cpu_seconds"), tuned.cpu);
-        results.lateness(&format!("{label}.tuned"), &mut tuned.lateness);
+        record_lateness(&mut results, &format!("{label}.tuned"), &mut tuned.lateness);
         // A rate the worker sustains: at most half of what it drained at in this run.
         let drained = results
             .median(&format!("{label}.ours.seconds"))
@@ -564,7 +530,11 @@ fn main() -> ExitCode {
         results.push(&format!("{label}.spread.rate"), rate);
         results.push(&format!("{label}.spread.timers"), spread.timers as f64);
         results.push(&format!("{label}.spread.wakeups"), spread.wakeups as f64);
-        results.lateness(&format!("{label}.spread"), &mut spread.lateness);
+        record_lateness(
+            &mut results,
+            &format!("{label}.spread"),
+            &mut spread.lateness,
+        );
     }
     results.push("tuned.batch", args.tuned.batch.unwrap_or(256) as f64);
     results.push(
