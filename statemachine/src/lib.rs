@@ -16,6 +16,7 @@ mod id;
 mod instance;
 mod machine;
 pub mod metrics;
+pub mod mining;
 mod replay;
 mod repository;
 #[cfg(feature = "sagas")]

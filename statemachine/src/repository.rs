@@ -89,6 +89,9 @@ pub struct Repository<M, S> {
     clock: Arc<dyn Clock>,
     max_retries: u32,
     reactions: Option<crate::choreography::Reactions<M>>,
+    /// Whether the machine's [`Shape`](crate::mining::Shape) is stored (the first
+    /// `create` stores it).
+    shape_stored: std::sync::atomic::AtomicBool,
     machine: PhantomData<fn() -> M>,
 }
 
@@ -110,6 +113,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             clock: Arc::new(SystemClock),
             max_retries: 8,
             reactions: None,
+            shape_stored: std::sync::atomic::AtomicBool::new(false),
             machine: PhantomData,
         }
     }
@@ -198,8 +202,53 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             .store
             .create(&snapshot, std::slice::from_ref(&record), &timers, task, at)
         {
-            Ok(()) => Ok(self.attach(machine)),
+            Ok(()) => {
+                self.remember_shape(at);
+                Ok(self.attach(machine))
+            }
             Err(error) => Err(Failed::new(machine, error)),
+        }
+    }
+
+    /// Stores the machine's [`Shape`](crate::mining::Shape) in the store's
+    /// [`ProcessLog`](crate::mining::ProcessLog), so that process mining, reports and
+    /// diagrams can read it without `M`. The first [`create`](Self::create) of each
+    /// repository does it; call this to store it in a database whose instances were
+    /// created by an earlier release. Storing it again changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unsupported`] when the store keeps no process log, or what storing
+    /// fails with.
+    pub fn store_shape(&self) -> Result<(), StoreError> {
+        let log = self.store.as_process_log().ok_or(StoreError::Unsupported {
+            what: "a process log (to store the machine's shape)",
+        })?;
+        log.save_shape(&crate::mining::Shape::of(M::DEFINITION), self.clock.now())?;
+        self.shape_stored
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Stores the shape once per repository, after a create. A failure is logged and
+    /// tried again on the next create: the instance is stored either way.
+    fn remember_shape(&self, at: std::time::SystemTime) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.shape_stored.load(Relaxed) {
+            return;
+        }
+        let Some(log) = self.store.as_process_log() else {
+            self.shape_stored.store(true, Relaxed);
+            return;
+        };
+        match log.save_shape(&crate::mining::Shape::of(M::DEFINITION), at) {
+            Ok(()) => self.shape_stored.store(true, Relaxed),
+            Err(error) => tracing::warn!(
+                machine = Self::machine_name(),
+                %error,
+                "could not store the machine's shape for process mining; \
+                 the next create tries again"
+            ),
         }
     }
 

@@ -1,6 +1,7 @@
 //! What is particular to the SQLite store: its file, its schema version, its settings.
 
-use statemachine::store::{SqliteOptions, Synchronous};
+use statemachine::mining::Window;
+use statemachine::store::{SqliteOptions, Store as _, Synchronous};
 use statemachine::{Meta, Repository, SqliteStore, StoreError};
 use statemachine_tests::account::{Account, AnyAccount, Deposit, Ledger};
 use statemachine_tests::tamper;
@@ -11,7 +12,7 @@ fn a_new_file_gets_the_current_schema_and_keeps_data_across_opens() {
     let db = dir.path().join("accounts.db");
     {
         let store = SqliteStore::open(&db).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 4);
+        assert_eq!(store.schema_version().unwrap(), 5);
         assert_eq!(store.synchronous(), Synchronous::Full);
         let repo = Repository::<AnyAccount, _>::new(store);
         repo.create(Account::new("a-1", Ledger::default()).into())
@@ -41,7 +42,7 @@ fn a_file_from_a_newer_release_is_refused() {
         Err(
             error @ StoreError::Schema {
                 found: 99,
-                supported: 4,
+                supported: 5,
             },
         ) => {
             assert!(error.to_string().contains("upgrade statemachine"));
@@ -86,6 +87,7 @@ fn a_schema_1_file_is_upgraded_and_its_keys_still_answer() {
             .unwrap();
     }
     // What schema 1 looked like.
+    tamper(&db, "DROP TABLE statemachine_definitions", []).unwrap();
     tamper(&db, "DROP TABLE statemachine_timers", []).unwrap();
     tamper(&db, "DROP TABLE statemachine_tasks", []).unwrap();
     tamper(&db, "DROP TABLE statemachine_task_groups", []).unwrap();
@@ -98,7 +100,7 @@ fn a_schema_1_file_is_upgraded_and_its_keys_still_answer() {
     .unwrap();
     tamper(&db, "UPDATE statemachine_schema SET version = 1", []).unwrap();
     let store = SqliteStore::open(&db).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     let repo = Repository::<AnyAccount, _>::new(store);
     let again = repo
         .apply(&"a-1".into(), Deposit { cents: 7 }, &Meta::new().key("k-1"))
@@ -117,6 +119,41 @@ fn a_schema_1_file_is_upgraded_and_its_keys_still_answer() {
             ..
         })
     ));
+}
+
+/// A file written by schema 4 (before machine shapes were stored) is upgraded when
+/// opened: its trail can be mined at once, and its machine's shape is stored by the next
+/// create, or by `Repository::store_shape` for a database that creates no more.
+#[test]
+fn a_schema_4_file_is_upgraded_and_its_trail_can_be_mined() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("schema-4.db");
+    {
+        let repo = Repository::<AnyAccount, _>::new(SqliteStore::open(&db).unwrap());
+        repo.create(Account::new("a-1", Ledger::default()).into())
+            .unwrap();
+        repo.apply(&"a-1".into(), Deposit { cents: 7 }, &Meta::new())
+            .unwrap();
+    }
+    // What schema 4 looked like.
+    tamper(&db, "DROP TABLE statemachine_definitions", []).unwrap();
+    tamper(&db, "UPDATE statemachine_schema SET version = 4", []).unwrap();
+    let store = SqliteStore::open(&db).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 5);
+    let log = store.as_process_log().unwrap();
+    assert!(log.shapes("Account").unwrap().is_empty());
+    let report = statemachine::mining::mine(&store, "Account", Window::all()).unwrap();
+    assert_eq!((report.started, report.records), (1, 2));
+    assert!(report.shape.is_none());
+    assert!(
+        report.to_mermaid().contains("Open --> Open: deposit (1"),
+        "without a shape, the diagram draws what was taken"
+    );
+    let repo = Repository::<AnyAccount, _>::new(&store);
+    repo.store_shape().unwrap();
+    assert_eq!(log.shapes("Account").unwrap().len(), 1);
+    let report = statemachine::mining::mine(&store, "Account", Window::all()).unwrap();
+    assert_eq!(report.shape.unwrap().machine, "Account");
 }
 
 /// A lock held past the busy timeout is `StoreError::Busy`, which says it may be
@@ -166,7 +203,7 @@ fn a_schema_2_file_is_upgraded_in_place_and_keeps_timers() {
     assert_eq!(before, 2, "the fixture is a schema 2 file");
 
     let store = SqliteStore::open(&db).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     let repo = Repository::<AnyAccount, _>::new(store);
     let a1 = repo.load(&"a-1".into()).unwrap();
     assert_eq!((a1.seq(), a1.data().balance), (1, 7));
@@ -206,7 +243,7 @@ fn a_schema_2_file_is_upgraded_in_place_and_keeps_timers() {
     assert_eq!(due[0].name, "after 1m");
     drop(repo);
     // Opening it again does not upgrade twice.
-    assert_eq!(SqliteStore::open(&db).unwrap().schema_version().unwrap(), 4);
+    assert_eq!(SqliteStore::open(&db).unwrap().schema_version().unwrap(), 5);
 }
 
 /// A file written by schema 3 (the release before human tasks, kept in
@@ -230,7 +267,7 @@ fn a_schema_3_file_is_upgraded_in_place_and_keeps_tasks() {
     assert_eq!(before, 3, "the fixture is a schema 3 file");
 
     let store = SqliteStore::open(&db).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     let repo = Repository::<AnyAccount, _>::new(store);
     let a1 = repo.load(&"a-1".into()).unwrap();
     assert_eq!((a1.seq(), a1.data().balance), (1, 7));
@@ -315,5 +352,5 @@ fn a_schema_3_file_is_upgraded_in_place_and_keeps_tasks() {
     assert_eq!(trail.last().map(|r| r.kind), Some(RecordKind::Task));
     drop(repo);
     // Opening it again does not upgrade twice.
-    assert_eq!(SqliteStore::open(&db).unwrap().schema_version().unwrap(), 4);
+    assert_eq!(SqliteStore::open(&db).unwrap().schema_version().unwrap(), 5);
 }

@@ -10,16 +10,18 @@ mod memory {
     statemachine::store_conformance!(MemoryStore::new(), damage);
     statemachine::timer_conformance!(MemoryStore::new(), damage);
     statemachine::task_conformance!(MemoryStore::new(), damage);
+    statemachine::log_conformance!(MemoryStore::new(), damage);
 }
 
-/// The task and outbox cases on SQLite, in memory (the on-disk file adds nothing they
-/// check: the cases above already run on a file).
+/// The task, outbox and process-log cases on SQLite, in memory (the on-disk file adds
+/// nothing they check: the cases above already run on a file).
 mod sqlite_tasks {
     use statemachine::{InstanceId, SqliteStore};
 
     fn damage(_: &SqliteStore, _: &str, _: &InstanceId, _: &str) {}
 
     statemachine::task_conformance!(SqliteStore::open_in_memory().unwrap(), damage);
+    statemachine::log_conformance!(SqliteStore::open_in_memory().unwrap(), damage);
 }
 
 mod sqlite {

@@ -220,6 +220,15 @@
 //! the event's payload JSON (NULL for keys written by schema 1, which are compared by
 //! event name only).
 //!
+//! `statemachine_definitions` (from schema 5; PostgreSQL schema 4): the machines'
+//! [shapes](crate::mining::Shape), primary key `(machine, shape_hash)` (the hash as 16
+//! hex digits), with `version`, `definition` (the shape as JSON) and `stored_at`. A
+//! [`Repository`](crate::Repository) inserts its machine's shape (`ON CONFLICT DO
+//! NOTHING`) after its first create, so every version of a table that wrote is there for
+//! [process mining](crate::mining) and diagrams drawn without the machine's Rust types.
+//! Mining reads the audit trail by `(id, position)` pages from
+//! `statemachine_audit_by_instance`.
+//!
 //! ## Transactions
 //!
 //! - [`Store::create`]: one `BEGIN IMMEDIATE` transaction inserts the instance row (`ON
@@ -426,6 +435,13 @@ pub trait Store: Send + Sync {
         None
     }
 
+    /// The store's audit trail read in bulk and the machines' stored shapes, if it
+    /// keeps them (all three built-in stores do): what
+    /// [process mining](crate::mining) reads.
+    fn as_process_log(&self) -> Option<&dyn crate::mining::ProcessLog> {
+        None
+    }
+
     /// An instance's whole audit trail, oldest first, read page by page
     /// ([`history_page`](Self::history_page)). It holds the whole trail in memory: for
     /// long trails, page through them instead.
@@ -491,6 +507,9 @@ macro_rules! delegate_store {
             }
             fn as_run_leases(&self) -> Option<&dyn RunLeases> {
                 (**self).as_run_leases()
+            }
+            fn as_process_log(&self) -> Option<&dyn crate::mining::ProcessLog> {
+                (**self).as_process_log()
             }
         }
     )*};

@@ -37,3 +37,8 @@ mod tasks {
     use super::*;
     statemachine::task_conformance!(pg::store(), damage);
 }
+
+mod log {
+    use super::*;
+    statemachine::log_conformance!(pg::store(), damage);
+}

@@ -63,6 +63,7 @@ fn a_schema_1_database_is_upgraded_and_keeps_its_instances_and_timers() {
     invoices(&repo, 3);
     repo.apply(&id(0), Pay, &Meta::new().key("pay-0")).unwrap();
     drop(repo);
+    pg::execute(&schema, "DROP TABLE statemachine_definitions");
     pg::execute(&schema, "ALTER TABLE statemachine_outbox DROP COLUMN fence");
     for column in ["run_owner", "run_until", "run_fence"] {
         pg::execute(
@@ -80,7 +81,7 @@ fn a_schema_1_database_is_upgraded_and_keeps_its_instances_and_timers() {
     pg::execute(&schema, "UPDATE statemachine_schema SET version = 1");
 
     let store = pg::store_in(&schema);
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
     let repo = repository(store);
     assert_eq!(repo.load(&id(0)).unwrap().state_name(), "Paid");
     assert_eq!(repo.history(&id(0)).unwrap().len(), 2);
@@ -88,6 +89,17 @@ fn a_schema_1_database_is_upgraded_and_keeps_its_instances_and_timers() {
     assert!(
         again.duplicate,
         "keys written before the upgrade still answer"
+    );
+    let log = statemachine::store::Store::as_process_log(repo.store()).unwrap();
+    assert!(
+        log.shapes("Invoice").unwrap().is_empty(),
+        "none before schema 4"
+    );
+    repo.store_shape().unwrap();
+    assert_eq!(
+        log.shapes("Invoice").unwrap().len(),
+        1,
+        "schema 4 keeps shapes"
     );
     let due = claim(repo.store(), "w-1", t0() + Duration::from_secs(3600), 10);
     let names: HashSet<(String, String)> = due
@@ -127,7 +139,7 @@ fn a_newer_schema_is_refused() {
             error,
             StoreError::Schema {
                 found: 99,
-                supported: 3
+                supported: 4
             }
         ),
         "{error}"
@@ -151,7 +163,7 @@ fn stores_connecting_at_once_migrate_once() {
         })
         .collect();
     for thread in threads {
-        assert_eq!(thread.join().unwrap().unwrap().unwrap(), 3);
+        assert_eq!(thread.join().unwrap().unwrap().unwrap(), 4);
     }
 }
 

@@ -2,6 +2,7 @@
 //! process. It keeps snapshots as JSON text, like the SQLite store, so both behave the
 //! same when data does not round-trip.
 
+mod log;
 mod outbox;
 mod tasks;
 
@@ -52,6 +53,8 @@ struct Inner {
     outbox: BTreeMap<String, outbox::OutboxRow>,
     /// The same messages in the order they are delivered.
     outbox_due: std::collections::BTreeSet<(SystemTime, String)>,
+    /// The machines' shapes, in the order they were stored.
+    shapes: Vec<crate::mining::Shape>,
 }
 
 type TimerKey = (String, InstanceId, u64, String);
@@ -181,6 +184,10 @@ impl Store for MemoryStore {
     }
 
     fn as_outbox_store(&self) -> Option<&dyn crate::store::OutboxStore> {
+        Some(self)
+    }
+
+    fn as_process_log(&self) -> Option<&dyn crate::mining::ProcessLog> {
         Some(self)
     }
 

@@ -4,6 +4,7 @@
 mod bulk;
 mod leases;
 mod listen;
+mod log;
 mod outbox;
 mod pool;
 mod rows;

@@ -46,6 +46,10 @@ impl Store for PostgresStore {
         Some(self)
     }
 
+    fn as_process_log(&self) -> Option<&dyn crate::mining::ProcessLog> {
+        Some(self)
+    }
+
     fn create(
         &self,
         snapshot: &Snapshot,

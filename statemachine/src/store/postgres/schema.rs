@@ -3,7 +3,7 @@
 //! starting together migrate once).
 
 /// The newest schema this release writes.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// Key of the transaction-scoped advisory lock that serializes migrations
 /// (`pg_advisory_xact_lock`): "statemachine" in ASCII, truncated to eight bytes.
@@ -159,5 +159,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE statemachine_instances ADD COLUMN run_fence BIGINT NOT NULL DEFAULT 0;
     -- An outbox message's claim raises its fencing token; settling checks it.
     ALTER TABLE statemachine_outbox ADD COLUMN fence BIGINT NOT NULL DEFAULT 0;
+",
+    r"
+    -- 4: the machines' shapes (their transition tables as JSON), one per version of a
+    -- table that ever wrote, so that process mining and diagrams need no Rust types.
+    CREATE TABLE statemachine_definitions (
+        machine    TEXT   NOT NULL,
+        shape_hash TEXT   NOT NULL,
+        version    BIGINT NOT NULL,
+        definition TEXT   NOT NULL,
+        stored_at  BIGINT NOT NULL,
+        PRIMARY KEY (machine, shape_hash)
+    );
 ",
 ];

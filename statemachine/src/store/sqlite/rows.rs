@@ -25,6 +25,10 @@ impl Store for SqliteStore {
         Some(self)
     }
 
+    fn as_process_log(&self) -> Option<&dyn crate::mining::ProcessLog> {
+        Some(self)
+    }
+
     fn create(
         &self,
         snapshot: &Snapshot,

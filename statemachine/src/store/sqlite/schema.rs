@@ -3,7 +3,7 @@
 
 /// The schema this release writes. Older schemas are upgraded when a store opens them;
 /// newer ones are refused.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// Each step takes the schema from version `n` to `n + 1`; step 0 creates it.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -177,5 +177,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
         last_error TEXT
     ) WITHOUT ROWID;
     CREATE INDEX statemachine_outbox_by_run_at ON statemachine_outbox (run_at, key);
+",
+    r"
+    -- 5: the machines' shapes (their transition tables as JSON), one per version of a
+    -- table that ever wrote, so that process mining and diagrams need no Rust types.
+    CREATE TABLE statemachine_definitions (
+        machine    TEXT    NOT NULL,
+        shape_hash TEXT    NOT NULL,
+        version    INTEGER NOT NULL,
+        definition TEXT    NOT NULL,
+        stored_at  INTEGER NOT NULL,
+        PRIMARY KEY (machine, shape_hash)
+    ) WITHOUT ROWID;
 ",
 ];

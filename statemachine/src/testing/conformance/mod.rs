@@ -7,12 +7,14 @@
 //! the corrupt-data cases), and panics when the store breaks a guarantee.
 
 mod batches;
+mod log;
 mod outbox;
 mod readback;
 mod tasks;
 mod timers;
 
 pub use batches::*;
+pub use log::*;
 pub use outbox::*;
 pub use readback::*;
 pub use tasks::*;
@@ -541,6 +543,21 @@ pub fn damaged_rows_are_corrupt_errors<S: Store>(store: S, damage: Damage<S>) {
     assert!(matches!(repo.load(&id("a-1")), Err(StoreError::Restore(_))));
     damage(repo.store(), "Account", &id("a-1"), &good.to_json());
     assert!(repo.load(&id("a-1")).is_ok(), "repaired");
+}
+
+/// Runs the [`ProcessLog`](crate::mining::ProcessLog) cases (the log read in bulk, the
+/// stored shapes, and process mining's figures for a fixed trail) as `#[test]`s against a
+/// fresh store from `$make`. Use it next to [`store_conformance!`](crate::store_conformance)
+/// for stores that keep a process log.
+#[macro_export]
+macro_rules! log_conformance {
+    ($make:expr, $damage:expr) => {
+        $crate::store_conformance!(@cases $make, $damage;
+            the_log_reads_every_record_in_instance_order,
+            shapes_are_stored_once_per_hash,
+            mining_counts_the_fixed_trail,
+        );
+    };
 }
 
 /// Runs every conformance case as its own `#[test]`, against the store `$make` builds,

@@ -1,0 +1,133 @@
+//! [`ProcessLog`] for PostgreSQL: the audit trail read in pages by `(id, position)` from
+//! the `statemachine_audit_by_instance` index, and the machines' shapes in
+//! `statemachine_definitions`.
+
+use std::time::SystemTime;
+
+use super::pool::Conn;
+use super::{PostgresStore, corrupt, io};
+use crate::audit::micros::{from_micros, to_micros};
+use crate::mining::{LogEntry, ProcessLog, Shape, log_after, log_cursor};
+use crate::store::{Cursor, Page, StoreError};
+use crate::{InstanceId, RecordKind};
+
+const SAVE_SHAPE: &str = "INSERT INTO statemachine_definitions
+     (machine, shape_hash, version, definition, stored_at) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (machine, shape_hash) DO NOTHING";
+const SHAPES: &str = "SELECT definition FROM statemachine_definitions
+     WHERE machine = $1 ORDER BY stored_at DESC, version DESC";
+const MACHINES: &str = "SELECT machine FROM statemachine_definitions
+     UNION SELECT DISTINCT machine FROM statemachine_instances ORDER BY 1";
+const LOG_FIRST: &str = "SELECT position, id, kind, from_state, event, to_state, at
+     FROM statemachine_audit WHERE machine = $1 AND at < $2
+     ORDER BY id, position LIMIT $3";
+const LOG_AFTER: &str = "SELECT position, id, kind, from_state, event, to_state, at
+     FROM statemachine_audit WHERE machine = $1 AND at < $2 AND (id, position) > ($3, $4)
+     ORDER BY id, position LIMIT $5";
+
+impl ProcessLog for PostgresStore {
+    fn save_shape(&self, shape: &Shape, at: SystemTime) -> Result<(), StoreError> {
+        let hash = format!("{:016x}", shape.shape_hash);
+        let json = shape.to_json();
+        let version = i64::from(shape.version);
+        self.with(async |conn| {
+            let Conn { client, statements } = conn;
+            let insert = statements.get(client, SAVE_SHAPE).await.map_err(io)?;
+            client
+                .execute(
+                    &insert,
+                    &[&shape.machine, &hash, &version, &json, &to_micros(at)],
+                )
+                .await
+                .map_err(io)
+        })?;
+        Ok(())
+    }
+
+    fn shapes(&self, machine: &str) -> Result<Vec<Shape>, StoreError> {
+        let rows = self.with(async |conn| {
+            let Conn { client, statements } = conn;
+            let select = statements.get(client, SHAPES).await.map_err(io)?;
+            client.query(&select, &[&machine]).await.map_err(io)
+        })?;
+        rows.iter()
+            .map(|row| {
+                let json: String = row.try_get(0).map_err(io)?;
+                Shape::from_json(machine, &json)
+            })
+            .collect()
+    }
+
+    fn machines(&self) -> Result<Vec<String>, StoreError> {
+        let rows = self.with(async |conn| {
+            let Conn { client, statements } = conn;
+            let select = statements.get(client, MACHINES).await.map_err(io)?;
+            client.query(&select, &[]).await.map_err(io)
+        })?;
+        rows.iter().map(|row| row.try_get(0).map_err(io)).collect()
+    }
+
+    fn log_page(
+        &self,
+        machine: &str,
+        before: Option<SystemTime>,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<LogEntry>, StoreError> {
+        let after = log_after(after)?;
+        let before = before.map_or(i64::MAX, to_micros);
+        let limit = limit.max(1);
+        let rows = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        let found = self.with(async |conn| {
+            let Conn { client, statements } = conn;
+            match after {
+                None => {
+                    let select = statements.get(client, LOG_FIRST).await.map_err(io)?;
+                    client.query(&select, &[&machine, &before, &rows]).await
+                }
+                Some((id, position)) => {
+                    let select = statements.get(client, LOG_AFTER).await.map_err(io)?;
+                    client
+                        .query(&select, &[&machine, &before, &id, &position, &rows])
+                        .await
+                }
+            }
+            .map_err(io)
+        })?;
+        let more = found.len() > limit;
+        let mut items = Vec::with_capacity(found.len().min(limit));
+        let mut last = None;
+        let trail = InstanceId::from("(audit trail)");
+        for row in found.iter().take(limit) {
+            let damaged = |e| corrupt(e, machine, &trail);
+            let position: i64 = row.try_get(0).map_err(damaged)?;
+            let id = InstanceId::from(row.try_get::<_, String>(1).map_err(damaged)?);
+            let kind: &str = row.try_get(2).map_err(damaged)?;
+            let Some(kind) = RecordKind::parse(kind) else {
+                return Err(StoreError::Corrupt {
+                    machine: machine.to_owned(),
+                    id,
+                    reason: format!(
+                        "unknown audit record kind `{kind}` at position {position}: \
+                         was the row written by a newer release?"
+                    ),
+                    source: None,
+                });
+            };
+            last = Some(position);
+            items.push(LogEntry::new(
+                id,
+                kind,
+                row.try_get(3).map_err(damaged)?,
+                row.try_get(4).map_err(damaged)?,
+                row.try_get(5).map_err(damaged)?,
+                from_micros(row.try_get(6).map_err(damaged)?),
+            ));
+        }
+        let next = match (more, last, items.last()) {
+            (true, Some(position), Some(entry)) => Some(log_cursor(entry.id.as_str(), position)),
+            _ => None,
+        };
+        Ok(Page::new(items, next))
+    }
+}

@@ -1,0 +1,131 @@
+//! [`ProcessLog`] for SQLite: the audit trail read in pages by `(id, position)` from the
+//! `statemachine_audit_by_instance` index, and the machines' shapes in
+//! `statemachine_definitions`.
+
+use std::time::SystemTime;
+
+use rusqlite::params;
+
+use super::rows::corrupt_or_io;
+use super::{SqliteStore, io};
+use crate::audit::micros::{from_micros, to_micros};
+use crate::mining::{LogEntry, ProcessLog, Shape, log_after, log_cursor};
+use crate::store::{Cursor, Page, StoreError};
+use crate::{InstanceId, RecordKind};
+
+const SAVE_SHAPE: &str = "INSERT INTO statemachine_definitions
+     (machine, shape_hash, version, definition, stored_at) VALUES (?1, ?2, ?3, ?4, ?5)
+     ON CONFLICT (machine, shape_hash) DO NOTHING";
+const SHAPES: &str = "SELECT definition FROM statemachine_definitions
+     WHERE machine = ?1 ORDER BY stored_at DESC, version DESC";
+const MACHINES: &str = "SELECT machine FROM statemachine_definitions
+     UNION SELECT DISTINCT machine FROM statemachine_instances ORDER BY 1";
+const LOG_FIRST: &str = "SELECT position, id, kind, from_state, event, to_state, at
+     FROM statemachine_audit WHERE machine = ?1 AND at < ?2
+     ORDER BY id, position LIMIT ?3";
+const LOG_AFTER: &str = "SELECT position, id, kind, from_state, event, to_state, at
+     FROM statemachine_audit WHERE machine = ?1 AND at < ?2 AND (id, position) > (?3, ?4)
+     ORDER BY id, position LIMIT ?5";
+
+impl ProcessLog for SqliteStore {
+    fn save_shape(&self, shape: &Shape, at: SystemTime) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(SAVE_SHAPE)
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    shape.machine,
+                    format!("{:016x}", shape.shape_hash),
+                    shape.version,
+                    shape.to_json(),
+                    to_micros(at),
+                ])
+            })
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn shapes(&self, machine: &str) -> Result<Vec<Shape>, StoreError> {
+        let conn = self.conn();
+        let mut select = conn.prepare_cached(SHAPES).map_err(io)?;
+        let rows = select
+            .query_map(params![machine], |row| row.get::<_, String>(0))
+            .map_err(io)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io)?;
+        rows.iter()
+            .map(|json| Shape::from_json(machine, json))
+            .collect()
+    }
+
+    fn machines(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut select = conn.prepare_cached(MACHINES).map_err(io)?;
+        select
+            .query_map([], |row| row.get(0))
+            .map_err(io)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io)
+    }
+
+    fn log_page(
+        &self,
+        machine: &str,
+        before: Option<SystemTime>,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<LogEntry>, StoreError> {
+        let after = log_after(after)?;
+        let before = before.map_or(i64::MAX, to_micros);
+        let limit = limit.max(1);
+        let rows = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        let conn = self.conn();
+        let read = |row: &rusqlite::Row<'_>| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, Option<String>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<String>>(5)?,
+                row.get::<_, i64>(6)?,
+            ))
+        };
+        let fail = |e| corrupt_or_io(e, machine, &InstanceId::from("(audit trail)"));
+        let found = match after {
+            None => conn.prepare_cached(LOG_FIRST).and_then(|mut s| {
+                s.query_map(params![machine, before, rows], read)?
+                    .collect::<Result<Vec<_>, _>>()
+            }),
+            Some((id, position)) => conn.prepare_cached(LOG_AFTER).and_then(|mut s| {
+                s.query_map(params![machine, before, id, position, rows], read)?
+                    .collect::<Result<Vec<_>, _>>()
+            }),
+        }
+        .map_err(fail)?;
+        drop(conn);
+        let more = found.len() > limit;
+        let mut items = Vec::with_capacity(found.len().min(limit));
+        let mut last = None;
+        for (position, id, kind, from, event, to, at) in found.into_iter().take(limit) {
+            let id = InstanceId::from(id);
+            let Some(kind) = RecordKind::parse(&kind) else {
+                return Err(StoreError::Corrupt {
+                    machine: machine.to_owned(),
+                    id,
+                    reason: format!(
+                        "unknown audit record kind `{kind}` at position {position}: \
+                         was the file written by a newer release?"
+                    ),
+                    source: None,
+                });
+            };
+            last = Some(position);
+            items.push(LogEntry::new(id, kind, from, event, to, from_micros(at)));
+        }
+        let next = match (more, last, items.last()) {
+            (true, Some(position), Some(entry)) => Some(log_cursor(entry.id.as_str(), position)),
+            _ => None,
+        };
+        Ok(Page::new(items, next))
+    }
+}
