@@ -10,6 +10,7 @@
 //! | name | type | labels | unit | what |
 //! |---|---|---|---|---|
 //! | `statemachine_transitions_total` | counter | `machine`, `from`, `event`, `to` | | transitions written by a [`Repository`](crate::Repository) (applied events, fired deadlines and reminders) |
+//! | `statemachine_state_duration_seconds` | histogram | `machine`, `state` | seconds | how long an instance was in `state` when a written transition left it: from its previous transition (or creation) to this one, so a self-loop (`Open + deposit => Open`) leaves and re-enters its state, as in UML. Known for instances loaded from or created in the store; the per-transition durations of [process mining](crate::mining) are the same figures, read back from the audit trail |
 //! | `statemachine_refusals_total` | counter | `machine`, `from`, `event` | | refusals written (a guard said no, or the event is not valid in the state) |
 //! | `statemachine_timers_fired_total` | counter | `machine`, `outcome` | | due timers a worker handled, by what became of them: `applied`, `refused`, `stale`, `dead_lettered`, `retrying`, `stuck`, `saga_ran` |
 //! | `statemachine_timer_lateness_seconds` | histogram | `machine` | seconds | from a timer's due time to the moment its worker fired it |
@@ -21,6 +22,18 @@
 //! | `statemachine_saga_step_duration_seconds` | histogram | `saga`, `step`, `phase` (`forward`, `compensate`), `outcome` (`ok`, `error`) | seconds | one attempt of a step or of its compensation |
 //! | `statemachine_saga_step_attempts` | histogram | `saga`, `step`, `phase` | attempts | attempts a step (or compensation) took, recorded when it succeeded or gave up |
 //! | `statemachine_saga_steps_total` | counter | `saga`, `step`, `phase`, `outcome` (`completed`, `failed`) | | steps (and compensations) that succeeded or gave up; `phase="compensate"` counts compensations |
+//!
+//! Gauges sampled from the store ([`Sampler`]; a [`Worker`](crate::worker::Worker) samples
+//! every 15 seconds, [`with_metrics_interval`](crate::worker::Worker::with_metrics_interval)):
+//!
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | `statemachine_instances` | gauge | `machine`, `state` | instances in each state now: work in progress, and where it piles up |
+//! | `statemachine_dead_letters_open` | gauge | | dead letters waiting for a person (instances of `DeadLetter` in `Open`) |
+//! | `statemachine_tasks_open` | gauge | `machine`, `state` | open human tasks |
+//! | `statemachine_tasks_unclaimed` | gauge | `group` | open tasks nobody holds, in each candidate group's inbox |
+//! | `statemachine_timers_due` | gauge | `machine` | timers due now and not yet fired: the workers' backlog |
+//! | `statemachine_outbox_pending` | gauge | `topic` | outbox messages waiting for delivery |
 //!
 //! Every label value is a name from a machine's table or a fixed word, or a circuit
 //! breaker's name (from the application's configuration): the number of series is
@@ -42,6 +55,8 @@ use crate::AuditRecord;
 
 /// Transitions written, by machine, state left, event and state entered.
 pub const TRANSITIONS: &str = "statemachine_transitions_total";
+/// Time in a state when a transition left it, by machine and state.
+pub const STATE_DURATION: &str = "statemachine_state_duration_seconds";
 /// Refusals written, by machine, state and event.
 pub const REFUSALS: &str = "statemachine_refusals_total";
 /// Due timers a worker handled, by machine and outcome.
@@ -67,6 +82,91 @@ pub const STEP_ATTEMPTS: &str = "statemachine_saga_step_attempts";
 /// Steps (and compensations) that succeeded or gave up, by saga, step, phase, outcome.
 pub const STEPS: &str = "statemachine_saga_steps_total";
 
+/// Instances in each state, by machine and state (sampled).
+pub const INSTANCES: &str = "statemachine_instances";
+/// Dead letters waiting for a person (sampled).
+pub const DEAD_LETTERS_OPEN: &str = "statemachine_dead_letters_open";
+/// Open human tasks, by machine and task state (sampled).
+pub const TASKS_OPEN: &str = "statemachine_tasks_open";
+/// Open tasks nobody holds, by candidate group (sampled).
+pub const TASKS_UNCLAIMED: &str = "statemachine_tasks_unclaimed";
+/// Timers due and not yet fired, by machine (sampled).
+pub const TIMERS_DUE: &str = "statemachine_timers_due";
+/// Outbox messages waiting for delivery, by topic (sampled).
+pub const OUTBOX_PENDING: &str = "statemachine_outbox_pending";
+
+/// Sets the sampled gauges from a [`Census`](crate::mining::Census) of the store; a
+/// series sampled before and absent now (the last instance left a state) is set to 0,
+/// so a dashboard never shows a stale count.
+///
+/// ```
+/// use statemachine::metrics::Sampler;
+/// use statemachine::mining::ProcessLog as _;
+/// use statemachine::MemoryStore;
+///
+/// let store = MemoryStore::new();
+/// let mut sampler = Sampler::default();
+/// sampler.record(&store.census(std::time::SystemTime::now()).unwrap());
+/// ```
+#[derive(Debug, Default)]
+pub struct Sampler {
+    #[cfg(feature = "metrics")]
+    last: std::collections::HashSet<(&'static str, Vec<(&'static str, String)>)>,
+}
+
+impl Sampler {
+    /// Sets every sampled gauge from `census` (nothing without feature `metrics`).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub fn record(&mut self, census: &crate::mining::Census) {
+        #[cfg(feature = "metrics")]
+        {
+            let mut now = std::collections::HashSet::new();
+            let mut set = |name: &'static str, labels: Vec<(&'static str, String)>, value: u64| {
+                #[allow(clippy::cast_precision_loss, reason = "a count shown as a gauge")]
+                gauge(name, &labels, value as f64);
+                now.insert((name, labels));
+            };
+            for (machine, state, n) in &census.instances {
+                set(
+                    INSTANCES,
+                    vec![("machine", machine.clone()), ("state", state.clone())],
+                    *n,
+                );
+            }
+            set(DEAD_LETTERS_OPEN, Vec::new(), census.open_dead_letters());
+            for (machine, state, n) in &census.open_tasks {
+                set(
+                    TASKS_OPEN,
+                    vec![("machine", machine.clone()), ("state", state.clone())],
+                    *n,
+                );
+            }
+            for (group, n) in &census.unclaimed_tasks {
+                set(TASKS_UNCLAIMED, vec![("group", group.clone())], *n);
+            }
+            for (machine, n) in &census.due_timers {
+                set(TIMERS_DUE, vec![("machine", machine.clone())], *n);
+            }
+            for (topic, n) in &census.outbox {
+                set(OUTBOX_PENDING, vec![("topic", topic.clone())], *n);
+            }
+            for (name, labels) in self.last.difference(&now) {
+                gauge(name, labels, 0.0);
+            }
+            self.last = now;
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+fn gauge(name: &'static str, labels: &[(&'static str, String)], value: f64) {
+    let labels: Vec<metrics::Label> = labels
+        .iter()
+        .map(|(key, value)| metrics::Label::new(*key, value.clone()))
+        .collect();
+    metrics::gauge!(name, labels).set(value);
+}
+
 /// Gives each metric its unit and help text, in the recorder installed now: call it once
 /// after installing the application's recorder (a description given before reaches no
 /// one). Describing creates no series.
@@ -78,6 +178,30 @@ pub fn describe() {
             TRANSITIONS,
             Unit::Count,
             "Transitions written, by machine, state left, event and state entered."
+        );
+        for (name, help) in [
+            (INSTANCES, "Instances in each state (sampled)."),
+            (
+                DEAD_LETTERS_OPEN,
+                "Dead letters waiting for a person (sampled).",
+            ),
+            (TASKS_OPEN, "Open human tasks (sampled)."),
+            (
+                TASKS_UNCLAIMED,
+                "Open tasks nobody holds, by candidate group (sampled).",
+            ),
+            (TIMERS_DUE, "Timers due and not yet fired (sampled)."),
+            (
+                OUTBOX_PENDING,
+                "Outbox messages waiting for delivery (sampled).",
+            ),
+        ] {
+            metrics::describe_gauge!(name, Unit::Count, help);
+        }
+        describe_histogram!(
+            STATE_DURATION,
+            Unit::Seconds,
+            "How long an instance was in a state when a transition left it."
         );
         describe_counter!(
             REFUSALS,
@@ -137,11 +261,31 @@ pub fn describe() {
     }
 }
 
-/// What a written commit's records say happened.
+/// What a written commit's records say happened. `journal` is the machine's, which
+/// knows when it last moved (and is told when it moved now), for the time in state.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-pub(crate) fn written(records: &[AuditRecord]) {
+pub(crate) fn written(records: &[AuditRecord], journal: Option<&crate::Journal>) {
+    #[cfg(feature = "metrics")]
+    let mut moved_at = journal.and_then(crate::Journal::moved_at);
     #[cfg(feature = "metrics")]
     for record in records {
+        if record.kind == crate::RecordKind::Applied {
+            if let Some(since) = moved_at {
+                metrics::histogram!(
+                    STATE_DURATION,
+                    "machine" => record.machine.clone(),
+                    "state" => record.from.clone().unwrap_or(std::borrow::Cow::Borrowed("")),
+                )
+                .record(
+                    record
+                        .at
+                        .duration_since(since)
+                        .unwrap_or_default()
+                        .as_secs_f64(),
+                );
+            }
+            moved_at = Some(record.at);
+        }
         let name = |text: &Option<std::borrow::Cow<'static, str>>| {
             text.clone().unwrap_or(std::borrow::Cow::Borrowed(""))
         };
@@ -163,6 +307,10 @@ pub(crate) fn written(records: &[AuditRecord]) {
             .increment(1),
             _ => {}
         }
+    }
+    #[cfg(feature = "metrics")]
+    if let (Some(journal), Some(at)) = (journal, moved_at) {
+        journal.set_moved_at(at);
     }
 }
 

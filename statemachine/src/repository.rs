@@ -204,7 +204,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         {
             Ok(()) => {
                 self.remember_shape(at);
-                Ok(self.attach(machine))
+                Ok(self.attach(machine, at))
             }
             Err(error) => Err(Failed::new(machine, error)),
         }
@@ -252,10 +252,16 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         }
     }
 
-    fn attach(&self, mut machine: M) -> M {
+    /// Hands `machine` the repository's clock and a journal for its records; `moved_at`
+    /// is when it last took a transition (its row's `updated_at`), for the time-in-state
+    /// metric.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    fn attach(&self, mut machine: M, moved_at: std::time::SystemTime) -> M {
         let audit = machine.audit_mut();
         audit.set_clock(self.clock.clone());
-        audit.attach_pending();
+        let _journal = audit.attach_pending();
+        #[cfg(feature = "metrics")]
+        _journal.set_moved_at(moved_at);
         machine
     }
 
@@ -271,7 +277,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             Row::Machine(machine) => machine,
             Row::Snapshot(snapshot) => M::restore(snapshot)?,
         };
-        Ok(self.attach(machine))
+        Ok(self.attach(machine, stored.updated_at))
     }
 
     /// Loads several instances, in the order of `ids`: one round trip on a store on a
@@ -291,7 +297,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                     Row::Machine(machine) => machine,
                     Row::Snapshot(snapshot) => M::restore(snapshot)?,
                 };
-                Ok(self.attach(machine))
+                Ok(self.attach(machine, stored.updated_at))
             })
             .collect()
     }
@@ -526,8 +532,8 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 journal.restore(p.records);
             }
         } else {
-            for (_, p) in &pending {
-                crate::metrics::written(&p.records);
+            for (journal, p) in &pending {
+                crate::metrics::written(&p.records, Some(journal));
             }
         }
         result

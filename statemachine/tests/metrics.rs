@@ -9,12 +9,14 @@ use std::time::{Duration, SystemTime};
 use metrics_util::CompositeKey;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use statemachine::metrics::{
-    BREAKER_OPEN, BREAKER_TRANSITIONS, CLAIM, DEAD_LETTERS, REFUSALS, SLA_BREACHES, STEP_ATTEMPTS,
-    STEP_DURATION, STEPS, TIMER_LATENESS, TIMERS_FIRED, TRANSITIONS,
+    BREAKER_OPEN, BREAKER_TRANSITIONS, CLAIM, DEAD_LETTERS, DEAD_LETTERS_OPEN, INSTANCES, REFUSALS,
+    SLA_BREACHES, STATE_DURATION, STEP_ATTEMPTS, STEP_DURATION, STEPS, Sampler, TASKS_OPEN,
+    TASKS_UNCLAIMED, TIMER_LATENESS, TIMERS_FIRED, TRANSITIONS,
 };
+use statemachine::mining::Window;
 use statemachine::saga::{BreakerConfig, CircuitBreaker};
 use statemachine::saga::{RetryPolicy, SagaExecutor, SagaOutcome, StepContext, StepError};
-use statemachine::worker::{Outcome, Worker};
+use statemachine::worker::{CancellationToken, Outcome, Worker};
 use statemachine::{ManualClock, MemoryStore, Meta, RecordKind, state_machine};
 
 state_machine! {
@@ -217,6 +219,19 @@ async fn transitions_refusals_timers_and_dead_letters_are_counted() {
     let all = series(&snapshotter);
 
     let invoice = ("machine", "Invoice");
+    // Time in state, by hand: `a` left Unpaid at once; `b`'s reminder fired two hours
+    // after it was created and its deadline right after (the reminder re-entered
+    // Unpaid); `c`'s reminder was refused, its deadline fired two hours in.
+    let mut in_unpaid = histogram(&all, STATE_DURATION, &[invoice, ("state", "Unpaid")]);
+    in_unpaid.sort_by(f64::total_cmp);
+    assert_eq!(in_unpaid, [0.0, 0.0, 7200.0, 7200.0]);
+    // The same figures as process mining reads back from the audit trail.
+    let report = statemachine::mining::mine(&**worker.store(), "Invoice", Window::all()).unwrap();
+    let from_unpaid = report.transitions.iter().filter(|t| t.from == "Unpaid");
+    let (count, total) = from_unpaid.fold((0, 0.0), |(n, sum), t| {
+        (n + t.count, sum + t.duration.total.as_secs_f64())
+    });
+    assert_eq!((count, total), (4, in_unpaid.iter().sum::<f64>()));
     // By hand.
     assert_eq!(
         counter(
@@ -464,4 +479,93 @@ async fn transitions_refusals_timers_and_dead_letters_are_counted() {
         ),
         1
     );
+
+    // The gauges, sampled by the running worker: `l-2` granted, `l-1` waiting in
+    // Review, its task escalated to the HR leads' inbox.
+    let worker = Arc::new(worker.with_metrics_interval(Duration::from_secs(15)));
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn({
+        let (worker, shutdown) = (worker.clone(), shutdown.clone());
+        async move { worker.run(shutdown).await }
+    });
+    let leave = ("machine", "Leave");
+    let sampled = || {
+        let all = series(&snapshotter);
+        [
+            gauge(&all, INSTANCES, &[leave, ("state", "Review")]),
+            gauge(&all, INSTANCES, &[leave, ("state", "Granted")]),
+            gauge(&all, TASKS_OPEN, &[leave, ("state", "Review")]),
+            gauge(&all, TASKS_UNCLAIMED, &[("group", "hr-leads")]),
+            gauge(&all, DEAD_LETTERS_OPEN, &[]),
+        ]
+    };
+    // (A snapshot empties the recorder: read it once per sample.)
+    let mut waited = 0;
+    let first = loop {
+        let now = sampled();
+        if now[0].is_some() {
+            break now;
+        }
+        assert!(waited < 500, "the worker samples when it starts");
+        waited += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        first,
+        [Some(1.0), Some(1.0), Some(1.0), Some(1.0), Some(0.0)]
+    );
+    // Claimed and granted by an HR lead.
+    let lena = Meta::new().actor("lena").role("hr-leads");
+    leaves.claim(&"l-1".into(), &lena).unwrap();
+    leaves
+        .apply(
+            &"l-1".into(),
+            Grant,
+            &Meta::new().actor("lena").role("hr-leads"),
+        )
+        .unwrap();
+    let log = statemachine::store::Store::as_process_log(&**worker.store()).unwrap();
+    let census = log.census(statemachine::Clock::now(&*clock)).unwrap();
+    assert!(census.open_tasks.is_empty(), "{census:?}");
+    assert_eq!(census.instances_in("Leave", "Granted"), 2);
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
+
+/// A sampler sets to 0 the series it sampled before that are gone now.
+#[test]
+fn a_sampler_zeroes_the_series_that_are_gone() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let store = MemoryStore::new();
+        let leaves = statemachine::Repository::<AnyLeave, _>::new(&store);
+        let request = Request {
+            manager: "maria".into(),
+        };
+        leaves.create(Leave::new("l-1", request).into()).unwrap();
+        leaves.apply(&"l-1".into(), Submit, &Meta::new()).unwrap();
+        let mut sampler = Sampler::default();
+        let log = statemachine::store::Store::as_process_log(&store).unwrap();
+        sampler.record(&log.census(t0()).unwrap());
+        let review = [("machine", "Leave"), ("state", "Review")];
+        let all = series(&snapshotter);
+        assert_eq!(gauge(&all, INSTANCES, &review), Some(1.0));
+        assert_eq!(gauge(&all, TASKS_OPEN, &review), Some(1.0));
+        leaves
+            .apply(&"l-1".into(), Grant, &Meta::new().actor("maria"))
+            .unwrap();
+        sampler.record(&log.census(t0()).unwrap());
+        let all = series(&snapshotter);
+        assert_eq!(gauge(&all, INSTANCES, &review), Some(0.0), "emptied");
+        assert_eq!(gauge(&all, TASKS_OPEN, &review), Some(0.0), "closed");
+        assert_eq!(
+            gauge(
+                &all,
+                INSTANCES,
+                &[("machine", "Leave"), ("state", "Granted")]
+            ),
+            Some(1.0)
+        );
+    });
 }

@@ -103,10 +103,7 @@ async fn saga_steps_are_counted_with_their_outcomes_and_durations() {
             .with_jitter(0.0),
     );
     for (id, undeliverable) in [("s-1", false), ("s-2", false), ("s-3", true)] {
-        let outcome = shipments
-            .start(id, Parcel { undeliverable })
-            .await
-            .unwrap();
+        let outcome = shipments.start(id, Parcel { undeliverable }).await.unwrap();
         assert_eq!(
             matches!(outcome, SagaOutcome::Compensated { .. }),
             undeliverable,
@@ -118,7 +115,12 @@ async fn saga_steps_are_counted_with_their_outcomes_and_durations() {
     assert_eq!((report.started, report.instances), (3, 3));
     let charge = report.step("charge").unwrap();
     assert_eq!(
-        (charge.started, charge.succeeded, charge.failed, charge.compensated),
+        (
+            charge.started,
+            charge.succeeded,
+            charge.failed,
+            charge.compensated
+        ),
         (3, 3, 0, 1)
     );
     assert_eq!(charge.success_rate, Some(1.0));
@@ -221,8 +223,7 @@ async fn task_sla_breaches_and_the_annotated_diagram() {
     assert_eq!(json["tasks"][0]["breach_rate"], 0.5);
     assert_eq!(json["states"][0]["state"], "Draft");
     assert_eq!(
-        json["transitions"][0]["duration"]["p95"],
-        3_600_000.0,
+        json["transitions"][0]["duration"]["p95"], 3_600_000.0,
         "milliseconds"
     );
     assert_eq!(json["shape"]["machine"], "Leave");

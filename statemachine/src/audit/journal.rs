@@ -37,6 +37,9 @@ pub struct Journal {
     /// Why an event's payload could not be recorded, if one could not: a repository
     /// refuses to write records that could not be replayed.
     unrecorded: Mutex<Option<crate::encode::EncodeError>>,
+    /// When the instance last took a transition (as stored, then as written), for the
+    /// time-in-state metric. Kept only with feature `metrics`.
+    moved_at: Mutex<Option<std::time::SystemTime>>,
 }
 
 impl Journal {
@@ -66,6 +69,18 @@ impl Journal {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
+    }
+
+    /// When the instance last took a transition, if known.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn moved_at(&self) -> Option<std::time::SystemTime> {
+        *self.moved_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes when the instance last took a transition.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn set_moved_at(&self, at: std::time::SystemTime) {
+        *self.moved_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
     }
 
     /// How many records are waiting.

@@ -153,7 +153,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
                 return match self.store.commit(&commit).map_err(Attempt::Store)? {
                     Committed::Duplicate(first) => self.duplicate(id, first),
                     Committed::Written => {
-                        crate::metrics::written(commit.records);
+                        crate::metrics::written(commit.records, None);
                         Err(Attempt::Unauthorized(event, refusal))
                     }
                 };
@@ -216,7 +216,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         };
         let committed = self.store.commit(&commit).map_err(Attempt::Store)?;
         if committed == Committed::Written {
-            crate::metrics::written(&records);
+            crate::metrics::written(&records, pending.as_deref());
         }
         match (committed, outcome) {
             (Committed::Duplicate(first), _) => self.duplicate(id, first),

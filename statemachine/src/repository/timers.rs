@@ -269,9 +269,9 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             return Ok(Prepared::Done(Fired::Stale));
         }
         let mut machine = match row {
-            Row::Machine(machine) => self.attach(machine),
+            Row::Machine(machine) => self.attach(machine, stored.updated_at),
             Row::Snapshot(snapshot) => match M::restore(snapshot) {
-                Ok(machine) => self.attach(machine),
+                Ok(machine) => self.attach(machine, stored.updated_at),
                 Err(error) => return Err(unreadable(error.into())),
             },
         };
@@ -375,6 +375,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
             fired: fired_timer,
             entered: entered.flatten(),
             outbox,
+            journal: pending,
         })))
     }
 
@@ -388,7 +389,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         let timer = fire.timer;
         let committed = match committed {
             Ok(Committed::Written) => {
-                crate::metrics::written(&fire.records);
+                crate::metrics::written(&fire.records, fire.journal.as_deref());
                 Committed::Written
             }
             Ok(committed) => committed,
@@ -501,7 +502,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         match self.store.commit(&commit) {
             Ok(committed) => {
                 if committed == Committed::Written {
-                    crate::metrics::written(commit.records);
+                    crate::metrics::written(commit.records, None);
                 }
                 Ok(())
             }
@@ -532,6 +533,8 @@ struct PendingFire<'t, M: StateMachine> {
     fired: FiredTimer<'t>,
     entered: Option<super::tasks::Entered>,
     outbox: Vec<crate::store::OutboxMessage>,
+    /// The machine's journal: when it last moved, for the time-in-state metric.
+    journal: Option<std::sync::Arc<crate::Journal>>,
 }
 
 impl<M: StateMachine> PendingFire<'_, M> {

@@ -220,6 +220,7 @@ pub struct Worker<S> {
     wake: Arc<Notify>,
     counters: Arc<Counters>,
     notifier: Option<Arc<dyn crate::task::notify::Notifier>>,
+    metrics_interval: Duration,
 }
 
 impl<S> std::fmt::Debug for Worker<S> {
@@ -266,6 +267,7 @@ impl<S: TimerStore + 'static> Worker<S> {
             wake,
             counters: Arc::default(),
             notifier: None,
+            metrics_interval: Duration::from_secs(15),
         }
     }
 
@@ -371,6 +373,16 @@ impl<S: TimerStore + 'static> Worker<S> {
     #[must_use]
     pub fn with_lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
+        self
+    }
+
+    /// How often [`run`](Self::run) samples the store's gauges (instances per state, open
+    /// dead letters and tasks, due timers, the outbox: see [`crate::metrics`]) with
+    /// feature `metrics`: every 15 seconds by default. Each sample is one `GROUP BY`
+    /// read per table.
+    #[must_use]
+    pub fn with_metrics_interval(mut self, interval: Duration) -> Self {
+        self.metrics_interval = interval.max(Duration::from_millis(10));
         self
     }
 

@@ -18,6 +18,42 @@ impl<S: TimerStore + 'static> Worker<S> {
     /// None today: store failures are logged and retried with a growing pause. The
     /// `Result` leaves room for failures that should stop a worker.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
+        tokio::select! {
+            biased;
+            result = self.run_work(&shutdown) => result,
+            () = self.sample_metrics() => Ok(()),
+        }
+    }
+
+    /// Samples the store's gauges every [metrics interval](Self::with_metrics_interval)
+    /// (feature `metrics`, on a store with a process log); otherwise never returns and
+    /// does nothing.
+    async fn sample_metrics(&self) {
+        #[cfg(feature = "metrics")]
+        if self.store.as_process_log().is_some() {
+            let mut sampler = crate::metrics::Sampler::default();
+            loop {
+                let now = self.clock.now();
+                let census = blocking(|| match self.store.as_process_log() {
+                    Some(log) => log.census(now),
+                    None => Ok(crate::mining::Census::default()),
+                });
+                match census {
+                    Ok(census) => sampler.record(&census),
+                    Err(error) => tracing::warn!(
+                        target: "statemachine::worker",
+                        %error,
+                        "could not sample the store's gauges"
+                    ),
+                }
+                tokio::time::sleep(self.metrics_interval).await;
+            }
+        }
+        std::future::pending::<()>().await;
+    }
+
+    async fn run_work(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {
+        let shutdown = shutdown.clone();
         if !self.store.shared() {
             return self.run_loop(&shutdown).await;
         }

@@ -1,9 +1,10 @@
 //! [`ProcessLog`] for the memory store: its audit trails in id order, read in pages.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use super::MemoryStore;
-use crate::mining::{LogEntry, ProcessLog, Shape, log_after, log_cursor};
+use crate::mining::{Census, LogEntry, ProcessLog, Shape, log_after, log_cursor};
 use crate::store::{Cursor, Page, StoreError};
 
 impl ProcessLog for MemoryStore {
@@ -41,6 +42,48 @@ impl ProcessLog for MemoryStore {
         machines.sort();
         machines.dedup();
         Ok(machines)
+    }
+
+    fn census(&self, now: SystemTime) -> Result<Census, StoreError> {
+        let inner = self.inner();
+        let mut instances: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for ((machine, _), row) in &inner.instances {
+            *instances
+                .entry((machine.clone(), row.state.clone()))
+                .or_default() += 1;
+        }
+        let mut open_tasks: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut unclaimed: BTreeMap<String, u64> = BTreeMap::new();
+        for ((machine, _), task) in &inner.tasks {
+            *open_tasks
+                .entry((machine.clone(), task.state.clone()))
+                .or_default() += 1;
+            if task.assignee.is_none() {
+                for group in &task.candidates {
+                    *unclaimed.entry(group.clone()).or_default() += 1;
+                }
+            }
+        }
+        let mut due: BTreeMap<String, u64> = BTreeMap::new();
+        for ((machine, ..), timer) in &inner.timers {
+            if timer.run_at <= now {
+                *due.entry(machine.clone()).or_default() += 1;
+            }
+        }
+        let mut outbox: BTreeMap<String, u64> = BTreeMap::new();
+        for message in inner.outbox.values() {
+            *outbox.entry(message.topic().to_owned()).or_default() += 1;
+        }
+        let threes = |map: BTreeMap<(String, String), u64>| {
+            map.into_iter().map(|((a, b), n)| (a, b, n)).collect()
+        };
+        Ok(Census::new(
+            threes(instances),
+            threes(open_tasks),
+            unclaimed.into_iter().collect(),
+            due.into_iter().collect(),
+            outbox.into_iter().collect(),
+        ))
     }
 
     fn log_page(

@@ -19,6 +19,13 @@ pub(super) struct OutboxRow {
     last_error: Option<String>,
 }
 
+impl OutboxRow {
+    /// The message's topic.
+    pub(super) fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
 impl Inner {
     /// Writes messages to the outbox; a key stored already is the same message.
     pub(super) fn post(

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use super::pool::Conn;
 use super::{PostgresStore, corrupt, io};
 use crate::audit::micros::{from_micros, to_micros};
-use crate::mining::{LogEntry, ProcessLog, Shape, log_after, log_cursor};
+use crate::mining::{Census, LogEntry, ProcessLog, Shape, log_after, log_cursor};
 use crate::store::{Cursor, Page, StoreError};
 use crate::{InstanceId, RecordKind};
 
@@ -18,6 +18,16 @@ const SHAPES: &str = "SELECT definition FROM statemachine_definitions
      WHERE machine = $1 ORDER BY stored_at DESC, version DESC";
 const MACHINES: &str = "SELECT machine FROM statemachine_definitions
      UNION SELECT DISTINCT machine FROM statemachine_instances ORDER BY 1";
+const CENSUS_INSTANCES: &str = "SELECT machine, state, count(*) FROM statemachine_instances
+     GROUP BY machine, state ORDER BY machine, state";
+const CENSUS_TASKS: &str = "SELECT machine, state, count(*) FROM statemachine_tasks
+     GROUP BY machine, state ORDER BY machine, state";
+const CENSUS_GROUPS: &str =
+    "SELECT grp, count(*) FROM statemachine_task_groups GROUP BY grp ORDER BY grp";
+const CENSUS_TIMERS: &str = "SELECT machine, count(*) FROM statemachine_timers
+     WHERE run_at <= $1 GROUP BY machine ORDER BY machine";
+const CENSUS_OUTBOX: &str =
+    "SELECT topic, count(*) FROM statemachine_outbox GROUP BY topic ORDER BY topic";
 const LOG_FIRST: &str = "SELECT position, id, kind, from_state, event, to_state, at
      FROM statemachine_audit WHERE machine = $1 AND at < $2
      ORDER BY id, position LIMIT $3";
@@ -65,6 +75,56 @@ impl ProcessLog for PostgresStore {
             client.query(&select, &[]).await.map_err(io)
         })?;
         rows.iter().map(|row| row.try_get(0).map_err(io)).collect()
+    }
+
+    fn census(&self, now: SystemTime) -> Result<Census, StoreError> {
+        let now = to_micros(now);
+        let (instances, tasks, groups, timers, outbox) = self.with(async |conn| {
+            let Conn { client, statements } = conn;
+            let mut read = Vec::new();
+            for sql in [
+                CENSUS_INSTANCES,
+                CENSUS_TASKS,
+                CENSUS_GROUPS,
+                CENSUS_TIMERS,
+                CENSUS_OUTBOX,
+            ] {
+                let select = statements.get(client, sql).await.map_err(io)?;
+                let rows = if sql == CENSUS_TIMERS {
+                    client.query(&select, &[&now]).await
+                } else {
+                    client.query(&select, &[]).await
+                };
+                read.push(rows.map_err(io)?);
+            }
+            let mut read = read.into_iter();
+            let mut next = || read.next().unwrap_or_default();
+            Ok((next(), next(), next(), next(), next()))
+        })?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let threes = |rows: Vec<tokio_postgres::Row>| -> Result<_, StoreError> {
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get(0).map_err(io)?,
+                        r.try_get(1).map_err(io)?,
+                        count(r.try_get(2).map_err(io)?),
+                    ))
+                })
+                .collect::<Result<Vec<(String, String, u64)>, StoreError>>()
+        };
+        let twos = |rows: Vec<tokio_postgres::Row>| -> Result<_, StoreError> {
+            rows.iter()
+                .map(|r| Ok((r.try_get(0).map_err(io)?, count(r.try_get(1).map_err(io)?))))
+                .collect::<Result<Vec<(String, u64)>, StoreError>>()
+        };
+        Ok(Census::new(
+            threes(instances)?,
+            threes(tasks)?,
+            twos(groups)?,
+            twos(timers)?,
+            twos(outbox)?,
+        ))
     }
 
     fn log_page(

@@ -9,7 +9,7 @@ use rusqlite::params;
 use super::rows::corrupt_or_io;
 use super::{SqliteStore, io};
 use crate::audit::micros::{from_micros, to_micros};
-use crate::mining::{LogEntry, ProcessLog, Shape, log_after, log_cursor};
+use crate::mining::{Census, LogEntry, ProcessLog, Shape, log_after, log_cursor};
 use crate::store::{Cursor, Page, StoreError};
 use crate::{InstanceId, RecordKind};
 
@@ -20,6 +20,16 @@ const SHAPES: &str = "SELECT definition FROM statemachine_definitions
      WHERE machine = ?1 ORDER BY stored_at DESC, version DESC";
 const MACHINES: &str = "SELECT machine FROM statemachine_definitions
      UNION SELECT DISTINCT machine FROM statemachine_instances ORDER BY 1";
+const CENSUS_INSTANCES: &str = "SELECT machine, state, count(*) FROM statemachine_instances
+     GROUP BY machine, state ORDER BY machine, state";
+const CENSUS_TASKS: &str = "SELECT machine, state, count(*) FROM statemachine_tasks
+     GROUP BY machine, state ORDER BY machine, state";
+const CENSUS_GROUPS: &str =
+    "SELECT grp, count(*) FROM statemachine_task_groups GROUP BY grp ORDER BY grp";
+const CENSUS_TIMERS: &str = "SELECT machine, count(*) FROM statemachine_timers
+     WHERE run_at <= ?1 GROUP BY machine ORDER BY machine";
+const CENSUS_OUTBOX: &str =
+    "SELECT topic, count(*) FROM statemachine_outbox GROUP BY topic ORDER BY topic";
 const LOG_FIRST: &str = "SELECT position, id, kind, from_state, event, to_state, at
      FROM statemachine_audit WHERE machine = ?1 AND at < ?2
      ORDER BY id, position LIMIT ?3";
@@ -65,6 +75,42 @@ impl ProcessLog for SqliteStore {
             .map_err(io)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(io)
+    }
+
+    fn census(&self, now: SystemTime) -> Result<Census, StoreError> {
+        let conn = self.conn();
+        let threes = |sql: &str| -> Result<Vec<(String, String, u64)>, StoreError> {
+            let mut select = conn.prepare_cached(sql).map_err(io)?;
+            let rows = select
+                .query_map([], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)?))
+                })
+                .map_err(io)?;
+            rows.map(|row| row.map(|(a, b, n)| (a, b, to_count(n))))
+                .collect::<Result<_, _>>()
+                .map_err(io)
+        };
+        let instances = threes(CENSUS_INSTANCES)?;
+        let open_tasks = threes(CENSUS_TASKS)?;
+        let twos = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
+            let mut select = conn.prepare_cached(sql).map_err(io)?;
+            let rows = select
+                .query_map(params, |row| Ok((row.get(0)?, row.get::<_, i64>(1)?)))
+                .map_err(io)?;
+            rows.map(|row| row.map(|(a, n)| (a, to_count(n))))
+                .collect::<Result<Vec<(String, u64)>, _>>()
+                .map_err(io)
+        };
+        let unclaimed_tasks = twos(CENSUS_GROUPS, &[])?;
+        let due_timers = twos(CENSUS_TIMERS, &[&to_micros(now)])?;
+        let outbox = twos(CENSUS_OUTBOX, &[])?;
+        Ok(Census::new(
+            instances,
+            open_tasks,
+            unclaimed_tasks,
+            due_timers,
+            outbox,
+        ))
     }
 
     fn log_page(
@@ -128,4 +174,9 @@ impl ProcessLog for SqliteStore {
         };
         Ok(Page::new(items, next))
     }
+}
+
+/// A `count(*)`, never negative.
+fn to_count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }

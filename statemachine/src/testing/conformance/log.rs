@@ -166,6 +166,26 @@ pub fn shapes_are_stored_once_per_hash<S: Store>(store: S, _: super::Damage<S>) 
     assert!(log.machines().unwrap().contains(&"Account".to_owned()));
 }
 
+/// The census counts instances by machine and state, as they are now.
+pub fn the_census_counts_what_is_there_now<S: Store>(store: S, _: super::Damage<S>) {
+    let (repo, clock) = repository(store);
+    let log = log(repo.store());
+    assert_eq!(log.census(clock.now()).unwrap(), mining::Census::default());
+    fixed_trail(&repo, &clock);
+    let census = log.census(clock.now()).unwrap();
+    assert_eq!(
+        census.instances,
+        [
+            ("Account".to_owned(), "Closed".to_owned(), 2),
+            ("Account".to_owned(), "Frozen".to_owned(), 1),
+        ]
+    );
+    assert_eq!(census.instances_in("Account", "Open"), 0);
+    assert_eq!(census.open_dead_letters(), 0);
+    assert!(census.open_tasks.is_empty() && census.unclaimed_tasks.is_empty());
+    assert!(census.due_timers.is_empty() && census.outbox.is_empty());
+}
+
 /// Mining the fixed trail gives what a hand count of it gives (see `fixed_trail`).
 pub fn mining_counts_the_fixed_trail<S: Store>(store: S, _: super::Damage<S>) {
     let (repo, clock) = repository(store);

@@ -556,6 +556,7 @@ macro_rules! log_conformance {
             the_log_reads_every_record_in_instance_order,
             shapes_are_stored_once_per_hash,
             mining_counts_the_fixed_trail,
+            the_census_counts_what_is_there_now,
         );
     };
 }
