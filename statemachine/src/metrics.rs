@@ -316,6 +316,7 @@ pub(crate) fn written(records: &[AuditRecord], journal: Option<&crate::Journal>)
 
 /// A due timer handled by a worker: what became of it (`outcome`), and how late.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+#[cfg_attr(not(feature = "worker"), allow(dead_code))]
 pub(crate) fn timer(machine: &str, outcome: &'static str, lateness: Duration) {
     #[cfg(feature = "metrics")]
     {
@@ -327,6 +328,7 @@ pub(crate) fn timer(machine: &str, outcome: &'static str, lateness: Duration) {
 
 /// One claim of due work of `kind`, and how long it took.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+#[cfg_attr(not(feature = "worker"), allow(dead_code))]
 pub(crate) fn claimed(kind: &'static str, took: Duration) {
     #[cfg(feature = "metrics")]
     metrics::histogram!(CLAIM, "kind" => kind).record(took);
@@ -334,6 +336,7 @@ pub(crate) fn claimed(kind: &'static str, took: Duration) {
 
 /// Work of `machine` set aside as a dead letter of `kind`.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+#[cfg_attr(not(feature = "sagas"), allow(dead_code))]
 pub(crate) fn dead_lettered(machine: &str, kind: &'static str) {
     #[cfg(feature = "metrics")]
     metrics::counter!(DEAD_LETTERS, "machine" => machine.to_owned(), "kind" => kind).increment(1);
@@ -350,6 +353,7 @@ fn phase(compensating: bool) -> &'static str {
 
 /// One attempt of `step` of `saga`, and how long it took.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+#[cfg_attr(not(feature = "sagas"), allow(dead_code))]
 pub(crate) fn step_attempt(
     saga: &'static str,
     step: &'static str,
@@ -370,6 +374,7 @@ pub(crate) fn step_attempt(
 
 /// `step` of `saga` succeeded (`completed`) or gave up after `attempts` attempts.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+#[cfg_attr(not(feature = "sagas"), allow(dead_code))]
 pub(crate) fn step_done(
     saga: &'static str,
     step: &'static str,
@@ -402,6 +407,7 @@ pub(crate) fn sla_breached(machine: &'static str, state: &str) {
 
 /// Circuit breaker `breaker` went from `from` to `to`.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+#[cfg_attr(not(feature = "sagas"), allow(dead_code))]
 pub(crate) fn breaker(breaker: &str, from: &'static str, to: &'static str) {
     #[cfg(feature = "metrics")]
     {

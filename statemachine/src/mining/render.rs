@@ -36,15 +36,23 @@ fn table(out: &mut String, title: &str, rows: &[Vec<String>]) {
     let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
+    // Figures (a digit first, or `-`) align right, names left.
+    let numeric: Vec<bool> = (0..columns)
+        .map(|c| {
+            rows[1..].iter().all(|r| {
+                r[c] == "-" || r[c].chars().next().is_some_and(|ch| ch.is_ascii_digit())
+            })
+        })
+        .collect();
     let _ = writeln!(out, "\n{title}");
     for (n, row) in rows.iter().enumerate() {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
-            let pad = widths[c] - cell.chars().count();
-            if c == 0 {
-                let _ = write!(line, "  {cell}{}", " ".repeat(pad));
+            let pad = " ".repeat(widths[c] - cell.chars().count());
+            if numeric[c] {
+                let _ = write!(line, "  {pad}{cell}");
             } else {
-                let _ = write!(line, "  {}{cell}", " ".repeat(pad));
+                let _ = write!(line, "  {cell}{pad}");
             }
         }
         let _ = writeln!(out, "{}", line.trim_end());

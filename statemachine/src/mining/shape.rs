@@ -91,12 +91,14 @@ impl Shape {
     }
 
     /// The shape as stored: JSON.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 
     /// A stored shape read back; a row that is not one is
     /// [`StoreError::Corrupt`](crate::StoreError::Corrupt).
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn from_json(machine: &str, json: &str) -> Result<Self, crate::StoreError> {
         serde_json::from_str(json).map_err(|e| crate::StoreError::Corrupt {
             machine: machine.to_owned(),

@@ -181,6 +181,7 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
     /// Timers of one instance must not be fired together: their order matters. Where
     /// two name the same instance, they are fired one by one.
     #[allow(clippy::result_large_err)]
+    #[cfg_attr(not(feature = "worker"), allow(dead_code))]
     pub(crate) fn fire_timers(&self, timers: &[DueTimer]) -> Vec<Result<Fired<M>, TimerError>> {
         let ids: Vec<InstanceId> = timers.iter().map(|timer| timer.id.clone()).collect();
         let distinct = ids.iter().collect::<std::collections::HashSet<_>>().len() == ids.len();
