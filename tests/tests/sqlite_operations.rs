@@ -92,7 +92,7 @@ fn many_processes_opening_one_new_file_all_succeed() {
             .collect();
         for opener in openers {
             match opener.join().unwrap() {
-                Ok(Ok(4)) => {}
+                Ok(Ok(5)) => {}
                 other => panic!("round {round}: opening a new file gave {other:?}"),
             }
         }
