@@ -1,63 +1,12 @@
 //! The `statemachine` binary against the order example's SQLite file: each command's
 //! output checked against what the store holds.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
-
 use statemachine::mining::{ProcessLog as _, Window};
-use statemachine::saga::dead_letter::{AnyDeadLetter, DeadLetter, DeadLetterData};
 use statemachine::store::Store as _;
-use statemachine::{InstanceId, Repository, SqliteStore};
+use statemachine::{InstanceId, SqliteStore};
 
-fn bin() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_statemachine"));
-    command.env_remove("STATEMACHINE_DB");
-    command
-}
-
-fn run(db: &Path, args: &[&str]) -> Output {
-    bin().arg("--db").arg(db).args(args).output().unwrap()
-}
-
-fn stdout(db: &Path, args: &[&str]) -> String {
-    let output = run(db, args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// Three days of the order example in a fresh file, and a dead letter beside them.
-fn orders() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("orders.db");
-    for _ in 0..3 {
-        order_lifecycle::day::run(&db, Duration::ZERO, &mut std::io::sink()).unwrap();
-    }
-    let letters = Repository::<AnyDeadLetter, _>::new(SqliteStore::open(&db).unwrap());
-    letters
-        .create(
-            DeadLetter::new(
-                "Refund/r-7/pay_back",
-                DeadLetterData {
-                    saga: "Refund".into(),
-                    instance: "r-7".into(),
-                    step: "pay_back".into(),
-                    compensating: true,
-                    errors: vec!["card_closed: the card was closed".into()],
-                    attempts: 3,
-                    snapshot: serde_json::Value::Null,
-                },
-            )
-            .into(),
-        )
-        .unwrap();
-    (dir, db)
-}
+mod common;
+use common::{bin, orders, run, stdout};
 
 #[test]
 fn help_lists_every_command() {
@@ -230,23 +179,7 @@ fn a_dead_letter_is_listed_shown_and_resolved_with_its_actor() {
 #[test]
 fn serve_answers_with_the_stores_figures() {
     let (_dir, db) = orders();
-    let mut child = bin()
-        .arg("--db")
-        .arg(&db)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
+    let (mut child, base) = common::serve(&db, 5);
     let get = |path: &str| -> String {
         ureq::get(&format!("{base}{path}"))
             .call()

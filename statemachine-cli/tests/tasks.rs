@@ -76,7 +76,10 @@ fn inboxes_overdue_tasks_and_the_timer_backlog() {
         .release(&"l-3".into(), &Meta::new().actor("tom"))
         .unwrap();
 
-    let maria = stdout(&db, &["tasks", "inbox", "--machine", "Leave", "--user", "maria"]);
+    let maria = stdout(
+        &db,
+        &["tasks", "inbox", "--machine", "Leave", "--user", "maria"],
+    );
     let held = store
         .inbox(&["Leave"], &Inbox::Assigned("maria"), None, 100)
         .unwrap()
@@ -86,19 +89,33 @@ fn inboxes_overdue_tasks_and_the_timer_backlog() {
     for task in &held {
         assert!(maria.contains(task.id.as_str()), "{maria}");
     }
-    let hr = stdout(&db, &["tasks", "inbox", "--machine", "Leave", "--group", "hr"]);
+    let hr = stdout(
+        &db,
+        &["tasks", "inbox", "--machine", "Leave", "--group", "hr"],
+    );
     assert_eq!(hr.lines().count(), 1, "{hr}");
     assert!(hr.contains("l-3") && hr.contains("held by -"), "{hr}");
     let overdue = stdout(&db, &["tasks", "overdue", "--machine", "Leave"]);
-    assert_eq!(overdue.lines().count(), 3, "all three were due nine days ago: {overdue}");
     assert_eq!(
-        stdout(&db, &["tasks", "inbox", "--machine", "Leave", "--user", "nobody"]),
+        overdue.lines().count(),
+        3,
+        "all three were due nine days ago: {overdue}"
+    );
+    assert_eq!(
+        stdout(
+            &db,
+            &["tasks", "inbox", "--machine", "Leave", "--user", "nobody"]
+        ),
         "no tasks\n"
     );
 
     // Each open task's escalation is due.
     let timers = stdout(&db, &["timers"]);
-    assert_eq!(timers.trim(), "Leave                           3 due now", "{timers}");
+    assert_eq!(
+        timers.trim(),
+        "Leave                           3 due now",
+        "{timers}"
+    );
     let machines = stdout(&db, &["machines"]);
     assert!(machines.contains("open human tasks:  3"), "{machines}");
 }

@@ -39,9 +39,9 @@ fn table(out: &mut String, title: &str, rows: &[Vec<String>]) {
     // Figures (a digit first, or `-`) align right, names left.
     let numeric: Vec<bool> = (0..columns)
         .map(|c| {
-            rows[1..].iter().all(|r| {
-                r[c] == "-" || r[c].chars().next().is_some_and(|ch| ch.is_ascii_digit())
-            })
+            rows[1..]
+                .iter()
+                .all(|r| r[c] == "-" || r[c].chars().next().is_some_and(|ch| ch.is_ascii_digit()))
         })
         .collect();
     let _ = writeln!(out, "\n{title}");

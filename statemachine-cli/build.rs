@@ -1,0 +1,11 @@
+//! The browser test of the dashboard is compiled only where STATEMACHINE_CHROMEDRIVER
+//! names a ChromeDriver (as `.ci/run` sets it, after installing Debian's chromium and
+//! chromium-driver): there it must drive Chromium or fail; it never skips.
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(browser_tests)");
+    println!("cargo::rerun-if-env-changed=STATEMACHINE_CHROMEDRIVER");
+    if std::env::var_os("STATEMACHINE_CHROMEDRIVER").is_some() {
+        println!("cargo::rustc-cfg=browser_tests");
+    }
+}
