@@ -70,7 +70,7 @@ pub(crate) enum Command {
     Diagram {
         /// The machine.
         machine: String,
-        /// Mermaid or Graphviz DOT.
+        /// Mermaid, Graphviz DOT, or SVG.
         #[arg(long, value_enum, default_value_t = DiagramFormat::Mermaid)]
         format: DiagramFormat,
         /// Only the last stretch of time (`7d`).
@@ -147,4 +147,6 @@ pub(crate) enum DiagramFormat {
     Mermaid,
     /// A Graphviz digraph (`dot -Tsvg`).
     Dot,
+    /// An SVG document, drawn without Graphviz.
+    Svg,
 }

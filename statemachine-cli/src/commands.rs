@@ -57,6 +57,7 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
             match format {
                 DiagramFormat::Mermaid => write!(out, "{}", report.to_mermaid())?,
                 DiagramFormat::Dot => write!(out, "{}", report.to_dot())?,
+                DiagramFormat::Svg => write!(out, "{}", report.to_svg())?,
             }
             Ok(())
         }

@@ -1,7 +1,7 @@
 //! `serve`: a small dashboard. One page, which fetches `/api/summary` every few seconds
 //! and draws what it says: KPIs, instances per state, SLA breaches per task, the open
-//! dead letters, and each machine's annotated diagram (`/api/diagram/{machine}`, the
-//! report's DOT text and Mermaid text).
+//! dead letters, and each machine's annotated diagram (`/api/diagram/{machine}.svg`,
+//! drawn by the library; `.dot` and `.mmd` give the report's DOT and Mermaid text).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -155,24 +155,25 @@ async fn summary_json(State(store): State<Shared>) -> Response {
 }
 
 async fn diagram(State(store): State<Shared>, Path(file): Path<String>) -> Response {
-    let (machine, mermaid) = match file.strip_suffix(".mmd") {
-        Some(machine) => (machine.to_owned(), true),
-        None => (file.strip_suffix(".dot").unwrap_or(&file).to_owned(), false),
+    let Some((machine, kind)) = file.rsplit_once('.') else {
+        return (StatusCode::NOT_FOUND, "ask for {machine}.svg, .dot or .mmd").into_response();
     };
+    let content_type = match kind {
+        "svg" => "image/svg+xml",
+        "dot" | "mmd" => "text/plain; charset=utf-8",
+        _ => return (StatusCode::NOT_FOUND, "ask for .svg, .dot or .mmd").into_response(),
+    };
+    let (machine, kind) = (machine.to_owned(), kind.to_owned());
     let drawn = tokio::task::spawn_blocking(move || {
-        mining::mine(&*store, &machine, Window::all()).map(|report| {
-            if mermaid {
-                report.to_mermaid()
-            } else {
-                report.to_dot()
-            }
+        mining::mine(&*store, &machine, Window::all()).map(|report| match kind.as_str() {
+            "svg" => report.to_svg(),
+            "dot" => report.to_dot(),
+            _ => report.to_mermaid(),
         })
     })
     .await;
     match drawn {
-        Ok(Ok(text)) => {
-            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
-        }
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, content_type)], text).into_response(),
         Ok(Err(error)) => failure(&error.into()),
         Err(error) => failure(&error.to_string().into()),
     }

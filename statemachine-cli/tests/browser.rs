@@ -158,10 +158,31 @@ fn the_dashboard_shows_the_stores_figures_and_follows_them() {
             "{letter}"
         );
         let report = statemachine::mining::mine(&store, "Order", Window::all()).unwrap();
-        assert_eq!(
-            text(&client, "pre[data-machine=Order]").await,
-            report.to_mermaid().trim_end()
-        );
+        let mermaid = client
+            .find(Locator::Css("pre[data-machine=Order]"))
+            .await
+            .unwrap()
+            .prop("textContent")
+            .await
+            .unwrap();
+        assert_eq!(mermaid.as_deref(), Some(report.to_mermaid().as_str()));
+        // The drawn diagram: a box per state, the hottest full red.
+        let hottest = &report.bottlenecks[0].state;
+        let heat = client
+            .find(Locator::Css(&format!(
+                ".diagram[data-machine=Order] svg g.state[data-state={hottest}]"
+            )))
+            .await
+            .unwrap_or_else(|e| panic!("{hottest} is drawn: {e}"))
+            .attr("data-heat")
+            .await
+            .unwrap();
+        assert_eq!(heat.as_deref(), Some("1.000"));
+        let boxes = client
+            .find_all(Locator::Css(".diagram[data-machine=Order] svg g.state"))
+            .await
+            .unwrap();
+        assert_eq!(boxes.len(), report.shape.as_ref().unwrap().states.len());
         assert!(
             client.find(Locator::Css("#kpi-dead.alert")).await.is_ok(),
             "open dead letters are shown as an alert"

@@ -118,6 +118,10 @@ fn report_and_diagram_are_the_mining_reports() {
         stdout(&db, &["diagram", "Order", "--format", "dot"]),
         report.to_dot()
     );
+    assert_eq!(
+        stdout(&db, &["diagram", "Order", "--format", "svg"]),
+        report.to_svg()
+    );
     assert!(
         report.shape.is_some(),
         "the example's repository stored its shape"

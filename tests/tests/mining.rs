@@ -219,6 +219,29 @@ async fn task_sla_breaches_and_the_annotated_diagram() {
         "{dot}"
     );
 
+    let svg = report.to_svg();
+    assert!(
+        svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+        "{svg}"
+    );
+    for state in ["Draft", "Review", "Granted"] {
+        assert!(svg.contains(&format!("data-state=\"{state}\"")), "{svg}");
+    }
+    assert!(
+        svg.contains("data-state=\"Review\" data-heat=\"1.000\""),
+        "the bottleneck is the hottest: {svg}"
+    );
+    assert!(svg.contains("submit (4, p95 1.0h)"), "{svg}");
+    assert_eq!(
+        svg.matches("<path class=\"arrow\"").count(),
+        2,
+        "one arrow per transition of the shape"
+    );
+    assert!(
+        !svg.contains("stroke-dasharray"),
+        "every arrow is in the shape"
+    );
+
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(json["tasks"][0]["breach_rate"], 0.5);
     assert_eq!(json["states"][0]["state"], "Draft");

@@ -28,7 +28,8 @@
 //!
 //! The report renders as a text table ([`Report::to_table`]), as JSON (it is
 //! `Serialize`), and as the machine's diagram annotated with counts and p95 durations
-//! ([`Report::to_mermaid`], [`Report::to_dot`], hot states filled red). The diagram is
+//! ([`Report::to_mermaid`], [`Report::to_dot`], and [`Report::to_svg`], drawn here
+//! without Graphviz; hot states filled red). The diagram is
 //! drawn from the machine's stored [`Shape`], so no Rust type of the machine is needed:
 //! a [`Repository`](crate::Repository) stores its machine's shape the first time it
 //! creates an instance.
@@ -71,6 +72,7 @@ mod fold;
 mod render;
 mod report;
 mod shape;
+mod svg;
 
 use std::time::SystemTime;
 

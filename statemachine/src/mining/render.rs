@@ -219,7 +219,7 @@ impl Report {
 
     /// The arrows to draw: the stored shape's, then any taken that it lacks (an older
     /// version's); without a shape, those taken.
-    fn arrows(&self) -> Vec<(ShapeTransition, bool)> {
+    pub(super) fn arrows(&self) -> Vec<(ShapeTransition, bool)> {
         let mut arrows: Vec<(ShapeTransition, bool)> = self
             .shape
             .iter()
@@ -244,7 +244,7 @@ impl Report {
         arrows
     }
 
-    fn arrow_label(&self, arrow: &ShapeTransition) -> String {
+    pub(super) fn arrow_label(&self, arrow: &ShapeTransition) -> String {
         match self.transition(&arrow.from, &arrow.event, &arrow.to) {
             Some(t) => format!(
                 "{} ({}, p95 {})",
@@ -257,7 +257,7 @@ impl Report {
     }
 
     /// How hot a state is, from 0 to 1: its share of the time relative to the hottest.
-    fn heat(&self, state: &str) -> f64 {
+    pub(super) fn heat(&self, state: &str) -> f64 {
         let max = self
             .bottlenecks
             .iter()
@@ -270,7 +270,7 @@ impl Report {
             .map_or(0.0, |b| b.share / max)
     }
 
-    fn state_names(&self) -> Vec<String> {
+    pub(super) fn state_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .shape
             .iter()
