@@ -14,7 +14,9 @@
 //! | `statemachine_refusals_total` | counter | `machine`, `from`, `event` | | refusals written (a guard said no, or the event is not valid in the state) |
 //! | `statemachine_timers_fired_total` | counter | `machine`, `outcome` | | due timers a worker handled, by what became of them: `applied`, `refused`, `stale`, `dead_lettered`, `retrying`, `stuck`, `saga_ran` |
 //! | `statemachine_timer_lateness_seconds` | histogram | `machine` | seconds | from a timer's due time to the moment its worker fired it |
-//! | `statemachine_worker_claim_seconds` | histogram | `kind` (`timers`) | seconds | how long one claim of due work took the store |
+//! | `statemachine_worker_claim_seconds` | histogram | `kind` (`timers`, `outbox`) | seconds | how long one claim of due work took the store |
+//! | `statemachine_outbox_messages_total` | counter | `topic`, `outcome` (`delivered`, `retrying`) | | outbox messages a worker delivered (a notification sent, a message between machines applied) or will try again |
+//! | `statemachine_outbox_delivery_seconds` | histogram | `topic` | seconds | from a message's commit to its delivery: how far behind the outbox runs |
 //! | `statemachine_dead_letters_total` | counter | `machine`, `kind` (`timer`, `saga`) | | work set aside as a dead letter for a person to settle (`machine` is the saga's name for a saga's) |
 //! | `statemachine_sla_breaches_total` | counter | `machine`, `state` | | human tasks escalated by their timer: the task's deadline passed with the task still open |
 //! | `statemachine_circuit_breaker_transitions_total` | counter | `breaker`, `from`, `to` (`closed`, `open`, `half_open`) | | a circuit breaker changed state |
@@ -65,6 +67,10 @@ pub const TIMERS_FIRED: &str = "statemachine_timers_fired_total";
 pub const TIMER_LATENESS: &str = "statemachine_timer_lateness_seconds";
 /// How long one claim of due work took, by kind of work.
 pub const CLAIM: &str = "statemachine_worker_claim_seconds";
+/// Outbox messages a worker delivered or will try again, by topic and outcome.
+pub const OUTBOX_MESSAGES: &str = "statemachine_outbox_messages_total";
+/// From an outbox message's commit to its delivery, by topic.
+pub const OUTBOX_DELIVERY: &str = "statemachine_outbox_delivery_seconds";
 /// Work set aside as a dead letter, by machine and kind.
 pub const DEAD_LETTERS: &str = "statemachine_dead_letters_total";
 
@@ -224,6 +230,16 @@ pub fn describe() {
             "How long one claim of due work took the store."
         );
         describe_counter!(
+            OUTBOX_MESSAGES,
+            Unit::Count,
+            "Outbox messages a worker delivered, or will try again."
+        );
+        describe_histogram!(
+            OUTBOX_DELIVERY,
+            Unit::Seconds,
+            "From an outbox message's commit to its delivery."
+        );
+        describe_counter!(
             DEAD_LETTERS,
             Unit::Count,
             "Work set aside as a dead letter for a person to settle."
@@ -332,6 +348,27 @@ pub(crate) fn timer(machine: &str, outcome: &'static str, lateness: Duration) {
 pub(crate) fn claimed(kind: &'static str, took: Duration) {
     #[cfg(feature = "metrics")]
     metrics::histogram!(CLAIM, "kind" => kind).record(took);
+}
+
+/// An outbox message of `topic` delivered (`Some(age)`: since its commit) or to be tried
+/// again (`None`).
+#[cfg_attr(not(feature = "worker"), allow(dead_code))]
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn outbox(topic: &str, delivered: Option<Duration>) {
+    #[cfg(feature = "metrics")]
+    {
+        let outcome = if delivered.is_some() {
+            "delivered"
+        } else {
+            "retrying"
+        };
+        metrics::counter!(OUTBOX_MESSAGES, "topic" => topic.to_owned(), "outcome" => outcome)
+            .increment(1);
+        if let Some(age) = delivered {
+            metrics::histogram!(OUTBOX_DELIVERY, "topic" => topic.to_owned())
+                .record(age.as_secs_f64());
+        }
+    }
 }
 
 /// Work of `machine` set aside as a dead letter of `kind`.

@@ -115,4 +115,54 @@ async fn the_scrape_holds_every_transition_of_the_run() {
             .any(|s| s.name == "statemachine_worker_claim_seconds_count" && s.value >= 1.0),
         "the worker's claims are timed"
     );
+
+    // The outbox: every message between machines was delivered once, none retried. A
+    // message received is an event applied with its key (`msg/..`) in the trail, or the
+    // creation of a payment or a shipment (each is started by a message).
+    let created =
+        shop.payments.list(None).unwrap().len() + shop.shipments.list(None).unwrap().len();
+    let keyed: usize = [
+        ("Order", shop.orders.list(None).unwrap()),
+        ("Payment", shop.payments.list(None).unwrap()),
+        ("Shipment", shop.shipments.list(None).unwrap()),
+    ]
+    .into_iter()
+    .flat_map(|(machine, ids)| ids.into_iter().map(move |s| (machine, s.id)))
+    .map(|(machine, id)| {
+        match machine {
+            "Order" => shop.orders.history(&id),
+            "Payment" => shop.payments.history(&id),
+            _ => shop.shipments.history(&id),
+        }
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r.idempotency_key
+                .as_deref()
+                .is_some_and(|k| k.starts_with("msg/"))
+        })
+        .count()
+    })
+    .sum();
+    let outbox = |outcome: &str| -> f64 {
+        all.iter()
+            .filter(|s| s.name == "statemachine_outbox_messages_total")
+            .filter(|s| s.labels.iter().any(|(k, v)| k == "outcome" && v == outcome))
+            .map(|s| s.value)
+            .sum()
+    };
+    let received = keyed + created;
+    assert_eq!(
+        created,
+        30 + 24,
+        "a payment per order, a shipment per paid one"
+    );
+    assert_eq!(outbox("delivered"), received as f64);
+    assert_eq!(outbox("retrying"), 0.0);
+    let delivery_count: f64 = all
+        .iter()
+        .filter(|s| s.name == "statemachine_outbox_delivery_seconds_count")
+        .map(|s| s.value)
+        .sum();
+    assert_eq!(delivery_count, received as f64, "one delay per delivery");
 }

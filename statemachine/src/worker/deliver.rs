@@ -83,8 +83,10 @@ impl<S: TimerStore + 'static> Worker<S> {
         let Some(outbox) = self.outbox().filter(|_| !topics.is_empty()) else {
             return Ok(Vec::new());
         };
+        let claimed = std::time::Instant::now();
         let due =
             blocking(|| outbox.claim_outbox(self.clock.now(), &topics, self.concurrency.max(1)))?;
+        crate::metrics::claimed("outbox", claimed.elapsed());
         let results = futures_util::future::join_all(due.iter().map(|message| async move {
             match (&self.notifier, message.topic.as_str()) {
                 (Some(notifier), TOPIC) => deliver(notifier, message).await,
@@ -99,6 +101,8 @@ impl<S: TimerStore + 'static> Worker<S> {
             let settled = match &result {
                 Ok(()) => {
                     self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    let age = self.clock.now().duration_since(message.created_at);
+                    crate::metrics::outbox(&message.topic, Some(age.unwrap_or_default()));
                     blocking(|| outbox.settle(&message, Delivery::Delivered))
                 }
                 Err(error) => {
@@ -112,6 +116,7 @@ impl<S: TimerStore + 'static> Worker<S> {
                         "an outbox message was not delivered; trying again later"
                     );
                     self.counters.undelivered.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::outbox(&message.topic, None);
                     blocking(|| outbox.settle(&message, Delivery::RetryAt { run_at, error }))
                 }
             };
