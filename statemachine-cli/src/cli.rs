@@ -86,6 +86,10 @@ pub(crate) enum Command {
         /// How often the page refreshes its figures, in seconds.
         #[arg(long, default_value_t = 5)]
         refresh: u64,
+        /// How often each machine's report and diagram are mined again, in seconds (a
+        /// read of the whole audit trail; the counts are read on every refresh).
+        #[arg(long, default_value_t = 30)]
+        report_every: u64,
     },
 }
 

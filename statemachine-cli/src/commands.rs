@@ -61,9 +61,16 @@ pub(crate) fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Serve { listen, refresh } => {
-            crate::dashboard::serve(store, *listen, Duration::from_secs(*refresh), out)
-        }
+        Command::Serve {
+            listen,
+            refresh,
+            report_every,
+        } => crate::dashboard::serve(
+            crate::dashboard::Dashboard::new(store, Duration::from_secs(*report_every)),
+            *listen,
+            Duration::from_secs(*refresh),
+            out,
+        ),
     }
 }
 

@@ -3,10 +3,11 @@
 //! dead letters, and each machine's annotated diagram (`/api/diagram/{machine}.svg`,
 //! drawn by the library; `.dot` and `.mmd` give the report's DOT and Mermaid text).
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -15,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 use statemachine::Repository;
-use statemachine::mining::{self, Window};
+use statemachine::mining::{self, Report, Window};
 use statemachine::saga::dead_letter::AnyDeadLetter;
 use statemachine::store::Store;
 
@@ -70,9 +71,49 @@ pub(crate) struct LetterSummary {
     pub(crate) since: String,
 }
 
+/// The store, and each machine's report, mined again once it is older than `every`:
+/// the census behind the KPIs is read on every refresh (a few `GROUP BY`s), the reports
+/// (a read of the whole trail) at most once per `every`.
+pub(crate) struct Dashboard {
+    store: Arc<dyn Store>,
+    every: Duration,
+    reports: Mutex<HashMap<String, (Instant, Arc<Report>)>>,
+}
+
+impl Dashboard {
+    pub(crate) fn new(store: Arc<dyn Store>, every: Duration) -> Self {
+        Self {
+            store,
+            every,
+            reports: Mutex::default(),
+        }
+    }
+
+    /// `machine`'s report, mined now if the one kept is older than `every`.
+    fn report(&self, machine: &str) -> Result<Arc<Report>, Error> {
+        let kept = self
+            .reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(machine)
+            .filter(|(at, _)| at.elapsed() < self.every)
+            .map(|(_, report)| Arc::clone(report));
+        if let Some(report) = kept {
+            return Ok(report);
+        }
+        let report = Arc::new(mining::mine(&*self.store, machine, Window::all())?);
+        self.reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(machine.to_owned(), (Instant::now(), Arc::clone(&report)));
+        Ok(report)
+    }
+}
+
 /// Reads the summary: one census and one report per machine (the dead-letter machine
 /// itself is listed under the dead letters, not as a process).
-pub(crate) fn summary(store: &dyn Store) -> Result<Summary, Error> {
+pub(crate) fn summary(dashboard: &Dashboard) -> Result<Summary, Error> {
+    let store = &*dashboard.store;
     let log = store
         .as_process_log()
         .ok_or("this store keeps no process log")?;
@@ -83,7 +124,7 @@ pub(crate) fn summary(store: &dyn Store) -> Result<Summary, Error> {
         if machine == "DeadLetter" {
             continue;
         }
-        let report = mining::mine(store, &machine, Window::all())?;
+        let report = dashboard.report(&machine)?;
         let states: Vec<(String, u64)> = census
             .instances
             .iter()
@@ -140,21 +181,21 @@ pub(crate) fn summary(store: &dyn Store) -> Result<Summary, Error> {
     })
 }
 
-type Shared = Arc<dyn Store>;
+type Shared = Arc<Dashboard>;
 
 fn failure(error: &Error) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()
 }
 
-async fn summary_json(State(store): State<Shared>) -> Response {
-    match tokio::task::spawn_blocking(move || summary(&*store)).await {
+async fn summary_json(State(dashboard): State<Shared>) -> Response {
+    match tokio::task::spawn_blocking(move || summary(&dashboard)).await {
         Ok(Ok(summary)) => axum::Json(summary).into_response(),
         Ok(Err(error)) => failure(&error),
         Err(error) => failure(&error.to_string().into()),
     }
 }
 
-async fn diagram(State(store): State<Shared>, Path(file): Path<String>) -> Response {
+async fn diagram(State(dashboard): State<Shared>, Path(file): Path<String>) -> Response {
     let Some((machine, kind)) = file.rsplit_once('.') else {
         return (StatusCode::NOT_FOUND, "ask for {machine}.svg, .dot or .mmd").into_response();
     };
@@ -165,37 +206,40 @@ async fn diagram(State(store): State<Shared>, Path(file): Path<String>) -> Respo
     };
     let (machine, kind) = (machine.to_owned(), kind.to_owned());
     let drawn = tokio::task::spawn_blocking(move || {
-        mining::mine(&*store, &machine, Window::all()).map(|report| match kind.as_str() {
-            "svg" => report.to_svg(),
-            "dot" => report.to_dot(),
-            _ => report.to_mermaid(),
-        })
+        dashboard
+            .report(&machine)
+            .map(|report| match kind.as_str() {
+                "svg" => report.to_svg(),
+                "dot" => report.to_dot(),
+                _ => report.to_mermaid(),
+            })
     })
     .await;
     match drawn {
         Ok(Ok(text)) => ([(header::CONTENT_TYPE, content_type)], text).into_response(),
-        Ok(Err(error)) => failure(&error.into()),
+        Ok(Err(error)) => failure(&error),
         Err(error) => failure(&error.to_string().into()),
     }
 }
 
-/// The dashboard's routes on `store`, refreshing every `refresh`.
-pub(crate) fn router(store: Shared, refresh: Duration) -> Router {
+/// The dashboard's routes, the page refreshing every `refresh`.
+pub(crate) fn router(dashboard: Shared, refresh: Duration) -> Router {
     let page = PAGE.replace("{{REFRESH_MS}}", &refresh.as_millis().to_string());
     Router::new()
         .route("/", get(move || async move { Html(page) }))
         .route("/api/summary", get(summary_json))
         .route("/api/diagram/{file}", get(diagram))
-        .with_state(store)
+        .with_state(dashboard)
 }
 
 /// Serves the dashboard on `listen` until interrupted.
 pub(crate) fn serve(
-    store: Shared,
+    dashboard: Dashboard,
     listen: SocketAddr,
     refresh: Duration,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
+    let dashboard = Arc::new(dashboard);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -207,7 +251,7 @@ pub(crate) fn serve(
             listener.local_addr()?
         )?;
         out.flush()?;
-        axum::serve(listener, router(store, refresh))
+        axum::serve(listener, router(dashboard, refresh))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
