@@ -22,6 +22,10 @@
 //!
 //! A record counts when its time is inside the window; a duration counts when the
 //! transition that ends it is inside the window, even if the state was entered before.
+//! A window's start does not shorten the read: records before it are read too, because
+//! the stays that end inside it may have begun before (a window over the last day of a
+//! long trail costs about as much as the whole trail; BENCHMARKS.md section 10 gives the
+//! cost per million records).
 //! Saga events that carry an error (`failed pay: card declined`) are counted under the
 //! text before `": "` (`failed pay`), so that error messages do not make the report as
 //! long as the log.
