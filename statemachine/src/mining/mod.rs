@@ -276,6 +276,55 @@ pub fn mine_log(log: &dyn ProcessLog, machine: &str, window: Window) -> Result<R
     Ok(fold.finish(shape))
 }
 
+/// One row of the audit trail as a database store's `log_page` query reads it.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) struct LogRow {
+    pub(crate) position: i64,
+    pub(crate) id: String,
+    pub(crate) kind: String,
+    pub(crate) from: Option<String>,
+    pub(crate) event: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) at: i64,
+}
+
+/// The page `rows` make: the query read at most `limit + 1` rows, the extra one saying
+/// that there is a next page. A record kind this release does not know is
+/// [`StoreError::Corrupt`].
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn log_page_of(
+    machine: &str,
+    rows: Vec<LogRow>,
+    limit: usize,
+) -> Result<Page<LogEntry>, StoreError> {
+    let more = rows.len() > limit;
+    let mut items = Vec::with_capacity(rows.len().min(limit));
+    let mut last = None;
+    for row in rows.into_iter().take(limit) {
+        let id = InstanceId::from(row.id);
+        let Some(kind) = RecordKind::parse(&row.kind) else {
+            return Err(StoreError::Corrupt {
+                machine: machine.to_owned(),
+                id,
+                reason: format!(
+                    "unknown audit record kind `{}` at position {}: was it written by a \
+                     newer release?",
+                    row.kind, row.position
+                ),
+                source: None,
+            });
+        };
+        last = Some(row.position);
+        let at = crate::audit::micros::from_micros(row.at);
+        items.push(LogEntry::new(id, kind, row.from, row.event, row.to, at));
+    }
+    let next = match (more, last, items.last()) {
+        (true, Some(position), Some(entry)) => Some(log_cursor(entry.id.as_str(), position)),
+        _ => None,
+    };
+    Ok(Page::new(items, next))
+}
+
 /// A log cursor: the id and position of the last record on the page before.
 pub(crate) fn log_after(after: Option<&Cursor>) -> Result<Option<(&str, i64)>, StoreError> {
     after

@@ -6,10 +6,10 @@ use std::time::SystemTime;
 
 use super::pool::Conn;
 use super::{PostgresStore, corrupt, io};
-use crate::audit::micros::{from_micros, to_micros};
-use crate::mining::{Census, LogEntry, ProcessLog, Shape, log_after, log_cursor};
+use crate::InstanceId;
+use crate::audit::micros::to_micros;
+use crate::mining::{Census, LogEntry, LogRow, ProcessLog, Shape, log_after, log_page_of};
 use crate::store::{Cursor, Page, StoreError};
-use crate::{InstanceId, RecordKind};
 
 const SAVE_SHAPE: &str = "INSERT INTO statemachine_definitions
      (machine, shape_hash, version, definition, stored_at) VALUES ($1, $2, $3, $4, $5)
@@ -154,40 +154,22 @@ impl ProcessLog for PostgresStore {
             }
             .map_err(io)
         })?;
-        let more = found.len() > limit;
-        let mut items = Vec::with_capacity(found.len().min(limit));
-        let mut last = None;
         let trail = InstanceId::from("(audit trail)");
-        for row in found.iter().take(limit) {
-            let damaged = |e| corrupt(e, machine, &trail);
-            let position: i64 = row.try_get(0).map_err(damaged)?;
-            let id = InstanceId::from(row.try_get::<_, String>(1).map_err(damaged)?);
-            let kind: &str = row.try_get(2).map_err(damaged)?;
-            let Some(kind) = RecordKind::parse(kind) else {
-                return Err(StoreError::Corrupt {
-                    machine: machine.to_owned(),
-                    id,
-                    reason: format!(
-                        "unknown audit record kind `{kind}` at position {position}: \
-                         was the row written by a newer release?"
-                    ),
-                    source: None,
-                });
-            };
-            last = Some(position);
-            items.push(LogEntry::new(
-                id,
-                kind,
-                row.try_get(3).map_err(damaged)?,
-                row.try_get(4).map_err(damaged)?,
-                row.try_get(5).map_err(damaged)?,
-                from_micros(row.try_get(6).map_err(damaged)?),
-            ));
-        }
-        let next = match (more, last, items.last()) {
-            (true, Some(position), Some(entry)) => Some(log_cursor(entry.id.as_str(), position)),
-            _ => None,
-        };
-        Ok(Page::new(items, next))
+        let damaged = |e| corrupt(e, machine, &trail);
+        let rows = found
+            .iter()
+            .map(|row| {
+                Ok(LogRow {
+                    position: row.try_get(0).map_err(damaged)?,
+                    id: row.try_get(1).map_err(damaged)?,
+                    kind: row.try_get(2).map_err(damaged)?,
+                    from: row.try_get(3).map_err(damaged)?,
+                    event: row.try_get(4).map_err(damaged)?,
+                    to: row.try_get(5).map_err(damaged)?,
+                    at: row.try_get(6).map_err(damaged)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        log_page_of(machine, rows, limit)
     }
 }

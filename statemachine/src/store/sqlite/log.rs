@@ -8,10 +8,10 @@ use rusqlite::params;
 
 use super::rows::corrupt_or_io;
 use super::{SqliteStore, io};
-use crate::audit::micros::{from_micros, to_micros};
-use crate::mining::{Census, LogEntry, ProcessLog, Shape, log_after, log_cursor};
+use crate::InstanceId;
+use crate::audit::micros::to_micros;
+use crate::mining::{Census, LogEntry, LogRow, ProcessLog, Shape, log_after, log_page_of};
 use crate::store::{Cursor, Page, StoreError};
-use crate::{InstanceId, RecordKind};
 
 const SAVE_SHAPE: &str = "INSERT INTO statemachine_definitions
      (machine, shape_hash, version, definition, stored_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -126,15 +126,15 @@ impl ProcessLog for SqliteStore {
         let rows = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
         let conn = self.conn();
         let read = |row: &rusqlite::Row<'_>| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, Option<String>>(3)?,
-                row.get::<_, Option<String>>(4)?,
-                row.get::<_, Option<String>>(5)?,
-                row.get::<_, i64>(6)?,
-            ))
+            Ok(LogRow {
+                position: row.get(0)?,
+                id: row.get(1)?,
+                kind: row.get(2)?,
+                from: row.get(3)?,
+                event: row.get(4)?,
+                to: row.get(5)?,
+                at: row.get(6)?,
+            })
         };
         let fail = |e| corrupt_or_io(e, machine, &InstanceId::from("(audit trail)"));
         let found = match after {
@@ -149,30 +149,7 @@ impl ProcessLog for SqliteStore {
         }
         .map_err(fail)?;
         drop(conn);
-        let more = found.len() > limit;
-        let mut items = Vec::with_capacity(found.len().min(limit));
-        let mut last = None;
-        for (position, id, kind, from, event, to, at) in found.into_iter().take(limit) {
-            let id = InstanceId::from(id);
-            let Some(kind) = RecordKind::parse(&kind) else {
-                return Err(StoreError::Corrupt {
-                    machine: machine.to_owned(),
-                    id,
-                    reason: format!(
-                        "unknown audit record kind `{kind}` at position {position}: \
-                         was the file written by a newer release?"
-                    ),
-                    source: None,
-                });
-            };
-            last = Some(position);
-            items.push(LogEntry::new(id, kind, from, event, to, from_micros(at)));
-        }
-        let next = match (more, last, items.last()) {
-            (true, Some(position), Some(entry)) => Some(log_cursor(entry.id.as_str(), position)),
-            _ => None,
-        };
-        Ok(Page::new(items, next))
+        log_page_of(machine, found, limit)
     }
 }
 
