@@ -403,7 +403,11 @@ mod wake {
         // A liveness bound, not a timing assertion: without the wake-up the worker
         // would sleep until shutdown.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while other.load(&"p-1".into()).unwrap().state_name() != "TimedOut" {
+        // The worker counts a fire just after its commit: wait for both, so this
+        // thread cannot read the state between the two.
+        while other.load(&"p-1".into()).unwrap().state_name() != "TimedOut"
+            || worker.stats().fired == 0
+        {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the idle worker never woke for the timer another process armed"
