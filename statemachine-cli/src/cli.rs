@@ -95,12 +95,23 @@ pub(crate) enum Command {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DeadLetters {
-    /// The dead letters waiting for a person.
+    /// The dead letters not settled: waiting for a person, or for a retry asked for.
     List,
     /// One dead letter: the saga, step and errors, and its history.
     Show {
         /// The letter's id (`Transfer/t-1/credit`).
         id: String,
+    },
+    /// Asks the worker that runs the letter's saga to retry the step that gave up
+    /// (audited, with `--actor`). The request is written to the store's outbox with the
+    /// letter's move to `RetryRequested`; the application's worker, which has the saga's
+    /// code, marks it `Retried` and runs the saga again.
+    Retry {
+        /// The letter's id.
+        id: String,
+        /// Who asked.
+        #[arg(long)]
+        actor: String,
     },
     /// Marks a dead letter resolved by hand, with a note (audited, with `--actor`).
     Resolve {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use statemachine::mining::{self, Window};
-use statemachine::saga::dead_letter::{AnyDeadLetter, Resolve};
+use statemachine::saga::dead_letter::{self, AnyDeadLetter, Resolve};
 use statemachine::store::{Cursor, Inbox, Store};
-use statemachine::{InstanceId, Meta, RecordKind, Repository};
+use statemachine::{InstanceId, Meta, RecordKind};
 
 use crate::cli::{Cli, Command, DeadLetters, DiagramFormat, Format, Tasks};
 use crate::open::{Error, open};
@@ -250,19 +250,26 @@ fn dead_letters(
     command: &DeadLetters,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
-    let letters = Repository::<AnyDeadLetter, _>::new(store.clone());
+    let letters = dead_letter::letters(store.clone());
     match command {
         DeadLetters::List => {
-            let open = letters.list(Some("Open"))?;
+            let mut open = letters.list(Some("Open"))?;
+            open.extend(letters.list(Some("RetryRequested"))?);
             if open.is_empty() {
                 writeln!(out, "no open dead letters")?;
             }
             for summary in open {
                 let letter = letters.load(&summary.id)?;
                 let data = letter.data();
+                let waiting = match &letter {
+                    AnyDeadLetter::RetryRequested(asked) => {
+                        format!("retry asked by {}", asked.state().by)
+                    }
+                    _ => "open".to_owned(),
+                };
                 writeln!(
                     out,
-                    "{}  since {}\n  {} {} step {}{} after {} attempts: {}",
+                    "{}  {waiting} since {}\n  {} {} step {}{} after {} attempts: {}",
                     summary.id,
                     time(summary.updated_at),
                     data.saga,
@@ -299,10 +306,27 @@ fn dead_letters(
             }
             show(&*store, "DeadLetter", &id, out)
         }
+        DeadLetters::Retry { id, actor } => {
+            let id = InstanceId::from(id.as_str());
+            let applied = dead_letter::request_retry(&letters, &id, actor)
+                .map_err(|e| format!("could not ask for a retry: {e}"))?;
+            writeln!(
+                out,
+                "{id}: {} -> {} (seq {}), by {actor}; the worker that runs saga {} carries it out",
+                applied.from,
+                applied.to,
+                applied.seq,
+                applied.machine.data().saga
+            )?;
+            Ok(())
+        }
         DeadLetters::Resolve { id, note, actor } => {
             let id = InstanceId::from(id.as_str());
             let letter = letters.load(&id)?;
-            if letter.state_name() != "Open" {
+            if !matches!(
+                letter,
+                AnyDeadLetter::Open(_) | AnyDeadLetter::RetryRequested(_)
+            ) {
                 return Err(format!(
                     "dead letter {id} is {}, not open: nothing to resolve",
                     letter.state_name()

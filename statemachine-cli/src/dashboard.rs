@@ -38,7 +38,8 @@ pub(crate) struct Summary {
     pub(crate) open_tasks: u64,
     /// SLA figures of every task state.
     pub(crate) sla: Vec<SlaSummary>,
-    /// The open dead letters, oldest first (at most 50).
+    /// The dead letters not settled (open, or with a retry asked for), oldest first
+    /// (at most 50 of each).
     pub(crate) dead_letters: Vec<LetterSummary>,
 }
 
@@ -64,6 +65,8 @@ pub(crate) struct SlaSummary {
 #[derive(Debug, Serialize)]
 pub(crate) struct LetterSummary {
     pub(crate) id: String,
+    /// `Open`, or `RetryRequested` while the saga's worker has not carried it out.
+    pub(crate) state: String,
     pub(crate) saga: String,
     pub(crate) instance: String,
     pub(crate) step: String,
@@ -155,14 +158,14 @@ pub(crate) fn summary(dashboard: &Dashboard) -> Result<Summary, Error> {
     }
     let letters = Repository::<AnyDeadLetter, _>::new(store);
     let mut dead_letters = Vec::new();
-    for summary in letters
-        .list_page(Some("Open"), None, 50)
-        .map(|page| page.items)?
-    {
+    let mut waiting = letters.list_page(Some("Open"), None, 50)?.items;
+    waiting.extend(letters.list_page(Some("RetryRequested"), None, 50)?.items);
+    for summary in waiting {
         let letter = letters.load(&summary.id)?;
         let data = letter.data();
         dead_letters.push(LetterSummary {
             id: summary.id.to_string(),
+            state: summary.state.clone(),
             saga: data.saga.clone(),
             instance: data.instance.to_string(),
             step: data.step.clone(),

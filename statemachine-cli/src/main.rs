@@ -2,7 +2,8 @@
 //!
 //! Point it at a SQLite file or a PostgreSQL URL (`--db`, or `STATEMACHINE_DB`) and ask:
 //! which machines and how many instances in each state; one instance with its history as
-//! a timeline; dead letters (and resolve one, audited); human tasks in an inbox or
+//! a timeline; dead letters (retry or resolve one, audited; a retry is carried out by
+//! the application's worker); human tasks in an inbox or
 //! overdue; the timer backlog; a process-mining report; the annotated diagram; or
 //! `serve` a live dashboard. It needs none of the application's Rust types: it reads
 //! what the store holds, machine shapes included.

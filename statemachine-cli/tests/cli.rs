@@ -183,7 +183,7 @@ fn a_dead_letter_is_listed_shown_and_resolved_with_its_actor() {
 #[test]
 fn serve_answers_with_the_stores_figures() {
     let (_dir, db) = orders();
-    let (mut child, base) = common::serve(&db, 5);
+    let (server, base) = common::serve(&db, 5);
     let get = |path: &str| -> String {
         ureq::get(&format!("{base}{path}"))
             .call()
@@ -195,8 +195,7 @@ fn serve_answers_with_the_stores_figures() {
     let summary: serde_json::Value = serde_json::from_str(&get("/api/summary")).unwrap();
     let page = get("/");
     let mermaid = get("/api/diagram/Order.mmd");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(server);
 
     let store = SqliteStore::open(&db).unwrap();
     let census = store.census(std::time::SystemTime::now()).unwrap();

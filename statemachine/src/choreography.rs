@@ -72,6 +72,7 @@
 //! # use statemachine::StateMachine;
 //! ```
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -101,9 +102,12 @@ pub struct Transition<'a> {
 /// instance to start.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
-    /// The receiving machine: the message's outbox topic.
-    to: &'static str,
-    envelope: Result<Envelope, String>,
+    /// The receiving machine (or saga): the message's outbox topic.
+    to: Cow<'static, str>,
+    /// The receiving instance.
+    id: InstanceId,
+    /// The message's payload, or why it could not be made.
+    payload: Result<serde_json::Value, String>,
 }
 
 /// The message as it is stored and delivered.
@@ -124,47 +128,61 @@ pub(crate) struct Envelope {
 impl Outgoing {
     /// `event` for instance `id` of machine `T`.
     pub fn event<T: StateMachine>(id: impl Into<InstanceId>, event: impl Into<T::Event>) -> Self {
+        let id = id.into();
         let event = event.into();
-        let envelope = crate::encode::to_value(&event)
-            .map(|json| Envelope {
-                to: T::DEFINITION.name.to_owned(),
-                id: id.into(),
-                event: Some(json),
-                start: None,
-            })
-            .map_err(|e| format!("the event does not encode as JSON: {e}"));
-        Self {
-            to: T::DEFINITION.name,
-            envelope,
-        }
+        let payload = crate::encode::to_value(&event)
+            .map_err(|e| format!("the event does not encode as JSON: {e}"))
+            .and_then(|json| {
+                envelope(Envelope {
+                    to: T::DEFINITION.name.to_owned(),
+                    id: id.clone(),
+                    event: Some(json),
+                    start: None,
+                })
+            });
+        Self::raw(Cow::Borrowed(T::DEFINITION.name), id, payload)
     }
 
     /// Starts `machine` (a new instance of another machine, as its constructor made it):
     /// created by the receiver unless an instance with its id exists.
     pub fn start<T: StateMachine>(machine: T) -> Self {
-        let envelope = machine
+        let id = machine.id().clone();
+        let payload = machine
             .snapshot()
             .map_err(|e| format!("the machine does not snapshot: {e}"))
             .and_then(|snapshot| {
                 serde_json::to_value(&snapshot)
                     .map_err(|e| format!("the snapshot does not encode: {e}"))
             })
-            .map(|json| Envelope {
-                to: T::DEFINITION.name.to_owned(),
-                id: machine.id().clone(),
-                event: None,
-                start: Some(json),
+            .and_then(|json| {
+                envelope(Envelope {
+                    to: T::DEFINITION.name.to_owned(),
+                    id: id.clone(),
+                    event: None,
+                    start: Some(json),
+                })
             });
-        Self {
-            to: T::DEFINITION.name,
-            envelope,
-        }
+        Self::raw(Cow::Borrowed(T::DEFINITION.name), id, payload)
+    }
+
+    /// A message of this crate's own under topic `to` (a saga's retry request).
+    pub(crate) fn raw(
+        to: Cow<'static, str>,
+        id: InstanceId,
+        payload: Result<serde_json::Value, String>,
+    ) -> Self {
+        Self { to, id, payload }
     }
 
     /// The receiving machine and instance, if the message could be made.
     pub fn receiver(&self) -> Option<(&str, &InstanceId)> {
-        self.envelope.as_ref().ok().map(|e| (e.to.as_str(), &e.id))
+        self.payload.as_ref().ok().map(|_| (&*self.to, &self.id))
     }
+}
+
+/// An envelope as JSON.
+fn envelope(envelope: Envelope) -> Result<serde_json::Value, String> {
+    serde_json::to_value(&envelope).map_err(|e| format!("the message does not encode: {e}"))
 }
 
 /// The function that says what a machine's transitions send: given the machine as the
@@ -226,8 +244,7 @@ impl<M: StateMachine> Reactions<M> {
                 seq: record.seq,
             };
             for (n, outgoing) in (self.react)(machine, &transition).into_iter().enumerate() {
-                let topic = outgoing.to;
-                let envelope = outgoing.envelope.map_err(|reason| StoreError::Unstorable {
+                let payload = outgoing.payload.map_err(|reason| StoreError::Unstorable {
                     machine: M::DEFINITION.name.to_owned(),
                     id: machine.id().clone(),
                     reason: format!("a message its transition `{event}` sends: {reason}"),
@@ -240,8 +257,8 @@ impl<M: StateMachine> Reactions<M> {
                         machine.id(),
                         record.seq
                     ),
-                    topic,
-                    payload: serde_json::to_value(&envelope).unwrap_or_default(),
+                    topic: outgoing.to,
+                    payload,
                 });
             }
         }

@@ -140,6 +140,12 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         self
     }
 
+    /// Whether the repository was given [`Reactions`](crate::choreography::Reactions).
+    #[cfg_attr(not(feature = "sagas"), allow(dead_code))]
+    pub(crate) fn has_reactions(&self) -> bool {
+        self.reactions.is_some()
+    }
+
     /// The outbox messages the transitions in `records` send, which left `machine` as
     /// it is.
     pub(crate) fn outgoing(

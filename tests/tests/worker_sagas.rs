@@ -87,3 +87,241 @@ async fn a_worker_resumes_unfinished_sagas_when_it_starts() {
     assert_eq!(worker.stats().stale, 1);
     assert_eq!(store.timer_count().unwrap(), 0);
 }
+
+mod requested_without_the_saga {
+    //! A retry asked for by a tool that has none of the saga's types (the operator's
+    //! command line): recorded on the letter with an outbox message in one transaction,
+    //! carried out by the worker that runs the saga.
+
+    use std::sync::Arc;
+
+    use statemachine::saga::SagaError;
+    use statemachine::saga::dead_letter::{self, AnyDeadLetter, DeadLetter, DeadLetterData};
+    use statemachine::store::{OutboxStore, TimerStore};
+    use statemachine::worker::{Outcome, Worker};
+    use statemachine::{InstanceId, Meta, Repository, SqliteStore, Store};
+    use statemachine_tests::fulfilment::{Fulfilment, Services, order, permanent};
+
+    type Executor<S> = statemachine::saga::SagaExecutor<Fulfilment, Arc<S>>;
+
+    /// A saga stuck at `send_confirmation` (its email service down for good), and its
+    /// letter.
+    async fn stuck<S: TimerStore + OutboxStore + 'static>(
+        store: &Arc<S>,
+    ) -> (Executor<S>, InstanceId) {
+        let first = Executor::new(store.clone(), Services::default());
+        first.env().email.always(permanent());
+        first.start("o-1", order()).await.unwrap();
+        let [(letter, _)] = first.dead_letters().unwrap().try_into().unwrap();
+        (first, letter)
+    }
+
+    fn saga_state<S: Store>(store: &S) -> String {
+        store
+            .load("Fulfilment", &"o-1".into())
+            .unwrap()
+            .snapshot
+            .state
+            .name
+    }
+
+    async fn carried_out_by_the_worker<S: TimerStore + OutboxStore + 'static>(store: Arc<S>) {
+        let (first, letter) = stuck(&store).await;
+        let letters = dead_letter::letters(store.clone());
+
+        let asked = dead_letter::request_retry(&letters, &letter, "ops-ada").unwrap();
+        assert_eq!(
+            (asked.from.as_str(), asked.to.as_str()),
+            ("Open", "RetryRequested")
+        );
+        assert_eq!(
+            store.outbox_count().unwrap(),
+            1,
+            "the request waits in the outbox"
+        );
+        assert_eq!(saga_state(&*store), "Stuck", "asking runs nothing");
+        assert_eq!(first.env().email.call_count(), 1);
+        let again = dead_letter::request_retry(&letters, &letter, "ops-bob").unwrap_err();
+        assert!(
+            matches!(&again, SagaError::DeadLetter { reason, .. } if reason.contains("`RetryRequested`")),
+            "{again}"
+        );
+
+        // A worker that does not run the saga leaves the request alone.
+        let other = Worker::new(store.clone()).machine::<statemachine_tests::AnyTicket>();
+        assert!(other.run_due().await.unwrap().is_empty());
+        assert_eq!(
+            store.outbox_count().unwrap(),
+            1,
+            "not this worker's message"
+        );
+
+        // The saga's worker (whose email service works) takes the request: the letter is
+        // retried by whoever asked, and the saga goes back to where it gave up with its
+        // retry timer due...
+        let worker =
+            Worker::new(store.clone()).saga(Executor::new(store.clone(), Services::default()));
+        assert!(
+            worker.run_due().await.unwrap().is_empty(),
+            "no timer was due"
+        );
+        assert_eq!(worker.stats().delivered, 1);
+        assert_eq!(store.outbox_count().unwrap(), 0);
+        assert_eq!(letters.load(&letter).unwrap().state_name(), "Retried");
+        let trail: Vec<_> = letters
+            .history(&letter)
+            .unwrap()
+            .into_iter()
+            .skip(1)
+            .map(|r| {
+                (
+                    r.event.unwrap().into_owned(),
+                    r.to.unwrap().into_owned(),
+                    r.actor.unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            trail,
+            [
+                (
+                    "request_retry".to_owned(),
+                    "RetryRequested".to_owned(),
+                    "ops-ada".to_owned()
+                ),
+                ("retry".into(), "Retried".into(), "ops-ada".into())
+            ]
+        );
+        assert_eq!(saga_state(&*store), "Running");
+        // ... which the next round runs, once.
+        let ran = worker.run_due().await.unwrap();
+        assert_eq!(ran.len(), 1, "{ran:?}");
+        assert!(
+            matches!(&ran[0].outcome, Outcome::SagaRan { result } if result.contains("Completed")),
+            "{:?}",
+            ran[0].outcome
+        );
+        assert!(worker.run_due().await.unwrap().is_empty(), "once");
+        assert_eq!(saga_state(&*store), "Completed");
+        let saga_trail = store.history("Fulfilment", &"o-1".into()).unwrap();
+        assert!(
+            saga_trail.iter().any(|r| r
+                .event
+                .as_deref()
+                .is_some_and(|e| e == format!("retried by ops-ada from dead letter {letter}"))),
+            "the saga's trail says who asked"
+        );
+        assert_eq!(
+            first.env().email.call_count(),
+            1,
+            "the asking process ran no step"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_is_carried_out_by_the_saga_s_worker_in_memory() {
+        carried_out_by_the_worker(Arc::new(statemachine::MemoryStore::new())).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_is_carried_out_by_the_saga_s_worker_on_sqlite() {
+        carried_out_by_the_worker(Arc::new(SqliteStore::open_in_memory().unwrap())).await;
+    }
+
+    /// Resolved by hand after the request and before the worker got to it: the worker
+    /// answers the message and runs nothing (a message delivered twice meets the same
+    /// case: its letter no longer waits).
+    #[tokio::test(start_paused = true)]
+    async fn a_letter_resolved_before_the_worker_took_the_request_runs_nothing() {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let (_, letter) = stuck(&store).await;
+        let letters = dead_letter::letters(store.clone());
+        dead_letter::request_retry(&letters, &letter, "ops-ada").unwrap();
+        letters
+            .apply(
+                &letter,
+                dead_letter::Resolve {
+                    note: "sent the email by hand".into(),
+                },
+                &Meta::new().actor("ops-bob"),
+            )
+            .unwrap();
+        let worker =
+            Worker::new(store.clone()).saga(Executor::new(store.clone(), Services::default()));
+        assert!(worker.run_due().await.unwrap().is_empty());
+        assert_eq!(worker.stats().delivered, 1, "answered");
+        assert_eq!(store.outbox_count().unwrap(), 0);
+        assert_eq!(store.timer_count().unwrap(), 0, "nothing armed");
+        assert_eq!(saga_state(&*store), "Stuck", "nothing ran");
+        assert_eq!(letters.load(&letter).unwrap().state_name(), "Resolved");
+    }
+
+    /// What cannot be asked: a retry through a repository that would not tell the
+    /// worker, and a retry of a timer the worker set aside (there is no saga to run).
+    #[tokio::test(start_paused = true)]
+    async fn requests_no_worker_could_carry_out_are_refused_and_write_nothing() {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let (_, letter) = stuck(&store).await;
+        let silent = Repository::<AnyDeadLetter, _>::new(store.clone());
+        let error = dead_letter::request_retry(&silent, &letter, "ops-ada").unwrap_err();
+        assert!(
+            error.to_string().contains("dead_letter::letters"),
+            "{error}"
+        );
+
+        let letters = dead_letter::letters(store.clone());
+        let timer = InstanceId::from("timer/Invoice/inv-1/3/remind");
+        letters
+            .create(
+                DeadLetter::new(
+                    timer.clone(),
+                    DeadLetterData {
+                        saga: "Invoice".into(),
+                        instance: "inv-1".into(),
+                        step: "remind".into(),
+                        compensating: false,
+                        errors: vec!["the machine panicked".into()],
+                        attempts: 1,
+                        snapshot: serde_json::Value::Null,
+                    },
+                )
+                .into(),
+            )
+            .unwrap();
+        let error = dead_letter::request_retry(&letters, &timer, "ops-ada").unwrap_err();
+        assert!(
+            error.to_string().contains("a timer of `Invoice`"),
+            "{error}"
+        );
+        assert_eq!(store.outbox_count().unwrap(), 0);
+        for id in [&letter, &timer] {
+            assert_eq!(letters.load(id).unwrap().state_name(), "Open");
+        }
+    }
+
+    /// A letter stored by version 1 of the table (before `RetryRequested`) loads as
+    /// version 2, and can be asked to retry.
+    #[tokio::test(start_paused = true)]
+    async fn a_version_1_letter_migrates_and_takes_a_request() {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let (_, letter) = stuck(&store).await;
+        let data = dead_letter::letters(store.clone())
+            .load(&letter)
+            .unwrap()
+            .data()
+            .clone();
+        let old = InstanceId::from("Fulfilment/o-1/old");
+        Repository::<dead_letter::v1::AnyDeadLetter, _>::new(store.clone())
+            .create(dead_letter::v1::DeadLetter::new(old.clone(), data).into())
+            .unwrap();
+        assert_eq!(store.load("DeadLetter", &old).unwrap().snapshot.version, 1);
+        let letters = dead_letter::letters(store.clone());
+        assert_eq!(letters.load(&old).unwrap().state_name(), "Open");
+        dead_letter::request_retry(&letters, &old, "ops-ada").unwrap();
+        let stored = store.load("DeadLetter", &old).unwrap().snapshot;
+        assert_eq!(
+            (stored.version, stored.state.name.as_str()),
+            (2, "RetryRequested")
+        );
+    }
+}

@@ -134,12 +134,12 @@ fn a_message_delivered_twice_takes_effect_once() {
     let again = [
         OutboxMessage {
             key: sent[0].key.clone(),
-            topic: "Order",
+            topic: "Order".into(),
             payload: sent[0].payload.clone(),
         },
         OutboxMessage {
             key: "msg/Order/o-1/1/0".to_owned(),
-            topic: "Payment",
+            topic: "Payment".into(),
             payload: serde_json::json!({
                 "to": "Payment",
                 "id": "o-1",

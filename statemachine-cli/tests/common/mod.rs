@@ -60,10 +60,21 @@ pub fn orders() -> (tempfile::TempDir, PathBuf) {
     (dir, db)
 }
 
+/// A `serve` process, killed when dropped: a test that fails must not leave it running
+/// (it holds the test's output pipes open, and with them whatever reads them).
+pub struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `serve` on a free port of 127.0.0.1 and returns it with its base URL.
-pub fn serve(db: &Path, refresh_secs: u64) -> (std::process::Child, String) {
+pub fn serve(db: &Path, refresh_secs: u64) -> (Server, String) {
     use std::io::{BufRead, BufReader};
-    let mut child = bin()
+    let child = bin()
         .arg("--db")
         .arg(db)
         .args([
@@ -76,8 +87,9 @@ pub fn serve(db: &Path, refresh_secs: u64) -> (std::process::Child, String) {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut server = Server(child);
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(server.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let base = line
@@ -86,5 +98,5 @@ pub fn serve(db: &Path, refresh_secs: u64) -> (std::process::Child, String) {
         .unwrap_or_else(|| panic!("serve printed {line:?}"))
         .trim_end_matches('/')
         .to_owned();
-    (child, base)
+    (server, base)
 }

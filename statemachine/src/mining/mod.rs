@@ -191,9 +191,10 @@ impl Census {
             .map_or(0, |c| c.2)
     }
 
-    /// Dead letters waiting for a person.
+    /// Dead letters not settled yet: waiting for a person (`Open`), or for the worker
+    /// that runs their saga to carry out a retry asked for (`RetryRequested`).
     pub fn open_dead_letters(&self) -> u64 {
-        self.instances_in("DeadLetter", "Open")
+        self.instances_in("DeadLetter", "Open") + self.instances_in("DeadLetter", "RetryRequested")
     }
 }
 

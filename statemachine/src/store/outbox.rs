@@ -4,6 +4,7 @@
 //! so a receiver that deduplicates by key applies each once. See the
 //! [module docs](super#the-outbox).
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use super::{Store, StoreError};
@@ -15,8 +16,9 @@ pub struct OutboxMessage {
     /// Its idempotency key, unique in the store: a message whose key is stored already
     /// is the same message and is not written again. The receiver deduplicates by it.
     pub key: String,
-    /// What kind of message it is, for the deliverer: `notification`.
-    pub topic: &'static str,
+    /// What kind of message it is, for the deliverer: `notification`, or the name of
+    /// the machine (or saga) it is for.
+    pub topic: Cow<'static, str>,
     /// What it says, as JSON.
     pub payload: serde_json::Value,
 }

@@ -106,7 +106,7 @@ impl Notification {
     pub(crate) fn message(&self) -> OutboxMessage {
         OutboxMessage {
             key: self.key.clone(),
-            topic: TOPIC,
+            topic: TOPIC.into(),
             payload: serde_json::to_value(self).unwrap_or_default(),
         }
     }

@@ -90,7 +90,10 @@ impl<S: TimerStore + 'static> Worker<S> {
         let results = futures_util::future::join_all(due.iter().map(|message| async move {
             match (&self.notifier, message.topic.as_str()) {
                 (Some(notifier), TOPIC) => deliver(notifier, message).await,
-                _ => self.receive(message),
+                (_, topic) => match self.sagas.iter().find(|saga| saga.name() == topic) {
+                    Some(saga) => retry_requested(&**saga, message).await,
+                    None => self.receive(message),
+                },
             }
         }))
         .await;
@@ -164,6 +167,34 @@ impl<S: TimerStore + 'static> Worker<S> {
             ));
         }
         blocking(|| handler.receive(&self.store, &self.clock, message, envelope))
+    }
+}
+
+/// A dead letter's retry request, for one of the worker's sagas: the letter is marked
+/// `Retried` and the saga moved back to where it gave up, with its `retry` timer armed
+/// (the worker's next round of timers runs it, under the saga's lease). A letter that no
+/// longer waits, or that its saga cannot take back, is answered and logged: nothing
+/// more can be done for it by delivering again. A store or saga that fails is tried
+/// again later.
+async fn retry_requested(saga: &dyn super::Sagas, message: &DueMessage) -> Result<(), String> {
+    let request: crate::saga::dead_letter::RetryRequest =
+        serde_json::from_value(message.payload.clone())
+            .map_err(|e| format!("the message does not read as a retry request: {e}"))?;
+    let letter = &request.retry_letter;
+    match saga.carry_out_retry(letter).await {
+        Ok(true) => {
+            tracing::info!(target: "statemachine::worker", saga = saga.name(), %letter, "dead letter retried, as asked");
+            Ok(())
+        }
+        Ok(false) => {
+            tracing::info!(target: "statemachine::worker", saga = saga.name(), %letter, "a retry was asked of a dead letter that no longer waits for one");
+            Ok(())
+        }
+        Err(error @ crate::saga::SagaError::DeadLetter { .. }) => {
+            tracing::warn!(target: "statemachine::worker", saga = saga.name(), %letter, %error, "a requested retry cannot be carried out; the letter waits for a person");
+            Ok(())
+        }
+        Err(error) => Err(super::fire::chain(&error)),
     }
 }
 

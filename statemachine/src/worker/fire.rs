@@ -378,4 +378,11 @@ where
     ) -> BoxFuture<'a, Result<crate::saga::SagaOutcome, crate::saga::SagaError>> {
         Box::pin(self.0.run(id))
     }
+
+    fn carry_out_retry<'a>(
+        &'a self,
+        letter: &'a InstanceId,
+    ) -> BoxFuture<'a, Result<bool, crate::saga::SagaError>> {
+        Box::pin(self.0.carry_out_retry(letter))
+    }
 }

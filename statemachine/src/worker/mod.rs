@@ -201,6 +201,12 @@ trait Sagas: Send + Sync {
         &'a self,
         id: &'a InstanceId,
     ) -> BoxFuture<'a, Result<crate::saga::SagaOutcome, crate::saga::SagaError>>;
+    /// Carries out a retry requested of dead letter `letter`; `false` when it no longer
+    /// waits for one.
+    fn carry_out_retry<'a>(
+        &'a self,
+        letter: &'a InstanceId,
+    ) -> BoxFuture<'a, Result<bool, crate::saga::SagaError>>;
 }
 
 /// One loop per process that fires due timers, resumes sagas and carries out dead-letter

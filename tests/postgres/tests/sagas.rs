@@ -336,3 +336,113 @@ fn one_executor_runs_an_instance_once_at_a_time_and_a_dropped_run_gives_it_back(
         "the dropped run's call, and the one that completed"
     );
 }
+
+mod requested_retry {
+    //! A dead-letter retry asked for by a process without the saga's code (the
+    //! operator's command line), carried out by one of two workers that run the saga.
+
+    use super::*;
+    use statemachine::saga::dead_letter;
+    use statemachine::store::OutboxStore;
+    use statemachine::worker::{Outcome, Worker};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    state_machine! {
+        /// Books (past the point of no return), then tells the customer.
+        saga Notice(Order, Mailbox) {
+            version 1;
+            pivot step book_seat;
+            step tell;
+        }
+    }
+
+    /// A mailbox that is down until told otherwise, counting what it delivered.
+    #[derive(Default)]
+    struct Mailbox {
+        up: AtomicBool,
+        told: Arc<AtomicU32>,
+    }
+
+    async fn book_seat(_: &Mailbox, _: &StepContext, _: &mut Order) -> Result<(), StepError> {
+        Ok(())
+    }
+
+    async fn tell(mailbox: &Mailbox, _: &StepContext, _: &mut Order) -> Result<(), StepError> {
+        if !mailbox.up.load(Ordering::SeqCst) {
+            return Err(StepError::permanent("gone", "the mailbox is gone"));
+        }
+        mailbox.told.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn worker(schema: &str, told: &Arc<AtomicU32>, name: &str) -> Worker<PostgresStore> {
+        let store = Arc::new(pg::store_in(schema));
+        let mailbox = Mailbox {
+            up: AtomicBool::new(true),
+            told: Arc::clone(told),
+        };
+        Worker::new(Arc::clone(&store))
+            .with_name(name)
+            .saga(SagaExecutor::<Notice, _>::new(store, mailbox))
+    }
+
+    /// Two workers take the request at once: one carries it out, the saga's last step
+    /// runs once, and the letter is retried once, by whoever asked.
+    #[test]
+    fn two_workers_carry_out_a_requested_retry_once() {
+        let schema = pg::fresh_schema();
+        let runtime = runtime();
+        let store = Arc::new(pg::store_in(&schema));
+        let first = SagaExecutor::<Notice, _>::new(Arc::clone(&store), Mailbox::default());
+        let outcome = runtime
+            .block_on(first.start("n-1", Order { number: 1 }))
+            .unwrap();
+        assert!(matches!(outcome, SagaOutcome::Stuck { .. }), "{outcome:?}");
+        let [(letter, _)] = first.dead_letters().unwrap().try_into().unwrap();
+
+        // The operator's process: no saga types, only the letters.
+        let letters = dead_letter::letters(pg::store_in(&schema));
+        dead_letter::request_retry(&letters, &letter, "ops-ada").unwrap();
+        assert_eq!(store.outbox_count().unwrap(), 1);
+
+        let told = Arc::new(AtomicU32::new(0));
+        let workers = [worker(&schema, &told, "w1"), worker(&schema, &told, "w2")];
+        let reports = runtime.block_on(async {
+            let mut reports = Vec::new();
+            // Deliveries first, then the timer the delivery armed.
+            for _ in 0..2 {
+                let (a, b) = tokio::join!(workers[0].run_due(), workers[1].run_due());
+                reports.extend(a.unwrap());
+                reports.extend(b.unwrap());
+            }
+            reports
+        });
+        let delivered: u64 = workers.iter().map(|w| w.stats().delivered).sum();
+        assert_eq!(delivered, 1, "one worker took the request");
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        assert!(
+            matches!(&reports[0].outcome, Outcome::SagaRan { result } if result.contains("Completed")),
+            "{:?}",
+            reports[0].outcome
+        );
+        assert_eq!(told.load(Ordering::SeqCst), 1, "the step ran once");
+        assert_eq!(store.outbox_count().unwrap(), 0);
+        assert_eq!(letters.load(&letter).unwrap().state_name(), "Retried");
+        let trail = store.history("DeadLetter", &letter).unwrap();
+        let retried: Vec<_> = trail
+            .iter()
+            .filter(|r| r.event.as_deref() == Some("retry"))
+            .map(|r| r.actor.as_deref())
+            .collect();
+        assert_eq!(retried, [Some("ops-ada")]);
+        assert_eq!(
+            store
+                .load("Notice", &"n-1".into())
+                .unwrap()
+                .snapshot
+                .state
+                .name,
+            "Completed"
+        );
+    }
+}

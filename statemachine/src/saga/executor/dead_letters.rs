@@ -4,32 +4,10 @@ use super::{
     COMPENSATING, COMPENSATION_FAILED, Progress, RUNNING, STUCK, SagaError, SagaExecutor,
     SagaOutcome,
 };
-use crate::saga::dead_letter::{Resolve, Retry};
+use crate::saga::dead_letter::{Resolve, Retry, review_failed};
 use crate::saga::{AnyDeadLetter, DeadLetter, DeadLetterData, Saga, StepKind};
 use crate::store::{Store, StoreError};
-use crate::{ApplyError, InstanceId, Meta, Repository};
-
-/// Why marking a dead letter failed: the store's error as it is (a busy database is
-/// worth a retry), or the letter's state when it refused the review.
-fn review_failed(
-    id: &InstanceId,
-    action: &'static str,
-    error: ApplyError<AnyDeadLetter>,
-) -> SagaError {
-    match error {
-        ApplyError::Store { error, .. } => SagaError::Store(error),
-        ApplyError::Rejected(rejected) => SagaError::DeadLetter {
-            id: id.clone(),
-            action,
-            reason: format!("it is `{}`", rejected.machine().state_name()),
-        },
-        other => SagaError::DeadLetter {
-            id: id.clone(),
-            action,
-            reason: other.to_string(),
-        },
-    }
-}
+use crate::{InstanceId, Meta, Repository};
 
 impl<S: Saga, St: Store> SagaExecutor<S, St> {
     /// The open dead letters of this saga, oldest first.
@@ -87,6 +65,30 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             self.reopen(id, &letter, actor, true)
         })
         .await
+    }
+
+    /// Carries out a retry asked for with
+    /// [`dead_letter::request_retry`](crate::saga::dead_letter::request_retry) (by an
+    /// operator's tool): as [`request_retry`](Self::request_retry), by whoever asked.
+    /// The [`Worker`](crate::worker::Worker) calls it when the request's outbox message
+    /// reaches it. Returns `false`, doing nothing, when the letter no longer waits for
+    /// its retry (carried out by an earlier delivery, or resolved by hand since).
+    ///
+    /// # Errors
+    ///
+    /// [`SagaError::DeadLetter`] when the letter is not this saga's or its saga does not
+    /// wait for review; the store's errors, and the saga's when it still does not read.
+    #[cfg_attr(not(feature = "worker"), allow(dead_code))]
+    pub(crate) async fn carry_out_retry(&self, id: &InstanceId) -> Result<bool, SagaError> {
+        let letter = Repository::<AnyDeadLetter, _>::new(&self.store).load(id)?;
+        let AnyDeadLetter::RetryRequested(requested) = &letter else {
+            return Ok(false);
+        };
+        let data = self.owned_letter(id, &letter, "retried")?;
+        let by = requested.state().by.clone();
+        self.guarded(&data.instance, async { self.reopen(id, &data, &by, true) })
+            .await?;
+        Ok(true)
     }
 
     /// Marks letter `id` retried and moves its saga back to where it gave up, with a
@@ -177,20 +179,34 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
         Ok(())
     }
 
+    /// Letter `id`, if it waits for review (`Open`, or `RetryRequested` by someone
+    /// without the saga's code) and is this saga's.
     fn open_letter(
         &self,
         id: &InstanceId,
         action: &'static str,
     ) -> Result<DeadLetterData, SagaError> {
-        let letters = Repository::<AnyDeadLetter, _>::new(&self.store);
-        let letter = letters.load(id)?;
-        if letter.state_name() != "Open" {
+        let letter = Repository::<AnyDeadLetter, _>::new(&self.store).load(id)?;
+        if !matches!(
+            letter,
+            AnyDeadLetter::Open(_) | AnyDeadLetter::RetryRequested(_)
+        ) {
             return Err(SagaError::DeadLetter {
                 id: id.clone(),
                 action,
                 reason: format!("it is `{}`", letter.state_name()),
             });
         }
+        self.owned_letter(id, &letter, action)
+    }
+
+    /// The letter's data, if it is this saga's.
+    fn owned_letter(
+        &self,
+        id: &InstanceId,
+        letter: &AnyDeadLetter,
+        action: &'static str,
+    ) -> Result<DeadLetterData, SagaError> {
         if letter.data().saga != S::DEFINITION.name {
             return Err(SagaError::DeadLetter {
                 id: id.clone(),

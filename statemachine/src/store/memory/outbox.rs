@@ -45,7 +45,7 @@ impl Inner {
                 OutboxRow {
                     machine: machine.to_owned(),
                     id: id.clone(),
-                    topic: message.topic.to_owned(),
+                    topic: message.topic.clone().into_owned(),
                     payload: message.payload.clone(),
                     created_at: at,
                     run_at: at,

@@ -58,7 +58,7 @@ pub fn a_transitions_messages_are_written_with_it<S: OutboxStore>(store: S, _: s
     // A commit at a stale sequence number writes nothing, its messages included.
     let stale = OutboxMessage {
         key: "stale".to_owned(),
-        topic: TOPIC,
+        topic: TOPIC.into(),
         payload: serde_json::json!({}),
     };
     let machine = repo.load(&id("a-1")).unwrap();

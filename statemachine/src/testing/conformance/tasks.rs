@@ -35,7 +35,7 @@ fn row(name: &str, assignee: Option<&str>, groups: &[&str], due: Option<u64>) ->
 fn message(key: &str) -> OutboxMessage {
     OutboxMessage {
         key: key.to_owned(),
-        topic: "notification",
+        topic: "notification".into(),
         payload: serde_json::json!({ "key": key }),
     }
 }
