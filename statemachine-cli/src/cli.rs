@@ -52,7 +52,7 @@ pub(crate) enum Command {
     /// Human tasks: an inbox, or those overdue.
     #[command(subcommand)]
     Tasks(Tasks),
-    /// The timer backlog: timers due now, by machine.
+    /// The timer backlog: timers due now, by machine, and how late the oldest is.
     Timers,
     /// A process-mining report: throughput, durations, dwell, rework, saga steps, SLA
     /// breaches, bottlenecks.

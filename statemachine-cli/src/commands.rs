@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use statemachine::mining::{self, Window};
 use statemachine::saga::dead_letter::{self, AnyDeadLetter, Resolve};
-use statemachine::store::{Cursor, Inbox, Store};
+use statemachine::store::{Cursor, Inbox, Store, TimerStore};
 use statemachine::{InstanceId, Meta, RecordKind};
 
 use crate::cli::{Cli, Command, DeadLetters, DiagramFormat, Format, Tasks};
@@ -401,13 +401,27 @@ fn tasks(store: &dyn Store, command: &Tasks, out: &mut dyn Write) -> Result<(), 
     Ok(())
 }
 
-fn timers(store: &dyn Store, out: &mut dyn Write) -> Result<(), Error> {
-    let census = log(store)?.census(SystemTime::now())?;
+/// The timers due now per machine, and how late the oldest of them is: a worker that
+/// keeps up leaves none due for long.
+fn timers(store: &dyn TimerStore, out: &mut dyn Write) -> Result<(), Error> {
+    let now = SystemTime::now();
+    let census = log(store)?.census(now)?;
     if census.due_timers.is_empty() {
         writeln!(out, "no timers due")?;
     }
     for (machine, n) in &census.due_timers {
-        writeln!(out, "{machine:<24} {n:>8} due now")?;
+        let late = store
+            .next_due(&[machine.as_str()])?
+            .and_then(|due| Some((due, now.duration_since(due).ok()?)));
+        match late {
+            Some((due, late)) => writeln!(
+                out,
+                "{machine:<24} {n:>8} due now, the oldest late by {} (due {})",
+                humantime::format_duration(Duration::from_secs(late.as_secs() / 60 * 60)),
+                time(due)
+            )?,
+            None => writeln!(out, "{machine:<24} {n:>8} due now")?,
+        }
     }
     Ok(())
 }

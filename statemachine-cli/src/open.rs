@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use statemachine::SqliteStore;
-use statemachine::store::{PostgresOptions, PostgresStore, Store};
+use statemachine::store::{PostgresOptions, PostgresStore, TimerStore};
 
 /// The error type of the commands: each says what it was doing.
 pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The store at `db`: a PostgreSQL URL, or the path of an existing SQLite file.
-pub(crate) fn open(db: &str, schema: Option<&str>) -> Result<Arc<dyn Store>, Error> {
+pub(crate) fn open(db: &str, schema: Option<&str>) -> Result<Arc<dyn TimerStore>, Error> {
     if db.is_empty() {
         return Err(
             "no store given: pass --db with a SQLite file or a PostgreSQL URL \

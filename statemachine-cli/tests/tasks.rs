@@ -61,9 +61,15 @@ fn inboxes_overdue_tasks_and_the_timer_backlog() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("leave.db");
     let store = Arc::new(SqliteStore::open(&db).unwrap());
-    let clock = Arc::new(ManualClock::new(
-        SystemTime::now() - Duration::from_secs(10 * 86_400),
-    ));
+    // Whole seconds, as the command prints times.
+    let start = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(
+            (SystemTime::now() - Duration::from_secs(10 * 86_400))
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        );
+    let clock = Arc::new(ManualClock::new(start));
     let leaves = Repository::<AnyLeave, _>::new(store.clone()).with_clock(clock);
     for (id, manager) in [("l-1", "maria"), ("l-2", "maria"), ("l-3", "tom")] {
         let request = Request {
@@ -109,11 +115,14 @@ fn inboxes_overdue_tasks_and_the_timer_backlog() {
         "no tasks\n"
     );
 
-    // Each open task's escalation is due.
+    // Each open task's escalation is due, the oldest (all three) since eight days: two
+    // days after the submissions, ten days ago. (Late by whole minutes, so the moments
+    // this test takes do not show.)
     let timers = stdout(&db, &["timers"]);
+    let due = humantime::format_rfc3339_seconds(start + Duration::from_secs(2 * 86_400));
     assert_eq!(
         timers.trim(),
-        "Leave                           3 due now",
+        format!("Leave                           3 due now, the oldest late by 8days (due {due})"),
         "{timers}"
     );
     let machines = stdout(&db, &["machines"]);
