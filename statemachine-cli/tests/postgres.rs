@@ -113,7 +113,7 @@ fn every_reading_command_and_the_reviews_work_on_postgresql() {
     assert_eq!(history.last().unwrap().actor.as_deref(), Some("ops-anna"));
 
     // A retry is asked for here and carried out by the saga's worker: the request waits
-    // in the outbox under the saga's name, written with the letter's move.
+    // in the outbox under `retry/{saga}`, written with the letter's move.
     let asked = pg(
         &schema,
         &[
@@ -128,7 +128,11 @@ fn every_reading_command_and_the_reviews_work_on_postgresql() {
     let outbox = store.as_outbox_store().unwrap();
     assert_eq!(outbox.outbox_count().unwrap(), 1);
     let due = outbox
-        .claim_outbox(SystemTime::now() + Duration::from_secs(1), &["Refund"], 10)
+        .claim_outbox(
+            SystemTime::now() + Duration::from_secs(1),
+            &["retry/Refund"],
+            10,
+        )
         .unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(
@@ -137,7 +141,7 @@ fn every_reading_command_and_the_reviews_work_on_postgresql() {
             due[0].machine.as_str(),
             due[0].id.as_str()
         ),
-        ("Refund", "DeadLetter", "Refund/r-2/pay_back")
+        ("retry/Refund", "DeadLetter", "Refund/r-2/pay_back")
     );
     assert_eq!(due[0].payload["retry_letter"], "Refund/r-2/pay_back");
     assert_eq!(

@@ -84,7 +84,7 @@ async fn a_retry_asked_for_on_the_command_line_is_carried_out_by_the_application
     );
     assert!(!twice.status.success());
     assert!(
-        String::from_utf8_lossy(&twice.stderr).contains("it is `RetryRequested`"),
+        String::from_utf8_lossy(&twice.stderr).contains("asked for already, by ops-ada"),
         "{}",
         String::from_utf8_lossy(&twice.stderr)
     );
@@ -121,9 +121,10 @@ async fn a_retry_asked_for_on_the_command_line_is_carried_out_by_the_application
     let shown = common::stdout(&db, &["dead-letters", "show", letter]);
     assert!(shown.starts_with(&format!("{letter}: Retried")), "{shown}");
     assert!(
-        shown.contains("request_retry") && shown.contains("ops-ada"),
+        shown.contains("--request_retry--> RetryRequested  by ops-ada"),
         "{shown}"
     );
+    assert!(shown.contains("--retry--> Retried  by ops-ada"), "{shown}");
     assert_eq!(
         dead_letter::letters(store.clone())
             .load(&letter.into())

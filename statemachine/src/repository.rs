@@ -140,10 +140,10 @@ impl<M: StateMachine, S: Store> Repository<M, S> {
         self
     }
 
-    /// Whether the repository was given [`Reactions`](crate::choreography::Reactions).
+    /// The clock that stamps the repository's records.
     #[cfg_attr(not(feature = "sagas"), allow(dead_code))]
-    pub(crate) fn has_reactions(&self) -> bool {
-        self.reactions.is_some()
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The outbox messages the transitions in `records` send, which left `machine` as

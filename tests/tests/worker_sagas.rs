@@ -143,7 +143,7 @@ mod requested_without_the_saga {
         assert_eq!(first.env().email.call_count(), 1);
         let again = dead_letter::request_retry(&letters, &letter, "ops-bob").unwrap_err();
         assert!(
-            matches!(&again, SagaError::DeadLetter { reason, .. } if reason.contains("`RetryRequested`")),
+            matches!(&again, SagaError::DeadLetter { reason, .. } if reason.contains("asked for already, by ops-ada")),
             "{again}"
         );
 
@@ -256,19 +256,109 @@ mod requested_without_the_saga {
         assert_eq!(letters.load(&letter).unwrap().state_name(), "Resolved");
     }
 
-    /// What cannot be asked: a retry through a repository that would not tell the
-    /// worker, and a retry of a timer the worker set aside (there is no saga to run).
+    /// A repository without the reactions still sends the request: `request_retry`
+    /// writes it with them.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_through_any_repository_of_letters_reaches_the_worker() {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let (_, letter) = stuck(&store).await;
+        let plain = Repository::<AnyDeadLetter, _>::new(store.clone());
+        dead_letter::request_retry(&plain, &letter, "ops-ada").unwrap();
+        let due = store
+            .claim_outbox(
+                std::time::SystemTime::now() + std::time::Duration::from_secs(60),
+                &[&dead_letter::retry_topic("Fulfilment")],
+                10,
+            )
+            .unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].payload["retry_letter"], letter.as_str());
+    }
+
+    /// The first delivery marked the letter `Retried`, and the saga's checkpoint after it
+    /// failed (the message is delivered again): the next delivery finds the saga still
+    /// waiting on the letter, and finishes the retry.
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_half_done_by_an_earlier_delivery_is_finished_by_the_next() {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let (first, letter) = stuck(&store).await;
+        let letters = dead_letter::letters(store.clone());
+        dead_letter::request_retry(&letters, &letter, "ops-ada").unwrap();
+        // What the first delivery wrote before its checkpoint failed.
+        letters
+            .apply(&letter, dead_letter::Retry, &Meta::new().actor("ops-ada"))
+            .unwrap();
+        assert_eq!(saga_state(&*store), "Stuck");
+
+        let worker =
+            Worker::new(store.clone()).saga(Executor::new(store.clone(), Services::default()));
+        assert!(worker.run_due().await.unwrap().is_empty());
+        assert_eq!(worker.stats().delivered, 1);
+        assert_eq!(saga_state(&*store), "Running", "reopened");
+        let ran = worker.run_due().await.unwrap();
+        assert_eq!(ran.len(), 1, "{ran:?}");
+        assert_eq!(saga_state(&*store), "Completed");
+        assert_eq!(first.env().email.call_count(), 1);
+        let retried = letters.history(&letter).unwrap();
+        assert_eq!(
+            retried
+                .iter()
+                .filter(|r| r.event.as_deref() == Some("retry"))
+                .count(),
+            1,
+            "the letter was marked once"
+        );
+    }
+
+    /// A request the saga cannot take (its saga is not waiting for review): the worker
+    /// answers the message and puts the letter back to `Open` with the reason, for a
+    /// person; nothing runs.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_the_saga_cannot_take_puts_the_letter_back_for_a_person() {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let done = Executor::new(store.clone(), Services::default());
+        done.start("o-1", order()).await.unwrap();
+        assert_eq!(saga_state(&*store), "Completed");
+        let letters = dead_letter::letters(store.clone());
+        let letter = InstanceId::from("Fulfilment/o-1/by-hand");
+        letters
+            .create(
+                DeadLetter::new(
+                    letter.clone(),
+                    DeadLetterData {
+                        saga: "Fulfilment".into(),
+                        instance: "o-1".into(),
+                        step: "send_confirmation".into(),
+                        compensating: false,
+                        errors: vec!["filed by hand".into()],
+                        attempts: 0,
+                        snapshot: serde_json::Value::Null,
+                    },
+                )
+                .into(),
+            )
+            .unwrap();
+        dead_letter::request_retry(&letters, &letter, "ops-ada").unwrap();
+        let worker =
+            Worker::new(store.clone()).saga(Executor::new(store.clone(), Services::default()));
+        assert!(worker.run_due().await.unwrap().is_empty());
+        assert_eq!(worker.stats().delivered, 1, "answered, not tried again");
+        assert_eq!(store.outbox_count().unwrap(), 0);
+        assert_eq!(store.timer_count().unwrap(), 0, "nothing armed");
+        assert_eq!(letters.load(&letter).unwrap().state_name(), "Open");
+        let last = letters.history(&letter).unwrap().pop().unwrap();
+        assert_eq!(last.event.as_deref(), Some("retry_refused"));
+        let reason = last.payload.unwrap()["reason"].as_str().unwrap().to_owned();
+        assert!(reason.contains("its saga is `Completed`"), "{reason}");
+        assert_eq!(done.env().email.call_count(), 1, "nothing ran again");
+    }
+
+    /// What cannot be asked: a retry of a timer the worker set aside (there is no saga
+    /// to run).
     #[tokio::test(start_paused = true)]
     async fn requests_no_worker_could_carry_out_are_refused_and_write_nothing() {
         let store = Arc::new(SqliteStore::open_in_memory().unwrap());
         let (_, letter) = stuck(&store).await;
-        let silent = Repository::<AnyDeadLetter, _>::new(store.clone());
-        let error = dead_letter::request_retry(&silent, &letter, "ops-ada").unwrap_err();
-        assert!(
-            error.to_string().contains("dead_letter::letters"),
-            "{error}"
-        );
-
         let letters = dead_letter::letters(store.clone());
         let timer = InstanceId::from("timer/Invoice/inv-1/3/remind");
         letters
@@ -324,4 +414,22 @@ mod requested_without_the_saga {
             (2, "RetryRequested")
         );
     }
+}
+
+/// A machine given with reactions after a saga: the worker finds the machine's handler
+/// by its name (the sagas' names sit among the machines' too), instead of panicking on
+/// a position that only the machines have.
+#[tokio::test(start_paused = true)]
+async fn reacting_after_a_saga_replaces_the_right_handler() {
+    use statemachine::choreography::Reactions;
+    let store = Arc::new(MemoryStore::new());
+    let worker = Worker::new(store.clone())
+        .saga(executor(&store))
+        .machine::<statemachine_tests::AnyTicket>()
+        .reacting::<statemachine_tests::AnyTicket>(Reactions::new(|_, _| Vec::new()));
+    assert!(worker.run_due().await.unwrap().is_empty());
+    assert!(
+        format!("{worker:?}").contains(r#"machines: ["Fulfilment", "Ticket"]"#),
+        "{worker:?}"
+    );
 }

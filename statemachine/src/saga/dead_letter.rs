@@ -108,32 +108,45 @@ state_machine! {
         event retry;
         /// Ask the worker that runs the saga to try the failed step again.
         event request_retry { by: String }
+        /// The saga's worker could not carry the request out (its saga is no longer
+        /// waiting for review, or the letter is not that saga's): back to a person.
+        event retry_refused { reason: String }
         /// Record that the case was settled by hand.
         event resolve { note: String }
 
         Open | RetryRequested + retry => Retried;
         Open + request_retry => RetryRequested;
+        RetryRequested + retry_refused => Open;
         Open | RetryRequested + resolve => Resolved;
     }
 }
 
-/// What a retry request sends to the saga's worker, through the outbox: the letter to
-/// carry out. The message's topic is the saga's name.
+/// What a retry request sends to the saga's worker, through the outbox (topic
+/// [`retry_topic`]): the letter to carry out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct RetryRequest {
     /// The dead letter whose retry was asked for.
     pub(crate) retry_letter: InstanceId,
 }
 
+/// The outbox topic of the retry requests for saga `saga`: `retry/{saga}`, which the
+/// [`Worker`](crate::worker::Worker) that runs the saga claims. A topic of its own, so
+/// that it never mixes with the messages for a machine ([`choreography`](crate::choreography)
+/// posts those under the machine's name).
+pub fn retry_topic(saga: &str) -> String {
+    format!("retry/{saga}")
+}
+
 /// What a move of a dead letter sends: a request to be retried goes to the worker that
-/// runs its saga (the outbox topic is the saga's name), in the transaction that records
-/// the request, so it cannot be lost. Give it to every [`Repository`] of dead letters
-/// that may record requests; [`letters`] does.
+/// runs its saga ([`retry_topic`]), in the transaction that records the request, so it
+/// cannot be lost. [`request_retry`] uses them; give them to any other [`Repository`]
+/// of dead letters that may apply [`RequestRetry`] ([`letters`] does), or the request
+/// is recorded with no worker to hear of it.
 pub fn reactions() -> Reactions<AnyDeadLetter> {
     Reactions::new(|letter: &AnyDeadLetter, moved| match moved.to {
         // A timer's letter has no saga to hear it (`request_retry` refuses it).
         "RetryRequested" if !is_timer_letter(letter.id(), letter.data()) => vec![Outgoing::raw(
-            Cow::Owned(letter.data().saga.clone()),
+            Cow::Owned(retry_topic(&letter.data().saga)),
             letter.data().instance.clone(),
             serde_json::to_value(RetryRequest {
                 retry_letter: letter.id().clone(),
@@ -158,8 +171,14 @@ pub fn letters<S: Store>(store: S) -> Repository<AnyDeadLetter, S> {
 /// [`SagaExecutor::request_retry`](super::SagaExecutor::request_retry) does: an
 /// operator's tool needs none of the application's types.
 ///
-/// `letters` must send the request ([`letters`] makes such a repository); one without
-/// [`reactions`] is refused, so that no request is recorded that no worker hears of.
+/// The request is written with [`reactions`] whatever `letters` was given, and stamped
+/// by its clock. The worker answers it once: a letter whose saga no longer waits for
+/// review, or that is not the saga's, goes back to `Open` (`retry_refused`, with the
+/// reason) for a person to resolve; one resolved before the worker got to it stays
+/// resolved. Until a worker that runs the saga takes it, the letter stays
+/// `RetryRequested`: a worker on a SQLite file in another process takes it at its next
+/// poll ([`with_poll_interval`](crate::worker::Worker::with_poll_interval)), one on
+/// PostgreSQL at once.
 ///
 /// ```
 /// use statemachine::saga::dead_letter::{self, DeadLetter, DeadLetterData};
@@ -182,10 +201,10 @@ pub fn letters<S: Store>(store: S) -> Repository<AnyDeadLetter, S> {
 ///
 /// # Errors
 ///
-/// [`SagaError::DeadLetter`] when the letter is not `Open`, is a timer's (the worker
+/// [`SagaError::DeadLetter`] when the letter is not `Open`, or is a timer's (the worker
 /// sets a timer that could not fire aside as a letter `timer/...`: there is no saga to
-/// run again; settle it by hand and [`resolve`](Resolve) it), or `letters` sends no
-/// requests; [`SagaError::Store`] when the store fails.
+/// run again; settle it by hand and [`resolve`](Resolve) it); [`SagaError::Store`] when
+/// the store fails.
 pub fn request_retry<S: Store>(
     letters: &Repository<AnyDeadLetter, S>,
     id: &InstanceId,
@@ -196,16 +215,18 @@ pub fn request_retry<S: Store>(
         action: "retried",
         reason,
     };
-    if !letters.has_reactions() {
-        return Err(refused(
-            "this repository of dead letters does not send retry requests to the saga's \
-             worker; make it with `dead_letter::letters(store)`"
-                .to_owned(),
-        ));
-    }
     let letter = letters.load(id)?;
-    if !matches!(letter, AnyDeadLetter::Open(_)) {
-        return Err(refused(format!("it is `{}`", letter.state_name())));
+    match &letter {
+        AnyDeadLetter::Open(_) => {}
+        AnyDeadLetter::RetryRequested(asked) => {
+            return Err(refused(format!(
+                "a retry was asked for already, by {}; the worker that runs saga `{}` \
+                 carries it out (or resolve the letter with a note)",
+                asked.state().by,
+                letter.data().saga
+            )));
+        }
+        other => return Err(refused(format!("it is `{}`", other.state_name()))),
     }
     if is_timer_letter(id, letter.data()) {
         return Err(refused(format!(
@@ -214,7 +235,9 @@ pub fn request_retry<S: Store>(
             letter.data().saga
         )));
     }
-    letters
+    Repository::new(letters.store())
+        .with_clock(letters.clock().clone())
+        .with_reactions(reactions())
         .apply(
             id,
             RequestRetry {

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use super::Worker;
+use crate::saga::dead_letter::retry_topic;
 use crate::store::{Delivery, DueMessage, OutboxStore, StoreError, TimerStore, blocking};
 use crate::task::notify::{Notification, Notifier, TOPIC};
 
@@ -41,14 +42,16 @@ impl<S: TimerStore + 'static> Worker<S> {
         self
     }
 
-    /// The outbox topics this worker delivers: notifications with a notifier, and the
-    /// messages for each machine it knows (their topic is the machine's name).
-    fn topics(&self) -> Vec<&'static str> {
-        let mut topics = Vec::with_capacity(self.machines.len() + 1);
+    /// The outbox topics this worker delivers: notifications with a notifier, the
+    /// messages for each machine it knows (their topic is the machine's name), and the
+    /// retry requests of each saga it runs ([`retry_topic`]).
+    fn topics(&self) -> Vec<String> {
+        let mut topics = Vec::with_capacity(self.machines.len() + self.sagas.len() + 1);
         if self.notifier.is_some() {
-            topics.push(TOPIC);
+            topics.push(TOPIC.to_owned());
         }
-        topics.extend(self.machines.iter().copied());
+        topics.extend(self.handlers.iter().map(|h| h.machine().to_owned()));
+        topics.extend(self.sagas.iter().map(|saga| retry_topic(saga.name())));
         topics
     }
 
@@ -59,6 +62,7 @@ impl<S: TimerStore + 'static> Worker<S> {
     /// When the soonest outbox message this worker delivers may be delivered, if any.
     pub(super) fn next_delivery(&self) -> Result<Option<SystemTime>, StoreError> {
         let topics = self.topics();
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         match self.outbox() {
             Some(outbox) if !topics.is_empty() => outbox.next_outbox(&topics),
             _ => Ok(None),
@@ -67,12 +71,14 @@ impl<S: TimerStore + 'static> Worker<S> {
 
     /// Delivers the outbox messages due now, up to the worker's
     /// [`concurrency`](Self::with_concurrency) of them, all at once; returns what became
-    /// of each. Nothing, without a notifier.
+    /// of each: task notifications (with a notifier), messages between machines, and
+    /// dead-letter retry requests for the sagas the worker runs.
     ///
     /// One pass takes at most about one notifier call's time, however slow the receiver:
     /// the worker's loop makes one pass between its rounds of timers, so a receiver that
     /// hangs delays no deadline or escalation by more than that. A message that fails
-    /// waits before its next attempt (a second, doubling up to an hour).
+    /// waits before its next attempt (a second, doubling up to an hour). Nothing, for a
+    /// worker with no notifier, no machines and no sagas.
     ///
     /// # Errors
     ///
@@ -80,6 +86,7 @@ impl<S: TimerStore + 'static> Worker<S> {
     /// stays delivered.
     pub async fn deliver_due(&self) -> Result<Vec<DeliveryReport>, StoreError> {
         let topics = self.topics();
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         let Some(outbox) = self.outbox().filter(|_| !topics.is_empty()) else {
             return Ok(Vec::new());
         };
@@ -90,7 +97,10 @@ impl<S: TimerStore + 'static> Worker<S> {
         let results = futures_util::future::join_all(due.iter().map(|message| async move {
             match (&self.notifier, message.topic.as_str()) {
                 (Some(notifier), TOPIC) => deliver(notifier, message).await,
-                (_, topic) => match self.sagas.iter().find(|saga| saga.name() == topic) {
+                (_, topic) => match topic
+                    .strip_prefix("retry/")
+                    .and_then(|saga| self.sagas.iter().find(|s| s.name() == saga))
+                {
                     Some(saga) => retry_requested(&**saga, message).await,
                     None => self.receive(message),
                 },
@@ -191,7 +201,7 @@ async fn retry_requested(saga: &dyn super::Sagas, message: &DueMessage) -> Resul
             Ok(())
         }
         Err(error @ crate::saga::SagaError::DeadLetter { .. }) => {
-            tracing::warn!(target: "statemachine::worker", saga = saga.name(), %letter, %error, "a requested retry cannot be carried out; the letter waits for a person");
+            tracing::warn!(target: "statemachine::worker", saga = saga.name(), %letter, %error, "a requested retry cannot be carried out; the letter is open again, for a person");
             Ok(())
         }
         Err(error) => Err(super::fire::chain(&error)),

@@ -285,8 +285,10 @@ impl<S: TimerStore + 'static> Worker<S> {
         M::Reason: std::fmt::Display,
     {
         let name = M::DEFINITION.name;
-        if !self.machines.contains(&name) {
-            self.machines.push(name);
+        if !self.handlers.iter().any(|h| h.machine() == name) {
+            if !self.machines.contains(&name) {
+                self.machines.push(name);
+            }
             self.handlers
                 .push(Arc::new(fire::MachineHandler::<M>::new(None)));
         }
@@ -306,10 +308,14 @@ impl<S: TimerStore + 'static> Worker<S> {
     {
         let name = M::DEFINITION.name;
         let handler = Arc::new(fire::MachineHandler::<M>::new(Some(reactions)));
-        match self.machines.iter().position(|m| *m == name) {
+        // By the handler's machine: `machines` also holds the sagas' names, so its
+        // positions are not the handlers'.
+        match self.handlers.iter().position(|h| h.machine() == name) {
             Some(at) => self.handlers[at] = handler,
             None => {
-                self.machines.push(name);
+                if !self.machines.contains(&name) {
+                    self.machines.push(name);
+                }
                 self.handlers.push(handler);
             }
         }
@@ -318,7 +324,10 @@ impl<S: TimerStore + 'static> Worker<S> {
 
     /// Resumes `executor`'s unfinished sagas when [`run`](Self::run) starts, and carries
     /// out the dead-letter retries requested with
-    /// [`SagaExecutor::request_retry`](crate::saga::SagaExecutor::request_retry).
+    /// [`SagaExecutor::request_retry`](crate::saga::SagaExecutor::request_retry) (a timer
+    /// on the saga) or, by a tool without the saga's code,
+    /// [`dead_letter::request_retry`](crate::saga::dead_letter::request_retry) (an outbox
+    /// message under [`retry_topic`](crate::saga::dead_letter::retry_topic)).
     ///
     /// The executor must keep its sagas in the worker's store (an `Arc` of the same
     /// store, or the same database): the timer a retry request arms is written with

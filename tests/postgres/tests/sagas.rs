@@ -407,15 +407,29 @@ mod requested_retry {
 
         let told = Arc::new(AtomicU32::new(0));
         let workers = [worker(&schema, &told, "w1"), worker(&schema, &told, "w2")];
-        let reports = runtime.block_on(async {
-            let mut reports = Vec::new();
-            // Deliveries first, then the timer the delivery armed.
-            for _ in 0..2 {
-                let (a, b) = tokio::join!(workers[0].run_due(), workers[1].run_due());
-                reports.extend(a.unwrap());
-                reports.extend(b.unwrap());
-            }
-            reports
+        // Each worker on a thread of its own, released together: both claim at once.
+        let start = std::sync::Barrier::new(workers.len());
+        let reports: Vec<_> = std::thread::scope(|scope| {
+            let runs: Vec<_> = workers
+                .iter()
+                .map(|worker| {
+                    let start = &start;
+                    scope.spawn(move || {
+                        let runtime = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .unwrap();
+                        start.wait();
+                        // Deliveries first, then the timer a delivery armed.
+                        let mut reports = runtime.block_on(worker.run_due()).unwrap();
+                        reports.extend(runtime.block_on(worker.run_due()).unwrap());
+                        reports
+                    })
+                })
+                .collect();
+            runs.into_iter()
+                .flat_map(|run| run.join().unwrap())
+                .collect()
         });
         let delivered: u64 = workers.iter().map(|w| w.stats().delivered).sum();
         assert_eq!(delivered, 1, "one worker took the request");

@@ -4,13 +4,14 @@ use super::{
     COMPENSATING, COMPENSATION_FAILED, Progress, RUNNING, STUCK, SagaError, SagaExecutor,
     SagaOutcome,
 };
-use crate::saga::dead_letter::{Resolve, Retry, review_failed};
+use crate::saga::dead_letter::{Resolve, Retry, RetryRefused, review_failed};
 use crate::saga::{AnyDeadLetter, DeadLetter, DeadLetterData, Saga, StepKind};
 use crate::store::{Store, StoreError};
 use crate::{InstanceId, Meta, Repository};
 
 impl<S: Saga, St: Store> SagaExecutor<S, St> {
-    /// The open dead letters of this saga, oldest first.
+    /// The dead letters of this saga waiting for a person (`Open`), oldest first. Those
+    /// whose retry was asked for (`RetryRequested`) wait for this saga's worker instead.
     ///
     /// # Errors
     ///
@@ -33,7 +34,9 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     ///
     /// # Errors
     ///
-    /// [`SagaError::DeadLetter`] when the letter is not open or not this saga's;
+    /// [`SagaError::DeadLetter`] when the letter does not wait for review (`Open` or
+    /// `RetryRequested`; or `Retried` by an attempt that failed before it reopened the
+    /// saga, which this one finishes) or is not this saga's;
     /// [`SagaError::Panicked`] when code outside the steps panics.
     pub async fn retry_dead_letter(
         &self,
@@ -71,24 +74,67 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     /// [`dead_letter::request_retry`](crate::saga::dead_letter::request_retry) (by an
     /// operator's tool): as [`request_retry`](Self::request_retry), by whoever asked.
     /// The [`Worker`](crate::worker::Worker) calls it when the request's outbox message
-    /// reaches it. Returns `false`, doing nothing, when the letter no longer waits for
-    /// its retry (carried out by an earlier delivery, or resolved by hand since).
+    /// reaches it, at least once. Returns `false`, doing nothing, when the letter no
+    /// longer waits for its retry (carried out by an earlier delivery, or resolved by
+    /// hand since). A letter marked `Retried` by an earlier delivery whose checkpoint
+    /// then failed (its saga still waits on it) is carried out again.
+    ///
+    /// When the saga cannot take the retry (it no longer waits for review, or the letter
+    /// is another saga's), the letter goes back to `Open` with the reason
+    /// (`retry_refused`), for a person, and the refusal is returned.
     ///
     /// # Errors
     ///
-    /// [`SagaError::DeadLetter`] when the letter is not this saga's or its saga does not
-    /// wait for review; the store's errors, and the saga's when it still does not read.
+    /// [`SagaError::DeadLetter`] for a refusal, as above; the store's errors, and the
+    /// saga's when it still does not read (the request is then tried again later).
     #[cfg_attr(not(feature = "worker"), allow(dead_code))]
     pub(crate) async fn carry_out_retry(&self, id: &InstanceId) -> Result<bool, SagaError> {
-        let letter = Repository::<AnyDeadLetter, _>::new(&self.store).load(id)?;
-        let AnyDeadLetter::RetryRequested(requested) = &letter else {
-            return Ok(false);
+        let letters =
+            Repository::<AnyDeadLetter, _>::new(&self.store).with_clock(self.clock.clone());
+        let letter = letters.load(id)?;
+        let by = match &letter {
+            AnyDeadLetter::RetryRequested(asked) => asked.state().by.clone(),
+            AnyDeadLetter::Retried(_) if letter.data().saga == S::DEFINITION.name => {
+                let (snapshot, progress, _) = self.load(&letter.data().instance)?;
+                if !half_retried(id, &snapshot.state.name, &progress) {
+                    return Ok(false);
+                }
+                // Who marked it: the last record's actor.
+                letters
+                    .history(id)?
+                    .pop()
+                    .and_then(|record| record.actor)
+                    .unwrap_or_default()
+            }
+            _ => return Ok(false),
         };
-        let data = self.owned_letter(id, &letter, "retried")?;
-        let by = requested.state().by.clone();
-        self.guarded(&data.instance, async { self.reopen(id, &data, &by, true) })
-            .await?;
-        Ok(true)
+        let data = letter.data().clone();
+        let reopened = match self.owned_letter(id, &letter, "retried") {
+            Ok(_) => {
+                self.guarded(&data.instance, async { self.reopen(id, &data, &by, true) })
+                    .await
+            }
+            Err(refused) => Err(refused),
+        };
+        match reopened {
+            Ok(()) => Ok(true),
+            Err(refused @ SagaError::DeadLetter { .. }) => {
+                let reason = match &refused {
+                    SagaError::DeadLetter { reason, .. } => reason.clone(),
+                    _ => String::new(),
+                };
+                let back = letters.apply(
+                    id,
+                    RetryRefused { reason },
+                    &Meta::new().actor(crate::TIMER_ACTOR),
+                );
+                if let Err(error) = back {
+                    tracing::warn!(target: "statemachine::saga", %id, %error, "a refused retry request could not put its letter back to `Open`");
+                }
+                Err(refused)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Marks letter `id` retried and moves its saga back to where it gave up, with a
@@ -120,9 +166,15 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
         };
         let letters =
             Repository::<AnyDeadLetter, _>::new(&self.store).with_clock(self.clock.clone());
-        letters
-            .apply(id, Retry, &Meta::new().actor(actor))
-            .map_err(|e| review_failed(id, "retried", e))?;
+        // Marked by an earlier attempt whose checkpoint below failed, the saga still
+        // waiting on this letter: the retry goes on from here.
+        let marked = half_retried(id, &snapshot.state.name, &progress)
+            && matches!(letters.load(id)?, AnyDeadLetter::Retried(_));
+        if !marked {
+            letters
+                .apply(id, Retry, &Meta::new().actor(actor))
+                .map_err(|e| review_failed(id, "retried", e))?;
+        }
         let timers = [crate::store::ArmedTimer {
             name: RETRY_TIMER,
             kind: crate::timer::TimerKind::Deadline,
@@ -157,7 +209,8 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     ///
     /// # Errors
     ///
-    /// [`SagaError::DeadLetter`] when the letter is not open or not this saga's.
+    /// [`SagaError::DeadLetter`] when the letter is not `Open` or `RetryRequested`, or
+    /// not this saga's.
     pub fn resolve_dead_letter(
         &self,
         id: &InstanceId,
@@ -180,17 +233,22 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     }
 
     /// Letter `id`, if it waits for review (`Open`, or `RetryRequested` by someone
-    /// without the saga's code) and is this saga's.
+    /// without the saga's code; for a retry, also `Retried` by an attempt that did not
+    /// get to reopen the saga) and is this saga's.
     fn open_letter(
         &self,
         id: &InstanceId,
         action: &'static str,
     ) -> Result<DeadLetterData, SagaError> {
         let letter = Repository::<AnyDeadLetter, _>::new(&self.store).load(id)?;
-        if !matches!(
-            letter,
-            AnyDeadLetter::Open(_) | AnyDeadLetter::RetryRequested(_)
-        ) {
+        let waits = match &letter {
+            AnyDeadLetter::Open(_) | AnyDeadLetter::RetryRequested(_) => true,
+            // A retry half done (the letter marked, the saga's checkpoint failed) is
+            // done again; `reopen` checks that the saga still waits on it.
+            AnyDeadLetter::Retried(_) => action == "retried",
+            _ => false,
+        };
+        if !waits {
             return Err(SagaError::DeadLetter {
                 id: id.clone(),
                 action,
@@ -297,3 +355,10 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
 /// The timer [`SagaExecutor::request_retry`] arms on a saga: the worker that runs the
 /// saga runs it again when it claims it.
 pub(crate) const RETRY_TIMER: &str = "retry";
+
+/// Whether the saga, in phase `phase` with `progress`, still waits for review on letter
+/// `id`: the letter was marked `Retried` but the saga's reopening checkpoint was not
+/// written.
+fn half_retried(id: &InstanceId, phase: &str, progress: &Progress) -> bool {
+    matches!(phase, COMPENSATION_FAILED | STUCK) && progress.dead_letter.as_ref() == Some(id)
+}
