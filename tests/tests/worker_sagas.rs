@@ -351,6 +351,22 @@ mod requested_without_the_saga {
         let reason = last.payload.unwrap()["reason"].as_str().unwrap().to_owned();
         assert!(reason.contains("its saga is `Completed`"), "{reason}");
         assert_eq!(done.env().email.call_count(), 1, "nothing ran again");
+
+        // Nor can a saga that is not in the store: refused once, not tried for ever.
+        let orphan = InstanceId::from("Fulfilment/o-404/by-hand");
+        let mut data = letters.load(&letter).unwrap().data().clone();
+        data.instance = "o-404".into();
+        letters
+            .create(DeadLetter::new(orphan.clone(), data).into())
+            .unwrap();
+        dead_letter::request_retry(&letters, &orphan, "ops-ada").unwrap();
+        assert!(worker.run_due().await.unwrap().is_empty());
+        assert_eq!(worker.stats().delivered, 2);
+        assert_eq!(store.outbox_count().unwrap(), 0);
+        assert_eq!(letters.load(&orphan).unwrap().state_name(), "Open");
+        let last = letters.history(&orphan).unwrap().pop().unwrap();
+        let reason = last.payload.unwrap()["reason"].as_str().unwrap().to_owned();
+        assert!(reason.contains("`o-404` is not in the store"), "{reason}");
     }
 
     /// What cannot be asked: a retry of a timer the worker set aside (there is no saga

@@ -91,11 +91,20 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     pub(crate) async fn carry_out_retry(&self, id: &InstanceId) -> Result<bool, SagaError> {
         let letters =
             Repository::<AnyDeadLetter, _>::new(&self.store).with_clock(self.clock.clone());
-        let letter = letters.load(id)?;
+        let letter = match letters.load(id) {
+            Ok(letter) => letter,
+            // Removed since it was asked for: nothing waits for the retry.
+            Err(StoreError::NotFound { .. }) => return Ok(false),
+            Err(error) => return Err(error.into()),
+        };
         let by = match &letter {
             AnyDeadLetter::RetryRequested(asked) => asked.state().by.clone(),
             AnyDeadLetter::Retried(_) if letter.data().saga == S::DEFINITION.name => {
-                let (snapshot, progress, _) = self.load(&letter.data().instance)?;
+                let (snapshot, progress, _) = match self.load(&letter.data().instance) {
+                    Ok(saga) => saga,
+                    Err(SagaError::Store(StoreError::NotFound { .. })) => return Ok(false),
+                    Err(error) => return Err(error),
+                };
                 if !half_retried(id, &snapshot.state.name, &progress) {
                     return Ok(false);
                 }
@@ -115,6 +124,16 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                     .await
             }
             Err(refused) => Err(refused),
+        };
+        // A saga that is not in the store cannot take it either (asking again will not
+        // bring it back).
+        let reopened = match reopened {
+            Err(SagaError::Store(StoreError::NotFound { .. })) => Err(SagaError::DeadLetter {
+                id: id.clone(),
+                action: "retried",
+                reason: format!("its saga instance `{}` is not in the store", data.instance),
+            }),
+            other => other,
         };
         match reopened {
             Ok(()) => Ok(true),
