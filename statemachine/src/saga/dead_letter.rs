@@ -9,13 +9,16 @@
 //! A tool without the saga's code (the operator's command line) asks for a retry with
 //! [`request_retry`]: the letter moves to `RetryRequested` and, in the same transaction,
 //! an outbox message goes to the [`Worker`](crate::worker::Worker) that runs the saga
-//! (its topic is the saga's name), which marks the letter `Retried` and runs the saga
-//! again from where it gave up. Until then the request can still be resolved by hand.
+//! (topic [`retry_topic`]), which marks the letter `Retried` and runs the saga again from
+//! where it gave up, or puts it back to `Open` with the reason when the saga cannot take
+//! it (`retry_refused`). Until then the request can still be resolved by hand.
 //!
 //! ```text
 //!  Open ──request_retry──▶ RetryRequested ──retry──▶ Retried
-//!   │  ╲────────────────────retry──────────────────▶ Retried
-//!   └──resolve──▶ Resolved ◀──resolve── RetryRequested
+//!   │ ▲                          │
+//!   │ └──────retry_refused───────┤
+//!   ├──retry──▶ Retried          │
+//!   └──resolve──▶ Resolved ◀─────┘ resolve
 //! ```
 //!
 //! Version 2 of the table added `RetryRequested`; letters stored by version 1 load
