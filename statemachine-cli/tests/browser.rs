@@ -126,12 +126,7 @@ fn the_dashboard_shows_the_stores_figures_and_follows_them() {
 
         let store = SqliteStore::open(&db).unwrap();
         let census = store.census(std::time::SystemTime::now()).unwrap();
-        let orders: u64 = census
-            .instances
-            .iter()
-            .filter(|(m, ..)| m == "Order")
-            .map(|c| c.2)
-            .sum();
+        let orders = orders_in(&census);
         assert_eq!(
             text(&client, "[data-kpi=instances]").await,
             orders.to_string()
@@ -205,13 +200,7 @@ fn the_dashboard_shows_the_stores_figures_and_follows_them() {
     assert!(resolved.status.success());
     order_lifecycle::day::run(&db, Duration::ZERO, &mut std::io::sink()).unwrap();
     let store = SqliteStore::open(&db).unwrap();
-    let census = store.census(std::time::SystemTime::now()).unwrap();
-    let orders: u64 = census
-        .instances
-        .iter()
-        .filter(|(m, ..)| m == "Order")
-        .map(|c| c.2)
-        .sum();
+    let orders = orders_in(&store.census(std::time::SystemTime::now()).unwrap());
     runtime.block_on(async {
         until(&client, "[data-kpi=dead-letters]", "0").await;
         until(&client, "[data-kpi=instances]", &orders.to_string()).await;
@@ -220,4 +209,14 @@ fn the_dashboard_shows_the_stores_figures_and_follows_them() {
         client.close().await.unwrap();
     });
     drop(server);
+}
+
+/// The order example's instances in `census`, in every state.
+fn orders_in(census: &statemachine::mining::Census) -> u64 {
+    census
+        .instances
+        .iter()
+        .filter(|(m, ..)| m == "Order")
+        .map(|c| c.2)
+        .sum()
 }

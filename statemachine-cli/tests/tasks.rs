@@ -1,8 +1,8 @@
 //! `tasks` and `timers` against a file holding human tasks: what each inbox lists is
 //! what the store says, and the backlog counts the timers due.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -39,21 +39,6 @@ pub struct Request {
     manager: String,
 }
 
-fn stdout(db: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_statemachine"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 /// Three requests submitted ten days ago (overdue, their escalations due); `l-3` was
 /// released by its manager, so it waits in the HR inbox.
 #[test]
@@ -82,7 +67,7 @@ fn inboxes_overdue_tasks_and_the_timer_backlog() {
         .release(&"l-3".into(), &Meta::new().actor("tom"))
         .unwrap();
 
-    let maria = stdout(
+    let maria = common::stdout(
         &db,
         &["tasks", "inbox", "--machine", "Leave", "--user", "maria"],
     );
@@ -95,20 +80,20 @@ fn inboxes_overdue_tasks_and_the_timer_backlog() {
     for task in &held {
         assert!(maria.contains(task.id.as_str()), "{maria}");
     }
-    let hr = stdout(
+    let hr = common::stdout(
         &db,
         &["tasks", "inbox", "--machine", "Leave", "--group", "hr"],
     );
     assert_eq!(hr.lines().count(), 1, "{hr}");
     assert!(hr.contains("l-3") && hr.contains("held by -"), "{hr}");
-    let overdue = stdout(&db, &["tasks", "overdue", "--machine", "Leave"]);
+    let overdue = common::stdout(&db, &["tasks", "overdue", "--machine", "Leave"]);
     assert_eq!(
         overdue.lines().count(),
         3,
         "all three were due nine days ago: {overdue}"
     );
     assert_eq!(
-        stdout(
+        common::stdout(
             &db,
             &["tasks", "inbox", "--machine", "Leave", "--user", "nobody"]
         ),
@@ -118,13 +103,13 @@ fn inboxes_overdue_tasks_and_the_timer_backlog() {
     // Each open task's escalation is due, the oldest (all three) since eight days: two
     // days after the submissions, ten days ago. (Late by whole minutes, so the moments
     // this test takes do not show.)
-    let timers = stdout(&db, &["timers"]);
+    let timers = common::stdout(&db, &["timers"]);
     let due = humantime::format_rfc3339_seconds(start + Duration::from_secs(2 * 86_400));
     assert_eq!(
         timers.trim(),
         format!("Leave                           3 due now, the oldest late by 8days (due {due})"),
         "{timers}"
     );
-    let machines = stdout(&db, &["machines"]);
+    let machines = common::stdout(&db, &["machines"]);
     assert!(machines.contains("open human tasks:  3"), "{machines}");
 }

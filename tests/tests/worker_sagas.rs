@@ -348,6 +348,11 @@ mod requested_without_the_saga {
         assert_eq!(letters.load(&letter).unwrap().state_name(), "Open");
         let last = letters.history(&letter).unwrap().pop().unwrap();
         assert_eq!(last.event.as_deref(), Some("retry_refused"));
+        assert_eq!(
+            last.actor.as_deref(),
+            Some("Fulfilment"),
+            "refused by the saga"
+        );
         let reason = last.payload.unwrap()["reason"].as_str().unwrap().to_owned();
         assert!(reason.contains("its saga is `Completed`"), "{reason}");
         assert_eq!(done.env().email.call_count(), 1, "nothing ran again");

@@ -23,7 +23,11 @@ pub fn run(db: &Path, args: &[&str]) -> Output {
 
 /// What the binary printed on `db`, which must succeed.
 pub fn stdout(db: &Path, args: &[&str]) -> String {
-    let output = run(db, args);
+    succeeded(run(db, args), args)
+}
+
+/// What a run of the binary with `args` printed, which must have succeeded.
+pub fn succeeded(output: Output, args: &[&str]) -> String {
     assert!(
         output.status.success(),
         "{args:?}: {}",

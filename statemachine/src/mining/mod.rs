@@ -277,6 +277,28 @@ pub fn mine_log(log: &dyn ProcessLog, machine: &str, window: Window) -> Result<R
     Ok(fold.finish(shape))
 }
 
+/// The census and machine-list queries that read the same in SQLite and PostgreSQL
+/// (they take no parameters); the stores' own files keep those that do.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod sql {
+    /// Every machine with a stored shape or an instance.
+    pub(crate) const MACHINES: &str = "SELECT machine FROM statemachine_definitions
+     UNION SELECT DISTINCT machine FROM statemachine_instances ORDER BY 1";
+    /// Instances by machine and state.
+    pub(crate) const CENSUS_INSTANCES: &str =
+        "SELECT machine, state, count(*) FROM statemachine_instances
+     GROUP BY machine, state ORDER BY machine, state";
+    /// Open tasks by machine and state.
+    pub(crate) const CENSUS_TASKS: &str = "SELECT machine, state, count(*) FROM statemachine_tasks
+     GROUP BY machine, state ORDER BY machine, state";
+    /// Unclaimed tasks by candidate group.
+    pub(crate) const CENSUS_GROUPS: &str =
+        "SELECT grp, count(*) FROM statemachine_task_groups GROUP BY grp ORDER BY grp";
+    /// Outbox messages by topic.
+    pub(crate) const CENSUS_OUTBOX: &str =
+        "SELECT topic, count(*) FROM statemachine_outbox GROUP BY topic ORDER BY topic";
+}
+
 /// One row of the audit trail as a database store's `log_page` query reads it.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) struct LogRow {

@@ -118,42 +118,38 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             _ => return Ok(false),
         };
         let data = letter.data().clone();
-        let reopened = match self.owned_letter(id, &letter, "retried") {
-            Ok(_) => {
-                self.guarded(&data.instance, async { self.reopen(id, &data, &by, true) })
-                    .await
-            }
-            Err(refused) => Err(refused),
-        };
-        // A saga that is not in the store cannot take it either (asking again will not
-        // bring it back).
-        let reopened = match reopened {
-            Err(SagaError::Store(StoreError::NotFound { .. })) => Err(SagaError::DeadLetter {
-                id: id.clone(),
-                action: "retried",
-                reason: format!("its saga instance `{}` is not in the store", data.instance),
-            }),
-            other => other,
-        };
-        match reopened {
-            Ok(()) => Ok(true),
-            Err(refused @ SagaError::DeadLetter { .. }) => {
-                let reason = match &refused {
-                    SagaError::DeadLetter { reason, .. } => reason.clone(),
-                    _ => String::new(),
-                };
-                let back = letters.apply(
-                    id,
-                    RetryRefused { reason },
-                    &Meta::new().actor(crate::TIMER_ACTOR),
-                );
-                if let Err(error) = back {
-                    tracing::warn!(target: "statemachine::saga", %id, %error, "a refused retry request could not put its letter back to `Open`");
-                }
-                Err(refused)
-            }
-            Err(error) => Err(error),
+        let reopened = async {
+            self.owned_letter(id, &letter, "retried")?;
+            self.guarded(&data.instance, async { self.reopen(id, &data, &by, true) })
+                .await
         }
+        .await;
+        let reason = match reopened {
+            Ok(()) => return Ok(true),
+            Err(SagaError::DeadLetter { reason, .. }) => reason,
+            // A saga that is not in the store cannot take it either (asking again will
+            // not bring it back).
+            Err(SagaError::Store(StoreError::NotFound { .. })) => {
+                format!("its saga instance `{}` is not in the store", data.instance)
+            }
+            Err(error) => return Err(error),
+        };
+        let back = letters.apply(
+            id,
+            RetryRefused {
+                reason: reason.clone(),
+            },
+            // The saga's executor refused it: it is the actor of the record.
+            &Meta::new().actor(S::DEFINITION.name),
+        );
+        if let Err(error) = back {
+            tracing::warn!(target: "statemachine::saga", %id, %error, "a refused retry request could not put its letter back to `Open`");
+        }
+        Err(SagaError::DeadLetter {
+            id: id.clone(),
+            action: "retried",
+            reason,
+        })
     }
 
     /// Marks letter `id` retried and moves its saga back to where it gave up, with a

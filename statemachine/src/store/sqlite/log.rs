@@ -10,6 +10,7 @@ use super::rows::corrupt_or_io;
 use super::{SqliteStore, io};
 use crate::InstanceId;
 use crate::audit::micros::to_micros;
+use crate::mining::sql::{CENSUS_GROUPS, CENSUS_INSTANCES, CENSUS_OUTBOX, CENSUS_TASKS, MACHINES};
 use crate::mining::{Census, LogEntry, LogRow, ProcessLog, Shape, log_after, log_page_of};
 use crate::store::{Cursor, Page, StoreError};
 
@@ -18,18 +19,8 @@ const SAVE_SHAPE: &str = "INSERT INTO statemachine_definitions
      ON CONFLICT (machine, shape_hash) DO NOTHING";
 const SHAPES: &str = "SELECT definition FROM statemachine_definitions
      WHERE machine = ?1 ORDER BY stored_at DESC, version DESC";
-const MACHINES: &str = "SELECT machine FROM statemachine_definitions
-     UNION SELECT DISTINCT machine FROM statemachine_instances ORDER BY 1";
-const CENSUS_INSTANCES: &str = "SELECT machine, state, count(*) FROM statemachine_instances
-     GROUP BY machine, state ORDER BY machine, state";
-const CENSUS_TASKS: &str = "SELECT machine, state, count(*) FROM statemachine_tasks
-     GROUP BY machine, state ORDER BY machine, state";
-const CENSUS_GROUPS: &str =
-    "SELECT grp, count(*) FROM statemachine_task_groups GROUP BY grp ORDER BY grp";
 const CENSUS_TIMERS: &str = "SELECT machine, count(*) FROM statemachine_timers
      WHERE run_at <= ?1 GROUP BY machine ORDER BY machine";
-const CENSUS_OUTBOX: &str =
-    "SELECT topic, count(*) FROM statemachine_outbox GROUP BY topic ORDER BY topic";
 const LOG_FIRST: &str = "SELECT position, id, kind, from_state, event, to_state, at
      FROM statemachine_audit WHERE machine = ?1 AND at < ?2
      ORDER BY id, position LIMIT ?3";
