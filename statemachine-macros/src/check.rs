@@ -333,10 +333,16 @@ fn check_final_states_have_no_way_out(machine: &Machine, errors: &mut Errors) {
 /// transition is unguarded, it comes after every guarded one (it is the fallback), and
 /// no transition is written twice.
 fn check_conflicting_transitions(machine: &Machine, errors: &mut Errors) {
-    for (state_index, state) in machine.states.iter().enumerate() {
-        for (event_index, event) in machine.events.iter().enumerate() {
+    for (state_index, row) in machine.pairs().into_iter().enumerate() {
+        let Some(state) = machine.states.get(state_index) else {
+            continue;
+        };
+        for (event_index, candidates) in row {
+            let Some(event) = machine.events.get(event_index) else {
+                continue;
+            };
             let mut seen: Vec<(&crate::model::Transition, Option<String>)> = Vec::new();
-            for transition in machine.candidates(state_index, event_index) {
+            for transition in candidates {
                 let guard = transition
                     .guard
                     .as_ref()

@@ -151,14 +151,12 @@ impl<'a> Context<'a> {
             Some(ty) => ty.to_token_stream(),
             None => quote!(::statemachine::Reason),
         };
-        let routes = (0..machine.states.len())
-            .map(|state| {
-                machine
-                    .accepted_events(state)
-                    .into_iter()
-                    .map(|event| {
-                        let candidates: Vec<&Transition> =
-                            machine.candidates(state, event).collect();
+        let routes = machine
+            .pairs()
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|(event, candidates)| {
                         let mut targets: Vec<usize> = Vec::new();
                         for t in &candidates {
                             if !targets.contains(&t.target) {

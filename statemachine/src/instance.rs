@@ -6,6 +6,7 @@ use std::mem::ManuallyDrop;
 use std::sync::{Arc, LazyLock};
 
 use crate::audit::Registry;
+use crate::audit::recorder::{Place, Recorder};
 use crate::{Audit, InstanceId};
 
 /// The instance's identifier and its audit context, shared behind one reference count.
@@ -252,6 +253,62 @@ impl<D, S> Fields<D, S> {
     #[inline(always)]
     pub fn audit_mut(&mut self) -> &mut Audit {
         self.instance.audit_mut()
+    }
+
+    /// A bare move into `target`: a transition with no guard, action or hook, between
+    /// states without data, recorded (with `payload`) for whoever listens to `registry`.
+    ///
+    /// The typed method of every such transition is this call, so a table's bare
+    /// transitions share one function instead of each compiling its own recording path
+    /// and step. Nothing is set up for the recording on the path where nobody listens,
+    /// and the machine goes to it by value, so its address is never taken.
+    #[inline(always)]
+    pub fn bare_move<T, P: serde::Serialize>(
+        self,
+        registry: &'static Registry,
+        place: &'static Place,
+        to: &'static str,
+        payload: &P,
+        target: T,
+    ) -> Fields<D, T> {
+        if self.listened(registry) {
+            return self.bare_move_recorded(registry, place, to, payload, target);
+        }
+        self.retag(target)
+    }
+
+    /// [`bare_move`](Self::bare_move) when someone may listen: out of line and cold.
+    #[cold]
+    #[inline(never)]
+    fn bare_move_recorded<T, P: serde::Serialize>(
+        self,
+        registry: &'static Registry,
+        place: &'static Place,
+        to: &'static str,
+        payload: &P,
+        target: T,
+    ) -> Fields<D, T> {
+        Recorder::moved(
+            self.audit(),
+            registry,
+            *place,
+            self.id(),
+            self.seq,
+            to,
+            payload,
+        );
+        self.retag(target)
+    }
+
+    /// The same machine in state `target`, one transition later.
+    #[inline(always)]
+    fn retag<T>(self, target: T) -> Fields<D, T> {
+        Fields {
+            seq: self.seq + 1,
+            instance: self.instance,
+            data: self.data,
+            state: target,
+        }
     }
 }
 

@@ -80,17 +80,16 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
     let mut kinds = Vec::with_capacity(states * stride);
     let mut any_bare = false;
     for state in 0..states {
-        let own = &machine.states[state].name;
         for event in 0..stride {
             let (target, kind) = match bare_target(ctx, state, event) {
                 Some(target) => {
                     any_bare = true;
-                    (&machine.states[target].name, MOVED)
+                    (target, MOVED)
                 }
-                None if event < events && ctx.route(state, event).is_some() => (own, FULL),
-                None => (own, REFUSED),
+                None if event < events && ctx.route(state, event).is_some() => (state, FULL),
+                None => (state, REFUSED),
             };
-            targets.push(quote!(__Tag::#target));
+            targets.push(target);
             kinds.push(kind);
         }
     }
@@ -99,13 +98,25 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
     }
     let needs_full = kinds.contains(&FULL);
     // The tag's type: the narrowest that numbers every state (as the enum's own tag).
-    let tag_repr = if states <= 0x100 {
-        quote!(u8)
+    // The tables are states x events cells, the one part of the generated code that
+    // grows with their product, so each is one literal token, not a token per cell: a
+    // byte string where a state's number fits a byte (the tables of 256 states and
+    // fewer), integers otherwise.
+    let (tag_repr, to_table) = if states <= 0x100 {
+        let bytes: Vec<u8> = targets.iter().map(|&t| t as u8).collect();
+        let literal = proc_macro2::Literal::byte_string(&bytes);
+        (quote!(u8), quote!(*#literal))
     } else if states <= 0x1_0000 {
-        quote!(u16)
+        let cells = targets.iter().map(|&t| proc_macro2::Literal::u16_unsuffixed(t as u16));
+        (quote!(u16), quote!([#(#cells),*]))
     } else {
-        quote!(u32)
+        let cells = targets.iter().map(|&t| proc_macro2::Literal::u32_unsuffixed(t as u32));
+        (quote!(u32), quote!([#(#cells),*]))
     };
+    let kind_table = proc_macro2::Literal::byte_string(&kinds);
+    let tag_idents: Vec<_> = machine.states.iter().map(|s| &s.name).collect();
+    let tag_numbers = (0..states).map(proc_macro2::Literal::usize_unsuffixed);
+    let last_tag = tag_idents.last()?;
     let cell_count = states * stride;
 
     let name = &machine.name;
@@ -173,9 +184,23 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
         /// The fast path's table: for each (state, event), in that order, the target of
         /// a bare move, or the state itself (a refusal, or a pair the full match
         /// decides). Each state's row is padded with refusals to a power of two.
-        const __TO: [__Tag; #cell_count] = [#(#targets),*];
+        const __TO: [#tag_repr; #cell_count] = #to_table;
         /// For each cell of `__TO`: 0 refused, 1 a bare move, 2 the full match decides.
-        const __KIND: [u8; #cell_count] = [#(#kinds),*];
+        const __KIND: [u8; #cell_count] = *#kind_table;
+
+        #[allow(dead_code)]
+        impl __Tag {
+            /// The state numbered `n` in `__TO`. Every number in the table names a
+            /// state; the last arm, never taken, keeps the match total without a panic.
+            #[inline(always)]
+            #[allow(unreachable_patterns)]
+            fn __of(n: #tag_repr) -> Self {
+                match n {
+                    #(#tag_numbers => Self::#tag_idents,)*
+                    _ => Self::#last_tag,
+                }
+            }
+        }
         /// Each state's name, by index.
         const __STATE_NAMES: [&str; #states] = [#(#state_names),*];
         /// Each event's name, by index.
@@ -348,6 +373,7 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
         else {
             return self.__fire_full(__event);
         };
+        let __to = __Tag::__of(__to);
         #full_call
         self.__table_step(__state, __index, __to, __kind == #MOVED, __event)
     };

@@ -109,8 +109,8 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             };
             // Each arm checks, cheaply, whether anyone listens; recording is out of line
             // (`__record_*`), so the arms stay small.
-            let call =
-                quote!(<#name<#state_name> as __Transition<#payload>>::__fire(__machine, __event));
+            let steps = super::transitions::steps_path(ctx, state_index, route.event);
+            let call = quote!(#steps::__take(__machine, __event));
             let arm = if route.refusable {
                 quote! {
                     match #call {

@@ -27,7 +27,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
 
-use super::{Context, Generated, transitions};
+use super::{Context, Generated};
 use crate::model::{Machine, quoted_list, unraw};
 
 /// The trait every state implements with the events it takes, `__State`.
@@ -49,7 +49,7 @@ fn events_module() -> Ident {
 /// The compiler names it in the error ("doesn't satisfy `Order<Pending>: __takes_ship<..>`"),
 /// so it reads as what is not the case. Spanned at the event's declaration, where the
 /// compiler's notes about it point.
-fn refusal_trait(machine: &Machine, event: usize) -> Ident {
+pub(super) fn refusal_trait(machine: &Machine, event: usize) -> Ident {
     let event = &machine.events[event].name;
     format_ident!("__takes_{}", unraw(event), span = event.span())
 }
@@ -127,7 +127,6 @@ fn event_items(ctx: &Context<'_>, event_index: usize) -> TokenStream {
     let refusal = refusal_trait(machine, event_index);
     let state_trait = state_trait();
     let takes = takes_trait();
-    let steps = transitions::steps_trait();
 
     let message = format!(
         "`{name}` in state `{{S}}` cannot take event `{}`",
@@ -159,8 +158,18 @@ fn event_items(ctx: &Context<'_>, event_index: usize) -> TokenStream {
         pub trait #refusal<S, V> {
             /// The typed method's return type in state `S`.
             type Output;
-            /// The transition out of `S`.
+            /// The transition out of `S`, recorded when anyone listens.
             fn __take(self, event: #payload) -> Self::Output;
+            /// The transition itself: guards, hooks, action, new state. A bare move's
+            /// impl keeps this default: its `__take` is the runtime's shared move, and
+            /// nothing calls its `__step`.
+            #[inline(always)]
+            fn __step(self, event: #payload) -> Self::Output
+            where
+                Self: Sized,
+            {
+                Self::__take(self, event)
+            }
         }
 
     };
@@ -183,24 +192,5 @@ fn event_items(ctx: &Context<'_>, event_index: usize) -> TokenStream {
         },
         span,
     ));
-    for state in takers {
-        let Some(route) = ctx.route(state, event_index) else {
-            continue;
-        };
-        let state_name = &machine.states[state].name;
-        let ret = transitions::return_type(ctx, state, route);
-        tokens.extend(quote! {
-            #[automatically_derived]
-            #[allow(clippy::type_complexity)]
-            impl<V> #refusal<#state_name, V> for #name<#state_name> {
-                type Output = #ret;
-
-                #[inline(always)]
-                fn __take(self, event: #payload) -> Self::Output {
-                    <Self as #steps<#payload>>::__fire(self, event)
-                }
-            }
-        });
-    }
     tokens
 }

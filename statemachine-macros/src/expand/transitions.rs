@@ -17,26 +17,20 @@ use super::{Context, Generated, Route, arrow_text, doc_text, refusals, tokens_te
 use crate::model::Transition;
 use crate::model::quoted_list;
 
-/// The name of the helper trait behind every transition.
-pub(super) fn steps_trait() -> Ident {
-    Ident::new("__Transition", Span::call_site())
+/// The trait whose impl for `Order<Confirmed>` is the transition out of `Confirmed` on
+/// the event, spelled as generated code calls it: `<Order<Confirmed> as __takes_ship<
+/// Confirmed, ()>>`. The impl is generic over the trait's second parameter (see
+/// `refusals`), so any type names it.
+pub(super) fn steps_path(ctx: &Context<'_>, state: usize, event: usize) -> TokenStream {
+    let machine = ctx.machine;
+    let name = &machine.name;
+    let state = &machine.states[state].name;
+    let refusal = refusals::refusal_trait(machine, event);
+    quote!(<#name<#state> as #refusal<#state, ()>>)
 }
 
-/// The helper trait, the public methods, and for each state its steps.
+/// The public methods, and for each state its steps.
 pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
-    let steps = steps_trait();
-    out.hidden.extend(quote! {
-        /// One transition of the machine, for the payload `E`: what its public method
-        /// and `fire` call. Declared in this block, so only generated code can name it.
-        trait #steps<E> {
-            /// The public method's return type.
-            type Output;
-            /// The transition, recorded when anyone listens.
-            fn __fire(self, event: E) -> Self::Output;
-            /// The transition itself: guards, hooks, action, new state.
-            fn __step(self, event: E) -> Self::Output;
-        }
-    });
     if !ctx.machine.events.is_empty() {
         out.hidden.extend(event_methods(ctx));
     }
@@ -187,7 +181,9 @@ fn method_doc(ctx: &Context<'_>, event_index: usize, routes: &[(usize, &Route<'_
     doc
 }
 
-/// `impl __Transition<Ship> for Order<Confirmed>`: the transition's steps.
+/// `impl<V> __takes_ship<Confirmed, V> for Order<Confirmed>`: the transition's steps,
+/// in the impl that also lets the typed method through in `Confirmed` (one impl per
+/// transition: what the compiler checks grows with the transitions).
 fn steps_impl(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream {
     let machine = ctx.machine;
     let name = &machine.name;
@@ -195,7 +191,8 @@ fn steps_impl(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream
     let event = &machine.events[route.event];
     let payload = &event.type_name;
     let ret = return_type(ctx, state, route);
-    let steps = steps_trait();
+    let refusal = refusals::refusal_trait(machine, route.event);
+    let steps = steps_path(ctx, state, route.event);
     let body = step_body(ctx, state, route);
     let machine_name = machine.name.to_string();
     let version = machine.version;
@@ -228,7 +225,7 @@ fn steps_impl(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream
             let __payload = __recorder.payload(#payload_value);
             let __id = ::core::clone::Clone::clone(__machine.0.id());
             let __seq = __machine.0.seq();
-            let __outcome = <#name<#state_ident> as #steps<#payload>>::__step(__machine, __event);
+            let __outcome = #steps::__step(__machine, __event);
             __recorder.after(
                 #place,
                 &__id,
@@ -239,28 +236,28 @@ fn steps_impl(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream
             __outcome
         }
     };
-    // A bare move cannot refuse and runs no code of the table's, so its record is known
-    // before the step: one shared call, not a recording path of its own.
-    let record = if let Some(target) = super::dispatch::bare_target(ctx, state, route.event) {
-        let to = machine.states[target].name.to_string();
-        quote! {
-            ::statemachine::__private::Recorder::moved(
-                __machine.0.audit(),
-                #any::observers(),
-                #place,
-                __machine.0.id(),
-                __machine.0.seq(),
-                #to,
-                #payload_value,
-            );
-            <#name<#state_ident> as #steps<#payload>>::__step(__machine, __event)
-        }
-    } else {
-        quote! {
-            match ::statemachine::__private::Recorder::new(__machine.0.audit(), #any::observers()) {
-                ::core::option::Option::None => <#name<#state_ident> as #steps<#payload>>::__step(__machine, __event),
-                ::core::option::Option::Some(__recorder) => #around,
+    // A bare move cannot refuse and runs no code of the table's: the whole transition,
+    // recorded or not, is one call of the runtime's shared `Fields::bare_move`, and the
+    // trait's default `__step` (never called for it) stands for the step.
+    if let Some(target) = super::dispatch::bare_target(ctx, state, route.event) {
+        let target = &machine.states[target].name;
+        let to = target.to_string();
+        return quote! {
+            #[automatically_derived]
+            impl<V> #refusal<#state_ident, V> for #name<#state_ident> {
+                type Output = #name<#target>;
+
+                #[inline(always)]
+                fn __take(self, __event: #payload) -> Self::Output {
+                    #name(self.0.bare_move(#any::observers(), &#place, #to, #payload_value, #target))
+                }
             }
+        };
+    }
+    let record = quote! {
+        match ::statemachine::__private::Recorder::new(__machine.0.audit(), #any::observers()) {
+            ::core::option::Option::None => #steps::__step(__machine, __event),
+            ::core::option::Option::Some(__recorder) => #around,
         }
     };
     // The machine goes to the recording path by value, so on the unobserved path its
@@ -278,17 +275,17 @@ fn steps_impl(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream
         if self.0.listened(#any::observers()) {
             __record(self, __event)
         } else {
-            <Self as #steps<#payload>>::__step(self, __event)
+            <Self as #refusal<#state_ident, V>>::__step(self, __event)
         }
     };
     quote! {
         #[automatically_derived]
         #[allow(clippy::type_complexity)]
-        impl #steps<#payload> for #name<#state_ident> {
+        impl<V> #refusal<#state_ident, V> for #name<#state_ident> {
             type Output = #ret;
 
             #[inline(always)]
-            fn __fire(self, __event: #payload) -> Self::Output {
+            fn __take(self, __event: #payload) -> Self::Output {
                 #fire
             }
 
