@@ -416,37 +416,26 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #task_methods
         }
 
-        #(
-            #[automatically_derived]
-            impl ::core::convert::From<#name<#states>> for #any {
-                #[inline]
-                fn from(machine: #name<#states>) -> Self {
-                    Self::#states(machine)
-                }
+        #[automatically_derived]
+        impl<S: #state_trait> ::core::convert::From<#name<S>> for #any {
+            #[inline]
+            fn from(machine: #name<S>) -> Self {
+                S::__into_any(machine)
             }
+        }
 
-            #[automatically_derived]
-            impl ::core::convert::TryFrom<#any> for #name<#states> {
-                type Error = ::statemachine::WrongState<#any>;
+        #[automatically_derived]
+        impl<S: #state_trait> ::core::convert::TryFrom<#any> for #name<S> {
+            type Error = ::statemachine::WrongState<#any>;
 
-                #[inline]
-                fn try_from(machine: #any) -> ::core::result::Result<Self, Self::Error> {
-                    #[allow(unreachable_patterns)]
-                    match machine {
-                        #any::#states(__machine) => ::core::result::Result::Ok(__machine),
-                        __other => {
-                            let __found = __other.state_name();
-                            ::core::result::Result::Err(::statemachine::WrongState::new(
-                                __other,
-                                #machine_name,
-                                <#states as #state_trait>::NAME,
-                                __found,
-                            ))
-                        }
-                    }
-                }
+            #[inline]
+            fn try_from(machine: #any) -> ::core::result::Result<Self, Self::Error> {
+                S::__from_any(machine).map_err(|__other| {
+                    let __found = __other.state_name();
+                    ::statemachine::WrongState::new(__other, #machine_name, S::NAME, __found)
+                })
             }
-        )*
+        }
     });
 }
 

@@ -11,6 +11,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let vis = ctx.vis();
     let name = &machine.name;
     let state_trait = machine.state_trait_name();
+    let any = machine.any_name();
     let derives = &machine.derives;
     let serde = serde_derives();
 
@@ -21,9 +22,25 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     out.items.extend(quote! {
         #[doc = #trait_doc]
         #[allow(dead_code)]
-        #vis trait #state_trait {
+        #vis trait #state_trait: ::core::marker::Sized {
             /// The state's name, as written in the table.
             const NAME: &'static str;
+
+            /// The machine in this state, as the dynamic view (`From`).
+            #[doc(hidden)]
+            fn __into_any(machine: #name<Self>) -> #any;
+
+            /// The machine, if the dynamic view is in this state (`TryFrom`).
+            #[doc(hidden)]
+            fn __from_any(machine: #any) -> ::core::result::Result<#name<Self>, #any>;
+
+            /// The timers the state arms (`timers()`): none, unless the state's own
+            /// impl says otherwise.
+            #[doc(hidden)]
+            #[inline]
+            fn __timers(_machine: &#name<Self>) -> ::std::vec::Vec<::statemachine::Timer> {
+                ::std::vec::Vec::new()
+            }
         }
     });
 
@@ -101,10 +118,36 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #[doc = #summary]
             #header #state_name #body
         });
+        // A state that arms timers lists them in its own impl (see `timers`).
+        let arms_timers =
+            !machine.timers_of(index).is_empty() || !super::tasks::timers(ctx, index).is_empty();
+        let timers = arms_timers.then(|| {
+            quote! {
+                fn __timers(machine: &#name<Self>) -> ::std::vec::Vec<::statemachine::Timer> {
+                    __TimerList::__list(machine)
+                }
+            }
+        });
         out.hidden.extend(quote! {
             #[automatically_derived]
             impl #state_trait for #state_name {
                 const NAME: &'static str = #name_text;
+
+                #timers
+
+                #[inline]
+                fn __into_any(machine: #name<Self>) -> #any {
+                    #any::#state_name(machine)
+                }
+
+                #[inline]
+                fn __from_any(machine: #any) -> ::core::result::Result<#name<Self>, #any> {
+                    #[allow(unreachable_patterns)]
+                    match machine {
+                        #any::#state_name(__machine) => ::core::result::Result::Ok(__machine),
+                        __other => ::core::result::Result::Err(__other),
+                    }
+                }
             }
         });
         if bare {

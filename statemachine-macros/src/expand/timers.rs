@@ -61,7 +61,27 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     let any = machine.any_name();
     let reason = &ctx.reason;
     let fired = fired();
+    let state_trait = machine.state_trait_name();
     out.hidden.extend(quote! {
+        #[allow(dead_code)]
+        impl<S: #state_trait> #name<S> {
+            /// The timers the machine's state arms, in the order of the table (its
+            /// task's reminders and escalations last), each with when it comes due; an
+            /// empty list for a state that arms none. A repository arms them when it
+            /// stores the machine in this state.
+            #[inline]
+            pub fn timers(&self) -> ::std::vec::Vec<::statemachine::Timer> {
+                S::__timers(self)
+            }
+        }
+
+        /// The timers of a state that arms any: what its `timers()` returns. Declared in
+        /// this block, so only generated code can name it.
+        trait __TimerList {
+            /// The state's timers, each with when it comes due.
+            fn __list(&self) -> ::std::vec::Vec<::statemachine::Timer>;
+        }
+
         /// The timers of one state: what `__fire_timer` calls. Declared in this block,
         /// so only generated code can name it.
         trait __Timers {
@@ -98,28 +118,22 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             .map(|t| t.name)
             .chain(task_timers.iter().map(|(name, _)| name.as_str()))
             .collect();
-        let doc = if names.is_empty() {
-            format!("`{state_ident}` arms no timer: an empty list.")
-        } else {
-            format!(
+        if !names.is_empty() {
+            let doc = format!(
                 "The timers `{state_ident}` arms, in the order of the table (its task's \
                  reminders and escalations last), each with when it comes due: {}.",
                 crate::model::quoted_list(names.iter())
-            )
-        };
-        // Inline, so that a state's list is compiled only where it is used: `AnyOrder`'s
-        // `timers` does not call the empty ones.
-        let inline = names.is_empty().then(|| quote!(#[inline]));
-        out.hidden.extend(quote! {
-            #[allow(dead_code)]
-            impl #name<#state_ident> {
-                #[doc = #doc]
-                #inline
-                pub fn timers(&self) -> ::std::vec::Vec<::statemachine::Timer> {
-                    ::std::vec![#(#listed),*]
+            );
+            out.hidden.extend(quote! {
+                #[automatically_derived]
+                impl __TimerList for #name<#state_ident> {
+                    #[doc = #doc]
+                    fn __list(&self) -> ::std::vec::Vec<::statemachine::Timer> {
+                        ::std::vec![#(#listed),*]
+                    }
                 }
-            }
-        });
+            });
+        }
         if timers.is_empty() {
             continue;
         }
