@@ -98,25 +98,36 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
     }
     let needs_full = kinds.contains(&FULL);
     // The tag's type: the narrowest that numbers every state (as the enum's own tag).
-    // The tables are states x events cells, the one part of the generated code that
-    // grows with their product, so each is one literal token, not a token per cell: a
-    // byte string where a state's number fits a byte (the tables of 256 states and
-    // fewer), integers otherwise.
-    let (tag_repr, to_table) = if states <= 0x100 {
-        let bytes: Vec<u8> = targets.iter().map(|&t| t as u8).collect();
-        let literal = proc_macro2::Literal::byte_string(&bytes);
-        (quote!(u8), quote!(*#literal))
+    let tag_repr = if states <= 0x100 {
+        quote!(u8)
     } else if states <= 0x1_0000 {
-        let cells = targets.iter().map(|&t| proc_macro2::Literal::u16_unsuffixed(t as u16));
-        (quote!(u16), quote!([#(#cells),*]))
+        quote!(u16)
     } else {
-        let cells = targets.iter().map(|&t| proc_macro2::Literal::u32_unsuffixed(t as u32));
-        (quote!(u32), quote!([#(#cells),*]))
+        quote!(u32)
     };
+    // The tables have states x events cells, the one part of the generated code that
+    // grows with their product, so no cell is a token of its own: the kinds are one
+    // byte string, and each row of targets is the row's own state repeated (a refusal
+    // moves into the state it is in) with the cells of its bare moves written over it.
+    // A token per cell cost rustc a third of the whole crate's compile time at 200
+    // states (51 200 paths to resolve, type-check and evaluate).
+    let rows = (0..states).map(|state| {
+        let own = &machine.states[state].name;
+        let moves = (0..stride).filter_map(|event| {
+            let cell = state * stride + event;
+            let target = targets[cell];
+            (kinds[cell] == MOVED && target != state).then(|| {
+                let target = &machine.states[target].name;
+                quote!(__row[#event] = __Tag::#target;)
+            })
+        });
+        quote!({
+            let mut __row = [__Tag::#own; #stride];
+            #(#moves)*
+            __row
+        })
+    });
     let kind_table = proc_macro2::Literal::byte_string(&kinds);
-    let tag_idents: Vec<_> = machine.states.iter().map(|s| &s.name).collect();
-    let tag_numbers = (0..states).map(proc_macro2::Literal::usize_unsuffixed);
-    let last_tag = tag_idents.last()?;
     let cell_count = states * stride;
 
     let name = &machine.name;
@@ -181,26 +192,14 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
         enum __Tag {
             #(#state_idents,)*
         }
-        /// The fast path's table: for each (state, event), in that order, the target of
-        /// a bare move, or the state itself (a refusal, or a pair the full match
-        /// decides). Each state's row is padded with refusals to a power of two.
-        const __TO: [#tag_repr; #cell_count] = #to_table;
-        /// For each cell of `__TO`: 0 refused, 1 a bare move, 2 the full match decides.
+        /// The fast path's table: for each state, and in its row for each event, the
+        /// target of a bare move, or the state itself (a refusal, or a pair the full
+        /// match decides). Each row is padded with refusals to a power of two.
+        #[allow(unused_mut)]
+        const __TO: [[__Tag; #stride]; #states] = [#(#rows),*];
+        /// For each cell of `__TO`, row after row: 0 refused, 1 a bare move, 2 the full
+        /// match decides.
         const __KIND: [u8; #cell_count] = *#kind_table;
-
-        #[allow(dead_code)]
-        impl __Tag {
-            /// The state numbered `n` in `__TO`. Every number in the table names a
-            /// state; the last arm, never taken, keeps the match total without a panic.
-            #[inline(always)]
-            #[allow(unreachable_patterns)]
-            fn __of(n: #tag_repr) -> Self {
-                match n {
-                    #(#tag_numbers => Self::#tag_idents,)*
-                    _ => Self::#last_tag,
-                }
-            }
-        }
         /// Each state's name, by index.
         const __STATE_NAMES: [&str; #states] = [#(#state_names),*];
         /// Each event's name, by index.
@@ -369,11 +368,10 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
         // Both indices come from matches over the machine's own states and events, so
         // the cell is in the table; were it not, the full match would decide.
         let (::core::option::Option::Some(&__to), ::core::option::Option::Some(&__kind)) =
-            (__TO.get(__cell), __KIND.get(__cell))
+            (__TO.get(__state).and_then(|__row| __row.get(__index)), __KIND.get(__cell))
         else {
             return self.__fire_full(__event);
         };
-        let __to = __Tag::__of(__to);
         #full_call
         self.__table_step(__state, __index, __to, __kind == #MOVED, __event)
     };
