@@ -195,7 +195,8 @@ impl Machine {
                 };
                 match row.iter_mut().find(|(event, _)| *event == transition.event) {
                     // A source written twice (`A | A`) is one candidate, as in `candidates`.
-                    Some((_, list)) if list.last().is_some_and(|t| std::ptr::eq(*t, transition)) => {}
+                    Some((_, list))
+                        if list.last().is_some_and(|t| std::ptr::eq(*t, transition)) => {}
                     Some((_, list)) => list.push(transition),
                     None => row.push((transition.event, vec![transition])),
                 }

@@ -24,6 +24,7 @@ pub mod saga;
 mod signature;
 pub mod snapshot;
 pub mod store;
+mod tagged;
 pub mod task;
 #[cfg(feature = "testing")]
 pub mod testing;

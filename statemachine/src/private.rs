@@ -156,6 +156,7 @@ pub mod bare {
 }
 pub use crate::snapshot::direct::{DecodeState, Restored};
 use crate::snapshot::{RestoreError, Snapshot, SnapshotError, StateSnapshot, shape_text};
+pub use crate::tagged::serialize_event;
 
 /// The seal of [`StateMachine`](crate::StateMachine): `state_machine!` implements it for
 /// the dynamic machine it generates (`AnyOrder`), and nothing else may, so the trait can

@@ -15,6 +15,8 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
 
     let mut variants = Vec::new();
     let mut names = Vec::new();
+    let mut serialize_arms = Vec::new();
+    let enum_name_text = event_enum.to_string();
     for (event_index, event) in machine.events.iter().enumerate() {
         let type_name = &event.type_name;
         let attrs = &event.attrs;
@@ -77,6 +79,12 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #type_name(#type_name)
         });
         names.push(quote!(Self::#type_name(_) => #event_name));
+        let variant_index = u32::try_from(event_index).unwrap_or(u32::MAX);
+        serialize_arms.push(quote! {
+            Self::#type_name(ref __payload) => ::statemachine::__private::serialize_event(
+                __serializer, #enum_name_text, #variant_index, #event_name, __payload,
+            ),
+        });
     }
 
     let enum_doc = format!(
@@ -86,7 +94,8 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
     out.items.extend(quote_spanned! {machine.name.span()=>
         #[doc = #enum_doc]
         #(#derives)*
-        #serde
+        #[derive(::statemachine::__private::serde::Deserialize)]
+        #[serde(crate = "::statemachine::__private::serde")]
         #[serde(tag = "event", content = "payload")]
         #[allow(clippy::large_enum_variant, dead_code)]
         #vis enum #event_enum {
@@ -101,6 +110,20 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             pub fn name(&self) -> &'static str {
                 match *self {
                     #(#names,)*
+                }
+            }
+        }
+
+        // What serde's derive would write for `tag = "event", content = "payload"`,
+        // through one shared function instead of a block per variant.
+        #[automatically_derived]
+        impl ::statemachine::__private::serde::Serialize for #event_enum {
+            fn serialize<__S: ::statemachine::__private::serde::Serializer>(
+                &self,
+                __serializer: __S,
+            ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                match *self {
+                    #(#serialize_arms)*
                 }
             }
         }
