@@ -255,6 +255,14 @@ impl<D, S> Fields<D, S> {
         self.instance.audit_mut()
     }
 
+    /// What every state's machine holds alike: the instance, the sequence number and
+    /// the shared data. The dynamic view's accessors (`id`, `seq`, `data`, `audit`)
+    /// read them through one match on the state, not a match each.
+    #[inline(always)]
+    pub fn shared(&self) -> (&Instance, u64, &D) {
+        (&self.instance, self.seq, &self.data)
+    }
+
     /// A bare move into `target`: a transition with no guard, action or hook, between
     /// states without data, recorded (with `payload`) for whoever listens to `registry`.
     ///

@@ -165,28 +165,31 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #[doc = #definition_doc]
             pub const DEFINITION: &'static ::statemachine::Definition = &Self::__DEFINITION;
 
+            /// The instance, the sequence number and the shared data, whatever the
+            /// state: one match for the accessors below.
+            #[inline(always)]
+            fn __shared(&self) -> (&::statemachine::__private::Instance, u64, &#data) {
+                match self {
+                    #(Self::#states(__machine) => __machine.0.shared(),)*
+                }
+            }
+
             /// The instance's identifier.
             #[inline]
             pub fn id(&self) -> &::statemachine::InstanceId {
-                match self {
-                    #(Self::#states(__machine) => __machine.0.id(),)*
-                }
+                self.__shared().0.id()
             }
 
             /// How many transitions this instance has taken since it was created.
             #[inline]
             pub fn seq(&self) -> u64 {
-                match self {
-                    #(Self::#states(__machine) => __machine.0.seq(),)*
-                }
+                self.__shared().1
             }
 
             /// The data every state carries.
             #[inline]
             pub fn data(&self) -> &#data {
-                match self {
-                    #(Self::#states(__machine) => __machine.0.data(),)*
-                }
+                self.__shared().2
             }
 
             /// The current state's name, as written in the table.
@@ -209,9 +212,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             /// The instance's audit context: its observers, clock, actor and correlation id.
             #[inline]
             pub fn audit(&self) -> &::statemachine::Audit {
-                match self {
-                    #(Self::#states(__machine) => __machine.0.audit(),)*
-                }
+                self.__shared().0.audit()
             }
 
             /// The instance's audit context, to add observers or say who acts.
