@@ -6,7 +6,8 @@
 //! `Self: __Takes<Ship>`. That trait has one impl per event, for every state, whose
 //! where-clause asks for the event's refusal trait, `__takes_ship<S, S::Events>`, on
 //! `Order<S>`; the refusal trait is implemented once per transition, for the states
-//! that take the event. In any other state the bound fails while the compiler looks the
+//! that take the event, and that impl holds the transition's steps (see
+//! `transitions::steps_impl`). In any other state the bound fails while the compiler looks the
 //! method up, and it reports E0599 with the refusal trait's `diagnostic::on_unimplemented`,
 //! because the bound that failed is on the receiver's own type:
 //!

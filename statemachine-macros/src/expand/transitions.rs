@@ -1,8 +1,10 @@
 //! The transitions of `Order<S>`: one public method per event on every state, which
 //! compiles only in the states that take the event (see `refusals`), and behind it the
-//! steps (record or not, guards, hooks, action, new state) as an impl of a helper trait
-//! per valid (state, event) pair, declared in the machine's hidden block, so nothing
-//! outside generated code can call a step.
+//! steps (record or not, guards, hooks, action, new state) in the impl of the event's
+//! refusal trait for each valid (state, event) pair: the one impl that lets the method
+//! through in that state also holds what it does. The trait is declared in the
+//! machine's hidden block, so nothing outside generated code can call a step. A bare
+//! move's impl is one call of the runtime's shared `Fields::bare_move`.
 //!
 //! Guards, actions and hooks are called through `::statemachine::__private::{guard,
 //! action, hook}`, spanned at the function's name in the table: a function with the
