@@ -6,11 +6,12 @@
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
+use serde_test::{Token, assert_ser_tokens};
 use statemachine_tests::{Assign, Block, Close, Escalate, Resolve, TicketEvent, Triage, Unblock};
 
 /// The same enum as `TicketEvent`, with serde's derive: the reference.
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
-#[serde(tag = "event", content = "payload")]
+#[serde(rename = "TicketEvent", tag = "event", content = "payload")]
 enum Derived {
     #[serde(rename = "triage")]
     Triage(Triage),
@@ -82,4 +83,51 @@ fn the_shape_is_event_then_payload() {
         serde_json::to_string(&bare).unwrap(),
         r#"{"event":"close","payload":null}"#
     );
+}
+
+/// What a serializer is asked to write, call by call (names and lengths included, which
+/// JSON drops): the same calls as the derive's.
+#[test]
+fn asks_the_serializer_what_the_derive_asks() {
+    let event = TicketEvent::from(Triage { priority: 3 });
+    let expected = [
+        Token::Struct {
+            name: "TicketEvent",
+            len: 2,
+        },
+        Token::Str("event"),
+        Token::UnitVariant {
+            name: "TicketEvent",
+            variant: "triage",
+        },
+        Token::Str("payload"),
+        Token::Struct {
+            name: "Triage",
+            len: 1,
+        },
+        Token::Str("priority"),
+        Token::U8(3),
+        Token::StructEnd,
+        Token::StructEnd,
+    ];
+    assert_ser_tokens(&derived(&event), &expected);
+    assert_ser_tokens(&event, &expected);
+
+    let bare = TicketEvent::from(Close);
+    let expected = [
+        Token::Struct {
+            name: "TicketEvent",
+            len: 2,
+        },
+        Token::Str("event"),
+        Token::UnitVariant {
+            name: "TicketEvent",
+            variant: "close",
+        },
+        Token::Str("payload"),
+        Token::UnitStruct { name: "Close" },
+        Token::StructEnd,
+    ];
+    assert_ser_tokens(&derived(&bare), &expected);
+    assert_ser_tokens(&bare, &expected);
 }

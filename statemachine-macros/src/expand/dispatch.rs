@@ -67,6 +67,10 @@ const MOVED: u8 = 1;
 /// The full match decides.
 const FULL: u8 = 2;
 
+/// The largest table whose targets are one flat array with a path per cell; larger
+/// tables build each row from its state (see `fast_path`).
+const FLAT_CELLS: usize = 256;
+
 /// The fast path for `ctx`'s machine, or `None` when no route is a bare move.
 pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
     let machine = ctx.machine;
@@ -106,11 +110,19 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
         quote!(u32)
     };
     // The tables have states x events cells, the one part of the generated code that
-    // grows with their product, so no cell is a token of its own: the kinds are one
-    // byte string, and each row of targets is the row's own state repeated (a refusal
-    // moves into the state it is in) with the cells of its bare moves written over it.
-    // A token per cell cost rustc a third of the whole crate's compile time at 200
-    // states (51 200 paths to resolve, type-check and evaluate).
+    // grows with their product, so past a small table no cell is a token of its own:
+    // the kinds are one byte string, and each row of targets is the row's own state
+    // repeated (a refusal moves into the state it is in) with the cells of its bare
+    // moves written over it. A token per cell cost rustc a third of the whole crate's
+    // compile time at 200 states (51 200 paths to resolve, type-check and evaluate).
+    // A small table keeps one flat array, a path per cell: nothing to compile, and the
+    // look-up is one index (rows cost the 10-state ring 0.37 ns an event: BENCHMARKS.md
+    // section 6c).
+    let flat = states * stride <= FLAT_CELLS;
+    let flat_cells = targets.iter().map(|&target| {
+        let target = &machine.states[target].name;
+        quote!(__Tag::#target)
+    });
     let rows = (0..states).map(|state| {
         let own = &machine.states[state].name;
         let moves = (0..stride).filter_map(|event| {
@@ -129,6 +141,20 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
     });
     let kind_table = proc_macro2::Literal::byte_string(&kinds);
     let cell_count = states * stride;
+    let (to_table, to_cell) = if flat {
+        (
+            quote!(const __TO: [__Tag; #cell_count] = [#(#flat_cells),*];),
+            quote!(__TO.get(__cell)),
+        )
+    } else {
+        (
+            quote! {
+                #[allow(unused_mut)]
+                const __TO: [[__Tag; #stride]; #states] = [#(#rows),*];
+            },
+            quote!(__TO.get(__state).and_then(|__row| __row.get(__index))),
+        )
+    };
 
     let name = &machine.name;
     let any = machine.any_name();
@@ -195,8 +221,7 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
         /// The fast path's table: for each state, and in its row for each event, the
         /// target of a bare move, or the state itself (a refusal, or a pair the full
         /// match decides). Each row is padded with refusals to a power of two.
-        #[allow(unused_mut)]
-        const __TO: [[__Tag; #stride]; #states] = [#(#rows),*];
+        #to_table
         /// For each cell of `__TO`, row after row: 0 refused, 1 a bare move, 2 the full
         /// match decides.
         const __KIND: [u8; #cell_count] = *#kind_table;
@@ -368,7 +393,7 @@ pub(super) fn fast_path(ctx: &Context<'_>) -> Option<FastPath> {
         // Both indices come from matches over the machine's own states and events, so
         // the cell is in the table; were it not, the full match would decide.
         let (::core::option::Option::Some(&__to), ::core::option::Option::Some(&__kind)) =
-            (__TO.get(__state).and_then(|__row| __row.get(__index)), __KIND.get(__cell))
+            (#to_cell, __KIND.get(__cell))
         else {
             return self.__fire_full(__event);
         };

@@ -164,7 +164,6 @@ fn event_items(ctx: &Context<'_>, event_index: usize) -> TokenStream {
             /// The transition itself: guards, hooks, action, new state. A bare move's
             /// impl keeps this default: its `__take` is the runtime's shared move, and
             /// nothing calls its `__step`.
-            #[inline(always)]
             fn __step(self, event: #payload) -> Self::Output
             where
                 Self: Sized,

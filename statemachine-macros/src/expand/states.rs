@@ -67,7 +67,8 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             }
         }
         let timers = machine.timers_of(index);
-        if !timers.is_empty() {
+        let task_timers = super::tasks::timers(ctx, index);
+        if !timers.is_empty() || !task_timers.is_empty() {
             summary.push_str("\n\nTimers it arms (see `timers()`):\n");
             for timer in &timers {
                 for line in &timer.lines {
@@ -85,6 +86,11 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
                         summary.push_str(&format!(": {}", docs.replace('\n', " ")));
                     }
                 }
+            }
+            for (task_timer, _) in &task_timers {
+                summary.push_str(&format!(
+                    "\n- `{task_timer}`: a reminder or escalation of the state's task"
+                ));
             }
         }
         // A stored state's data with a field the state does not have is a tampered or
@@ -119,8 +125,7 @@ pub(super) fn expand(ctx: &Context<'_>, out: &mut Generated) {
             #header #state_name #body
         });
         // A state that arms timers lists them in its own impl (see `timers`).
-        let arms_timers =
-            !machine.timers_of(index).is_empty() || !super::tasks::timers(ctx, index).is_empty();
+        let arms_timers = !timers.is_empty() || !task_timers.is_empty();
         let timers = arms_timers.then(|| {
             quote! {
                 fn __timers(machine: &#name<Self>) -> ::std::vec::Vec<::statemachine::Timer> {
