@@ -6,9 +6,10 @@
 //!   move goes through `black_box`, so neither loop is folded away.
 //! - `typestate-data`: a 7-state cycle whose machine carries a `u64` and counts its moves
 //!   in an exit hook, against hand-written structs holding the same id, sequence number
-//!   and counter, and the counter alone; with a `black_box` on every machine and in a
-//!   plain loop; and again while another instance of the type has an audit context (an
-//!   actor), which counts it as possibly observed.
+//!   and counter, the same with the one-load listener check a `statemachine` move makes,
+//!   and the counter alone; with a `black_box` on every machine and in a plain loop; and
+//!   again while another instance of the type has an audit context (an actor), which
+//!   counts it as possibly observed.
 
 use std::hint::black_box;
 
@@ -94,6 +95,18 @@ fn with_data(c: &mut Criterion) {
                 .moves,
             )
         });
+    });
+    let checked = || hand::Checked {
+        id: "cycle".into(),
+        seq: 0,
+        moves: 0,
+        state: hand::H0,
+    };
+    group.bench_function("hand-written checked black_box", |b| {
+        b.iter(|| black_box(cycle::checked_black_box(checked(), CYCLES).seq));
+    });
+    group.bench_function("hand-written checked plain", |b| {
+        b.iter(|| black_box(cycle::checked_plain(checked(), CYCLES).seq));
     });
     group.bench_function("hand-written plain", |b| {
         b.iter(|| black_box(cycle::hand_plain(hand(), CYCLES).seq));

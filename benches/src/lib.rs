@@ -435,6 +435,8 @@ pub mod cycle {
     /// The same cycle by hand: a struct per state holding what `Cycle<S>` holds (an id,
     /// a sequence number and the counter), and the counter alone.
     pub mod hand {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
         use statemachine::InstanceId;
 
         /// The machine in state `S`, with the fields `Cycle<S>` has.
@@ -447,6 +449,33 @@ pub mod cycle {
             pub moves: u64,
             /// The state.
             pub state: S,
+        }
+
+        /// The machine in state `S`, with the fields `Cycle<S>` has, whose moves check
+        /// one shared word for listeners as a `statemachine` move does: an observer may be
+        /// registered on any thread at any time and must see the next move, so the check
+        /// is a relaxed atomic load, which the compiler does not fold out of a loop.
+        pub struct Checked<S> {
+            /// The instance id.
+            pub id: InstanceId,
+            /// Transitions taken.
+            pub seq: u64,
+            /// The shared data.
+            pub moves: u64,
+            /// The state.
+            pub state: S,
+        }
+
+        /// Whether anyone listens (never, in the benchmark).
+        pub static LISTENING: AtomicUsize = AtomicUsize::new(0);
+
+        /// What a listened move would record: out of line, never reached here. It takes
+        /// the id's text (on the heap): a reference to the machine's field would keep the
+        /// machine in memory on the path that does not call it.
+        #[cold]
+        #[inline(never)]
+        fn record(id: &str, seq: u64) {
+            std::hint::black_box((id, seq));
         }
 
         /// The machine in state `S`, with the counter alone.
@@ -466,6 +495,16 @@ pub mod cycle {
                     #[inline]
                     pub fn step(self) -> Machine<$to> {
                         Machine { id: self.id, seq: self.seq + 1, moves: self.moves + $count, state: $to }
+                    }
+                }
+                impl Checked<$from> {
+                    /// The move, after the check a `statemachine` move makes.
+                    #[inline]
+                    pub fn step(self) -> Checked<$to> {
+                        if LISTENING.load(Ordering::Relaxed) != 0 {
+                            record(self.id.as_str(), self.seq);
+                        }
+                        Checked { id: self.id, seq: self.seq + 1, moves: self.moves + $count, state: $to }
                     }
                 }
                 impl Counter<$from> {
@@ -541,6 +580,29 @@ pub mod cycle {
         let mut m = machine;
         for _ in 0..rounds {
             m = seven!(m, id);
+        }
+        m
+    }
+
+    /// `rounds` cycles by hand with the listener check, in a plain loop.
+    #[inline(never)]
+    pub fn checked_plain(machine: hand::Checked<hand::H0>, rounds: u64) -> hand::Checked<hand::H0> {
+        let mut m = machine;
+        for _ in 0..rounds {
+            m = seven!(m, id);
+        }
+        m
+    }
+
+    /// `rounds` cycles by hand with the listener check, every machine through `black_box`.
+    #[inline(never)]
+    pub fn checked_black_box(
+        machine: hand::Checked<hand::H0>,
+        rounds: u64,
+    ) -> hand::Checked<hand::H0> {
+        let mut m = machine;
+        for _ in 0..rounds {
+            m = seven!(m, std::hint::black_box);
         }
         m
     }

@@ -268,8 +268,10 @@ impl<D, S> Fields<D, S> {
     ///
     /// The typed method of every such transition is this call, so a table's bare
     /// transitions share one function instead of each compiling its own recording path
-    /// and step. Nothing is set up for the recording on the path where nobody listens,
-    /// and the machine goes to it by value, so its address is never taken.
+    /// and step. Nothing is set up for the recording on the path where nobody listens.
+    /// The recording path reads only the instance's header (on the heap) and the
+    /// sequence number, and returns nothing: a recording path that took the machine and
+    /// returned it moved made the compiler keep the machine in memory on both paths.
     #[inline(always)]
     pub fn bare_move<T, P: serde::Serialize>(
         self,
@@ -280,31 +282,16 @@ impl<D, S> Fields<D, S> {
         target: T,
     ) -> Fields<D, T> {
         if self.listened(registry) {
-            return self.bare_move_recorded(registry, place, to, payload, target);
+            Recorder::moved(
+                self.instance.audit(),
+                registry,
+                *place,
+                self.instance.id(),
+                self.seq,
+                to,
+                payload,
+            );
         }
-        self.retag(target)
-    }
-
-    /// [`bare_move`](Self::bare_move) when someone may listen: out of line and cold.
-    #[cold]
-    #[inline(never)]
-    fn bare_move_recorded<T, P: serde::Serialize>(
-        self,
-        registry: &'static Registry,
-        place: &'static Place,
-        to: &'static str,
-        payload: &P,
-        target: T,
-    ) -> Fields<D, T> {
-        Recorder::moved(
-            self.audit(),
-            registry,
-            *place,
-            self.id(),
-            self.seq,
-            to,
-            payload,
-        );
         self.retag(target)
     }
 

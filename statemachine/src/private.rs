@@ -136,7 +136,7 @@ pub use crate::timer::{Due, Timer, TimerFired};
 pub fn due(value: impl Into<Due>) -> Due {
     value.into()
 }
-pub use crate::audit::recorder::{Happened, Place, Recorder, StepResult, Stepped};
+pub use crate::audit::recorder::{Begun, Happened, Place, Recorder, StepResult, Stepped};
 pub use crate::instance::{Fields, Instance};
 pub use crate::signature::{
     ActionArgs, ActionTarget, Arg, Call, ConvertArgs, ConvertTarget, DueArgs, DueReturn, GuardArgs,

@@ -194,7 +194,6 @@ fn steps_impl(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream
     let payload = &event.type_name;
     let ret = return_type(ctx, state, route);
     let refusal = refusals::refusal_trait(machine, route.event);
-    let steps = steps_path(ctx, state, route.event);
     let body = step_body(ctx, state, route);
     let machine_name = machine.name.to_string();
     let version = machine.version;
@@ -222,21 +221,22 @@ fn steps_impl(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream
             event: #event_name,
         }
     };
-    let around = quote_spanned! {reason_span=>
-        {
-            let __payload = __recorder.payload(#payload_value);
-            let __id = ::core::clone::Clone::clone(__machine.0.id());
-            let __seq = __machine.0.seq();
-            let __outcome = #steps::__step(__machine, __event);
-            __recorder.after(
-                #place,
-                &__id,
-                __seq,
-                __payload,
-                ::statemachine::__private::Stepped::stepped(&__outcome),
-            );
-            __outcome
+    // What the step did, for a record begun before it. A route with one target that
+    // cannot refuse moves there: known without looking at the outcome, whose address
+    // is then never taken (taking it keeps the outcome in memory on the unobserved path
+    // too). Otherwise the outcome says, spanned at the `reason` item (a refusal's record
+    // needs the reason as text).
+    let finish = match route.targets.as_slice() {
+        [target] if !route.refusable => {
+            let target = &machine.states[*target].name;
+            let state_trait = machine.state_trait_name();
+            quote! {
+                __begun.moved(#place, <#target as #state_trait>::NAME);
+            }
         }
+        _ => quote_spanned! {reason_span=>
+            __begun.finish(#place, ::statemachine::__private::Stepped::stepped(&__outcome));
+        },
     };
     // A bare move cannot refuse and runs no code of the table's: the whole transition,
     // recorded or not, is one call of the runtime's shared `Fields::bare_move`, and the
@@ -256,29 +256,29 @@ fn steps_impl(ctx: &Context<'_>, state: usize, route: &Route<'_>) -> TokenStream
             }
         };
     }
-    let record = quote! {
-        match ::statemachine::__private::Recorder::new(__machine.0.audit(), #any::observers()) {
-            ::core::option::Option::None => #steps::__step(__machine, __event),
-            ::core::option::Option::Some(__recorder) => #around,
-        }
-    };
-    // The machine goes to the recording path by value, so on the unobserved path its
-    // address is never taken and it stays in registers.
+    // The record is begun before the step (the payload is read before the step
+    // consumes the event) and finished after it, both out of line; the step runs inline
+    // on both paths. The machine never passes through the recording path, so on the
+    // unobserved path it stays in registers: a recording path that took the machine and
+    // returned it in its new state made the compiler keep it in memory on both paths (a
+    // store and a load of every field per move).
     let fire = quote! {
-        /// The transition with its audit record, out of line so the unobserved path
-        /// stays small. Generic (over the machine's own type) only so that it is
-        /// compiled where a typed method calls it, not in every crate with the table.
-        #[cold]
-        #[inline(never)]
-        fn __record<__M: ::core::convert::Into<#name<#state_ident>>>(__machine: __M, __event: #payload) -> #ret {
-            let __machine: #name<#state_ident> = ::core::convert::Into::into(__machine);
-            #record
-        }
-        if self.0.listened(#any::observers()) {
-            __record(self, __event)
+        let __begun = if self.0.listened(#any::observers()) {
+            ::statemachine::__private::Recorder::begin(
+                self.0.audit(),
+                #any::observers(),
+                self.0.id(),
+                self.0.seq(),
+                #payload_value,
+            )
         } else {
-            <Self as #refusal<#state_ident, V>>::__step(self, __event)
+            ::core::option::Option::None
+        };
+        let __outcome = <Self as #refusal<#state_ident, V>>::__step(self, __event);
+        if let ::core::option::Option::Some(__begun) = __begun {
+            #finish
         }
+        __outcome
     };
     quote! {
         #[automatically_derived]

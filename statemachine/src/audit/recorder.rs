@@ -90,6 +90,37 @@ impl<T: Stepped, M, E, R: std::fmt::Display> Stepped for Result<T, crate::Reject
     }
 }
 
+/// A record begun by [`Recorder::begin`] before a step, waiting for its outcome.
+pub struct Begun {
+    recorder: Recorder,
+    id: InstanceId,
+    seq: u64,
+    payload: Option<serde_json::Value>,
+}
+
+impl Begun {
+    /// Records what the step did (see [`Stepped`]) at `place`.
+    #[cold]
+    #[inline(never)]
+    pub fn finish(self, place: Place, result: StepResult) {
+        self.recorder
+            .after(place, &self.id, self.seq, self.payload, result);
+    }
+
+    /// Records that the step moved the machine into state `to`, one transition later:
+    /// for a step that cannot refuse and has one target.
+    #[cold]
+    #[inline(never)]
+    pub fn moved(self, place: Place, to: &'static str) {
+        let result = StepResult::Moved {
+            seq: self.seq.wrapping_add(1),
+            to,
+        };
+        self.recorder
+            .after(place, &self.id, self.seq, self.payload, result);
+    }
+}
+
 /// Decides, cheaply, whether anyone listens, and hands them the record.
 ///
 /// It holds its own handle on the instance's audit context, so the machine can move
@@ -189,6 +220,35 @@ impl Recorder {
             },
         };
         self.record(happened, payload);
+    }
+
+    /// Begins the record of a step whose outcome is known only after it runs, for
+    /// whoever listens: `None` when nobody does. `id` and `seq` are the machine's
+    /// before the step, `event` the payload (serialized now, before the step consumes
+    /// it). [`Begun::finish`] completes it with what the step did.
+    ///
+    /// The typed method of a transition calls this, runs its step inline and, if a
+    /// record was begun, finishes it: the machine never passes through the recording
+    /// path, so on the unobserved path it stays in registers (a recording path that
+    /// takes the machine and returns it makes the compiler keep the machine in memory
+    /// on both paths). One function per payload type, not per transition.
+    #[cold]
+    #[inline(never)]
+    pub fn begin<E: Serialize>(
+        audit: &Audit,
+        registry: &'static Registry,
+        id: &InstanceId,
+        seq: u64,
+        event: &E,
+    ) -> Option<Begun> {
+        let recorder = Self::new(audit, registry)?;
+        let payload = recorder.payload(event);
+        Some(Begun {
+            recorder,
+            id: id.clone(),
+            seq,
+            payload,
+        })
     }
 
     /// Records a move whose outcome is known before it runs, for whoever listens: a
