@@ -112,12 +112,8 @@ impl Begun {
     #[cold]
     #[inline(never)]
     pub fn moved(self, place: Place, to: &'static str) {
-        let result = StepResult::Moved {
-            seq: self.seq.wrapping_add(1),
-            to,
-        };
-        self.recorder
-            .after(place, &self.id, self.seq, self.payload, result);
+        let seq = self.seq.wrapping_add(1);
+        self.finish(place, StepResult::Moved { seq, to });
     }
 }
 
@@ -269,13 +265,8 @@ impl Recorder {
         to: &'static str,
         event: &E,
     ) {
-        if let Some(recorder) = Self::new(audit, registry) {
-            let payload = recorder.payload(event);
-            let result = StepResult::Moved {
-                seq: seq.wrapping_add(1),
-                to,
-            };
-            recorder.after(place, id, seq, payload, result);
+        if let Some(begun) = Self::begin(audit, registry, id, seq, event) {
+            begun.moved(place, to);
         }
     }
 
