@@ -316,7 +316,16 @@ fn check_initial(machine: &Machine, errors: &mut Errors) {
 fn check_final_states_have_no_way_out(machine: &Machine, errors: &mut Errors) {
     for transition in &machine.transitions {
         for (&source, ident) in transition.sources.iter().zip(&transition.source_idents) {
-            if machine.states[source].final_span.is_some() {
+            if machine.states[source].final_span.is_some() && transition.via.is_some() {
+                errors.push(
+                    ident.span(),
+                    format!(
+                        "final state `{}` is inside superstate `{ident}`, so this transition of \
+                         `{ident}` would leave it; move `{}` out of `{ident}`",
+                        machine.states[source].name, machine.states[source].name
+                    ),
+                );
+            } else if machine.states[source].final_span.is_some() {
                 errors.push(
                     ident.span(),
                     format!(
@@ -332,6 +341,8 @@ fn check_final_states_have_no_way_out(machine: &Machine, errors: &mut Errors) {
 /// For one state and event, the table must say which transition is taken: at most one
 /// transition is unguarded, it comes after every guarded one (it is the fallback), and
 /// no transition is written twice.
+/// (A superstate's transition overridden in a state is no candidate there: see
+/// `hierarchy::prune_overridden`.)
 fn check_conflicting_transitions(machine: &Machine, errors: &mut Errors) {
     for (state_index, row) in machine.pairs().into_iter().enumerate() {
         let Some(state) = machine.states.get(state_index) else {

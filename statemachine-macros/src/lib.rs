@@ -9,6 +9,7 @@
 mod check;
 mod errors;
 mod expand;
+mod hierarchy;
 mod model;
 mod names;
 mod parse;

@@ -10,6 +10,7 @@ use proc_macro2::Span;
 use syn::{Attribute, Field, Ident, Path, Type, Visibility};
 
 use crate::errors::Errors;
+use crate::hierarchy::{Source, Superstate};
 use crate::parse::{HookKind, Item, MachineSyntax, MigrateDecl, StateDecl, TransitionDecl};
 use crate::timers::TimerDecl;
 
@@ -47,6 +48,8 @@ pub(crate) struct Machine {
     pub timers: Vec<crate::timers::TimerLine>,
     /// The human tasks, one per task state, in the order written.
     pub tasks: Vec<crate::tasks::Task>,
+    /// The superstates, in declaration order.
+    pub superstates: Vec<crate::hierarchy::Superstate>,
 }
 
 /// A resolved `migrate from` item.
@@ -97,6 +100,8 @@ pub(crate) struct State {
     pub entry: Option<Path>,
     /// The exit hook.
     pub exit: Option<Path>,
+    /// The superstate it is inside, if any.
+    pub parent: Option<usize>,
 }
 
 /// An event of the machine.
@@ -137,6 +142,9 @@ pub(crate) struct Transition {
     pub arrow: Span,
     /// Where the line is among the table's items.
     pub position: usize,
+    /// The superstate the line was written on, when its sources are the states inside
+    /// it (a line naming a superstate and other sources is split, one per superstate).
+    pub via: Option<usize>,
 }
 
 /// What lowering produced.
@@ -241,6 +249,7 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
     let mut migrate = None;
     let mut timers = Vec::new();
     let mut task_decls = Vec::new();
+    let mut superstate_decls = Vec::new();
 
     for (position, item) in syntax.items.iter().enumerate() {
         match item {
@@ -320,6 +329,7 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
             Item::Deadline(decl) => timers.push((position, TimerDecl::Deadline(decl))),
             Item::Reminder(decl) => timers.push((position, TimerDecl::Reminder(decl))),
             Item::Task(decl) => task_decls.push(decl),
+            Item::Superstate(decl) => superstate_decls.push(decl),
             Item::Migrate(decl) => {
                 reject_attributes(&decl.attrs, "`migrate`", errors);
                 if migrate.is_some() {
@@ -355,14 +365,22 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
         .map(|(i, e)| (e.name.to_string(), i))
         .collect();
 
+    let superstates = crate::hierarchy::lower(&superstate_decls, &mut states, &state_index, errors);
+    let names = Names {
+        states: &states,
+        state_index: &state_index,
+        superstates: &superstates,
+        events: &events,
+        event_index: &event_index,
+    };
     let mut complete = true;
     let mut resolved = Vec::new();
     for (position, decl) in transitions {
-        match resolve_transition(decl, &states, &state_index, &events, &event_index, errors) {
-            Some(transition) => resolved.push(Transition {
+        match resolve_transition(decl, &names, errors) {
+            Some(lines) => resolved.extend(lines.into_iter().map(|transition| Transition {
                 position,
                 ..transition
-            }),
+            })),
             None => complete = false,
         }
     }
@@ -379,23 +397,30 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
     let migration =
         migrate.and_then(|decl| lower_migration(decl, &syntax.name, &states, &state_index, errors));
 
+    let mut machine = Machine {
+        attrs,
+        derives,
+        vis: syntax.vis.clone(),
+        name: syntax.name.clone(),
+        data: syntax.data.clone(),
+        version: version.unwrap_or(1),
+        reason,
+        states,
+        events,
+        transitions: resolved,
+        machine_span: syntax.machine_token.span,
+        migration,
+        timers,
+        tasks,
+        superstates,
+    };
+    // A state's own lines are tried first, then its superstates' from the innermost out.
+    let mut transitions = std::mem::take(&mut machine.transitions);
+    transitions.sort_by_key(|t| machine.specificity(t));
+    machine.transitions = transitions;
+    crate::hierarchy::prune_overridden(&mut machine, errors);
     Lowered {
-        machine: Machine {
-            attrs,
-            derives,
-            vis: syntax.vis.clone(),
-            name: syntax.name.clone(),
-            data: syntax.data.clone(),
-            version: version.unwrap_or(1),
-            reason,
-            states,
-            events,
-            transitions: resolved,
-            machine_span: syntax.machine_token.span,
-            migration,
-            timers,
-            tasks,
-        },
+        machine,
         complete: complete && timers_complete && tasks_complete,
     }
 }
@@ -484,6 +509,7 @@ fn lower_state(decl: &StateDecl, errors: &mut Errors) -> State {
         wait: decl.wait.map(|t| t.span),
         entry,
         exit,
+        parent: None,
     }
 }
 
@@ -510,14 +536,28 @@ fn reject_attributes(attrs: &[Attribute], item: &str, errors: &mut Errors) {
     }
 }
 
+/// The names a transition can use, resolved.
+struct Names<'a> {
+    states: &'a [State],
+    state_index: &'a HashMap<String, usize>,
+    superstates: &'a [Superstate],
+    events: &'a [Event],
+    event_index: &'a HashMap<String, usize>,
+}
+
+impl Names<'_> {
+    fn superstate(&self, name: &Ident) -> Option<usize> {
+        self.superstates.iter().position(|s| s.name == *name)
+    }
+}
+
+/// One transition line, or one per superstate among its sources (and one for the states
+/// it names directly).
 fn resolve_transition(
     decl: &TransitionDecl,
-    states: &[State],
-    state_index: &HashMap<String, usize>,
-    events: &[Event],
-    event_index: &HashMap<String, usize>,
+    names: &Names<'_>,
     errors: &mut Errors,
-) -> Option<Transition> {
+) -> Option<Vec<Transition>> {
     let mut docs = Vec::new();
     for attr in &decl.attrs {
         if attr.path().is_ident("doc") {
@@ -537,28 +577,66 @@ fn resolve_transition(
             );
             continue;
         }
-        match lookup_state(source, states, state_index, errors) {
-            Some(index) => sources.push(index),
+        if let Some(superstate) = names.superstate(source) {
+            sources.push((Source::Super(superstate), source.clone()));
+            continue;
+        }
+        match lookup_state(source, names.states, names.state_index, errors) {
+            Some(index) => sources.push((Source::State(index), source.clone())),
             None => ok = false,
         }
     }
-    let target = lookup_state(&decl.target, states, state_index, errors);
-    let event = lookup_event(&decl.event, events, event_index, errors);
+    let target = if names.superstate(&decl.target).is_some() {
+        errors.push(
+            decl.target.span(),
+            format!(
+                "`{}` is a superstate; a transition goes to one of the states inside it",
+                decl.target
+            ),
+        );
+        None
+    } else {
+        lookup_state(&decl.target, names.states, names.state_index, errors)
+    };
+    let event = lookup_event(&decl.event, names.events, names.event_index, errors);
     let (Some(target), Some(event), true) = (target, event, ok) else {
         return None;
     };
-    Some(Transition {
-        docs,
-        sources,
-        source_idents: decl.sources.clone(),
-        event,
-        target,
-        target_ident: decl.target.clone(),
-        guard: decl.guard.clone(),
-        action: decl.action.clone(),
-        arrow: decl.arrow.spans[0],
-        position: 0,
-    })
+    let sources =
+        crate::hierarchy::expand_sources(&sources, names.states, names.superstates, errors);
+    // One line per superstate it names, in the order written, the direct states first.
+    let mut groups: Vec<Option<usize>> = Vec::new();
+    for (_, via, _) in &sources {
+        if !groups.contains(via) {
+            groups.push(*via);
+        }
+    }
+    groups.sort_by_key(Option::is_some);
+    Some(
+        groups
+            .into_iter()
+            .map(|via| {
+                let (indices, idents) = sources
+                    .iter()
+                    .filter(|(_, v, _)| *v == via)
+                    .map(|(s, _, ident)| (*s, ident.clone()))
+                    .unzip();
+                Transition {
+                    docs: docs.clone(),
+                    sources: indices,
+                    source_idents: idents,
+                    event,
+                    target,
+                    target_ident: decl.target.clone(),
+                    guard: decl.guard.clone(),
+                    action: decl.action.clone(),
+                    arrow: decl.arrow.spans[0],
+                    position: 0,
+                    via,
+                }
+            })
+            .collect(),
+    )
 }
 
 pub(crate) fn lookup_state(

@@ -14,11 +14,13 @@ use syn::{Attribute, Path, Token, Visibility, token};
 
 mod machine;
 mod saga;
+mod superstate;
 mod task;
 mod timer;
 
 pub(crate) use machine::*;
 pub(crate) use saga::*;
+pub(crate) use superstate::*;
 pub(crate) use task::*;
 pub(crate) use timer::*;
 
@@ -46,6 +48,7 @@ pub(crate) mod kw {
     syn::custom_keyword!(by);
     syn::custom_keyword!(to);
     syn::custom_keyword!(data);
+    syn::custom_keyword!(superstate);
 }
 
 /// A whole `state_machine!` invocation: a machine's table or a saga's.

@@ -38,12 +38,36 @@ pub struct Definition {
     pub states: &'static [StateInfo],
     /// The events, in declaration order.
     pub events: &'static [EventInfo],
-    /// The transitions, in declaration order (the order guards are tried in). A
+    /// The transitions, in the order guards are tried in: declaration order, except that
+    /// lines written on a superstate come after those written on states, the innermost
+    /// superstate's first (a state's own transition overrides its superstate's). A
     /// deadline's transitions are here too, with the timer's name as their event
     /// (`after 30m`).
     pub transitions: &'static [TransitionInfo],
     /// The deadlines and reminders of every state, in declaration order.
     pub timers: &'static [TimerInfo],
+    /// The superstates, in declaration order (empty for a flat table).
+    pub superstates: &'static [SuperstateInfo],
+}
+
+/// A superstate of a [`Definition`]: states grouped to share transitions and hooks.
+///
+/// A machine is never *in* a superstate: it is in one of the states inside it, which is
+/// what snapshots, audit records and `state_name()` name. Use
+/// [`Definition::is_within`] to ask whether a state is inside one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SuperstateInfo {
+    /// The superstate's name (`Active`).
+    pub name: &'static str,
+    /// The superstate it is nested in, if any.
+    pub parent: Option<&'static str>,
+    /// The entry hook, as written in the table.
+    pub entry: Option<&'static str>,
+    /// The exit hook, as written in the table.
+    pub exit: Option<&'static str>,
+    /// The superstate's doc comment.
+    pub doc: &'static str,
 }
 
 /// One state of a [`Definition`].
@@ -69,6 +93,8 @@ pub struct StateInfo {
     pub wait: bool,
     /// The human task on this state (`task State { .. }`), if the table declares one.
     pub task: Option<&'static TaskInfo>,
+    /// The superstate this state is directly inside, if any.
+    pub superstate: Option<&'static str>,
 }
 
 /// One event of a [`Definition`].
@@ -107,6 +133,9 @@ pub struct TransitionInfo {
     pub guard: Option<&'static str>,
     /// The action, as written in the table.
     pub action: Option<&'static str>,
+    /// The superstate the line was written on (`Active + cancel => Cancelled;`), whose
+    /// states are `from`; `None` for a line written on states.
+    pub via: Option<&'static str>,
 }
 
 impl Definition {
@@ -167,6 +196,37 @@ impl Definition {
             .filter(move |t| t.event == event)
     }
 
+    /// The superstate called `name`.
+    pub fn superstate(&self, name: &str) -> Option<&'static SuperstateInfo> {
+        let superstates: &'static [SuperstateInfo] = self.superstates;
+        superstates.iter().find(|s| s.name == name)
+    }
+
+    /// The superstates around `state`, innermost first (empty for a state at the top of
+    /// the table or an unknown name).
+    pub fn superstates_of(&self, state: &str) -> Vec<&'static SuperstateInfo> {
+        let mut out = Vec::new();
+        let mut at = self.state(state).and_then(|s| s.superstate);
+        while let Some(name) = at {
+            match self.superstate(name) {
+                // The bound guards against a hand-built cyclic definition.
+                Some(info) if out.len() <= self.superstates.len() => {
+                    out.push(info);
+                    at = info.parent;
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// Whether `state` is inside `superstate`, directly or through nested superstates.
+    pub fn is_within(&self, state: &str, superstate: &str) -> bool {
+        self.superstates_of(state)
+            .iter()
+            .any(|s| s.name == superstate)
+    }
+
     /// The events `state` accepts, each once, in declaration order.
     pub fn allowed_events(&self, state: &str) -> Vec<&'static str> {
         let events: &'static [EventInfo] = self.events;
@@ -180,14 +240,24 @@ impl Definition {
     /// Renders the table as a Mermaid `stateDiagram-v2`.
     ///
     /// Each transition is an arrow labelled `event [guard] / action`; a transition from
-    /// several states is drawn once per source. Reminders are notes on the right of
+    /// several states is drawn once per source. Superstates are composite states with
+    /// their states inside, and a transition written on a superstate is one arrow from
+    /// its border. Reminders are notes on the right of
     /// their state, human tasks notes on the left listing the task's clauses.
     pub fn to_mermaid(&self) -> String {
         let mut out = String::from("stateDiagram-v2\n");
+        self.mermaid_composites(&mut out, None, 1);
         let _ = writeln!(out, "    [*] --> {}", self.initial.name);
         for t in self.transitions {
-            for from in t.from {
-                let _ = writeln!(out, "    {from} --> {}: {}", t.to, label(t));
+            match t.via {
+                Some(via) => {
+                    let _ = writeln!(out, "    {via} --> {}: {}", t.to, label(t));
+                }
+                None => {
+                    for from in t.from {
+                        let _ = writeln!(out, "    {from} --> {}: {}", t.to, label(t));
+                    }
+                }
             }
         }
         for timer in self.reminders() {
@@ -205,6 +275,50 @@ impl Definition {
             let _ = writeln!(out, "    {} --> [*]", state.name);
         }
         out
+    }
+
+    /// The superstates directly inside `parent` (the top of the table for `None`) as
+    /// Mermaid composite states, each listing its states before any arrow names them.
+    fn mermaid_composites(&self, out: &mut String, parent: Option<&str>, depth: usize) {
+        // A definition built by hand could nest superstates in a cycle.
+        if depth > self.superstates.len() {
+            return;
+        }
+        let indent = "    ".repeat(depth);
+        for superstate in self.superstates.iter().filter(|s| s.parent == parent) {
+            let _ = writeln!(out, "{indent}state {} {{", superstate.name);
+            for state in self
+                .states
+                .iter()
+                .filter(|s| s.superstate == Some(superstate.name))
+            {
+                let _ = writeln!(out, "{indent}    {}", state.name);
+            }
+            self.mermaid_composites(out, Some(superstate.name), depth + 1);
+            let _ = writeln!(out, "{indent}}}");
+        }
+    }
+
+    /// The superstates directly inside `parent` as Graphviz clusters.
+    fn dot_clusters(&self, out: &mut String, parent: Option<&str>, depth: usize) {
+        if depth > self.superstates.len() {
+            return;
+        }
+        let indent = "    ".repeat(depth);
+        for superstate in self.superstates.iter().filter(|s| s.parent == parent) {
+            let _ = writeln!(out, "{indent}subgraph cluster_{} {{", superstate.name);
+            let _ = writeln!(out, "{indent}    label=\"{}\";", superstate.name);
+            let _ = writeln!(out, "{indent}    style=rounded;");
+            for state in self
+                .states
+                .iter()
+                .filter(|s| s.superstate == Some(superstate.name))
+            {
+                let _ = writeln!(out, "{indent}    {};", state.name);
+            }
+            self.dot_clusters(out, Some(superstate.name), depth + 1);
+            let _ = writeln!(out, "{indent}}}");
+        }
     }
 
     /// The reminders of every state, in declaration order.
@@ -237,15 +351,28 @@ impl Definition {
                 );
             }
         }
+        if !self.superstates.is_empty() {
+            out.push_str("    compound=true;\n");
+            self.dot_clusters(&mut out, None, 1);
+        }
         let _ = writeln!(out, "    __start -> {};", self.initial.name);
         for t in self.transitions {
-            for from in t.from {
-                let _ = writeln!(
-                    out,
-                    "    {from} -> {} [label=\"{}\"];",
-                    t.to,
-                    label(t).replace('\\', "\\\\").replace('"', "\\\"")
-                );
+            let text = label(t).replace('\\', "\\\\").replace('"', "\\\"");
+            match (t.via, t.from.first()) {
+                // A superstate's transition leaves its cluster's border: drawn from its
+                // first state, clipped at the cluster.
+                (Some(via), Some(first)) => {
+                    let _ = writeln!(
+                        out,
+                        "    {first} -> {} [label=\"{text}\", ltail=cluster_{via}];",
+                        t.to
+                    );
+                }
+                _ => {
+                    for from in t.from {
+                        let _ = writeln!(out, "    {from} -> {} [label=\"{text}\"];", t.to);
+                    }
+                }
             }
         }
         for timer in self.reminders() {

@@ -48,7 +48,7 @@ pub mod dsl {
 pub use audit::{
     Audit, AuditRecord, Clock, Journal, ManualClock, Observer, RecordKind, Registry, SystemClock,
 };
-pub use definition::{Definition, EventInfo, FieldInfo, StateInfo, TransitionInfo};
+pub use definition::{Definition, EventInfo, FieldInfo, StateInfo, SuperstateInfo, TransitionInfo};
 pub use error::{Reason, Refusal, Rejected, WrongState};
 pub use id::InstanceId;
 pub use machine::{Event, StateMachine};

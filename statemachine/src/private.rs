@@ -1,6 +1,8 @@
 //! Support for generated code. Not public API: nothing here is covered by semver.
 
-use crate::definition::{Definition, EventInfo, FieldInfo, StateInfo, TransitionInfo};
+use crate::definition::{
+    Definition, EventInfo, FieldInfo, StateInfo, SuperstateInfo, TransitionInfo,
+};
 use crate::timer::{TimerInfo, TimerKind};
 
 /// Builds a [`Definition`] in a `const` context.
@@ -23,6 +25,51 @@ pub const fn definition(
         events,
         transitions,
         timers: &[],
+        superstates: &[],
+    }
+}
+
+/// The definition with the table's superstates, in a `const` context.
+pub const fn with_superstates(
+    definition: Definition,
+    superstates: &'static [SuperstateInfo],
+) -> Definition {
+    Definition {
+        superstates,
+        ..definition
+    }
+}
+
+/// Builds a [`SuperstateInfo`] in a `const` context.
+pub const fn superstate(
+    name: &'static str,
+    parent: Option<&'static str>,
+    entry: Option<&'static str>,
+    exit: Option<&'static str>,
+    doc: &'static str,
+) -> SuperstateInfo {
+    SuperstateInfo {
+        name,
+        parent,
+        entry,
+        exit,
+        doc,
+    }
+}
+
+/// The state, inside superstate `superstate`.
+pub const fn in_superstate(state: StateInfo, superstate: &'static str) -> StateInfo {
+    StateInfo {
+        superstate: Some(superstate),
+        ..state
+    }
+}
+
+/// The transition, written on superstate `via`.
+pub const fn inherited(transition: TransitionInfo, via: &'static str) -> TransitionInfo {
+    TransitionInfo {
+        via: Some(via),
+        ..transition
     }
 }
 
@@ -94,6 +141,7 @@ pub const fn state(
         doc,
         wait: false,
         task: None,
+        superstate: None,
     }
 }
 
@@ -125,6 +173,7 @@ pub const fn transition(
         to,
         guard,
         action,
+        via: None,
     }
 }
 
@@ -140,8 +189,8 @@ pub use crate::audit::recorder::{Begun, Happened, Place, Recorder, StepResult, S
 pub use crate::instance::{Fields, Instance};
 pub use crate::signature::{
     ActionArgs, ActionTarget, Arg, Call, ConvertArgs, ConvertTarget, DueArgs, DueReturn, GuardArgs,
-    GuardVerdict, HookArgs, HookReturn, IntoReason, ReminderArgs, ReminderReturn, action, convert,
-    due_time, guard, hook, reminder,
+    GuardVerdict, HookArgs, HookReturn, IntoReason, ReminderArgs, ReminderReturn,
+    SuperstateHookArgs, action, convert, due_time, guard, hook, reminder, superstate_hook,
 };
 #[cfg(feature = "sagas")]
 pub use crate::signature::{StepArgs, StepReturn, step};

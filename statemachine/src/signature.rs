@@ -218,6 +218,30 @@ where
     }
 }
 
+/// What a superstate's `entry` or `exit` hook takes: `(&mut Data,)`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a hook of a superstate takes `(&mut {D},)`, not `{Self}`",
+    label = "expected `fn(&mut {D})`",
+    note = "a superstate's `entry` or `exit` hook is `fn(data: &mut {D})`: it runs whichever state inside the superstate is entered or left"
+)]
+pub trait SuperstateHookArgs<'a, D>: Sized {
+    /// The arguments.
+    fn __new(data: &'a mut D) -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<'a, D, A1> SuperstateHookArgs<'a, D> for (A1,)
+where
+    D: 'a,
+    &'a mut D: Arg<A1>,
+{
+    #[inline(always)]
+    fn __new(data: &'a mut D) -> Self {
+        (data.__into_arg(),)
+    }
+}
+
 /// What a hook returns: nothing.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
@@ -395,6 +419,17 @@ where
     F::Output: HookReturn<D, S>,
 {
     hook.__call(A::__new(data, state));
+}
+
+/// Calls a superstate's `entry` or `exit` hook.
+#[inline(always)]
+pub fn superstate_hook<'a, D, F, A>(hook: F, data: &'a mut D)
+where
+    F: Call<A>,
+    A: SuperstateHookArgs<'a, D>,
+    F::Output: HookReturn<D, ()>,
+{
+    hook.__call(A::__new(data));
 }
 
 /// Calls a reminder's action.

@@ -30,11 +30,30 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         } else {
             info
         };
-        if state.wait.is_some() {
+        let info = if state.wait.is_some() {
             quote!(#private::waiting(#info))
         } else {
             info
+        };
+        match state.parent {
+            Some(parent) => {
+                let parent = machine.superstates[parent].name.to_string();
+                quote!(#private::in_superstate(#info, #parent))
+            }
+            None => info,
         }
+    });
+    let superstates = machine.superstates.iter().map(|superstate| {
+        let name = superstate.name.to_string();
+        let parent = option(
+            superstate
+                .parent
+                .map(|p| machine.superstates[p].name.to_string()),
+        );
+        let entry = option(superstate.entry.as_ref().map(tokens_text));
+        let exit = option(superstate.exit.as_ref().map(tokens_text));
+        let doc = doc_text(&superstate.docs);
+        quote!(#private::superstate(#name, #parent, #entry, #exit, #doc))
     });
     let events = machine.events.iter().map(|event| {
         let event_name = event.name.to_string();
@@ -43,7 +62,7 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         quote!(#private::event(#event_name, &[#(#fields),*], #doc))
     });
     let (timers, deadlines) = super::timers::definition_parts(ctx);
-    let mut transitions: Vec<(usize, TokenStream)> = machine
+    let mut transitions: Vec<((usize, usize), TokenStream)> = machine
         .transitions
         .iter()
         .map(|t| {
@@ -55,15 +74,25 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
             let to = machine.states[t.target].name.to_string();
             let guard = option(t.guard.as_ref().map(tokens_text));
             let action = option(t.action.as_ref().map(tokens_text));
-            (
-                t.position,
-                quote!(#private::transition(&[#(#from),*], #event, #to, #guard, #action)),
-            )
+            let info = quote!(#private::transition(&[#(#from),*], #event, #to, #guard, #action));
+            let info = match t.via {
+                Some(via) => {
+                    let via = machine.superstates[via].name.to_string();
+                    quote!(#private::inherited(#info, #via))
+                }
+                None => info,
+            };
+            ((machine.specificity(t), t.position), info)
         })
         .collect();
-    // Deadlines among the transitions, in table order.
-    transitions.extend(deadlines);
-    transitions.sort_by_key(|(position, _)| *position);
+    // Deadlines among the transitions, in table order; superstates' lines after the
+    // states' own (the order candidates are tried in).
+    transitions.extend(
+        deadlines
+            .into_iter()
+            .map(|(position, t)| ((0, position), t)),
+    );
+    transitions.sort_by_key(|(key, _)| *key);
     let transitions = transitions.into_iter().map(|(_, t)| t);
     let definition = quote! {
         #private::definition(#name, #version, #hash, &STATES[#initial], STATES, EVENTS, TRANSITIONS)
@@ -72,6 +101,11 @@ pub(super) fn expand(ctx: &Context<'_>) -> TokenStream {
         definition
     } else {
         quote!(#private::with_timers(#definition, &[#(#timers),*]))
+    };
+    let definition = if machine.superstates.is_empty() {
+        definition
+    } else {
+        quote!(#private::with_superstates(#definition, &[#(#superstates),*]))
     };
 
     quote! {

@@ -46,7 +46,8 @@ pub(super) fn bare_target(ctx: &Context<'_>, state: usize, event: usize) -> Opti
         && bare(machine, state)
         && bare(machine, target)
         && machine.states[state].exit.is_none()
-        && machine.states[target].entry.is_none();
+        && machine.states[target].entry.is_none()
+        && machine.no_superstate_hooks(state, target);
     plain.then_some(target)
 }
 

@@ -125,7 +125,11 @@ fn constructor(ctx: &Context<'_>) -> TokenStream {
         ));
         transitions::hook_call(ctx, hook, initial_name, &quote!(__state))
     });
-    let binding = if entry.is_some() {
+    let (_, outer_entries) = transitions::superstate_hook_calls(ctx, None, ctx.initial);
+    if !outer_entries.is_empty() {
+        doc.push_str(" Runs the entry hooks of the superstates around it first, outermost first.");
+    }
+    let binding = if entry.is_some() || !outer_entries.is_empty() {
         quote!(mut __data)
     } else {
         quote!(__data)
@@ -157,6 +161,7 @@ fn constructor(ctx: &Context<'_>) -> TokenStream {
             ) -> Self {
                 let #binding: #data = #data_value;
                 let __state: #initial_name = #state_value;
+                #(#outer_entries)*
                 #entry
                 let __machine = #name(::statemachine::__private::Fields::from_parts(
                     ::statemachine::__private::Instance::new(::core::convert::Into::into(id), #any::observers()),

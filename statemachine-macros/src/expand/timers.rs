@@ -402,7 +402,14 @@ fn apply(ctx: &Context<'_>, state: usize, deadline: &Deadline) -> TokenStream {
             quote_spanned!(span=> #target_name { #(#fields),* })
         }
     };
-    let data = if exit.is_some() || entry.is_some() || deadline.action.is_some() {
+    let (outer_exits, outer_entries) =
+        transitions::superstate_hook_calls(ctx, Some(state), deadline.target);
+    let data = if exit.is_some()
+        || entry.is_some()
+        || deadline.action.is_some()
+        || !outer_exits.is_empty()
+        || !outer_entries.is_empty()
+    {
         quote!(mut __data)
     } else {
         quote!(__data)
@@ -410,7 +417,9 @@ fn apply(ctx: &Context<'_>, state: usize, deadline: &Deadline) -> TokenStream {
     quote! {{
         let (__instance, __seq, #data, __state) = self.0.into_parts();
         #exit
+        #(#outer_exits)*
         let __target: #target_name = #build;
+        #(#outer_entries)*
         #entry
         #name(::statemachine::__private::Fields::from_parts(__instance, __seq + 1, __data, __target))
     }}

@@ -399,7 +399,13 @@ fn apply(ctx: &Context<'_>, state: usize, transition: &Transition) -> TokenStrea
             quote_spanned!(span=> #target_name { #(#fields),* })
         }
     };
-    let data = if exit.is_some() || entry.is_some() || transition.action.is_some() {
+    let (outer_exits, outer_entries) = superstate_hook_calls(ctx, Some(state), transition.target);
+    let data = if exit.is_some()
+        || entry.is_some()
+        || transition.action.is_some()
+        || !outer_exits.is_empty()
+        || !outer_entries.is_empty()
+    {
         quote!(mut __data)
     } else {
         quote!(__data)
@@ -407,7 +413,9 @@ fn apply(ctx: &Context<'_>, state: usize, transition: &Transition) -> TokenStrea
     quote! {{
         let (__instance, __seq, #data, __state) = self.0.into_parts();
         #exit
+        #(#outer_exits)*
         let __target: #target_name = #build;
+        #(#outer_entries)*
         #entry
         #name(::statemachine::__private::Fields::from_parts(__instance, __seq + 1, __data, __target))
     }}
@@ -449,6 +457,31 @@ pub(super) fn action_call(
     quote_spanned! {span=>
         #call(#action, &mut __data, __state, __event)
     }
+}
+
+/// The calls of the superstates' hooks on a move from `from` (`None` when the machine is
+/// created) to `to`: exits innermost first, entries outermost first.
+pub(super) fn superstate_hook_calls(
+    ctx: &Context<'_>,
+    from: Option<usize>,
+    to: usize,
+) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let data = &ctx.data;
+    let call = |hook: &Path| {
+        let span = hook.span();
+        let call = quote_spanned! {span=>
+            ::statemachine::__private::superstate_hook::<#data, _, _>
+        };
+        let call = super::respan(call, span);
+        quote_spanned! {span=>
+            #call(#hook, &mut __data);
+        }
+    };
+    let (exits, entries) = ctx.machine.superstate_hooks(from, to);
+    (
+        exits.into_iter().map(call).collect(),
+        entries.into_iter().map(call).collect(),
+    )
 }
 
 /// `hook(&mut data, &state_value)` for a hook of `state`, checked against the hooks'

@@ -4,13 +4,23 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Field, Ident, LitInt, Path, Token, Type, Visibility, token};
 
+use super::superstate::SuperstateDecl;
 use super::task::{TaskDecl, parse_task};
 use super::timer::{DeadlineDecl, ReminderDecl, parse_line};
 use super::{edit_distance, expect_semicolon, inside, kw, parse_guard_action, skip_past_semicolon};
 
 /// The words that may start an item, for "unknown item" messages.
 const ITEM_KEYWORDS: &[&str] = &[
-    "version", "reason", "state", "initial", "final", "wait", "event", "migrate", "task",
+    "version",
+    "reason",
+    "state",
+    "initial",
+    "final",
+    "wait",
+    "event",
+    "migrate",
+    "task",
+    "superstate",
 ];
 
 /// Keywords held for features that are designed but not built yet.
@@ -54,6 +64,8 @@ pub(crate) enum Item {
     Reminder(ReminderDecl),
     /// `task Review { candidates "managers"; .. }`
     Task(TaskDecl),
+    /// `superstate Active { Pending, Confirmed } exit(log_leaving);`
+    Superstate(SuperstateDecl),
 }
 
 /// `migrate from path::Machine { Old => New [/ convert]; .. }`: how snapshots of an
@@ -273,6 +285,8 @@ fn parse_item(input: ParseStream) -> syn::Result<Item> {
         parse_migrate(input, attrs).map(Item::Migrate)
     } else if input.peek(kw::task) && input.peek2(Ident) {
         parse_task(input, attrs).map(Item::Task)
+    } else if input.peek(kw::superstate) && input.peek2(Ident) {
+        super::superstate::parse_superstate(input, attrs).map(Item::Superstate)
     } else if input.peek(Ident)
         && (input.peek2(Token![+]) || input.peek2(Token![|]) || input.peek2(kw::after))
     {
@@ -361,6 +375,27 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
         syn::Error::new(e.span(), "expected the state's name, like `state Pending`")
     })?;
     let fields = parse_fields(input)?;
+    let hooks = parse_hooks(input, &name)?;
+    if input.peek(Token![;]) {
+        input.parse::<Token![;]>()?;
+    } else if fields.is_none() || !hooks.is_empty() {
+        return Err(input.error(format!(
+            "expected `;` to end state `{name}`, or a clause: `{{ fields }}`, `entry(hook)`, `exit(hook)`"
+        )));
+    }
+    Ok(StateDecl {
+        attrs,
+        initial,
+        final_token,
+        wait,
+        name,
+        fields: fields.unwrap_or_default(),
+        hooks,
+    })
+}
+
+/// The `entry(hook)` and `exit(hook)` clauses after a state or a superstate named `name`.
+pub(super) fn parse_hooks(input: ParseStream, name: &Ident) -> syn::Result<Vec<HookDecl>> {
     let mut hooks = Vec::new();
     loop {
         if input.peek(kw::entry) || input.peek(kw::exit) {
@@ -407,22 +442,7 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
             break;
         }
     }
-    if input.peek(Token![;]) {
-        input.parse::<Token![;]>()?;
-    } else if fields.is_none() || !hooks.is_empty() {
-        return Err(input.error(format!(
-            "expected `;` to end state `{name}`, or a clause: `{{ fields }}`, `entry(hook)`, `exit(hook)`"
-        )));
-    }
-    Ok(StateDecl {
-        attrs,
-        initial,
-        final_token,
-        wait,
-        name,
-        fields: fields.unwrap_or_default(),
-        hooks,
-    })
+    Ok(hooks)
 }
 
 /// A word after a state that is close to a clause keyword (`enter(..)`), as an error.
