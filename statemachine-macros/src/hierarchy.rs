@@ -118,6 +118,16 @@ pub(crate) fn lower(
     let mut placed_states: HashMap<usize, usize> = HashMap::new();
     let mut placed_supers: HashMap<usize, usize> = HashMap::new();
     for (owner, decl) in kept.iter().enumerate() {
+        if decl.members.is_empty() {
+            errors.push(
+                decl.name.span(),
+                format!(
+                    "superstate `{}` contains no state; name its states, like \
+                     `superstate {} {{ Pending, Confirmed }}`",
+                    decl.name, decl.name
+                ),
+            );
+        }
         for (i, member) in decl.members.iter().enumerate() {
             if decl.members[..i].contains(member) {
                 errors.push(
@@ -153,10 +163,9 @@ pub(crate) fn lower(
                     errors.push(
                         member.span(),
                         format!(
-                            "superstate `{member}` cannot be inside `{}`: it contains `{}` already ({})",
-                            decl.name,
-                            decl.name,
-                            cycle
+                            "superstate `{member}` cannot be inside `{}`: {cycle}, so `{member}` \
+                             would contain itself",
+                            decl.name
                         ),
                     );
                 } else {

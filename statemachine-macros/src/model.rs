@@ -384,18 +384,28 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
             None => complete = false,
         }
     }
-    let (timers, timers_complete) = crate::timers::lower(&timers, &states, &state_index, errors);
+    let (timers, timers_complete) =
+        crate::timers::lower(&timers, &states, &state_index, &superstates, errors);
     let (tasks, tasks_complete) = crate::tasks::lower(
         &task_decls,
         &states,
         &state_index,
+        &superstates,
         &events,
         &event_index,
         errors,
     );
 
-    let migration =
-        migrate.and_then(|decl| lower_migration(decl, &syntax.name, &states, &state_index, errors));
+    let migration = migrate.and_then(|decl| {
+        lower_migration(
+            decl,
+            &syntax.name,
+            &states,
+            &state_index,
+            &superstates,
+            errors,
+        )
+    });
 
     let mut machine = Machine {
         attrs,
@@ -432,6 +442,7 @@ fn lower_migration(
     name: &Ident,
     states: &[State],
     state_index: &HashMap<String, usize>,
+    superstates: &[Superstate],
     errors: &mut Errors,
 ) -> Option<Migration> {
     let mut source_any = decl.source.clone();
@@ -461,7 +472,7 @@ fn lower_migration(
             ok = false;
             continue;
         }
-        match lookup_state(&mapping.to, states, state_index, errors) {
+        match lookup_state(&mapping.to, states, state_index, superstates, errors) {
             Some(to) => mappings.push(Mapping {
                 from: mapping.from.clone(),
                 to,
@@ -581,23 +592,24 @@ fn resolve_transition(
             sources.push((Source::Super(superstate), source.clone()));
             continue;
         }
-        match lookup_state(source, names.states, names.state_index, errors) {
+        match lookup_state(
+            source,
+            names.states,
+            names.state_index,
+            names.superstates,
+            errors,
+        ) {
             Some(index) => sources.push((Source::State(index), source.clone())),
             None => ok = false,
         }
     }
-    let target = if names.superstate(&decl.target).is_some() {
-        errors.push(
-            decl.target.span(),
-            format!(
-                "`{}` is a superstate; a transition goes to one of the states inside it",
-                decl.target
-            ),
-        );
-        None
-    } else {
-        lookup_state(&decl.target, names.states, names.state_index, errors)
-    };
+    let target = lookup_state(
+        &decl.target,
+        names.states,
+        names.state_index,
+        names.superstates,
+        errors,
+    );
     let event = lookup_event(&decl.event, names.events, names.event_index, errors);
     let (Some(target), Some(event), true) = (target, event, ok) else {
         return None;
@@ -643,10 +655,23 @@ pub(crate) fn lookup_state(
     name: &Ident,
     states: &[State],
     state_index: &HashMap<String, usize>,
+    superstates: &[Superstate],
     errors: &mut Errors,
 ) -> Option<usize> {
     if let Some(&index) = state_index.get(&name.to_string()) {
         return Some(index);
+    }
+    if let Some(superstate) = superstates.iter().position(|s| s.name == *name) {
+        let inside = crate::hierarchy::leaves(states, superstates, superstate);
+        errors.push(
+            name.span(),
+            format!(
+                "`{name}` is a superstate, not a state; only a transition's source can be a \
+                 superstate: name the states inside it ({}) here",
+                quoted_list(inside.iter().map(|&s| &states[s].name))
+            ),
+        );
+        return None;
     }
     let names: Vec<String> = states.iter().map(|s| s.name.to_string()).collect();
     errors.push(name.span(), unknown_name("state", name, &names, "state"));

@@ -148,6 +148,8 @@ const VOCABULARY: &[&str] = &[
     "never",
     "sla",
     ".",
+    "superstate",
+    "Active",
 ];
 
 fn leaf() -> impl Strategy<Value = Node> {
@@ -189,6 +191,10 @@ const TABLES: &[(&str, &[&str])] = &[
             "/// Only in stock.\n Confirmed + ship [in_stock] => Shipped;",
             "Shipped + deliver => Delivered;",
             "Pending | Confirmed + cancel / refund => Cancelled;",
+            "superstate Active { Pending, Confirmed } entry(on_active) exit(on_inactive);",
+            "superstate Open { Active, Shipped }",
+            "Open + hold => Pending;",
+            "event hold;",
         ],
     ),
     (

@@ -76,6 +76,7 @@ pub(crate) fn lower(
     decls: &[&TaskDecl],
     states: &[State],
     state_index: &HashMap<String, usize>,
+    superstates: &[crate::hierarchy::Superstate],
     events: &[Event],
     event_index: &HashMap<String, usize>,
     errors: &mut Errors,
@@ -89,7 +90,8 @@ pub(crate) fn lower(
                 "attributes cannot be written on a task; write doc comments on its state",
             );
         }
-        let Some(state) = lookup_state(&decl.state, states, state_index, errors) else {
+        let Some(state) = lookup_state(&decl.state, states, state_index, superstates, errors)
+        else {
             complete = false;
             continue;
         };

@@ -238,6 +238,7 @@ pub(crate) fn lower(
     decls: &[(usize, TimerDecl<'_>)],
     states: &[State],
     state_index: &HashMap<String, usize>,
+    superstates: &[crate::hierarchy::Superstate],
     errors: &mut Errors,
 ) -> (Vec<TimerLine>, bool) {
     let mut complete = true;
@@ -266,7 +267,7 @@ pub(crate) fn lower(
                 );
                 continue;
             }
-            match lookup_state(source, states, state_index, errors) {
+            match lookup_state(source, states, state_index, superstates, errors) {
                 Some(index) => {
                     resolved.push(index);
                     idents.push(source.clone());
@@ -278,7 +279,7 @@ pub(crate) fn lower(
         let after_text = time.text();
         let (name, kind) = match decl {
             TimerDecl::Deadline(d) => {
-                let target = lookup_state(&d.target, states, state_index, errors);
+                let target = lookup_state(&d.target, states, state_index, superstates, errors);
                 let Some(target) = target else {
                     complete = false;
                     continue;

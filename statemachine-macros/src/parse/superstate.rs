@@ -47,14 +47,6 @@ pub(super) fn parse_superstate(
         }
         Ok(members)
     })?;
-    if members.is_empty() {
-        return Err(syn::Error::new(
-            name.span(),
-            format!(
-                "superstate `{name}` contains no state; name its states, like `superstate {name} {{ Pending, Confirmed }}`"
-            ),
-        ));
-    }
     let hooks = parse_hooks(input, &name)?;
     if input.peek(Token![;]) {
         input.parse::<Token![;]>()?;
