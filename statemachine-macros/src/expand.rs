@@ -322,7 +322,8 @@ fn tokens_text(tokens: &impl ToTokens) -> String {
     crate::render::text(tokens)
 }
 
-/// `Confirmed --ship [in_stock]--> Shipped`, as written in generated docs.
+/// `Confirmed --ship [in_stock]--> Shipped`, as written in generated docs, with the
+/// superstate the line was written on.
 fn arrow_text(machine: &Machine, state: usize, transition: &Transition) -> String {
     let mut label = machine.events[transition.event].name.to_string();
     if let Some(guard) = &transition.guard {
@@ -331,10 +332,17 @@ fn arrow_text(machine: &Machine, state: usize, transition: &Transition) -> Strin
     if let Some(action) = &transition.action {
         label.push_str(&format!(" / {}", tokens_text(action)));
     }
-    format!(
+    let arrow = format!(
         "`{} --{}--> {}`",
         machine.states[state].name, label, machine.states[transition.target].name
-    )
+    );
+    match transition.via {
+        Some(via) => format!(
+            "{arrow} (written on superstate `{}`)",
+            machine.superstates[via].name
+        ),
+        None => arrow,
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,9 @@ state_machine! {
         /// Called off before it shipped; the payment, if any, is refunded.
         final state Cancelled { reason: String }
 
+        /// Not shipped yet: the order can still be called off.
+        superstate Open { Pending, Confirmed }
+
         /// The payment provider confirmed the payment.
         event confirm { payment_id: String }
         /// The carrier picked the parcel up.
@@ -40,7 +43,7 @@ state_machine! {
         /// Only what is in stock can ship.
         Confirmed + ship [in_stock] => Shipped;
         Shipped + deliver => Delivered;
-        Pending | Confirmed + cancel / cancel_order => Cancelled;
+        Open + cancel / cancel_order => Cancelled;
         /// A day without payment: remind the customer, once.
         Pending after 1d / remind_to_pay;
         /// Two days without payment: the order lapses.
@@ -113,7 +116,7 @@ impl Payment for Confirmed {
     }
 }
 
-/// Action of `Pending | Confirmed + cancel`: refund what was paid and keep the reason.
+/// Action of `Open + cancel`: refund what was paid and keep the reason.
 pub fn cancel_order(order: &mut OrderData, from: impl Payment, event: Cancel) -> Cancelled {
     if let Some(payment) = from.payment_id() {
         order.refunds.push(payment);

@@ -40,7 +40,10 @@ fn definition(ctx: &Context<'_>) -> TokenStream {
         machine.version
     ));
     for t in &machine.transitions {
-        let from = quoted_list(t.sources.iter().map(|&s| &machine.states[s].name));
+        let mut from = quoted_list(t.sources.iter().map(|&s| &machine.states[s].name));
+        if let Some(via) = t.via {
+            from = format!("`{}`: {from}", machine.superstates[via].name);
+        }
         let guard = t
             .guard
             .as_ref()
