@@ -344,6 +344,9 @@ fn check_final_states_have_no_way_out(machine: &Machine, errors: &mut Errors) {
 /// (A superstate's transition overridden in a state is no candidate there: see
 /// `hierarchy::prune_overridden`.)
 fn check_conflicting_transitions(machine: &Machine, errors: &mut Errors) {
+    // A superstate's line is reported once, for the first state inside it that shows
+    // the problem, not once per state at the same token.
+    let mut reported: Vec<&crate::model::Transition> = Vec::new();
     for (state_index, row) in machine.pairs().into_iter().enumerate() {
         let Some(state) = machine.states.get(state_index) else {
             continue;
@@ -359,6 +362,12 @@ fn check_conflicting_transitions(machine: &Machine, errors: &mut Errors) {
                     .as_ref()
                     .map(|g| g.to_token_stream().to_string());
                 let span = source_span(transition, state_index);
+                if transition.via.is_some() && reported.iter().any(|r| std::ptr::eq(*r, transition))
+                {
+                    seen.push((transition, guard));
+                    continue;
+                }
+                let count = errors.len();
                 if let Some((earlier, _)) = seen
                     .iter()
                     .find(|(t, g)| t.target == transition.target && *g == guard)
@@ -366,14 +375,19 @@ fn check_conflicting_transitions(machine: &Machine, errors: &mut Errors) {
                     errors.push(
                         span,
                         format!(
-                            "duplicate transition `{} + {} => {}`{}; it is already declared above",
+                            "duplicate transition `{} + {} => {}`{}; it is already declared {}",
                             state.name,
                             event.name,
                             machine.states[earlier.target].name,
                             guard
                                 .as_ref()
                                 .map(|g| format!(" with guard `[{g}]`"))
-                                .unwrap_or_default()
+                                .unwrap_or_default(),
+                            if earlier.position <= transition.position {
+                                "above"
+                            } else {
+                                "below"
+                            }
                         ),
                     );
                 } else if let Some((fallback, _)) = seen.iter().find(|(_, g)| g.is_none()) {
@@ -386,6 +400,9 @@ fn check_conflicting_transitions(machine: &Machine, errors: &mut Errors) {
                             state.name, event.name, machine.states[fallback.target].name
                         ),
                     );
+                }
+                if errors.len() > count && transition.via.is_some() {
+                    reported.push(transition);
                 }
                 seen.push((transition, guard));
             }

@@ -141,7 +141,7 @@ pub(crate) fn lower(
                 match placed_states.get(&state) {
                     Some(&first) => errors.push(
                         member.span(),
-                        already_inside(member, &superstates[first].name),
+                        already_inside(member, &superstates[first].name, false),
                     ),
                     None => {
                         placed_states.insert(state, owner);
@@ -157,7 +157,7 @@ pub(crate) fn lower(
                 } else if let Some(&first) = placed_supers.get(&inner) {
                     errors.push(
                         member.span(),
-                        already_inside(member, &superstates[first].name),
+                        already_inside(member, &superstates[first].name, true),
                     );
                 } else if let Some(cycle) = cycle_through(&superstates, owner, inner) {
                     errors.push(
@@ -208,11 +208,18 @@ fn cycle_through(superstates: &[Superstate], owner: usize, inner: usize) -> Opti
     None
 }
 
-fn already_inside(member: &Ident, first: &Ident) -> String {
-    format!(
-        "`{member}` is already inside superstate `{first}`; a state belongs to one superstate \
-         (to nest superstates, put one superstate inside the other)"
-    )
+fn already_inside(member: &Ident, first: &Ident, is_superstate: bool) -> String {
+    if is_superstate {
+        format!(
+            "superstate `{member}` is already inside superstate `{first}`; a superstate is \
+             inside at most one other"
+        )
+    } else {
+        format!(
+            "`{member}` is already inside superstate `{first}`; a state belongs to one \
+             superstate (to nest superstates, put one superstate inside the other)"
+        )
+    }
 }
 
 fn unknown_member(member: &Ident, names: &[String]) -> String {
@@ -317,24 +324,30 @@ fn chain(superstates: &[Superstate], start: Option<usize>) -> Vec<usize> {
 /// and so is always taken first. A superstate's transition overridden in every state
 /// inside it is never taken, and reported.
 pub(crate) fn prune_overridden(machine: &mut Machine, errors: &mut Errors) {
-    let mut pruned: Vec<Vec<usize>> = Vec::with_capacity(machine.transitions.len());
+    // For each line, the states where it is overridden, each with what overrides it
+    // there (`None`: the state's own line; `Some(u)`: superstate `u`'s).
+    let mut pruned: Vec<Vec<(usize, Option<usize>)>> =
+        Vec::with_capacity(machine.transitions.len());
     for transition in &machine.transitions {
         let Some(_) = transition.via else {
             pruned.push(Vec::new());
             continue;
         };
         let rank = machine.specificity(transition);
-        let overridden: Vec<usize> = transition
+        let overridden: Vec<(usize, Option<usize>)> = transition
             .sources
             .iter()
-            .copied()
-            .filter(|&state| {
-                machine.transitions.iter().any(|nearer| {
-                    nearer.event == transition.event
-                        && nearer.guard.is_none()
-                        && nearer.sources.contains(&state)
-                        && machine.specificity(nearer) < rank
-                })
+            .filter_map(|&state| {
+                machine
+                    .transitions
+                    .iter()
+                    .find(|nearer| {
+                        nearer.event == transition.event
+                            && nearer.guard.is_none()
+                            && nearer.sources.contains(&state)
+                            && machine.specificity(nearer) < rank
+                    })
+                    .map(|nearer| (state, nearer.via))
             })
             .collect();
         pruned.push(overridden);
@@ -352,13 +365,28 @@ pub(crate) fn prune_overridden(machine: &mut Machine, errors: &mut Errors) {
             if let (Some(via), Some(ident)) = (transition.via, transition.source_idents.first()) {
                 let superstate = &machine.superstates[via].name;
                 let event = &machine.events[transition.event].name;
+                let by: Vec<String> = overridden
+                    .iter()
+                    .map(|&(state, nearer)| {
+                        let state = &machine.states[state].name;
+                        match nearer {
+                            None => format!("`{state}` by its own"),
+                            Some(u) => {
+                                format!(
+                                    "`{state}` by superstate `{}`'s",
+                                    machine.superstates[u].name
+                                )
+                            }
+                        }
+                    })
+                    .collect();
                 errors.push(
                     ident.span(),
                     format!(
-                        "every state inside superstate `{superstate}` ({}) has its own \
-                         `{event}` with no guard, so `{superstate} + {event}` is never taken; \
-                         remove it, or the states' own",
-                        quoted_list(transition.sources.iter().map(|&s| &machine.states[s].name))
+                        "`{superstate} + {event}` is never taken: every state inside \
+                         `{superstate}` takes `{event}` first through a nearer transition with \
+                         no guard ({}); remove this line, or guard the nearer ones",
+                        by.join(", ")
                     ),
                 );
             }
@@ -368,7 +396,7 @@ pub(crate) fn prune_overridden(machine: &mut Machine, errors: &mut Errors) {
             .sources
             .iter()
             .zip(&transition.source_idents)
-            .filter(|(s, _)| !overridden.contains(s))
+            .filter(|(s, _)| !overridden.iter().any(|(o, _)| o == *s))
             .map(|(s, i)| (*s, i.clone()))
             .unzip();
         transition.sources = sources;

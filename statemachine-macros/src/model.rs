@@ -365,7 +365,12 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
         .map(|(i, e)| (e.name.to_string(), i))
         .collect();
 
+    let before = errors.len();
     let superstates = crate::hierarchy::lower(&superstate_decls, &mut states, &state_index, errors);
+    // A superstate that lost members (a cycle, a state placed twice) would drop its
+    // lines' transitions from states they were meant for: the rules that follow paths
+    // through the table would only echo that.
+    let nesting_complete = errors.len() == before;
     let names = Names {
         states: &states,
         state_index: &state_index,
@@ -431,7 +436,7 @@ pub(crate) fn lower(syntax: &MachineSyntax, errors: &mut Errors) -> Lowered {
     crate::hierarchy::prune_overridden(&mut machine, errors);
     Lowered {
         machine,
-        complete: complete && timers_complete && tasks_complete,
+        complete: complete && timers_complete && tasks_complete && nesting_complete,
     }
 }
 
@@ -663,12 +668,18 @@ pub(crate) fn lookup_state(
     }
     if let Some(superstate) = superstates.iter().position(|s| s.name == *name) {
         let inside = crate::hierarchy::leaves(states, superstates, superstate);
+        let inside = if inside.is_empty() {
+            String::from("it has none")
+        } else {
+            quoted_list(inside.iter().map(|&s| &states[s].name))
+        };
         errors.push(
             name.span(),
             format!(
-                "`{name}` is a superstate, not a state; only a transition's source can be a \
-                 superstate: name the states inside it ({}) here",
-                quoted_list(inside.iter().map(|&s| &states[s].name))
+                "`{name}` is a superstate, not a state ({inside} inside it): a machine is \
+                 always in one state, so a target, a deadline, a reminder, a task and a \
+                 migration name a state; only the source of an event's transition can be a \
+                 superstate"
             ),
         );
         return None;

@@ -242,7 +242,7 @@ impl Definition {
     /// Each transition is an arrow labelled `event [guard] / action`; a transition from
     /// several states is drawn once per source. Superstates are composite states with
     /// their states inside, and a transition written on a superstate is one arrow from
-    /// its border. Reminders are notes on the right of
+    /// its border (one per source when it leads to a state inside the superstate). Reminders are notes on the right of
     /// their state, human tasks notes on the left listing the task's clauses.
     pub fn to_mermaid(&self) -> String {
         let mut out = String::from("stateDiagram-v2\n");
@@ -250,10 +250,12 @@ impl Definition {
         let _ = writeln!(out, "    [*] --> {}", self.initial.name);
         for t in self.transitions {
             match t.via {
-                Some(via) => {
+                // Drawn from the border, unless it leads inside: an arrow from a
+                // composite state to a state of its own reads as a loop.
+                Some(via) if !self.is_within(t.to, via) => {
                     let _ = writeln!(out, "    {via} --> {}: {}", t.to, label(t));
                 }
-                None => {
+                _ => {
                     for from in t.from {
                         let _ = writeln!(out, "    {from} --> {}: {}", t.to, label(t));
                     }
@@ -360,8 +362,9 @@ impl Definition {
             let text = label(t).replace('\\', "\\\\").replace('"', "\\\"");
             match (t.via, t.from.first()) {
                 // A superstate's transition leaves its cluster's border: drawn from its
-                // first state, clipped at the cluster.
-                (Some(via), Some(first)) => {
+                // first state, clipped at the cluster (unless it leads inside, where
+                // the clipped arrow would be a loop).
+                (Some(via), Some(first)) if !self.is_within(t.to, via) => {
                     let _ = writeln!(
                         out,
                         "    {first} -> {} [label=\"{text}\", ltail=cluster_{via}];",

@@ -170,18 +170,30 @@ fn shape_hash(ctx: &Context<'_>) -> u64 {
         }
         text.push('\n');
     }
-    for t in &machine.transitions {
-        let from: Vec<String> = t
-            .sources
+    // Lines in the order written, a line split by superstates as one: a line moved onto
+    // a superstate (`A | B + e` -> `S + e` with `S { A, B }`) keeps the hash, so stored
+    // snapshots still restore; a table without superstates hashes as it always did.
+    let mut lines: Vec<&crate::model::Transition> = machine.transitions.iter().collect();
+    lines.sort_by_key(|t| t.position);
+    let mut rest = lines.as_slice();
+    while let Some(first) = rest.first() {
+        let len = rest
             .iter()
+            .take_while(|t| t.position == first.position)
+            .count();
+        let (line, after) = rest.split_at(len);
+        rest = after;
+        let from: Vec<String> = line
+            .iter()
+            .flat_map(|t| &t.sources)
             .map(|&s| machine.states[s].name.to_string())
             .collect();
         text.push_str(&format!(
             "transition {} + {} [{}] => {}\n",
             from.join(" | "),
-            machine.events[t.event].name,
-            t.guard.as_ref().map(tokens_text).unwrap_or_default(),
-            machine.states[t.target].name
+            machine.events[first.event].name,
+            first.guard.as_ref().map(tokens_text).unwrap_or_default(),
+            machine.states[first.target].name
         ));
     }
     crate::render::hash(&text)

@@ -285,7 +285,9 @@ fn parse_item(input: ParseStream) -> syn::Result<Item> {
         parse_migrate(input, attrs).map(Item::Migrate)
     } else if input.peek(kw::task) && input.peek2(Ident) {
         parse_task(input, attrs).map(Item::Task)
-    } else if input.peek(kw::superstate) && input.peek2(Ident) {
+    } else if input.peek(kw::superstate)
+        && !(input.peek2(Token![+]) || input.peek2(Token![|]) || input.peek2(kw::after))
+    {
         super::superstate::parse_superstate(input, attrs).map(Item::Superstate)
     } else if input.peek(Ident)
         && (input.peek2(Token![+]) || input.peek2(Token![|]) || input.peek2(kw::after))
@@ -332,7 +334,8 @@ fn unknown_item(input: ParseStream) -> syn::Error {
         .min_by_key(|kw| edit_distance(kw, &text));
     let mut message = format!(
         "unknown item `{text}`; expected `version`, `reason`, `state`, `initial state`, \
-         `final state`, `event`, `migrate from`, or a transition like `Pending + confirm => Confirmed;`"
+         `final state`, `superstate`, `event`, `migrate from`, or a transition like \
+         `Pending + confirm => Confirmed;`"
     );
     if let Some(kw) = suggestion {
         message = format!("unknown item `{text}`, did you mean `{kw}`?");

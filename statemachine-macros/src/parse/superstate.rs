@@ -23,7 +23,12 @@ pub(super) fn parse_superstate(
     attrs: Vec<Attribute>,
 ) -> syn::Result<SuperstateDecl> {
     input.parse::<kw::superstate>()?;
-    let name: Ident = input.parse()?;
+    let name: Ident = input.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected the superstate's name, like `superstate Active { Pending, Confirmed }`",
+        )
+    })?;
     if !input.peek(token::Brace) {
         return Err(input.error(format!(
             "expected the states inside `{name}` in braces, like `superstate {name} {{ Pending, Confirmed }}`"
