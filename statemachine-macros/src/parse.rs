@@ -49,6 +49,7 @@ pub(crate) mod kw {
     syn::custom_keyword!(to);
     syn::custom_keyword!(data);
     syn::custom_keyword!(superstate);
+    syn::custom_keyword!(include);
 }
 
 /// A whole `state_machine!` invocation: a machine's table or a saga's.

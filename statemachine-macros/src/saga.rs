@@ -67,7 +67,7 @@ fn check_version(syntax: &SagaSyntax, errors: &mut Errors) {
 
 /// A saga has at least one step.
 fn check_steps_exist(syntax: &SagaSyntax, errors: &mut Errors) {
-    if syntax.steps.is_empty() {
+    if syntax.steps.is_empty() && syntax.includes.is_empty() {
         errors.push(
             syntax.name.span(),
             format!(
@@ -204,9 +204,9 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
             ::statemachine::__private::saga_step(#step_name, ::statemachine::saga::StepKind::#kind, #compensation_tokens, #via_tokens)
         });
         let forward = &step.forward;
-        forwards.push(step_call(index, forward, &env, data));
+        forwards.push((index, step_call(forward, &env, data)));
         if let Some(undo) = &step.compensation {
-            compensations.push(step_call(index, undo, &env, data));
+            compensations.push((index, step_call(undo, &env, data)));
         }
         canonical.push_str(&format!(
             "{step_name} {kind} {} {}\n",
@@ -226,6 +226,26 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
             via.map(|v| format!("`{v}`")).unwrap_or_default(),
         ));
     }
+    if !syntax.includes.is_empty() {
+        return with_includes(
+            syntax,
+            Generated {
+                infos,
+                forwards,
+                compensations,
+                canonical,
+                doc,
+                env,
+                version,
+            },
+        );
+    }
+    let forwards = forwards
+        .into_iter()
+        .map(|(index, call)| quote!(#index => #call,));
+    let compensations = compensations
+        .into_iter()
+        .map(|(index, call)| quote!(#index => #call,));
     let hash = crate::render::hash(&canonical);
     quote! {
         #(#attrs)*
@@ -274,16 +294,180 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
     }
 }
 
-/// `index => step(forward, env, ctx, data)`: the step called through the runtime's
-/// signature check, spanned at its name, so a step with the wrong signature is reported
-/// there with the signature it should have.
-fn step_call(index: usize, step: &syn::Path, env: &TokenStream, data: &syn::Type) -> TokenStream {
+/// `step(forward, env, ctx, data)`: the step called through the runtime's signature
+/// check, spanned at its name, so a step with the wrong signature is reported there
+/// with the signature it should have.
+fn step_call(step: &syn::Path, env: &TokenStream, data: &syn::Type) -> TokenStream {
     let span = step.span();
     let call = quote_spanned! {span=>
         ::statemachine::__private::step::<#env, #data, _, _>
     };
     let call = crate::expand::respan(call, span);
     quote_spanned! {span=>
-        #index => #call(#step, env, ctx, data),
+        #call(#step, env, ctx, data)
+    }
+}
+
+/// What `generate` prepared from the table's own steps.
+struct Generated {
+    infos: Vec<TokenStream>,
+    forwards: Vec<(usize, TokenStream)>,
+    compensations: Vec<(usize, TokenStream)>,
+    canonical: String,
+    doc: String,
+    env: TokenStream,
+    version: u32,
+}
+
+/// A saga with `include` items: its steps are its own and the included sagas', in the
+/// order written. Where each one sits depends on the included sagas' lengths, which only
+/// the compiler knows, so positions are constant expressions, the definition is put
+/// together in a `const` block, and the rules across all the steps (no compensation
+/// after a pivot, one name per step) are checked there, at the `include`.
+fn with_includes(syntax: &SagaSyntax, own: Generated) -> TokenStream {
+    let vis = &syntax.vis;
+    let name = &syntax.name;
+    let attrs = &syntax.attrs;
+    let data = &syntax.data;
+    let env = &own.env;
+    let version = own.version;
+    let saga_name = name.to_string();
+    let saga = quote!(::statemachine::saga::Saga);
+    let private = quote!(::statemachine::__private);
+    let len = |path: &syn::Path| quote!(<#path as #saga>::DEFINITION.steps.len());
+    // Where own step `k` sits: `k` plus the lengths of the sagas included before it.
+    let own_index = |k: usize| {
+        let before = syntax
+            .includes
+            .iter()
+            .filter(|i| i.after_steps <= k)
+            .map(|i| len(&i.saga));
+        quote!((#k #(+ #before)*))
+    };
+    let include_index = |n: usize| {
+        let at = syntax.includes[n].after_steps;
+        let before = syntax.includes[..n].iter().map(|i| len(&i.saga));
+        quote!((#at #(+ #before)*))
+    };
+    let own_count = own.infos.len();
+    let lens: Vec<TokenStream> = syntax.includes.iter().map(|i| len(&i.saga)).collect();
+    let place_own = own.infos.iter().enumerate().map(|(k, info)| {
+        let at = own_index(k);
+        quote!(let out = #private::place_steps(out, #at, &[#info]);)
+    });
+    let place_included = syntax.includes.iter().enumerate().map(|(n, include)| {
+        let at = include_index(n);
+        let path = &include.saga;
+        quote!(let out = #private::place_steps(out, #at, <#path as #saga>::DEFINITION.steps);)
+    });
+    let mut canonical = own.canonical;
+    let mut doc = own.doc;
+    for include in &syntax.includes {
+        let text = tokens_text(&include.saga);
+        canonical.push_str(&format!("include {text} after {}\n", include.after_steps));
+        doc.push_str(&format!("| the steps of `{text}` | | |\n"));
+    }
+    let hash = crate::render::hash(&canonical);
+    let mix = syntax.includes.iter().map(|include| {
+        let path = &include.saga;
+        quote!(let hash = #private::mix_shape_hash(hash, <#path as #saga>::DEFINITION.shape_hash);)
+    });
+    let keyword = syntax.includes[0].keyword;
+    let rules = quote_spanned! {keyword=>
+        const _: () = if let ::core::option::Option::Some(problem) =
+            #private::included_steps_problem(&ALL)
+        {
+            ::core::panic!("{}", problem)
+        };
+    };
+    let forward_own = own.forwards.iter().map(|(k, call)| {
+        let at = own_index(*k);
+        quote!(if step == #at { return #call; })
+    });
+    let compensate_own = own.compensations.iter().map(|(k, call)| {
+        let at = own_index(*k);
+        quote!(if step == #at { return #call; })
+    });
+    // Through `IncludedSaga`, so an included saga with other data or services is one
+    // error at its name, not a type mismatch in generated code.
+    let delegate = |method: TokenStream| {
+        syntax
+            .includes
+            .iter()
+            .enumerate()
+            .map(|(n, include)| {
+                let at = include_index(n);
+                let path = &include.saga;
+                let len = len(path);
+                let span = path.span();
+                let call = quote_spanned! {span=>
+                    <#path as #private::IncludedSaga<#data, #env>>::#method
+                };
+                let call = crate::expand::respan(call, span);
+                quote! {
+                    if step >= #at && step < #at + #len {
+                        return #call(step - #at, env, ctx, data);
+                    }
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let forward_included = delegate(quote!(__forward));
+    let compensate_included = delegate(quote!(__compensate));
+    quote! {
+        #(#attrs)*
+        #[doc = #doc]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        #vis struct #name;
+
+        #[automatically_derived]
+        impl #private::SealedSaga for #name {}
+
+        #[automatically_derived]
+        impl #saga for #name {
+            type Data = #data;
+            type Env = #env;
+
+            const DEFINITION: &'static ::statemachine::saga::SagaDefinition = &{
+                const N: usize = #own_count #(+ #lens)*;
+                const ALL: [::statemachine::saga::StepInfo; N] = {
+                    let out = [#private::PLACEHOLDER_STEP; N];
+                    #(#place_own)*
+                    #(#place_included)*
+                    out
+                };
+                #rules
+                const STEPS: &[::statemachine::saga::StepInfo] = &ALL;
+                const HASH: u64 = {
+                    let hash: u64 = #hash;
+                    #(#mix)*
+                    hash
+                };
+                #private::saga_definition(#saga_name, #version, HASH, STEPS)
+            };
+
+            fn forward<'__a>(
+                step: usize,
+                env: &'__a Self::Env,
+                ctx: &'__a ::statemachine::saga::StepContext,
+                data: &'__a mut Self::Data,
+            ) -> ::statemachine::saga::StepFuture<'__a> {
+                #(#forward_own)*
+                #(#forward_included)*
+                #private::no_such_step(step)
+            }
+
+            #[allow(unused_variables)]
+            fn compensate<'__a>(
+                step: usize,
+                env: &'__a Self::Env,
+                ctx: &'__a ::statemachine::saga::StepContext,
+                data: &'__a mut Self::Data,
+            ) -> ::statemachine::saga::StepFuture<'__a> {
+                #(#compensate_own)*
+                #(#compensate_included)*
+                #private::no_such_step(step)
+            }
+        }
     }
 }

@@ -591,6 +591,140 @@ pub const fn saga_definition(
     }
 }
 
+/// A placeholder while a saga's steps are put together in a `const` block.
+#[cfg(feature = "sagas")]
+pub const PLACEHOLDER_STEP: crate::saga::StepInfo =
+    saga_step("", crate::saga::StepKind::Readonly, None, None);
+
+/// `out` with `from` copied in at `at`, in a `const` context: how a saga's own steps and
+/// the steps of the sagas it includes become one list.
+#[cfg(feature = "sagas")]
+pub const fn place_steps<const N: usize>(
+    mut out: [crate::saga::StepInfo; N],
+    at: usize,
+    from: &[crate::saga::StepInfo],
+) -> [crate::saga::StepInfo; N] {
+    let mut i = 0;
+    while i < from.len() {
+        out[at + i] = from[i];
+        i += 1;
+    }
+    out
+}
+
+/// What is wrong with a saga's steps once the sagas it includes are in place, if
+/// anything: the rules the macro checks on a table's own steps, across all of them.
+#[cfg(feature = "sagas")]
+pub const fn included_steps_problem(steps: &[crate::saga::StepInfo]) -> Option<&'static str> {
+    use crate::saga::StepKind;
+    let mut i = 0;
+    let mut pivot = false;
+    while i < steps.len() {
+        if pivot && matches!(steps[i].kind, StepKind::Compensable) {
+            return Some(
+                "a step with a compensation comes after a pivot among the included steps, so it \
+                 would never be compensated; include the saga with the pivot last",
+            );
+        }
+        if matches!(steps[i].kind, StepKind::Pivot) {
+            pivot = true;
+        }
+        let mut j = 0;
+        while j < i {
+            if str_eq(steps[i].name, steps[j].name) {
+                return Some(
+                    "two steps have the same name once the included sagas are in place; a \
+                     step's name is its idempotency key, so rename one",
+                );
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(feature = "sagas")]
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A saga's shape hash with an included saga's mixed in (FNV-1a over its bytes), so a
+/// change to the included saga changes the including one's too.
+#[cfg(feature = "sagas")]
+pub const fn mix_shape_hash(hash: u64, included: u64) -> u64 {
+    let bytes = included.to_le_bytes();
+    let mut hash = hash;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// Implemented by every saga whose steps take data `D` and services `E`: what
+/// `include` asks of the saga it names.
+#[cfg(feature = "sagas")]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be included here: its steps do not take this saga's data `{D}` and services `{E}`",
+    label = "a saga with other data or services",
+    note = "`include` runs another saga's steps on this saga's data, so both are declared with the same `(Data, Services)`"
+)]
+pub trait IncludedSaga<D, E> {
+    /// The included saga's step `step`.
+    fn __forward<'a>(
+        step: usize,
+        env: &'a E,
+        ctx: &'a crate::saga::StepContext,
+        data: &'a mut D,
+    ) -> crate::saga::StepFuture<'a>;
+
+    /// The included saga's compensation of step `step`.
+    fn __compensate<'a>(
+        step: usize,
+        env: &'a E,
+        ctx: &'a crate::saga::StepContext,
+        data: &'a mut D,
+    ) -> crate::saga::StepFuture<'a>;
+}
+
+#[cfg(feature = "sagas")]
+#[diagnostic::do_not_recommend]
+impl<D, E, S: crate::saga::Saga<Data = D, Env = E>> IncludedSaga<D, E> for S {
+    #[inline]
+    fn __forward<'a>(
+        step: usize,
+        env: &'a E,
+        ctx: &'a crate::saga::StepContext,
+        data: &'a mut D,
+    ) -> crate::saga::StepFuture<'a> {
+        S::forward(step, env, ctx, data)
+    }
+
+    #[inline]
+    fn __compensate<'a>(
+        step: usize,
+        env: &'a E,
+        ctx: &'a crate::saga::StepContext,
+        data: &'a mut D,
+    ) -> crate::saga::StepFuture<'a> {
+        S::compensate(step, env, ctx, data)
+    }
+}
+
 /// What a saga answers for a step index it does not have.
 #[cfg(feature = "sagas")]
 pub fn no_such_step(step: usize) -> crate::saga::StepFuture<'static> {

@@ -21,8 +21,21 @@ pub(crate) struct SagaSyntax {
     pub versions: Vec<VersionDecl>,
     /// The steps, in order.
     pub steps: Vec<StepDecl>,
+    /// `include Other;` items: another saga's steps, run where the item is written.
+    pub includes: Vec<IncludeDecl>,
     /// Syntax errors inside the table.
     pub errors: Vec<syn::Error>,
+}
+
+/// `include payments::Charge;`: the steps of another saga with the same data and
+/// services, run in its place.
+pub(crate) struct IncludeDecl {
+    /// The `include` keyword, for errors about the item.
+    pub keyword: proc_macro2::Span,
+    /// The included saga's type.
+    pub saga: Path,
+    /// How many of this table's own steps come before it.
+    pub after_steps: usize,
 }
 
 /// How a step is marked.
@@ -100,11 +113,25 @@ impl Parse for SagaSyntax {
         }
         let mut versions = Vec::new();
         let mut steps = Vec::new();
+        let mut includes = Vec::new();
         let mut errors = Vec::new();
         while !body.is_empty() {
             match body.call(parse_saga_item) {
                 Ok(SagaItem::Version(v)) => versions.push(v),
                 Ok(SagaItem::Step(s)) => steps.push(s),
+                Ok(SagaItem::Include(keyword, attrs, saga)) => {
+                    for attr in attrs {
+                        errors.push(syn::Error::new_spanned(
+                            attr,
+                            "attributes and doc comments cannot be written on `include`",
+                        ));
+                    }
+                    includes.push(IncludeDecl {
+                        keyword,
+                        saga,
+                        after_steps: steps.len(),
+                    });
+                }
                 Err(error) => {
                     errors.push(error);
                     skip_past_semicolon(&body)?;
@@ -119,6 +146,7 @@ impl Parse for SagaSyntax {
             env,
             versions,
             steps,
+            includes,
             errors,
         })
     }
@@ -127,6 +155,7 @@ impl Parse for SagaSyntax {
 enum SagaItem {
     Version(VersionDecl),
     Step(StepDecl),
+    Include(proc_macro2::Span, Vec<Attribute>, Path),
 }
 
 fn parse_saga_item(input: ParseStream) -> syn::Result<SagaItem> {
@@ -143,6 +172,17 @@ fn parse_saga_item(input: ParseStream) -> syn::Result<SagaItem> {
             value,
         }));
     }
+    if input.peek(kw::include) {
+        let keyword = input.parse::<kw::include>()?.span;
+        let saga = input.call(Path::parse_mod_style).map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected the saga whose steps to include, like `include payments::Charge;`",
+            )
+        })?;
+        expect_semicolon(input, "after the included saga")?;
+        return Ok(SagaItem::Include(keyword, attrs, saga));
+    }
     let (mark, mark_span) = if input.peek(kw::pivot) {
         (StepMark::Pivot, input.parse::<kw::pivot>()?.span)
     } else if input.peek(kw::readonly) {
@@ -153,8 +193,9 @@ fn parse_saga_item(input: ParseStream) -> syn::Result<SagaItem> {
     if !input.peek(kw::step) {
         let message = match input.fork().parse::<Ident>() {
             Ok(word) if mark == StepMark::Plain => format!(
-                "unknown item `{word}` in a saga; expected `version N;` or a step like \
-                 `step reserve_stock / release_stock;` (or `pivot step ..`, `readonly step ..`)"
+                "unknown item `{word}` in a saga; expected `version N;`, a step like \
+                 `step reserve_stock / release_stock;` (or `pivot step ..`, `readonly step ..`), \
+                 or `include OtherSaga;`"
             ),
             _ => "expected `step`, like `step reserve_stock / release_stock;`".to_owned(),
         };

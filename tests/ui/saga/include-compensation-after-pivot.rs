@@ -1,0 +1,27 @@
+use statemachine::saga::{StepContext, StepError};
+use statemachine::state_machine;
+
+state_machine! {
+    pub saga Payment(Order) {
+        version 1;
+        pivot step charge;
+    }
+}
+
+// `pack` comes after `Payment`'s pivot, so its compensation would never run.
+state_machine! {
+    pub saga Checkout(Order) {
+        version 1;
+        include Payment;
+        step pack / unpack;
+    }
+}
+
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct Order(u64);
+
+async fn charge(_: &(), _: &StepContext, _: &mut Order) -> Result<(), StepError> { Ok(()) }
+async fn pack(_: &(), _: &StepContext, _: &mut Order) -> Result<(), StepError> { Ok(()) }
+async fn unpack(_: &(), _: &StepContext, _: &mut Order) -> Result<(), StepError> { Ok(()) }
+
+fn main() {}
