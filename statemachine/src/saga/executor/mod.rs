@@ -10,6 +10,7 @@
 //! - `panics`: catching a panic in the code the executor calls, per instance.
 
 mod checkpoints;
+mod child;
 mod dead_letters;
 mod leases;
 mod panics;
