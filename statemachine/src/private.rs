@@ -612,36 +612,52 @@ pub const fn place_steps<const N: usize>(
     out
 }
 
-/// What is wrong with a saga's steps once the sagas it includes are in place, if
-/// anything: the rules the macro checks on a table's own steps, across all of them.
+/// Whether a pivot (or a forward-only step) comes before step `index`.
 #[cfg(feature = "sagas")]
-pub const fn included_steps_problem(steps: &[crate::saga::StepInfo]) -> Option<&'static str> {
-    use crate::saga::StepKind;
+pub const fn pivot_before(steps: &[crate::saga::StepInfo], index: usize) -> bool {
     let mut i = 0;
-    let mut pivot = false;
-    while i < steps.len() {
-        if pivot && matches!(steps[i].kind, StepKind::Compensable) {
-            return Some(
-                "a step with a compensation comes after a pivot among the included steps, so it \
-                 would never be compensated; include the saga with the pivot last",
-            );
+    while i < index && i < steps.len() {
+        if matches!(steps[i].kind, crate::saga::StepKind::Pivot) {
+            return true;
         }
-        if matches!(steps[i].kind, StepKind::Pivot) {
-            pivot = true;
+        i += 1;
+    }
+    false
+}
+
+/// Whether a step in `start..start + len` has a compensation but comes after a pivot,
+/// so the compensation would never run.
+#[cfg(feature = "sagas")]
+pub const fn compensation_after_pivot(
+    steps: &[crate::saga::StepInfo],
+    start: usize,
+    len: usize,
+) -> bool {
+    let mut i = start;
+    while i < start + len && i < steps.len() {
+        if matches!(steps[i].kind, crate::saga::StepKind::Compensable) && pivot_before(steps, i) {
+            return true;
         }
+        i += 1;
+    }
+    false
+}
+
+/// Whether a step in `start..start + len` has the name of another step of the saga.
+#[cfg(feature = "sagas")]
+pub const fn name_taken(steps: &[crate::saga::StepInfo], start: usize, len: usize) -> bool {
+    let mut i = start;
+    while i < start + len && i < steps.len() {
         let mut j = 0;
-        while j < i {
-            if str_eq(steps[i].name, steps[j].name) {
-                return Some(
-                    "two steps have the same name once the included sagas are in place; a \
-                     step's name is its idempotency key, so rename one",
-                );
+        while j < steps.len() {
+            if j != i && str_eq(steps[i].name, steps[j].name) {
+                return true;
             }
             j += 1;
         }
         i += 1;
     }
-    None
+    false
 }
 
 #[cfg(feature = "sagas")]

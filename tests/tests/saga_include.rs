@@ -51,6 +51,24 @@ state_machine! {
     }
 }
 
+state_machine! {
+    /// A fragment with a pivot: what follows it only goes forward.
+    pub saga Capture(Order, Arc<Ledger>) {
+        version 1;
+        step reserve_funds / release_funds;
+        pivot step capture;
+    }
+}
+
+state_machine! {
+    /// A plain step after the included pivot needs no compensation, as after its own.
+    pub saga Settle(Order, Arc<Ledger>) {
+        version 1;
+        include Capture;
+        step notify;
+    }
+}
+
 async fn call(ledger: &Arc<Ledger>, ctx: &StepContext, order: &Order) -> Result<(), StepError> {
     let what = if ctx.compensating {
         format!("undo {}", ctx.step)
@@ -83,6 +101,7 @@ macro_rules! steps {
 }
 
 steps!(
+    notify,
     validate,
     reserve_funds,
     release_funds,
@@ -233,5 +252,38 @@ async fn a_crash_inside_the_included_steps_resumes_there() {
             "pack (Checkout/c-4/pack)",
             "ship (Checkout/c-4/ship)",
         ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plain_step_after_an_included_pivot_only_goes_forward() {
+    let kinds: Vec<_> = Settle::DEFINITION
+        .steps
+        .iter()
+        .map(|s| (s.name, s.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("reserve_funds", StepKind::Compensable),
+            ("capture", StepKind::Pivot),
+            ("notify", StepKind::Pivot),
+        ]
+    );
+    let ledger = Arc::new(Ledger::default());
+    let executor = SagaExecutor::<Settle, _>::new(MemoryStore::new(), ledger.clone());
+    let order = Order {
+        fail_at: Some("notify".into()),
+    };
+    // After the pivot a failure is not compensated: the saga waits for a person.
+    let outcome = executor.start("s-1", order).await.unwrap();
+    assert!(
+        matches!(&outcome, SagaOutcome::Stuck { step, .. } if step == "notify"),
+        "{outcome:?}"
+    );
+    assert!(
+        calls(&ledger).iter().all(|c| !c.starts_with("undo")),
+        "{:?}",
+        calls(&ledger)
     );
 }
