@@ -40,6 +40,8 @@ pub struct Order {
 pub struct Charge {
     pub cents: u64,
     pub receipt: Option<String>,
+    /// NaN for 13 cents: a value a checkpoint cannot store.
+    pub fee: f64,
 }
 
 /// Every call any step made, with its idempotency key; `decline` fails captures for
@@ -82,6 +84,7 @@ async fn pay(shop: &Shop, ctx: &StepContext, order: &mut Order) -> Result<(), St
     let charge = Charge {
         cents: order.cents,
         receipt: None,
+        fee: if order.cents == 13 { f64::NAN } else { 0.0 },
     };
     let done = shop.payments.run_child(ctx, charge).await?;
     order.receipt = done.receipt;
@@ -232,5 +235,33 @@ async fn a_crash_while_the_child_runs_resumes_the_child_where_it_was() {
             "capture (Payment/Purchase/p-3/pay/capture)",
             "ship (Purchase/p-3/ship)",
         ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_child_that_cannot_be_stored_fails_the_step_for_good_not_retried() {
+    let store = Arc::new(MemoryStore::new());
+    let bank = Arc::new(Bank::default());
+    let parent = purchase(&store, &bank);
+    let order = Order {
+        cents: 13,
+        receipt: None,
+    };
+    let outcome = parent.start("p-4", order).await.unwrap();
+    let SagaOutcome::Compensated { failed_step, error } = outcome else {
+        panic!("expected the parent compensated, got {outcome:?}");
+    };
+    assert_eq!(
+        (failed_step.as_str(), error.kind.as_str()),
+        ("pay", "child_failed")
+    );
+    assert!(!error.retryable);
+    assert_eq!(
+        bank.calls(),
+        [
+            "reserve (Purchase/p-4/reserve)",
+            "undo reserve (Purchase/p-4/reserve/compensation)",
+        ],
+        "one attempt: the child was never created, and nothing was retried"
     );
 }

@@ -25,16 +25,32 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     /// - stuck after its pivot, or a compensation that gave up: a permanent error of
     ///   kind `child_stuck` or `child_compensation_failed` naming the child's dead letter
     ///   (the parent then compensates, or gives up itself after its own pivot);
-    /// - the child could not be run now (the store failed, another worker holds it): a
-    ///   retryable error of kind `child_unavailable`, so the parent's retry policy tries
-    ///   again;
+    /// - the child could not be run now (a busy database, a conflicting writer, a lease
+    ///   another worker holds, a failing connection): a retryable error of kind
+    ///   `child_unavailable`, so the parent's retry policy tries again;
     /// - the child's stored row cannot be read: a permanent error of kind
-    ///   `child_unreadable`.
+    ///   `child_unreadable`; anything else that cannot succeed by trying again (data that
+    ///   cannot be stored, a panic outside the child's steps): `child_failed`.
     ///
-    /// A parent step that runs a child should have a timeout longer than the child takes
-    /// ([`with_step_timeout`](Self::with_step_timeout) on the parent's executor): a
-    /// timed-out attempt leaves the child at its last checkpoint, and the next attempt
-    /// runs it on from there.
+    /// # Letting the child finish
+    ///
+    /// The parent must wait for the child to end, or the child is left behind:
+    ///
+    /// - Give the parent's step no attempt timeout
+    ///   ([`without_step_timeout`](Self::without_step_timeout) on the parent's executor):
+    ///   the child ends on its own (every saga does by default, through its own steps'
+    ///   timeouts and retry policies). A timed-out attempt leaves the child at its last
+    ///   checkpoint and the next attempt runs it on, but when the parent's retry policy
+    ///   gives up on the step while the child is unfinished, the parent compensates its
+    ///   earlier steps and the child is not undone: a resume runs it to its end later.
+    ///   (The executor does not yet compensate a child on its parent's failure path.)
+    /// - Let the parent resume its children: resume the parent's executor, not the
+    ///   child's, on a store without leases (SQLite, memory), or a child interrupted by a
+    ///   crash can run in both at once.
+    /// - A child that ended is not run again: retrying the parent's dead letter finds the
+    ///   child's end as it was (retry the child's own dead letter first when it is the
+    ///   child that is stuck). A step that runs the same child saga twice gets the first
+    ///   run's end back both times, and later attempts ignore `data`.
     ///
     /// # Errors
     ///
@@ -43,15 +59,29 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
         let id = InstanceId::from(ctx.idempotency_key.as_str());
         let child = S::DEFINITION.name;
         let unavailable = |error: SagaError| {
+            let passing = error.is_retryable()
+                || matches!(
+                    error,
+                    SagaError::Store(
+                        StoreError::LeaseHeld { .. }
+                            | StoreError::LeaseLost { .. }
+                            | StoreError::Io { .. }
+                    )
+                );
             if error.is_unreadable() {
                 StepError::permanent(
                     "child_unreadable",
                     format!("child saga `{child}` `{id}` cannot be read: {error}"),
                 )
-            } else {
+            } else if passing {
                 StepError::retryable(
                     "child_unavailable",
                     format!("child saga `{child}` `{id}` cannot be run now: {error}"),
+                )
+            } else {
+                StepError::permanent(
+                    "child_failed",
+                    format!("child saga `{child}` `{id}` cannot be run: {error}"),
                 )
             }
         };
