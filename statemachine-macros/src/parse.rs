@@ -13,12 +13,14 @@ use syn::parse::{Parse, ParseStream};
 use syn::{Attribute, Path, Token, Visibility, token};
 
 mod machine;
+mod migrate;
 mod saga;
 mod superstate;
 mod task;
 mod timer;
 
 pub(crate) use machine::*;
+pub(crate) use migrate::*;
 pub(crate) use saga::*;
 pub(crate) use superstate::*;
 pub(crate) use task::*;
