@@ -17,6 +17,7 @@ state_machine! {
         version 1;
         step reserve / release;
         step pay / refund_payment;
+        step confirm / unconfirm;
         pivot step ship;
     }
 }
@@ -90,7 +91,19 @@ async fn pay(shop: &Shop, ctx: &StepContext, order: &mut Order) -> Result<(), St
     order.receipt = done.receipt;
     Ok(())
 }
+/// Undoes the payment with the child's own compensations.
 async fn refund_payment(shop: &Shop, ctx: &StepContext, _: &mut Order) -> Result<(), StepError> {
+    shop.payments.compensate_child(ctx).await
+}
+/// Fails for good on a 7-cent order, after the payment went through.
+async fn confirm(shop: &Shop, ctx: &StepContext, order: &mut Order) -> Result<(), StepError> {
+    shop.bank.record(ctx);
+    if order.cents == 7 {
+        return Err(StepError::permanent("rejected", "the order was rejected"));
+    }
+    Ok(())
+}
+async fn unconfirm(shop: &Shop, ctx: &StepContext, _: &mut Order) -> Result<(), StepError> {
     shop.bank.record(ctx);
     Ok(())
 }
@@ -157,6 +170,7 @@ async fn the_parent_waits_for_the_child_and_gets_its_data() {
             "reserve (Purchase/p-1/reserve)",
             "authorize (Payment/Purchase/p-1/pay/authorize)",
             "capture (Payment/Purchase/p-1/pay/capture)",
+            "confirm (Purchase/p-1/confirm)",
             "ship (Purchase/p-1/ship)",
         ]
     );
@@ -233,6 +247,7 @@ async fn a_crash_while_the_child_runs_resumes_the_child_where_it_was() {
             // After the crash: the child's `authorize` is not run again; its interrupted
             // `capture` is, with the same key.
             "capture (Payment/Purchase/p-3/pay/capture)",
+            "confirm (Purchase/p-3/confirm)",
             "ship (Purchase/p-3/ship)",
         ]
     );
@@ -264,4 +279,53 @@ async fn a_child_that_cannot_be_stored_fails_the_step_for_good_not_retried() {
         ],
         "one attempt: the child was never created, and nothing was retried"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parent_compensating_the_step_undoes_the_child_with_its_own_compensations() {
+    let store = Arc::new(MemoryStore::new());
+    let bank = Arc::new(Bank::default());
+    let parent = purchase(&store, &bank);
+    let order = Order {
+        cents: 7,
+        receipt: None,
+    };
+    let outcome = parent.start("p-5", order).await.unwrap();
+    assert!(
+        matches!(&outcome, SagaOutcome::Compensated { failed_step, .. } if failed_step == "confirm"),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        bank.calls()[4..],
+        [
+            // The parent compensates `pay` through the child: its steps, last first.
+            "undo capture (Payment/Purchase/p-5/pay/capture/compensation)",
+            "undo authorize (Payment/Purchase/p-5/pay/authorize/compensation)",
+            "undo reserve (Purchase/p-5/reserve/compensation)",
+        ]
+    );
+    let child = store
+        .load("Payment", &InstanceId::from("Purchase/p-5/pay"))
+        .unwrap();
+    assert_eq!(child.snapshot.state.name, "Compensated");
+
+    // Again (a retried compensation): the work is done, nothing is called.
+    let calls = bank.calls().len();
+    let ctx = StepContext {
+        instance: "p-5".into(),
+        step: "pay",
+        idempotency_key: "Purchase/p-5/pay/compensation".into(),
+        attempt: 2,
+        compensating: true,
+    };
+    let payments: SagaExecutor<Payment, _> = SagaExecutor::new(store.clone(), bank.clone());
+    payments.compensate_child(&ctx).await.unwrap();
+    assert_eq!(bank.calls().len(), calls);
+    // A child that was never created has nothing to undo.
+    let never = StepContext {
+        idempotency_key: "Purchase/p-404/pay/compensation".into(),
+        ..ctx
+    };
+    payments.compensate_child(&never).await.unwrap();
+    assert_eq!(bank.calls().len(), calls);
 }

@@ -1,6 +1,9 @@
 //! A saga run as one step of another: a sub-process.
 
-use super::{SagaError, SagaExecutor, SagaOutcome};
+use super::{
+    COMPENSATED, COMPENSATING, COMPLETED, Failure, Progress, RUNNING, SagaError, SagaExecutor,
+    SagaOutcome,
+};
 use crate::InstanceId;
 use crate::saga::{Saga, StepContext, StepError};
 use crate::store::{Store, StoreError};
@@ -52,39 +55,17 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     ///   child that is stuck). A step that runs the same child saga twice gets the first
     ///   run's end back both times, and later attempts ignore `data`.
     ///
+    /// When the parent compensates the step later (a step after it failed), its
+    /// compensation can undo the child with the child's own compensations:
+    /// [`compensate_child`](Self::compensate_child).
+    ///
     /// # Errors
     ///
     /// The [`StepError`]s above.
     pub async fn run_child(&self, ctx: &StepContext, data: S::Data) -> Result<S::Data, StepError> {
         let id = InstanceId::from(ctx.idempotency_key.as_str());
         let child = S::DEFINITION.name;
-        let unavailable = |error: SagaError| {
-            let passing = error.is_retryable()
-                || matches!(
-                    error,
-                    SagaError::Store(
-                        StoreError::LeaseHeld { .. }
-                            | StoreError::LeaseLost { .. }
-                            | StoreError::Io { .. }
-                    )
-                );
-            if error.is_unreadable() {
-                StepError::permanent(
-                    "child_unreadable",
-                    format!("child saga `{child}` `{id}` cannot be read: {error}"),
-                )
-            } else if passing {
-                StepError::retryable(
-                    "child_unavailable",
-                    format!("child saga `{child}` `{id}` cannot be run now: {error}"),
-                )
-            } else {
-                StepError::permanent(
-                    "child_failed",
-                    format!("child saga `{child}` `{id}` cannot be run: {error}"),
-                )
-            }
-        };
+        let unavailable = |error: SagaError| child_error(child, &id, error);
         let outcome = match self.start(id.clone(), data).await {
             // Created by an earlier attempt (or before a crash): run it on.
             Err(SagaError::Store(StoreError::DuplicateId { .. })) => self.run(&id).await,
@@ -96,32 +77,156 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                 let (_, _, data) = self.load(&id).map_err(unavailable)?;
                 Ok(data)
             }
-            SagaOutcome::Compensated { failed_step, error } => Err(StepError::permanent(
-                "child_compensated",
-                format!(
-                    "child saga `{child}` `{id}` failed at `{failed_step}` and was compensated: {error}"
-                ),
-            )),
-            SagaOutcome::Stuck {
-                step,
-                error,
-                dead_letter,
-            } => Err(StepError::permanent(
-                "child_stuck",
-                format!(
-                    "child saga `{child}` `{id}` is stuck at `{step}` ({error}); dead letter `{dead_letter}`"
-                ),
-            )),
-            SagaOutcome::CompensationFailed {
-                step,
-                error,
-                dead_letter,
-            } => Err(StepError::permanent(
-                "child_compensation_failed",
-                format!(
-                    "child saga `{child}` `{id}` could not compensate `{step}` ({error}); dead letter `{dead_letter}`"
-                ),
-            )),
+            other => Err(ended(child, &id, other)),
         }
+    }
+
+    /// Undoes the child that [`run_child`](Self::run_child) ran for the parent's step,
+    /// from that step's compensation (`ctx` is the compensation's context): the child's
+    /// completed steps are compensated, last first, by the child's own compensations, and
+    /// the child ends `Compensated`.
+    ///
+    /// - A child that was never created (the step failed before it) or is compensated
+    ///   already: nothing to do, `Ok`; so the call is idempotent, and a retried
+    ///   compensation finds the work done.
+    /// - An unfinished child (the parent gave up while it ran) is run to its end first.
+    /// - A child with a pivot cannot be undone once it completed: a permanent error of
+    ///   kind `child_past_pivot`; so can a stuck child, or one whose compensation gave up
+    ///   (`child_stuck`, `child_compensation_failed`, with its dead letter).
+    /// - Passing store failures are retryable (`child_unavailable`), as in `run_child`.
+    ///
+    /// # Errors
+    ///
+    /// The [`StepError`]s above.
+    pub async fn compensate_child(&self, ctx: &StepContext) -> Result<(), StepError> {
+        let key = ctx
+            .idempotency_key
+            .strip_suffix("/compensation")
+            .unwrap_or(&ctx.idempotency_key);
+        let id = InstanceId::from(key);
+        let child = S::DEFINITION.name;
+        let unavailable = |error: SagaError| child_error(child, &id, error);
+        // An unfinished child runs to its end first; then it is read again.
+        for _ in 0..2 {
+            let (snapshot, progress, data) = match self.load(&id) {
+                Ok(row) => row,
+                Err(SagaError::Store(StoreError::NotFound { .. })) => return Ok(()),
+                Err(error) => return Err(unavailable(error)),
+            };
+            match snapshot.state.name.as_str() {
+                COMPENSATED => return Ok(()),
+                RUNNING | COMPENSATING => {
+                    self.run(&id).await.map_err(unavailable)?;
+                }
+                COMPLETED => {
+                    if let Some(pivot) = S::DEFINITION.pivot() {
+                        return Err(StepError::permanent(
+                            "child_past_pivot",
+                            format!(
+                                "child saga `{child}` `{id}` completed past its pivot `{}`, so it cannot be undone",
+                                S::DEFINITION.steps[pivot].name
+                            ),
+                        ));
+                    }
+                    let undo = Progress {
+                        step: S::DEFINITION.steps.len(),
+                        started: false,
+                        attempts: 0,
+                        spent_ms: 0,
+                        failed: Some(Failure {
+                            step: ctx.step.to_owned(),
+                            error: StepError::permanent(
+                                "parent_compensated",
+                                format!("its parent's step `{}` is compensated ({key})", ctx.step),
+                            ),
+                        }),
+                        ..progress
+                    };
+                    self.checkpoint(
+                        &snapshot,
+                        COMPENSATING,
+                        &undo,
+                        &data,
+                        format!("compensated for its parent ({key})"),
+                    )
+                    .map_err(unavailable)?;
+                    return match self.run(&id).await.map_err(unavailable)? {
+                        SagaOutcome::Compensated { .. } => Ok(()),
+                        other => Err(ended(child, &id, other)),
+                    };
+                }
+                _ => {
+                    let outcome = self.run(&id).await.map_err(unavailable)?;
+                    return Err(ended(child, &id, outcome));
+                }
+            }
+        }
+        Err(StepError::retryable(
+            "child_unavailable",
+            format!("child saga `{child}` `{id}` did not come to an end; try again"),
+        ))
+    }
+}
+
+/// A store failure while running a child, as the parent's step sees it.
+fn child_error(child: &str, id: &InstanceId, error: SagaError) -> StepError {
+    let passing = error.is_retryable()
+        || matches!(
+            error,
+            SagaError::Store(
+                StoreError::LeaseHeld { .. } | StoreError::LeaseLost { .. } | StoreError::Io { .. }
+            )
+        );
+    if error.is_unreadable() {
+        StepError::permanent(
+            "child_unreadable",
+            format!("child saga `{child}` `{id}` cannot be read: {error}"),
+        )
+    } else if passing {
+        StepError::retryable(
+            "child_unavailable",
+            format!("child saga `{child}` `{id}` cannot be run now: {error}"),
+        )
+    } else {
+        StepError::permanent(
+            "child_failed",
+            format!("child saga `{child}` `{id}` cannot be run: {error}"),
+        )
+    }
+}
+
+/// How a child that did not complete ended, as an error of the parent's step.
+fn ended(child: &str, id: &InstanceId, outcome: SagaOutcome) -> StepError {
+    match outcome {
+        SagaOutcome::Completed => StepError::permanent(
+            "child_completed",
+            format!("child saga `{child}` `{id}` completed"),
+        ),
+        SagaOutcome::Compensated { failed_step, error } => StepError::permanent(
+            "child_compensated",
+            format!(
+                "child saga `{child}` `{id}` failed at `{failed_step}` and was compensated: {error}"
+            ),
+        ),
+        SagaOutcome::Stuck {
+            step,
+            error,
+            dead_letter,
+        } => StepError::permanent(
+            "child_stuck",
+            format!(
+                "child saga `{child}` `{id}` is stuck at `{step}` ({error}); dead letter `{dead_letter}`"
+            ),
+        ),
+        SagaOutcome::CompensationFailed {
+            step,
+            error,
+            dead_letter,
+        } => StepError::permanent(
+            "child_compensation_failed",
+            format!(
+                "child saga `{child}` `{id}` could not compensate `{step}` ({error}); dead letter `{dead_letter}`"
+            ),
+        ),
     }
 }
