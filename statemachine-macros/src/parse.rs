@@ -52,6 +52,7 @@ pub(crate) mod kw {
     syn::custom_keyword!(data);
     syn::custom_keyword!(superstate);
     syn::custom_keyword!(include);
+    syn::custom_keyword!(uncertain);
 }
 
 /// A whole `state_machine!` invocation: a machine's table or a saga's.

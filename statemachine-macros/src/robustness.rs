@@ -150,6 +150,8 @@ const VOCABULARY: &[&str] = &[
     ".",
     "superstate",
     "Active",
+    "include",
+    "uncertain",
 ];
 
 fn leaf() -> impl Strategy<Value = Node> {
@@ -202,8 +204,9 @@ const TABLES: &[(&str, &[&str])] = &[
         &[
             "version 1;",
             "/// Checks.\n readonly step check_address;",
-            "step reserve / release via inventory;",
+            "uncertain step reserve / release via inventory;",
             "step payments::charge / payments::refund via payments;",
+            "include fragments::Shipping;",
             "pivot step ship;",
             "step notify via email;",
         ],

@@ -100,6 +100,18 @@ fn check_compensations(syntax: &SagaSyntax, errors: &mut Errors) {
     for (i, step) in syntax.steps.iter().enumerate() {
         let Some(name) = step.name() else { continue };
         let after_pivot = pivot.is_some_and(|p| i > p);
+        if let Some(uncertain) = step.uncertain
+            && (step.mark != StepMark::Plain || step.compensation.is_none() || after_pivot)
+        {
+            errors.push(
+                uncertain,
+                format!(
+                    "an `uncertain` step is compensated even when it fails, so it is a plain \
+                     step before the pivot with a compensation: `uncertain step {name} / \
+                     undo_{name};`"
+                ),
+            );
+        }
         // After an included saga, whose pivot only the compiler knows: checked in the
         // definition's constant instead (`with_includes`).
         let after_include = syntax.includes.iter().any(|inc| inc.after_steps <= i);
@@ -224,8 +236,13 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
         };
         let compensation_tokens = option(&compensation_text);
         let via_tokens = option(&via);
-        infos.push(quote! {
+        let info = quote! {
             ::statemachine::__private::saga_step(#step_name, ::statemachine::saga::StepKind::#kind, #compensation_tokens, #via_tokens)
+        };
+        infos.push(if step.uncertain.is_some() {
+            quote!(::statemachine::__private::uncertain(#info))
+        } else {
+            info
         });
         let forward = &step.forward;
         forwards.push((index, step_call(forward, &env, data)));
@@ -233,16 +250,23 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
             compensations.push((index, step_call(undo, &env, data)));
         }
         canonical.push_str(&format!(
-            "{step_name} {kind} {} {}\n",
+            "{step_name} {kind} {} {}{}\n",
             compensation_text.clone().unwrap_or_default(),
-            via.clone().unwrap_or_default()
+            via.clone().unwrap_or_default(),
+            // Only when written, so the hash of every table without it is unchanged.
+            if step.uncertain.is_some() {
+                " uncertain"
+            } else {
+                ""
+            }
         ));
         doc_rows.push(format!(
             "| `{step_name}`{} | {} | {} |\n",
-            match step.mark {
-                StepMark::Pivot => " (pivot)",
-                StepMark::Readonly => " (readonly)",
-                StepMark::Plain => "",
+            match (step.mark, step.uncertain) {
+                (StepMark::Pivot, _) => " (pivot)",
+                (StepMark::Readonly, _) => " (readonly)",
+                (StepMark::Plain, Some(_)) => " (uncertain)",
+                (StepMark::Plain, None) => "",
             },
             compensation_text
                 .map(|c| format!("`{c}`"))

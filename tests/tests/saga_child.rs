@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use statemachine::saga::{SagaExecutor, SagaOutcome, StepContext, StepError};
+use statemachine::saga::{RetryPolicy, SagaExecutor, SagaOutcome, StepContext, StepError};
 use statemachine::{InstanceId, MemoryStore, Store, state_machine};
 
 state_machine! {
@@ -16,7 +16,9 @@ state_machine! {
     pub saga Purchase(Order, Shop) {
         version 1;
         step reserve / release;
-        step pay / refund_payment;
+        // Compensated even when it fails: a failed attempt may have left the child
+        // running.
+        uncertain step pay / refund_payment;
         step confirm / unconfirm;
         pivot step ship;
     }
@@ -52,6 +54,8 @@ pub struct Bank {
     pub calls: Mutex<Vec<String>>,
     pub decline: AtomicBool,
     pub hang: AtomicBool,
+    /// The next capture takes ten (virtual) seconds.
+    pub slow: AtomicBool,
 }
 
 impl Bank {
@@ -128,6 +132,9 @@ async fn capture(
     bank.record(ctx);
     if bank.hang.swap(false, Ordering::SeqCst) {
         std::future::pending::<()>().await;
+    }
+    if bank.slow.swap(false, Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_secs(10)).await;
     }
     if bank.decline.load(Ordering::SeqCst) {
         return Err(StepError::permanent("declined", "the card was declined"));
@@ -210,7 +217,8 @@ async fn a_child_that_fails_takes_the_parent_down_its_failure_path() {
             "reserve (Purchase/p-2/reserve)",
             "authorize (Payment/Purchase/p-2/pay/authorize)",
             "capture (Payment/Purchase/p-2/pay/capture)",
-            // The child undid its own work, then the parent its.
+            // The child undid its own work (the parent's `uncertain` compensation of `pay`
+            // finds it compensated already), then the parent its.
             "undo authorize (Payment/Purchase/p-2/pay/authorize/compensation)",
             "undo reserve (Purchase/p-2/reserve/compensation)",
         ]
@@ -328,4 +336,44 @@ async fn a_parent_compensating_the_step_undoes_the_child_with_its_own_compensati
     };
     payments.compensate_child(&never).await.unwrap();
     assert_eq!(bank.calls().len(), calls);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parent_that_gives_up_on_the_step_while_the_child_runs_undoes_the_child() {
+    let store = Arc::new(MemoryStore::new());
+    let bank = Arc::new(Bank::default());
+    bank.slow.store(true, Ordering::SeqCst);
+    // One attempt of five seconds: the child's capture takes ten.
+    let parent = purchase(&store, &bank)
+        .with_step_timeout("pay", Duration::from_secs(5))
+        .with_step_retry("pay", RetryPolicy::default().with_maximum_attempts(1));
+    let outcome = parent.start("p-6", Order::default()).await.unwrap();
+    let SagaOutcome::Compensated { failed_step, error } = outcome else {
+        panic!("expected the parent compensated, got {outcome:?}");
+    };
+    assert_eq!(
+        (failed_step.as_str(), error.kind.as_str()),
+        ("pay", "timeout")
+    );
+    assert_eq!(
+        bank.calls(),
+        [
+            "reserve (Purchase/p-6/reserve)",
+            "authorize (Payment/Purchase/p-6/pay/authorize)",
+            "capture (Payment/Purchase/p-6/pay/capture)",
+            // `pay` is uncertain, so it is compensated: the child left running is run
+            // to its end, then undone by its own compensations.
+            "capture (Payment/Purchase/p-6/pay/capture)",
+            "undo capture (Payment/Purchase/p-6/pay/capture/compensation)",
+            "undo authorize (Payment/Purchase/p-6/pay/authorize/compensation)",
+            "undo reserve (Purchase/p-6/reserve/compensation)",
+        ]
+    );
+    let child = store
+        .load("Payment", &InstanceId::from("Purchase/p-6/pay"))
+        .unwrap();
+    assert_eq!(
+        child.snapshot.state.name, "Compensated",
+        "nothing is left behind"
+    );
 }

@@ -64,6 +64,9 @@ pub(crate) struct StepDecl {
     pub compensation: Option<Path>,
     /// The downstream service, whose circuit breaker guards the step.
     pub via: Option<Ident>,
+    /// `uncertain step ..`: compensated even when it fails, since a failed attempt (a
+    /// timeout) may have taken effect.
+    pub uncertain: Option<proc_macro2::Span>,
 }
 
 impl StepDecl {
@@ -183,6 +186,11 @@ fn parse_saga_item(input: ParseStream) -> syn::Result<SagaItem> {
         expect_semicolon(input, "after the included saga")?;
         return Ok(SagaItem::Include(keyword, attrs, saga));
     }
+    let uncertain = if input.peek(kw::uncertain) {
+        Some(input.parse::<kw::uncertain>()?.span)
+    } else {
+        None
+    };
     let (mark, mark_span) = if input.peek(kw::pivot) {
         (StepMark::Pivot, input.parse::<kw::pivot>()?.span)
     } else if input.peek(kw::readonly) {
@@ -248,5 +256,6 @@ fn parse_saga_item(input: ParseStream) -> syn::Result<SagaItem> {
         forward,
         compensation,
         via,
+        uncertain,
     }))
 }

@@ -12,6 +12,15 @@ pub const fn saga_step(
         kind,
         compensation,
         downstream,
+        uncertain: false,
+    }
+}
+
+/// The step, compensated even when it fails (`uncertain step ..`).
+pub const fn uncertain(step: crate::saga::StepInfo) -> crate::saga::StepInfo {
+    crate::saga::StepInfo {
+        uncertain: true,
+        ..step
     }
 }
 

@@ -195,6 +195,11 @@ pub struct StepInfo {
     pub compensation: Option<&'static str>,
     /// The downstream it calls, whose circuit breaker guards it (`via payments`).
     pub downstream: Option<&'static str>,
+    /// Whether it is compensated even when it fails for good (`uncertain step ..`): an
+    /// attempt that timed out, or a step that started other work (a child saga), may
+    /// have taken effect. Its compensation must then cope with a forward action that
+    /// did nothing.
+    pub uncertain: bool,
 }
 
 /// How a step relates to compensation.

@@ -39,14 +39,16 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     ///
     /// The parent must wait for the child to end, or the child is left behind:
     ///
-    /// - Give the parent's step no attempt timeout
-    ///   ([`without_step_timeout`](Self::without_step_timeout) on the parent's executor):
-    ///   the child ends on its own (every saga does by default, through its own steps'
-    ///   timeouts and retry policies). A timed-out attempt leaves the child at its last
-    ///   checkpoint and the next attempt runs it on, but when the parent's retry policy
-    ///   gives up on the step while the child is unfinished, the parent compensates its
-    ///   earlier steps and the child is not undone: a resume runs it to its end later.
-    ///   (The executor does not yet compensate a child on its parent's failure path.)
+    /// - Mark the parent's step `uncertain` (`uncertain step pay / refund_payment;`) with
+    ///   a compensation that calls [`compensate_child`](Self::compensate_child): when the
+    ///   parent gives up on the step while the child is unfinished (an attempt timeout,
+    ///   retries that ran out), the step is compensated anyway, which runs the child to
+    ///   its end and undoes it. Without `uncertain`, a failed step is not compensated and
+    ///   the child is left behind (a resume runs it to its end later). A timed-out attempt
+    ///   leaves the child at its last checkpoint and the next attempt runs it on, so an
+    ///   attempt timeout longer than the child takes (or none,
+    ///   [`without_step_timeout`](Self::without_step_timeout): the child ends on its own)
+    ///   saves work.
     /// - Let the parent resume its children: resume the parent's executor, not the
     ///   child's, on a store without leases (SQLite, memory), or a child interrupted by a
     ///   crash can run in both at once.

@@ -79,8 +79,9 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                         &snapshot, STUCK, progress, &data, failure, false, attempts, errors,
                     )?;
                 } else {
+                    // An uncertain step may have taken effect: it is compensated too.
                     let next = Progress {
-                        step: index,
+                        step: if step.uncertain { index + 1 } else { index },
                         started: false,
                         attempts: 0,
                         spent_ms: 0,
