@@ -22,7 +22,7 @@ use syn::{Attribute, Ident, Path};
 
 use crate::errors::Errors;
 use crate::model::{Machine, State, Transition, quoted_list};
-use crate::parse::{HookKind, SuperstateDecl};
+use crate::parse::SuperstateDecl;
 
 /// A superstate whose members resolved.
 #[derive(Clone)]
@@ -80,25 +80,8 @@ pub(crate) fn lower(
             );
             continue;
         }
-        let mut entry = None;
-        let mut exit = None;
-        for hook in &decl.hooks {
-            let slot = match hook.kind {
-                HookKind::Entry => &mut entry,
-                HookKind::Exit => &mut exit,
-            };
-            if slot.is_some() {
-                errors.push(
-                    hook.keyword.span(),
-                    format!(
-                        "superstate `{}` already has an `{}` hook; call both functions from one",
-                        decl.name, hook.keyword
-                    ),
-                );
-            } else {
-                *slot = Some(hook.path.clone());
-            }
-        }
+        let (entry, exit) =
+            crate::model::lower_hooks(&decl.hooks, &format!("superstate `{}`", decl.name), errors);
         superstates.push(Superstate {
             docs,
             name: decl.name.clone(),

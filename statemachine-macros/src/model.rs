@@ -11,7 +11,7 @@ use syn::{Attribute, Field, Ident, Path, Type, Visibility};
 
 use crate::errors::Errors;
 use crate::hierarchy::Superstate;
-use crate::parse::{HookKind, Item, MachineSyntax, MigrateDecl, StateDecl};
+use crate::parse::{HookDecl, HookKind, Item, MachineSyntax, MigrateDecl, StateDecl};
 use crate::timers::TimerDecl;
 
 mod resolve;
@@ -502,25 +502,7 @@ fn lower_migration(
 
 fn lower_state(decl: &StateDecl, errors: &mut Errors) -> State {
     check_unique_fields(&decl.fields, &format!("state `{}`", decl.name), errors);
-    let mut entry = None;
-    let mut exit = None;
-    for hook in &decl.hooks {
-        let slot = match hook.kind {
-            HookKind::Entry => &mut entry,
-            HookKind::Exit => &mut exit,
-        };
-        if slot.is_some() {
-            errors.push(
-                hook.keyword.span(),
-                format!(
-                    "state `{}` already has an `{}` hook; call both functions from one",
-                    decl.name, hook.keyword
-                ),
-            );
-        } else {
-            *slot = Some(hook.path.clone());
-        }
-    }
+    let (entry, exit) = lower_hooks(&decl.hooks, &format!("state `{}`", decl.name), errors);
     State {
         attrs: decl.attrs.clone(),
         name: decl.name.clone(),
@@ -532,6 +514,34 @@ fn lower_state(decl: &StateDecl, errors: &mut Errors) -> State {
         exit,
         parent: None,
     }
+}
+
+/// The `entry` and `exit` hooks of `owner` (a state or a superstate), each written once.
+pub(crate) fn lower_hooks(
+    hooks: &[HookDecl],
+    owner: &str,
+    errors: &mut Errors,
+) -> (Option<Path>, Option<Path>) {
+    let mut entry = None;
+    let mut exit = None;
+    for hook in hooks {
+        let slot = match hook.kind {
+            HookKind::Entry => &mut entry,
+            HookKind::Exit => &mut exit,
+        };
+        if slot.is_some() {
+            errors.push(
+                hook.keyword.span(),
+                format!(
+                    "{owner} already has an `{}` hook; call both functions from one",
+                    hook.keyword
+                ),
+            );
+        } else {
+            *slot = Some(hook.path.clone());
+        }
+    }
+    (entry, exit)
 }
 
 /// A field name appears once per state or event.

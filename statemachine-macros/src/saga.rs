@@ -196,9 +196,7 @@ fn check_step_attributes(syntax: &SagaSyntax, errors: &mut Errors) {
 }
 
 fn generate(syntax: &SagaSyntax) -> TokenStream {
-    let vis = &syntax.vis;
     let name = &syntax.name;
-    let attrs = &syntax.attrs;
     let data = &syntax.data;
     let env = syntax
         .env
@@ -297,6 +295,39 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
         .into_iter()
         .map(|(index, call)| quote!(#index => #call,));
     let hash = crate::render::hash(&canonical);
+    let definition = quote! {
+        const STEPS: &[::statemachine::saga::StepInfo] = &[#(#infos),*];
+        ::statemachine::__private::saga_definition(#saga_name, #version, #hash, STEPS)
+    };
+    let forward = quote! {
+        match step {
+            #(#forwards)*
+            _ => ::statemachine::__private::no_such_step(step),
+        }
+    };
+    let compensate = quote! {
+        match step {
+            #(#compensations)*
+            _ => ::statemachine::__private::no_such_step(step),
+        }
+    };
+    saga_items(syntax, &doc, &env, definition, forward, compensate)
+}
+
+/// The saga's type and its `Saga` impl, around the definition's block and the bodies of
+/// `forward` and `compensate` (which see `step`, `env`, `ctx` and `data`).
+fn saga_items(
+    syntax: &SagaSyntax,
+    doc: &str,
+    env: &TokenStream,
+    definition: TokenStream,
+    forward: TokenStream,
+    compensate: TokenStream,
+) -> TokenStream {
+    let vis = &syntax.vis;
+    let name = &syntax.name;
+    let attrs = &syntax.attrs;
+    let data = &syntax.data;
     quote! {
         #(#attrs)*
         #[doc = #doc]
@@ -311,10 +342,7 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
             type Data = #data;
             type Env = #env;
 
-            const DEFINITION: &'static ::statemachine::saga::SagaDefinition = &{
-                const STEPS: &[::statemachine::saga::StepInfo] = &[#(#infos),*];
-                ::statemachine::__private::saga_definition(#saga_name, #version, #hash, STEPS)
-            };
+            const DEFINITION: &'static ::statemachine::saga::SagaDefinition = &{ #definition };
 
             fn forward<'__a>(
                 step: usize,
@@ -322,10 +350,7 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
                 ctx: &'__a ::statemachine::saga::StepContext,
                 data: &'__a mut Self::Data,
             ) -> ::statemachine::saga::StepFuture<'__a> {
-                match step {
-                    #(#forwards)*
-                    _ => ::statemachine::__private::no_such_step(step),
-                }
+                #forward
             }
 
             #[allow(unused_variables)]
@@ -335,10 +360,7 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
                 ctx: &'__a ::statemachine::saga::StepContext,
                 data: &'__a mut Self::Data,
             ) -> ::statemachine::saga::StepFuture<'__a> {
-                match step {
-                    #(#compensations)*
-                    _ => ::statemachine::__private::no_such_step(step),
-                }
+                #compensate
             }
         }
     }
@@ -376,9 +398,7 @@ struct Generated {
 /// together in a `const` block, and the rules across all the steps (no compensation
 /// after a pivot, one name per step) are checked there, at the `include`.
 fn with_includes(syntax: &SagaSyntax, own: Generated) -> TokenStream {
-    let vis = &syntax.vis;
     let name = &syntax.name;
-    let attrs = &syntax.attrs;
     let data = &syntax.data;
     let env = &own.env;
     let version = own.version;
@@ -531,60 +551,32 @@ fn with_includes(syntax: &SagaSyntax, own: Generated) -> TokenStream {
     };
     let forward_included = delegate(quote!(__forward));
     let compensate_included = delegate(quote!(__compensate));
-    quote! {
-        #(#attrs)*
-        #[doc = #doc]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-        #vis struct #name;
-
-        #[automatically_derived]
-        impl #private::SealedSaga for #name {}
-
-        #[automatically_derived]
-        impl #saga for #name {
-            type Data = #data;
-            type Env = #env;
-
-            const DEFINITION: &'static ::statemachine::saga::SagaDefinition = &{
-                const N: usize = #own_count #(+ #lens)*;
-                const ALL: [::statemachine::saga::StepInfo; N] = {
-                    let out = [#private::PLACEHOLDER_STEP; N];
-                    #(#place_own)*
-                    #(#place_included)*
-                    out
-                };
-                #rules
-                const STEPS: &[::statemachine::saga::StepInfo] = &ALL;
-                const HASH: u64 = {
-                    let hash: u64 = #hash;
-                    #(#mix)*
-                    hash
-                };
-                #private::saga_definition(#saga_name, #version, HASH, STEPS)
-            };
-
-            fn forward<'__a>(
-                step: usize,
-                env: &'__a Self::Env,
-                ctx: &'__a ::statemachine::saga::StepContext,
-                data: &'__a mut Self::Data,
-            ) -> ::statemachine::saga::StepFuture<'__a> {
-                #(#forward_own)*
-                #(#forward_included)*
-                #private::no_such_step(step)
-            }
-
-            #[allow(unused_variables)]
-            fn compensate<'__a>(
-                step: usize,
-                env: &'__a Self::Env,
-                ctx: &'__a ::statemachine::saga::StepContext,
-                data: &'__a mut Self::Data,
-            ) -> ::statemachine::saga::StepFuture<'__a> {
-                #(#compensate_own)*
-                #(#compensate_included)*
-                #private::no_such_step(step)
-            }
-        }
-    }
+    let definition = quote! {
+        const N: usize = #own_count #(+ #lens)*;
+        const ALL: [::statemachine::saga::StepInfo; N] = {
+            let out = [#private::PLACEHOLDER_STEP; N];
+            #(#place_own)*
+            #(#place_included)*
+            out
+        };
+        #rules
+        const STEPS: &[::statemachine::saga::StepInfo] = &ALL;
+        const HASH: u64 = {
+            let hash: u64 = #hash;
+            #(#mix)*
+            hash
+        };
+        #private::saga_definition(#saga_name, #version, HASH, STEPS)
+    };
+    let forward = quote! {
+        #(#forward_own)*
+        #(#forward_included)*
+        #private::no_such_step(step)
+    };
+    let compensate = quote! {
+        #(#compensate_own)*
+        #(#compensate_included)*
+        #private::no_such_step(step)
+    };
+    saga_items(syntax, &doc, env, definition, forward, compensate)
 }

@@ -7,6 +7,10 @@ state_machine! {
         final state Done;
         // The name is missing,
         superstate { Pending };
+        // no braces,
+        superstate Closed;
+        // a member that is not a name,
+        superstate Waiting { Pending, 1 };
         // and `;` after the hooks.
         superstate Open { Pending } exit(closed)
         event finish;
