@@ -4,6 +4,8 @@
 //! reports every broken rule at once. The rules that follow paths through the table run
 //! only when every transition resolved; otherwise they would echo unknown names.
 
+pub(crate) mod saga;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use proc_macro2::Span;

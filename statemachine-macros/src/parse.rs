@@ -14,6 +14,7 @@ use syn::{Attribute, Path, Token, Visibility, token};
 
 mod machine;
 mod migrate;
+mod parallel;
 mod saga;
 mod superstate;
 mod task;
@@ -21,6 +22,7 @@ mod timer;
 
 pub(crate) use machine::*;
 pub(crate) use migrate::*;
+pub(crate) use parallel::*;
 pub(crate) use saga::*;
 pub(crate) use superstate::*;
 pub(crate) use task::*;
@@ -53,6 +55,8 @@ pub(crate) mod kw {
     syn::custom_keyword!(superstate);
     syn::custom_keyword!(include);
     syn::custom_keyword!(uncertain);
+    syn::custom_keyword!(parallel);
+    syn::custom_keyword!(branch);
 }
 
 /// A whole `state_machine!` invocation: a machine's table or a saga's.

@@ -19,13 +19,7 @@ pub(crate) fn expand(syntax: &SagaSyntax) -> TokenStream {
         errors.push_error(error.clone());
     }
     if errors.is_empty() {
-        check_version(syntax, &mut errors);
-        check_steps_exist(syntax, &mut errors);
-        check_unique_steps(syntax, &mut errors);
-        check_compensations(syntax, &mut errors);
-        check_one_pivot(syntax, &mut errors);
-        check_step_attributes(syntax, &mut errors);
-        check_includes(syntax, &mut errors);
+        crate::check::saga::check(syntax, &mut errors);
     }
     if !errors.is_empty() {
         let vis = &syntax.vis;
@@ -38,161 +32,6 @@ pub(crate) fn expand(syntax: &SagaSyntax) -> TokenStream {
         return tokens;
     }
     generate(syntax)
-}
-
-/// A saga has exactly one `version`, from 1.
-fn check_version(syntax: &SagaSyntax, errors: &mut Errors) {
-    match syntax.versions.as_slice() {
-        [] => errors.push(
-            syntax.name.span(),
-            format!(
-                "saga `{}` has no version; add `version 1;` to its table",
-                syntax.name
-            ),
-        ),
-        [version, rest @ ..] => {
-            for extra in rest {
-                errors.push(extra.keyword.span, "`version` is declared twice; keep one");
-            }
-            match version.value.base10_parse::<u32>() {
-                Ok(0) => errors.push(version.value.span(), "versions start at 1"),
-                Ok(_) => {}
-                Err(_) => errors.push(
-                    version.value.span(),
-                    "a version is a whole number from 1 to 4294967295",
-                ),
-            }
-        }
-    }
-}
-
-/// A saga has at least one step.
-fn check_steps_exist(syntax: &SagaSyntax, errors: &mut Errors) {
-    if syntax.steps.is_empty() && syntax.includes.is_empty() {
-        errors.push(
-            syntax.name.span(),
-            format!(
-                "saga `{}` has no steps; add one like `step reserve_stock / release_stock;`",
-                syntax.name
-            ),
-        );
-    }
-}
-
-/// Each step (each forward function) appears once.
-fn check_unique_steps(syntax: &SagaSyntax, errors: &mut Errors) {
-    for (i, step) in syntax.steps.iter().enumerate() {
-        let Some(name) = step.name() else { continue };
-        if syntax.steps[..i].iter().any(|s| s.name() == Some(name)) {
-            errors.push(
-                name.span(),
-                format!("step `{name}` is declared twice; the first is above"),
-            );
-        }
-    }
-}
-
-/// A step that changes something declares its compensation, unless it is the pivot
-/// (nothing is undone once it ran) or readonly (it changes nothing); the pivot, readonly
-/// steps and the steps after the pivot have none (they only go forward).
-fn check_compensations(syntax: &SagaSyntax, errors: &mut Errors) {
-    let pivot = syntax.steps.iter().position(|s| s.mark == StepMark::Pivot);
-    for (i, step) in syntax.steps.iter().enumerate() {
-        let Some(name) = step.name() else { continue };
-        let after_pivot = pivot.is_some_and(|p| i > p);
-        if let Some(uncertain) = step.uncertain
-            && (step.mark != StepMark::Plain || step.compensation.is_none() || after_pivot)
-        {
-            errors.push(
-                uncertain,
-                format!(
-                    "an `uncertain` step is compensated even when it fails, so it is a plain \
-                     step before the pivot with a compensation: `uncertain step {name} / \
-                     undo_{name};`"
-                ),
-            );
-        }
-        // After an included saga, whose pivot only the compiler knows: checked in the
-        // definition's constant instead (`with_includes`).
-        let after_include = syntax.includes.iter().any(|inc| inc.after_steps <= i);
-        match (step.mark, &step.compensation) {
-            (StepMark::Plain, None) if !after_pivot && !after_include => errors.push(
-                name.span(),
-                format!(
-                    "step `{name}` changes something but declares no compensation; write \
-                     `step {name} / undo_{name};`, or `pivot step {name};` if nothing is undone \
-                     once it ran, or `readonly step {name};` if it changes nothing"
-                ),
-            ),
-            (StepMark::Plain, Some(undo)) if after_pivot => errors.push_spanned(
-                undo,
-                format!(
-                    "step `{name}` comes after the pivot, so it is retried until it succeeds and \
-                     never compensated; remove `/ {}`",
-                    tokens_text(undo)
-                ),
-            ),
-            (StepMark::Pivot, Some(undo)) => errors.push_spanned(
-                undo,
-                "the pivot step has no compensation: once it ran, the saga only goes forward",
-            ),
-            (StepMark::Readonly, Some(undo)) => errors.push_spanned(
-                undo,
-                "a readonly step changes nothing, so there is nothing to compensate; remove the compensation or `readonly`",
-            ),
-            _ => {}
-        }
-    }
-}
-
-/// At most one step is the pivot.
-fn check_one_pivot(syntax: &SagaSyntax, errors: &mut Errors) {
-    let mut pivots = syntax.steps.iter().filter(|s| s.mark == StepMark::Pivot);
-    let first = pivots.next().and_then(|s| s.name());
-    for extra in pivots {
-        errors.push(
-            extra.mark_span,
-            format!(
-                "saga `{}` already has the pivot `{}`; after the pivot, steps only go forward, so there is one",
-                syntax.name,
-                first.map(ToString::to_string).unwrap_or_default()
-            ),
-        );
-    }
-}
-
-/// A saga does not include itself.
-fn check_includes(syntax: &SagaSyntax, errors: &mut Errors) {
-    for include in &syntax.includes {
-        let last = include.saga.segments.last().map(|s| &s.ident);
-        let own = include.saga.segments.len() == 1
-            || include
-                .saga
-                .segments
-                .first()
-                .is_some_and(|s| s.ident == "self");
-        if own && last == Some(&syntax.name) {
-            errors.push_spanned(
-                &include.saga,
-                format!("saga `{}` cannot include itself", syntax.name),
-            );
-        }
-    }
-}
-
-/// Only doc comments can be written on a step.
-fn check_step_attributes(syntax: &SagaSyntax, errors: &mut Errors) {
-    for attr in syntax.steps.iter().flat_map(|s| &s.attrs) {
-        if !attr.path().is_ident("doc") {
-            errors.push_spanned(attr, "only doc comments can be written on a step");
-        }
-    }
-    for attr in syntax.versions.iter().flat_map(|v| &v.attrs) {
-        errors.push_spanned(
-            attr,
-            "attributes and doc comments cannot be written on `version`",
-        );
-    }
 }
 
 fn generate(syntax: &SagaSyntax) -> TokenStream {
@@ -216,7 +55,14 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
         "The saga `{saga_name}` (version {version}), generated by `state_machine!`.\n\n| step | compensation | via |\n|---|---|---|\n"
     );
     let mut doc_rows = Vec::new();
+    let mut merges = Vec::new();
     for (index, step) in syntax.steps.iter().enumerate() {
+        let branch = step.branch.map(|(b, br)| {
+            let opens = syntax.steps[..index]
+                .iter()
+                .all(|s| s.branch.is_none_or(|(other, _)| other != b));
+            (&syntax.blocks[b].branches[br], opens)
+        });
         let step_name = step.name().map(ToString::to_string).unwrap_or_default();
         let kind = match step.mark {
             StepMark::Plain if step.compensation.is_some() => quote!(Compensable),
@@ -237,15 +83,36 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
         let info = quote! {
             ::statemachine::__private::saga_step(#step_name, ::statemachine::saga::StepKind::#kind, #compensation_tokens, #via_tokens)
         };
-        infos.push(if step.uncertain.is_some() {
+        let info = if step.uncertain.is_some() {
             quote!(::statemachine::__private::uncertain(#info))
         } else {
             info
+        };
+        infos.push(match branch {
+            Some((branch, opens)) => {
+                let name = branch.name.to_string();
+                let field = branch.field_text();
+                quote!(::statemachine::__private::in_branch(#info, #name, #field, #opens))
+            }
+            None => info,
         });
+        // A branch's steps get its field, so they cannot touch a sibling's.
+        let part = match branch {
+            Some((branch, _)) => {
+                let field = &branch.field;
+                let span = branch.field_span;
+                merges.push((
+                    index,
+                    quote_spanned! {span=> ::core::mem::swap(&mut from #(.#field)*, &mut into #(.#field)*) },
+                ));
+                Some(quote_spanned! {span=> &mut data #(.#field)* })
+            }
+            None => None,
+        };
         let forward = &step.forward;
-        forwards.push((index, step_call(forward, &env, data)));
+        forwards.push((index, step_call(forward, &env, data, part.as_ref())));
         if let Some(undo) = &step.compensation {
-            compensations.push((index, step_call(undo, &env, data)));
+            compensations.push((index, step_call(undo, &env, data, part.as_ref())));
         }
         canonical.push_str(&format!(
             "{step_name} {kind} {} {}{}\n",
@@ -258,14 +125,35 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
                 ""
             }
         ));
+        if let Some((branch, opens)) = branch {
+            // Only for steps in a block, so the hash of every table without one is
+            // unchanged.
+            canonical.push_str(&format!(
+                "  in branch {}(data.{}){}\n",
+                branch.name,
+                branch.field_text(),
+                if opens {
+                    " opening a parallel block"
+                } else {
+                    ""
+                }
+            ));
+        }
         doc_rows.push(format!(
-            "| `{step_name}`{} | {} | {} |\n",
+            "| `{step_name}`{}{} | {} | {} |\n",
             match (step.mark, step.uncertain) {
                 (StepMark::Pivot, _) => " (pivot)",
                 (StepMark::Readonly, _) => " (readonly)",
                 (StepMark::Plain, Some(_)) => " (uncertain)",
                 (StepMark::Plain, None) => "",
             },
+            branch
+                .map(|(branch, _)| format!(
+                    " in parallel branch `{}` (on `data.{}`)",
+                    branch.name,
+                    branch.field_text()
+                ))
+                .unwrap_or_default(),
             compensation_text
                 .map(|c| format!("`{c}`"))
                 .unwrap_or_default(),
@@ -279,6 +167,7 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
                 infos,
                 forwards,
                 compensations,
+                merges,
                 canonical,
                 doc_head,
                 doc_rows,
@@ -311,18 +200,27 @@ fn generate(syntax: &SagaSyntax) -> TokenStream {
             _ => ::statemachine::__private::no_such_step(step),
         }
     };
-    saga_items(syntax, &doc, &env, definition, forward, compensate)
+    let merges = merges
+        .into_iter()
+        .map(|(index, swap)| quote!(#index => #swap,));
+    let merge = quote! {
+        match step {
+            #(#merges)*
+            _ => {}
+        }
+    };
+    saga_items(syntax, &doc, &env, definition, [forward, compensate, merge])
 }
 
 /// The saga's type and its `Saga` impl, around the definition's block and the bodies of
-/// `forward` and `compensate` (which see `step`, `env`, `ctx` and `data`).
+/// `forward` and `compensate` (which see `step`, `env`, `ctx` and `data`) and
+/// `__merge_branch` (which sees `step`, `from` and `into`).
 fn saga_items(
     syntax: &SagaSyntax,
     doc: &str,
     env: &TokenStream,
     definition: TokenStream,
-    forward: TokenStream,
-    compensate: TokenStream,
+    [forward, compensate, merge]: [TokenStream; 3],
 ) -> TokenStream {
     let vis = &syntax.vis;
     let name = &syntax.name;
@@ -362,21 +260,34 @@ fn saga_items(
             ) -> ::statemachine::saga::StepFuture<'__a> {
                 #compensate
             }
+
+            #[allow(unused_variables)]
+            fn __merge_branch(step: usize, from: &mut Self::Data, into: &mut Self::Data) {
+                #merge
+            }
         }
     }
 }
 
 /// `step(forward, env, ctx, data)`: the step called through the runtime's signature
 /// check, spanned at its name, so a step with the wrong signature is reported there
-/// with the signature it should have.
-fn step_call(step: &syn::Path, env: &TokenStream, data: &syn::Type) -> TokenStream {
+/// with the signature it should have. A step of a parallel branch gets `part` (its
+/// branch's field) instead of the data.
+fn step_call(
+    step: &syn::Path,
+    env: &TokenStream,
+    data: &syn::Type,
+    part: Option<&TokenStream>,
+) -> TokenStream {
     let span = step.span();
-    let call = quote_spanned! {span=>
-        ::statemachine::__private::step::<#env, #data, _, _>
+    let call = match part {
+        Some(_) => quote_spanned! {span=> ::statemachine::__private::step::<#env, _, _, _> },
+        None => quote_spanned! {span=> ::statemachine::__private::step::<#env, #data, _, _> },
     };
     let call = crate::expand::respan(call, span);
+    let argument = part.cloned().unwrap_or_else(|| quote!(data));
     quote_spanned! {span=>
-        #call(#step, env, ctx, data)
+        #call(#step, env, ctx, #argument)
     }
 }
 
@@ -385,6 +296,7 @@ struct Generated {
     infos: Vec<TokenStream>,
     forwards: Vec<(usize, TokenStream)>,
     compensations: Vec<(usize, TokenStream)>,
+    merges: Vec<(usize, TokenStream)>,
     canonical: String,
     doc_head: String,
     doc_rows: Vec<String>,
@@ -551,6 +463,28 @@ fn with_includes(syntax: &SagaSyntax, own: Generated) -> TokenStream {
     };
     let forward_included = delegate(quote!(__forward));
     let compensate_included = delegate(quote!(__compensate));
+    let merge_own = own.merges.iter().map(|(k, swap)| {
+        let at = own_index(*k);
+        quote!(if step == #at { #swap; return; })
+    });
+    let merge_included = syntax.includes.iter().enumerate().map(|(n, include)| {
+        let at = include_index(n);
+        let path = &include.saga;
+        let len = len(path);
+        quote! {
+            if step >= #at && step < #at + #len {
+                <#path as #private::IncludedSaga<#data, #env>>::__merge(step - #at, from, into);
+                return;
+            }
+        }
+    });
+    let late_block = format!(
+        "saga `{saga_name}` has a parallel block after a pivot (its own or an included saga's): when a branch fails, the others' steps are compensated, so the block comes before the pivot"
+    );
+    let name_span = name.span();
+    rules.extend(quote_spanned! {name_span=>
+        const _: () = ::core::assert!(!#private::parallel_after_pivot(&ALL), #late_block);
+    });
     let definition = quote! {
         const N: usize = #own_count #(+ #lens)*;
         const ALL: [::statemachine::saga::StepInfo; N] = {
@@ -578,5 +512,9 @@ fn with_includes(syntax: &SagaSyntax, own: Generated) -> TokenStream {
         #(#compensate_included)*
         #private::no_such_step(step)
     };
-    saga_items(syntax, &doc, env, definition, forward, compensate)
+    let merge = quote! {
+        #(#merge_own)*
+        #(#merge_included)*
+    };
+    saga_items(syntax, &doc, env, definition, [forward, compensate, merge])
 }

@@ -528,13 +528,7 @@ mod step_tests {
 
     #[test]
     fn a_step_is_called_with_the_sagas_arguments() {
-        let ctx = StepContext {
-            instance: "s-1".into(),
-            step: "add",
-            idempotency_key: "Saga/s-1/add".into(),
-            attempt: 1,
-            compensating: false,
-        };
+        let ctx = StepContext::new("s-1", "add", "Saga/s-1/add", 1, false);
         let mut data = 1;
         let future = step::<u8, u8, _, _>(add, &2, &ctx, &mut data);
         let runtime = tokio::runtime::Builder::new_current_thread()

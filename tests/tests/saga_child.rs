@@ -319,21 +319,13 @@ async fn a_parent_compensating_the_step_undoes_the_child_with_its_own_compensati
 
     // Again (a retried compensation): the work is done, nothing is called.
     let calls = bank.calls().len();
-    let ctx = StepContext {
-        instance: "p-5".into(),
-        step: "pay",
-        idempotency_key: "Purchase/p-5/pay/compensation".into(),
-        attempt: 2,
-        compensating: true,
-    };
+    let ctx = StepContext::new("p-5", "pay", "Purchase/p-5/pay/compensation", 2, true);
     let payments: SagaExecutor<Payment, _> = SagaExecutor::new(store.clone(), bank.clone());
     payments.compensate_child(&ctx).await.unwrap();
     assert_eq!(bank.calls().len(), calls);
     // A child that was never created has nothing to undo.
-    let never = StepContext {
-        idempotency_key: "Purchase/p-404/pay/compensation".into(),
-        ..ctx
-    };
+    let mut never = ctx.clone();
+    never.idempotency_key = "Purchase/p-404/pay/compensation".into();
     payments.compensate_child(&never).await.unwrap();
     assert_eq!(bank.calls().len(), calls);
 }

@@ -3,7 +3,7 @@
 use syn::parse::{Parse, ParseStream};
 use syn::{Attribute, Ident, Path, Token, Type, Visibility, token};
 
-use super::{VersionDecl, expect_semicolon, inside, kw, skip_past_semicolon};
+use super::{ParallelDecl, VersionDecl, expect_semicolon, inside, kw, skip_past_semicolon};
 
 /// A saga's table: its steps in order.
 pub(crate) struct SagaSyntax {
@@ -23,6 +23,8 @@ pub(crate) struct SagaSyntax {
     pub steps: Vec<StepDecl>,
     /// `include Other;` items: another saga's steps, run where the item is written.
     pub includes: Vec<IncludeDecl>,
+    /// `parallel { .. }` blocks, whose steps are in `steps` (with their branch).
+    pub blocks: Vec<ParallelDecl>,
     /// Syntax errors inside the table.
     pub errors: Vec<syn::Error>,
 }
@@ -67,6 +69,9 @@ pub(crate) struct StepDecl {
     /// `uncertain step ..`: compensated even when it fails, since a failed attempt (a
     /// timeout) may have taken effect.
     pub uncertain: Option<proc_macro2::Span>,
+    /// The `parallel` block (an index into `SagaSyntax::blocks`) and its branch (an index
+    /// into the block's branches) the step is in.
+    pub branch: Option<(usize, usize)>,
 }
 
 impl StepDecl {
@@ -117,8 +122,18 @@ impl Parse for SagaSyntax {
         let mut versions = Vec::new();
         let mut steps = Vec::new();
         let mut includes = Vec::new();
+        let mut blocks = Vec::new();
         let mut errors = Vec::new();
         while !body.is_empty() {
+            if body.peek(kw::parallel) {
+                if let Err(error) =
+                    super::parse_parallel(&body, &mut steps, &mut blocks, &mut errors)
+                {
+                    errors.push(error);
+                    skip_past_semicolon(&body)?;
+                }
+                continue;
+            }
             match body.call(parse_saga_item) {
                 Ok(SagaItem::Version(v)) => versions.push(v),
                 Ok(SagaItem::Step(s)) => steps.push(s),
@@ -150,18 +165,19 @@ impl Parse for SagaSyntax {
             versions,
             steps,
             includes,
+            blocks,
             errors,
         })
     }
 }
 
-enum SagaItem {
+pub(super) enum SagaItem {
     Version(VersionDecl),
     Step(StepDecl),
     Include(proc_macro2::Span, Vec<Attribute>, Path),
 }
 
-fn parse_saga_item(input: ParseStream) -> syn::Result<SagaItem> {
+pub(super) fn parse_saga_item(input: ParseStream) -> syn::Result<SagaItem> {
     let attrs = input.call(Attribute::parse_outer)?;
     if input.peek(kw::version) {
         let keyword = input.parse()?;
@@ -257,5 +273,6 @@ fn parse_saga_item(input: ParseStream) -> syn::Result<SagaItem> {
         compensation,
         via,
         uncertain,
+        branch: None,
     }))
 }

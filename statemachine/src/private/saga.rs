@@ -13,7 +13,39 @@ pub const fn saga_step(
         compensation,
         downstream,
         uncertain: false,
+        branch: None,
     }
+}
+
+/// The step, in branch `name` (working on data field `field`) of a `parallel` block;
+/// `opens` for the block's first step.
+pub const fn in_branch(
+    step: crate::saga::StepInfo,
+    name: &'static str,
+    field: &'static str,
+    opens: bool,
+) -> crate::saga::StepInfo {
+    crate::saga::StepInfo {
+        branch: Some(crate::saga::BranchInfo {
+            name,
+            field,
+            opens_block: opens,
+        }),
+        ..step
+    }
+}
+
+/// Whether a step of a `parallel` block comes after a pivot (which the executor does
+/// not support: a block's failure is compensated).
+pub const fn parallel_after_pivot(steps: &[crate::saga::StepInfo]) -> bool {
+    let mut i = 0;
+    while i < steps.len() {
+        if steps[i].branch.is_some() && pivot_before(steps, i) {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// The step, compensated even when it fails (`uncertain step ..`).
@@ -140,6 +172,9 @@ pub trait IncludedSaga<D, E> {
         ctx: &'a crate::saga::StepContext,
         data: &'a mut D,
     ) -> crate::saga::StepFuture<'a>;
+
+    /// The included saga's `__merge_branch`.
+    fn __merge(step: usize, from: &mut D, into: &mut D);
 }
 
 #[diagnostic::do_not_recommend]
@@ -162,6 +197,11 @@ impl<D, E, S: crate::saga::Saga<Data = D, Env = E>> IncludedSaga<D, E> for S {
         data: &'a mut D,
     ) -> crate::saga::StepFuture<'a> {
         S::compensate(step, env, ctx, data)
+    }
+
+    #[inline]
+    fn __merge(step: usize, from: &mut D, into: &mut D) {
+        S::__merge_branch(step, from, into);
     }
 }
 

@@ -118,6 +118,7 @@
 
 mod breaker;
 pub mod dead_letter;
+mod diagram;
 mod executor;
 mod retry;
 
@@ -128,8 +129,8 @@ use std::pin::Pin;
 pub use breaker::{BreakerConfig, BreakerPermit, BreakerState, CircuitBreaker};
 pub use dead_letter::{AnyDeadLetter, DeadLetter, DeadLetterData, DeadLetterEvent};
 pub use executor::{
-    DEFAULT_RESUME_CONCURRENCY, DEFAULT_RUN_LEASE, DEFAULT_STEP_TIMEOUT, ResumeFailure, Resumed,
-    SagaError, SagaExecutor, SagaOutcome,
+    DEFAULT_BRANCH_GRACE, DEFAULT_RESUME_CONCURRENCY, DEFAULT_RUN_LEASE, DEFAULT_STEP_TIMEOUT,
+    ResumeFailure, Resumed, SagaError, SagaExecutor, SagaOutcome,
 };
 pub use retry::RetryPolicy;
 
@@ -167,6 +168,15 @@ pub trait Saga: Send + Sync + 'static + crate::__private::SealedSaga {
         ctx: &'a StepContext,
         data: &'a mut Self::Data,
     ) -> StepFuture<'a>;
+
+    /// Moves the field of the data that step `step` works on, if it is a step of a
+    /// `parallel` branch, from `from` (the data its attempt left) into `into` (the
+    /// saga's): how a branch's completed step joins the saga's data while its siblings
+    /// run. Does nothing for other steps.
+    #[doc(hidden)]
+    fn __merge_branch(step: usize, from: &mut Self::Data, into: &mut Self::Data) {
+        let _ = (step, from, into);
+    }
 }
 
 /// A saga's steps, in order.
@@ -200,6 +210,39 @@ pub struct StepInfo {
     /// have taken effect. Its compensation must then cope with a forward action that
     /// did nothing.
     pub uncertain: bool,
+    /// The `parallel` branch the step belongs to, if it is in one.
+    pub branch: Option<BranchInfo>,
+}
+
+/// Where a step of a `parallel` block sits: its branch, and the field of the saga's
+/// data the branch works on.
+///
+/// A `parallel` block's steps are listed in [`SagaDefinition::steps`] branch after
+/// branch, in the order written; [`SagaDefinition::block`] and
+/// [`SagaDefinition::branches`] find a block's extent and its branches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BranchInfo {
+    /// The branch's name.
+    pub name: &'static str,
+    /// The field of the saga's data its steps read and write, as written (`hotel` for
+    /// `branch book_hotel(data.hotel)`).
+    pub field: &'static str,
+    /// Whether this step opens its `parallel` block (the first step of its first
+    /// branch); two blocks written one after the other stay apart.
+    pub opens_block: bool,
+}
+
+/// One branch of a `parallel` block, as [`SagaDefinition::branches`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Branch {
+    /// The branch's name.
+    pub name: &'static str,
+    /// The field of the saga's data its steps work on.
+    pub field: &'static str,
+    /// Its steps' indices in [`SagaDefinition::steps`], in the order they run.
+    pub steps: std::ops::Range<usize>,
 }
 
 /// How a step relates to compensation.
@@ -226,76 +269,58 @@ impl SagaDefinition {
         self.steps.iter().position(|s| s.kind == StepKind::Pivot)
     }
 
-    /// Renders the saga as a Mermaid flowchart: forward steps with solid arrows,
-    /// compensations with dashed ones.
-    pub fn to_mermaid(&self) -> String {
-        use std::fmt::Write as _;
-        let mut out = String::from(
-            "flowchart LR\n    start((start))\n    done((completed))\n    undone((compensated))\n",
-        );
-        let mut previous = "start".to_owned();
-        for step in self.steps {
-            let _ = writeln!(out, "    {previous} --> {}", step.name);
-            previous = step.name.to_owned();
+    /// The steps of the `parallel` block that step `index` is in, if it is in one.
+    pub fn block(&self, index: usize) -> Option<std::ops::Range<usize>> {
+        self.steps.get(index)?.branch?;
+        let mut start = index;
+        while !self.steps[start].branch.is_some_and(|b| b.opens_block) {
+            // A branch step that no step opens (not what the macro writes) starts there.
+            if start == 0 || self.steps[start - 1].branch.is_none() {
+                break;
+            }
+            start -= 1;
         }
-        let _ = writeln!(out, "    {previous} --> done");
-        for (i, step) in self.steps.iter().enumerate() {
-            // A failure of step i undoes the compensable steps before it, last first,
-            // unless a pivot ran before it.
-            if self.pivot().is_some_and(|p| p < i) {
-                continue;
-            }
-            let undo: Vec<&StepInfo> = self.steps[..i]
-                .iter()
-                .rev()
-                .filter(|s| s.kind == StepKind::Compensable)
-                .collect();
-            let mut from = step.name.to_owned();
-            for undone in undo {
-                let node = format!("undo_{}", undone.name);
-                let _ = writeln!(
-                    out,
-                    "    {from} -.->|fails| {node}[{}]",
-                    undone.compensation.unwrap_or_default()
-                );
-                from = node;
-            }
-            if i > 0 || from != step.name {
-                let _ = writeln!(out, "    {from} -.-> undone");
-            }
+        let mut end = index + 1;
+        while self
+            .steps
+            .get(end)
+            .and_then(|s| s.branch)
+            .is_some_and(|b| !b.opens_block)
+        {
+            end += 1;
         }
-        out
+        Some(start..end)
     }
 
-    /// Renders the saga as a Graphviz digraph: compensations dashed.
-    pub fn to_dot(&self) -> String {
-        use std::fmt::Write as _;
-        let mut out = format!("digraph {} {{\n    rankdir=LR;\n", self.name);
-        let mut previous = "start".to_owned();
-        for step in self.steps {
-            let _ = writeln!(out, "    {previous} -> {};", step.name);
-            previous = step.name.to_owned();
+    /// The branches of the `parallel` block `block` (from [`block`](Self::block)), in the
+    /// order written.
+    pub fn branches(&self, block: std::ops::Range<usize>) -> Vec<Branch> {
+        let mut out: Vec<Branch> = Vec::new();
+        for index in block {
+            let Some(branch) = self.steps.get(index).and_then(|s| s.branch) else {
+                continue;
+            };
+            match out.last_mut() {
+                Some(last) if last.name == branch.name && last.steps.end == index => {
+                    last.steps.end = index + 1;
+                }
+                _ => out.push(Branch {
+                    name: branch.name,
+                    field: branch.field,
+                    steps: index..index + 1,
+                }),
+            }
         }
-        let _ = writeln!(out, "    {previous} -> completed;");
-        for step in self
-            .steps
-            .iter()
-            .filter(|s| s.kind == StepKind::Compensable)
-        {
-            let _ = writeln!(
-                out,
-                "    {} -> {} [style=dashed, label=\"undo\"];",
-                step.name,
-                step.compensation.unwrap_or_default()
-            );
-        }
-        out.push_str("}\n");
         out
     }
 }
 
 /// What a step knows about the attempt it is in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Made by the executor; [`StepContext::new`] makes one to call a step (or
+/// [`SagaExecutor::compensate_child`]) in a test.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct StepContext {
     /// The saga instance.
     pub instance: InstanceId,
@@ -309,6 +334,71 @@ pub struct StepContext {
     pub attempt: u32,
     /// Whether this is the compensation rather than the forward action.
     pub compensating: bool,
+    /// Fired when a sibling branch of a `parallel` block failed for good.
+    cancellation: Option<tokio_util::sync::CancellationToken>,
+}
+
+impl PartialEq for StepContext {
+    fn eq(&self, other: &Self) -> bool {
+        self.instance == other.instance
+            && self.step == other.step
+            && self.idempotency_key == other.idempotency_key
+            && self.attempt == other.attempt
+            && self.compensating == other.compensating
+    }
+}
+
+impl Eq for StepContext {}
+
+impl StepContext {
+    /// A context for attempt `attempt` of step `step` of `instance`, which is never
+    /// cancelled.
+    pub fn new(
+        instance: impl Into<InstanceId>,
+        step: &'static str,
+        idempotency_key: impl Into<String>,
+        attempt: u32,
+        compensating: bool,
+    ) -> Self {
+        Self {
+            instance: instance.into(),
+            step,
+            idempotency_key: idempotency_key.into(),
+            attempt,
+            compensating,
+            cancellation: None,
+        }
+    }
+
+    /// This context, cancelled when `token` is.
+    pub(crate) fn cancelled_by(
+        mut self,
+        token: Option<&tokio_util::sync::CancellationToken>,
+    ) -> Self {
+        self.cancellation = token.cloned();
+        self
+    }
+
+    /// Whether the step should stop: a sibling branch of its `parallel` block failed
+    /// for good, so the saga will be compensated. A step that stops returns an error (a
+    /// step that stops before it changed anything can say so with a permanent error);
+    /// the executor gives it a grace period
+    /// ([`with_branch_grace`](SagaExecutor::with_branch_grace)) and then drops it.
+    /// Always `false` outside a `parallel` block and in compensations.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancellation
+            .as_ref()
+            .is_some_and(tokio_util::sync::CancellationToken::is_cancelled)
+    }
+
+    /// Completes when [`is_cancelled`](Self::is_cancelled) becomes true (never, outside
+    /// a `parallel` block): for a step to race its long call against.
+    pub async fn cancelled(&self) {
+        match &self.cancellation {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// Why a step failed, and whether trying again may help.

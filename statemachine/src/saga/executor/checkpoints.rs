@@ -57,6 +57,9 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                 ),
             ));
         }
+        if let Some(reason) = self.check_parallel(&snapshot.state.name, &progress) {
+            return Err(self.corrupt(id, &reason));
+        }
         let data: S::Data = serde_json::from_value(snapshot.data.clone())
             .map_err(|e| self.unreadable(id, "its data does not fit the saga's data type", e))?;
         Ok((snapshot, progress, data))

@@ -2,18 +2,22 @@
 //!
 //! The executor's type, its configuration and the loop that drives one instance are
 //! here; the rest is split by what it does:
-//! - `steps`: one step or compensation, its attempts under the retry policy, the
-//!   timeout and the circuit breaker, and giving up;
+//! - `steps`: one step or compensation;
+//! - `attempts`: a step's attempts under the retry policy, the timeout and the circuit
+//!   breaker, and giving up;
+//! - `parallel`: a `parallel` block's branches, run side by side and joined;
 //! - `resume`: every unfinished instance after a crash, and the report of it;
 //! - `dead_letters`: the review of sagas that gave up;
 //! - `checkpoints`: reading an instance and writing its next checkpoint;
 //! - `panics`: catching a panic in the code the executor calls, per instance.
 
+mod attempts;
 mod checkpoints;
 mod child;
 mod dead_letters;
 mod leases;
 mod panics;
+mod parallel;
 mod resume;
 mod steps;
 
@@ -42,6 +46,10 @@ const STUCK: &str = "Stuck";
 /// retryable `timeout`, unless the executor is told otherwise
 /// ([`SagaExecutor::with_timeout`], [`SagaExecutor::without_timeout`]).
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long the running attempts of a `parallel` block's other branches may go on once
+/// one branch failed for good, unless [`SagaExecutor::with_branch_grace`] says otherwise.
+pub const DEFAULT_BRANCH_GRACE: Duration = Duration::from_secs(5);
 
 /// How many instances [`SagaExecutor::resume`] runs at once unless
 /// [`SagaExecutor::with_concurrency`] says otherwise.
@@ -183,6 +191,34 @@ struct Progress {
     gave_up: Option<Failure>,
     /// The dead letter written when it gave up.
     dead_letter: Option<InstanceId>,
+    /// Running a `parallel` block (whose first step is `step`): each branch's progress,
+    /// in the order written. Absent outside a block.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    branches: Vec<BranchProgress>,
+    /// The steps of `parallel` blocks that completed, in the order their outcome
+    /// checkpoints were committed: the reverse of the order they are compensated in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    completed: Vec<usize>,
+    /// Compensating a `parallel` block (which ends at `step`): its steps still to be
+    /// compensated, the last first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    undo: Option<Vec<usize>>,
+}
+
+/// Where one branch of a running `parallel` block is.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+struct BranchProgress {
+    /// The branch's next step (the end of its steps once it is done).
+    next: usize,
+    /// An intent checkpoint was written for `next` and no outcome yet.
+    started: bool,
+    /// Attempts made of `next`.
+    attempts: u32,
+    /// Milliseconds spent on `next`, as [`Progress::spent_ms`].
+    spent_ms: u64,
+    /// `next` failed for good, or was given up when a sibling failed: the branch runs
+    /// no further.
+    stopped: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -211,6 +247,8 @@ pub struct SagaExecutor<S: Saga, St: Store> {
     clock: Arc<dyn Clock>,
     /// How many instances `resume` runs at once; at least 1.
     concurrency: usize,
+    /// How long a `parallel` block's running attempts go on once a branch failed.
+    branch_grace: Duration,
     /// Who this executor claims runs as, on a store with run leases.
     owner: String,
     /// How long a run lease lasts unless extended.
@@ -261,6 +299,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             alert: None,
             clock: Arc::new(SystemClock),
             concurrency: DEFAULT_RESUME_CONCURRENCY,
+            branch_grace: DEFAULT_BRANCH_GRACE,
             owner: leases::default_owner(),
             lease: DEFAULT_RUN_LEASE,
             leases: std::sync::Mutex::default(),
@@ -352,6 +391,17 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     #[must_use]
     pub fn with_concurrency(mut self, instances: usize) -> Self {
         self.concurrency = instances.max(1);
+        self
+    }
+
+    /// How long the attempts running in a `parallel` block's other branches may go on
+    /// once one branch failed for good ([`DEFAULT_BRANCH_GRACE`] unless set). They are
+    /// told at once ([`StepContext::is_cancelled`](crate::saga::StepContext::is_cancelled));
+    /// one that ends within the grace counts as it ended (a success is compensated with
+    /// the rest), one that does not is dropped and fails as `cancelled`.
+    #[must_use]
+    pub fn with_branch_grace(mut self, grace: Duration) -> Self {
+        self.branch_grace = grace;
         self
     }
 
