@@ -186,6 +186,7 @@ pub mod fulfilment;
 pub mod kills;
 pub mod tasked;
 pub mod timed;
+pub mod tour;
 
 /// The machines the store conformance suite drives, shared with these tests.
 pub use statemachine::testing::{account, gauge};
@@ -376,7 +377,11 @@ pub mod durable_saga {
         /// Applies `operation` once per key and counts every call; then takes a
         /// millisecond to answer, as a network would, which is when a crash leaves an
         /// applied effect unrecorded by the saga.
-        async fn apply(&self, operation: &str, ctx: &StepContext) -> Result<(), StepError> {
+        pub(crate) async fn apply(
+            &self,
+            operation: &str,
+            ctx: &StepContext,
+        ) -> Result<(), StepError> {
             {
                 let conn = self.0.lock().unwrap_or_else(|p| p.into_inner());
                 conn.execute(

@@ -12,6 +12,10 @@
 //!   `s-<count - 1>` that do not exist yet, each with its plan, printing `ended <id>
 //!   <outcome>` as each ends. Downstream effects go to `effects-db`, once per key.
 //!
+//! `statemachine-test-child tour <db> <effects-db> <count>`
+//!   as `saga`, for the `Tour` saga (`statemachine_tests::tour`), whose `parallel`
+//!   block runs three branches side by side; instances are `t-0` .. `t-<count - 1>`.
+//!
 //! `statemachine-test-child timers <db> <start> <step> <batch>`
 //!   fires the due timers of the `Invoice` instances (`statemachine_tests::timed`) in
 //!   `db` with a worker claiming `batch` timers at a time, on a virtual clock that starts
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         ["crash", db, seed, accounts, events] => crash(db, seed, accounts, events),
         ["bump", db, id, count, prefix] => bump(db, id, count, prefix),
         ["saga", db, effects, count] => sagas(db, effects, count),
+        ["tour", db, effects, count] => tours(db, effects, count),
         ["timers", db, start, step, batch] => timers(db, start, step, batch),
         ["tasks", db, receiver, start, step, batch] => tasks::run(db, receiver, start, step, batch),
         _ => Err(format!("unknown arguments {args:?}")),
@@ -175,6 +180,47 @@ fn sagas(db: &str, effects: &str, count: &str) -> Result<(), String> {
                 Err(error) => return Err(error.to_string()),
             }
         }
+        Ok(())
+    })
+}
+
+fn tours(db: &str, effects: &str, count: &str) -> Result<(), String> {
+    use statemachine::saga::{RetryPolicy, SagaExecutor};
+    use statemachine_tests::tour::{Effects, Plan, Tour};
+
+    let count = number(count)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let store = SqliteStore::open(db).map_err(|e| e.to_string())?;
+        let effects = Effects::open(std::path::Path::new(effects)).map_err(|e| e.to_string())?;
+        let quick = RetryPolicy::default()
+            .with_initial_interval(std::time::Duration::from_millis(1))
+            .with_maximum_attempts(4);
+        let executor = SagaExecutor::<Tour, _>::new(store, effects)
+            .with_retry(quick.clone())
+            .with_compensation_retry(quick);
+        let resumed = executor.resume().await.map_err(|e| e.to_string())?;
+        if let Some(failure) = resumed.failed.first() {
+            return Err(format!(
+                "resuming {} failed: {}",
+                failure.instance, failure.error
+            ));
+        }
+        for i in 0..count {
+            let id = format!("t-{i}");
+            match executor.start(id.as_str(), Plan::of(i)).await {
+                Ok(_)
+                | Err(statemachine::saga::SagaError::Store(StoreError::DuplicateId { .. })) => {}
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "done");
+        let _ = out.flush();
         Ok(())
     })
 }

@@ -61,16 +61,32 @@ pub(crate) fn parse_parallel(
     let block = blocks.len();
     let mut branches = Vec::new();
     while !content.is_empty() {
-        let branch = inside(&content, |content| {
-            parse_branch(content, block, branches.len(), steps, errors)
-        });
-        match branch {
+        match parse_branch(&content, block, branches.len(), steps, errors) {
             Ok(branch) => branches.push(branch),
-            Err(error) => errors.push(error),
+            Err(error) => {
+                errors.push(error);
+                skip_past_braces(&content)?;
+            }
         }
     }
     blocks.push(ParallelDecl { keyword, branches });
     Ok(())
+}
+
+/// Resumes after a syntax error in a branch: drops every token up to and including the
+/// next `{ .. }` (the branch's steps).
+fn skip_past_braces(input: ParseStream) -> syn::Result<()> {
+    input.step(|cursor| {
+        let mut rest = *cursor;
+        while let Some((tt, next)) = rest.token_tree() {
+            rest = next;
+            if matches!(&tt, proc_macro2::TokenTree::Group(g) if g.delimiter() == proc_macro2::Delimiter::Brace)
+            {
+                break;
+            }
+        }
+        Ok(((), rest))
+    })
 }
 
 fn parse_branch(

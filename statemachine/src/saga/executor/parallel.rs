@@ -121,9 +121,6 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     ) -> Result<(), SagaError> {
         let steps = S::DEFINITION.steps;
         loop {
-            if cancel.is_cancelled() {
-                return Ok(());
-            }
             let (id, at, data) = {
                 let cursor = cursor.lock().unwrap_or_else(PoisonError::into_inner);
                 (
@@ -133,6 +130,13 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                 )
             };
             if at.stopped || at.next >= branch.steps.end {
+                return Ok(());
+            }
+            // Once a sibling failed, no step starts. A step whose attempt a crash
+            // interrupted gets one more, under the cancellation and its grace, as the
+            // attempt it was in would have had: its outcome decides whether it is
+            // compensated.
+            if cancel.is_cancelled() && !at.started {
                 return Ok(());
             }
             let index = at.next;
