@@ -47,6 +47,37 @@ state_machine! {
     }
 }
 
+state_machine! {
+    /// The block alone: a fragment other sagas include.
+    pub saga Legs(Booking, Agency) {
+        version 1;
+        parallel {
+            branch hotel(data.hotel) {
+                step book_hotel / cancel_hotel;
+                step pay_hotel / refund_hotel;
+            }
+            branch flight(data.flight) {
+                readonly step quote_flight;
+                uncertain step book_flight / cancel_flight;
+            }
+            branch car(data.car) {
+                step rent_car / return_car;
+            }
+        }
+    }
+}
+
+state_machine! {
+    /// `Trip` with its block included from `Legs`.
+    pub saga PackagedTrip(Booking, Agency) {
+        version 1;
+        step open_file / close_file;
+        include Legs;
+        step notify / unnotify;
+        pivot step confirm;
+    }
+}
+
 /// What the saga carries: each branch writes its own field.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Booking {
@@ -210,7 +241,7 @@ steps! {
     return_car: Option<String> => |c| *c = None;
     notify: Booking => |b| b.notified = true;
     unnotify: Booking => |b| b.notified = false;
-    confirm: Booking => |_b| ();
+    confirm: Booking => |b| b.notified = true;
 }
 
 const FORWARD: [&str; 8] = [
@@ -762,5 +793,40 @@ async fn stored_branch_progress_that_does_not_fit_the_saga_is_refused() {
     assert_eq!(
         executor.run(&"t-1".into()).await.unwrap(),
         SagaOutcome::Completed
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_included_block_runs_and_is_compensated_like_the_sagas_own() {
+    let definition = PackagedTrip::DEFINITION;
+    assert_eq!(definition.block(1), Trip::DEFINITION.block(1));
+    assert_eq!(definition.branches(1..6), Trip::DEFINITION.branches(1..6));
+    let store = Arc::new(MemoryStore::new());
+    let executor = SagaExecutor::<PackagedTrip, _>::new(store.clone(), Agency::default())
+        .with_retry(quick())
+        .with_branch_grace(Duration::from_millis(100));
+    assert_eq!(
+        executor.start("t-1", Booking::default()).await.unwrap(),
+        SagaOutcome::Completed
+    );
+    let data: Booking = serde_json::from_value(
+        store
+            .load("PackagedTrip", &"t-1".into())
+            .unwrap()
+            .snapshot
+            .data,
+    )
+    .unwrap();
+    assert!(data.hotel.paid && data.flight.ticket.is_some() && data.car.is_some());
+
+    let executor =
+        SagaExecutor::<PackagedTrip, _>::new(Arc::new(MemoryStore::new()), Agency::default())
+            .with_retry(quick())
+            .with_branch_grace(Duration::from_millis(100));
+    executor.env().always("pay_hotel", Act::Fail(declined()));
+    executor.start("t-2", Booking::default()).await.unwrap();
+    assert_eq!(
+        executor.env().undone(),
+        ["book_flight", "book_hotel", "rent_car", "open_file"]
     );
 }

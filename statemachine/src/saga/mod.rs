@@ -86,6 +86,61 @@
 //! );
 //! ```
 //!
+//! # Parallel branches
+//!
+//! A `parallel` block runs branches side by side, each step by step on its own field of
+//! the data, and joins them (the [DSL](crate::dsl)'s "Parallel branches"). Each branch is
+//! checkpointed, so a crash resumes only the branches that had not finished. When a step
+//! fails for good, the failure is committed, the other branches are cancelled
+//! ([`StepContext::cancelled`]; attempts still running after
+//! [`with_branch_grace`](SagaExecutor::with_branch_grace) are dropped), and every step
+//! any branch completed is compensated, the last completed first, then the steps before
+//! the block.
+//!
+//! ```
+//! use statemachine::saga::{SagaExecutor, SagaOutcome, StepContext, StepError};
+//! use statemachine::{MemoryStore, state_machine};
+//!
+//! state_machine! {
+//!     pub saga Trip(Booking) {
+//!         version 1;
+//!         parallel {
+//!             branch hotel(data.hotel) { step book_hotel / cancel_hotel; }
+//!             branch flight(data.flight) { step book_flight / cancel_flight; }
+//!         }
+//!         pivot step confirm;
+//!     }
+//! }
+//!
+//! #[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+//! pub struct Booking { hotel: Option<String>, flight: Option<String> }
+//!
+//! // A branch's steps get its field only.
+//! async fn book_hotel(_: &(), _: &StepContext, room: &mut Option<String>) -> Result<(), StepError> {
+//!     *room = Some("101".into());
+//!     Ok(())
+//! }
+//! async fn cancel_hotel(_: &(), _: &StepContext, room: &mut Option<String>) -> Result<(), StepError> {
+//!     *room = None;
+//!     Ok(())
+//! }
+//! async fn book_flight(_: &(), ctx: &StepContext, _: &mut Option<String>) -> Result<(), StepError> {
+//!     Err(StepError::permanent("full", format!("no seat ({})", ctx.idempotency_key)))
+//! }
+//! async fn cancel_flight(_: &(), _: &StepContext, _: &mut Option<String>) -> Result<(), StepError> {
+//!     Ok(())
+//! }
+//! async fn confirm(_: &(), _: &StepContext, _: &mut Booking) -> Result<(), StepError> {
+//!     Ok(())
+//! }
+//!
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+//! let executor = SagaExecutor::<Trip, _>::new(MemoryStore::new(), ());
+//! let outcome = runtime.block_on(executor.start("t-1", Booking::default())).unwrap();
+//! // The flight failed; the hotel, booked side by side, was cancelled.
+//! assert!(matches!(outcome, SagaOutcome::Compensated { failed_step, .. } if failed_step == "book_flight"));
+//! ```
+//!
 //! # Panics
 //!
 //! A panic in the code the executor calls is caught per instance and never unwinds out
