@@ -165,6 +165,50 @@ impl Outgoing {
         Self::raw(Cow::Borrowed(T::DEFINITION.name), id, payload)
     }
 
+    /// Starts saga `S` with `data` as instance `id`, run by the
+    /// [`Worker`](crate::worker::Worker) that runs `S`
+    /// ([`Worker::saga`](crate::worker::Worker::saga)), which creates it unless an
+    /// instance with that id exists. When the saga ends, `on_completed` is sent if it
+    /// completed and `on_failed` if it was compensated, each in the transaction of the
+    /// saga's last checkpoint: a state that starts a child saga and waits for one of
+    /// the two events is a sub-process whose failure takes the parent down its failure
+    /// path. A saga that waits for a person (`Stuck`, `CompensationFailed`) sends
+    /// nothing until a retry or a compensation ends it; the parent's own deadline is
+    /// what bounds the wait.
+    #[cfg(feature = "sagas")]
+    pub fn start_saga<S: crate::saga::Saga>(
+        id: impl Into<InstanceId>,
+        data: &S::Data,
+        on_completed: Outgoing,
+        on_failed: Outgoing,
+    ) -> Self {
+        let id = id.into();
+        let reply = |outgoing: Outgoing| {
+            outgoing.payload.map(|payload| SagaReply {
+                topic: outgoing.to.into_owned(),
+                payload,
+            })
+        };
+        let payload = crate::encode::to_value(data)
+            .map_err(|e| format!("the saga's data does not encode as JSON: {e}"))
+            .and_then(|data| {
+                let start = SagaStart {
+                    saga: S::DEFINITION.name.to_owned(),
+                    id: id.clone(),
+                    data,
+                    on_completed: reply(on_completed)?,
+                    on_failed: reply(on_failed)?,
+                };
+                serde_json::to_value(&start)
+                    .map_err(|e| format!("the message does not encode: {e}"))
+            });
+        Self::raw(
+            Cow::Owned(saga_start_topic(S::DEFINITION.name)),
+            id,
+            payload,
+        )
+    }
+
     /// A message of this crate's own under topic `to` (a saga's retry request).
     pub(crate) fn raw(
         to: Cow<'static, str>,
@@ -178,6 +222,37 @@ impl Outgoing {
     pub fn receiver(&self) -> Option<(&str, &InstanceId)> {
         self.payload.as_ref().ok().map(|_| (&*self.to, &self.id))
     }
+}
+
+/// The outbox topic of the messages that start saga `saga`
+/// ([`Outgoing::start_saga`]): `start/{saga}`.
+pub fn saga_start_topic(saga: &str) -> String {
+    format!("start/{saga}")
+}
+
+/// What [`Outgoing::start_saga`] sends.
+#[cfg(feature = "sagas")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SagaStart {
+    /// The saga.
+    pub(crate) saga: String,
+    /// The instance to start.
+    pub(crate) id: InstanceId,
+    /// Its data, as JSON.
+    pub(crate) data: serde_json::Value,
+    /// Sent when it completes.
+    pub(crate) on_completed: SagaReply,
+    /// Sent when it is compensated.
+    pub(crate) on_failed: SagaReply,
+}
+
+/// A message a saga sends when it ends: its topic and payload, as made by
+/// [`Outgoing::event`] for the parent.
+#[cfg(feature = "sagas")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SagaReply {
+    pub(crate) topic: String,
+    pub(crate) payload: serde_json::Value,
 }
 
 /// An envelope as JSON.

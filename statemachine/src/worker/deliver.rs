@@ -52,6 +52,11 @@ impl<S: TimerStore + 'static> Worker<S> {
         }
         topics.extend(self.handlers.iter().map(|h| h.machine().to_owned()));
         topics.extend(self.sagas.iter().map(|saga| retry_topic(saga.name())));
+        topics.extend(
+            self.sagas
+                .iter()
+                .map(|saga| crate::choreography::saga_start_topic(saga.name())),
+        );
         topics
     }
 
@@ -97,13 +102,25 @@ impl<S: TimerStore + 'static> Worker<S> {
         let results = futures_util::future::join_all(due.iter().map(|message| async move {
             match (&self.notifier, message.topic.as_str()) {
                 (Some(notifier), TOPIC) => deliver(notifier, message).await,
-                (_, topic) => match topic
-                    .strip_prefix("retry/")
-                    .and_then(|saga| self.sagas.iter().find(|s| s.name() == saga))
-                {
-                    Some(saga) => retry_requested(&**saga, message).await,
-                    None => self.receive(message),
-                },
+                (_, topic) => {
+                    let saga = |prefix: &str| {
+                        topic
+                            .strip_prefix(prefix)
+                            .and_then(|saga| self.sagas.iter().find(|s| s.name() == saga))
+                    };
+                    if let Some(saga) = saga("retry/") {
+                        retry_requested(&**saga, message).await
+                    } else if let Some(saga) = saga("start/") {
+                        let started = saga.start_from_message(&message.payload);
+                        if started.is_ok() {
+                            // Its timer is due now.
+                            self.wake();
+                        }
+                        started
+                    } else {
+                        self.receive(message)
+                    }
+                }
             }
         }))
         .await;

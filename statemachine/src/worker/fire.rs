@@ -385,4 +385,8 @@ where
     ) -> BoxFuture<'a, Result<bool, crate::saga::SagaError>> {
         Box::pin(self.0.carry_out_retry(letter))
     }
+
+    fn start_from_message(&self, payload: &serde_json::Value) -> Result<(), String> {
+        crate::store::blocking(|| self.0.start_from_message(payload))
+    }
 }

@@ -207,6 +207,8 @@ trait Sagas: Send + Sync {
         &'a self,
         letter: &'a InstanceId,
     ) -> BoxFuture<'a, Result<bool, crate::saga::SagaError>>;
+    /// Creates the instance a machine's `Outgoing::start_saga` message asks for.
+    fn start_from_message(&self, payload: &serde_json::Value) -> Result<(), String>;
 }
 
 /// One loop per process that fires due timers, resumes sagas and carries out dead-letter

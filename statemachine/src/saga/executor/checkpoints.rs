@@ -153,6 +153,20 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
         let at = self.clock.now();
         let record = self.record(&next, Some(&current.state.name), event, at, None);
         let lease = Self::current_lease();
+        // A saga a machine started tells it how it ended, with its last checkpoint.
+        let reply = progress.reply.as_ref().and_then(|reply| match phase {
+            super::COMPLETED => Some(&reply.on_completed),
+            super::COMPENSATED => Some(&reply.on_failed),
+            _ => None,
+        });
+        let outbox: Vec<crate::store::OutboxMessage> = reply
+            .map(|reply| crate::store::OutboxMessage {
+                key: format!("msg/{}/{}/{}/0", S::DEFINITION.name, current.id, next.seq),
+                topic: std::borrow::Cow::Owned(reply.topic.clone()),
+                payload: reply.payload.clone(),
+            })
+            .into_iter()
+            .collect();
         self.store.commit(&Commit {
             machine: S::DEFINITION.name,
             id: &current.id,
@@ -165,7 +179,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             fired: None,
             task: crate::store::TaskWrite::Keep,
             lease: lease.as_ref(),
-            outbox: &[],
+            outbox: &outbox,
         })?;
         Ok(next)
     }

@@ -6,6 +6,8 @@
 //! - `attempts`: a step's attempts under the retry policy, the timeout and the circuit
 //!   breaker, and giving up;
 //! - `parallel`: a `parallel` block's branches, run side by side and joined;
+//! - `start`: storing a new instance (started here, enqueued for a worker, or asked
+//!   for by a machine's message);
 //! - `resume`: every unfinished instance after a crash, and the report of it;
 //! - `dead_letters`: the review of sagas that gave up;
 //! - `checkpoints`: reading an instance and writing its next checkpoint;
@@ -19,6 +21,7 @@ mod leases;
 mod panics;
 mod parallel;
 mod resume;
+mod start;
 mod steps;
 
 pub use leases::DEFAULT_RUN_LEASE;
@@ -33,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{BreakerConfig, CircuitBreaker, DeadLetterData, RetryPolicy, Saga, StepError};
 use crate::store::{Store, StoreError};
-use crate::{AuditRecord, Clock, InstanceId, RecordKind, SystemClock};
+use crate::{Clock, InstanceId, SystemClock};
 
 const RUNNING: &str = "Running";
 const COMPENSATING: &str = "Compensating";
@@ -41,6 +44,11 @@ const COMPLETED: &str = "Completed";
 const COMPENSATED: &str = "Compensated";
 const COMPENSATION_FAILED: &str = "CompensationFailed";
 const STUCK: &str = "Stuck";
+
+/// The timer a saga started by a message is created with, due at once: the worker that
+/// runs the saga runs it when it claims the timer.
+#[cfg(feature = "worker")]
+const START_TIMER: &str = "start";
 
 /// How long an attempt of a step (or compensation) may take before it fails as a
 /// retryable `timeout`, unless the executor is told otherwise
@@ -203,6 +211,19 @@ struct Progress {
     /// compensated, the last first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     undo: Option<Vec<usize>>,
+    /// Started by a machine's state ([`Outgoing::start_saga`]): what to send it when
+    /// the saga completes or is compensated.
+    ///
+    /// [`Outgoing::start_saga`]: crate::choreography::Outgoing::start_saga
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply: Option<Replies>,
+}
+
+/// The messages a saga started by a machine sends it when it ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Replies {
+    on_completed: crate::choreography::SagaReply,
+    on_failed: crate::choreography::SagaReply,
 }
 
 /// Where one branch of a running `parallel` block is.
@@ -425,89 +446,6 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
     /// The store.
     pub fn store(&self) -> &St {
         &self.store.0
-    }
-
-    /// Stores a new instance and runs it to its end. A step that panics fails like a
-    /// step that returns an error (see "Panics" in the [module docs](super)); no panic
-    /// comes out of `start`.
-    ///
-    /// # Errors
-    ///
-    /// When the store fails ([`StoreError::DuplicateId`] for an id in use), or
-    /// [`SagaError::Panicked`] when code outside the steps panics.
-    pub async fn start(
-        &self,
-        id: impl Into<InstanceId>,
-        data: S::Data,
-    ) -> Result<SagaOutcome, SagaError> {
-        let id = id.into();
-        self.guarded(&id, self.create_and_run(&id, data)).await
-    }
-
-    /// Stores a new instance without running it, for a worker to run: on a store that
-    /// many processes share (PostgreSQL), the next worker that looks for unfinished
-    /// sagas ([`resume`](Self::resume), every lease in a
-    /// [`Worker`](crate::worker::Worker)) takes it up: what an HTTP handler calls to hand
-    /// work to the workers and answer at once. On a store one process owns (SQLite,
-    /// memory) a worker resumes sagas only when it starts: there, [`run`](Self::run) the
-    /// instance yourself (or use [`start`](Self::start)).
-    ///
-    /// # Errors
-    ///
-    /// When the store fails ([`StoreError::DuplicateId`] for an id in use).
-    pub async fn enqueue(&self, id: impl Into<InstanceId>, data: S::Data) -> Result<(), SagaError> {
-        let id = id.into();
-        self.create_instance(&id, data)?;
-        if let Some(leases) = self.store.as_run_leases() {
-            // Claimed and given up at once: claimable now, not only once it has been
-            // idle for a lease (the grace that keeps `start`'s own instances its own).
-            // If that fails, the instance is still stored: it waits a lease's length.
-            let now = self.clock.now();
-            let released = crate::store::blocking(|| {
-                leases
-                    .claim_run(S::DEFINITION.name, &id, &self.owner, now, now + self.lease)
-                    .and_then(|lease| leases.release_run(&lease))
-            });
-            if let Err(error) = released {
-                tracing::warn!(target: "statemachine", saga = S::DEFINITION.name, retryable = error.is_retryable(), "an enqueued saga could not be made claimable at once; workers take it up once it has waited a lease");
-            }
-        }
-        Ok(())
-    }
-
-    async fn create_and_run(
-        &self,
-        id: &InstanceId,
-        data: S::Data,
-    ) -> Result<SagaOutcome, SagaError> {
-        self.create_instance(id, data)?;
-        self.run_leased(id, None).await
-    }
-
-    fn create_instance(&self, id: &InstanceId, data: S::Data) -> Result<(), SagaError> {
-        let snapshot = self.snapshot(id, 0, RUNNING, &Progress::default(), &data)?;
-        let at = self.clock.now();
-        let record = self.record(
-            &snapshot,
-            None,
-            "start".into(),
-            at,
-            Some(serde_json::to_value(&snapshot).unwrap_or_default()),
-        );
-        let record = AuditRecord {
-            kind: RecordKind::Created,
-            from: None,
-            event: None,
-            ..record
-        };
-        self.store.create(
-            &snapshot,
-            std::slice::from_ref(&record),
-            &[],
-            crate::store::TaskWrite::Keep,
-            at,
-        )?;
-        Ok(())
     }
 
     /// Runs instance `id` from where it is to its end (an ended one just reports how).
