@@ -350,3 +350,74 @@ async fn an_included_block_runs_and_is_compensated_like_the_sagas_own() {
         ["book_flight", "book_hotel", "rent_car", "open_file"]
     );
 }
+
+/// A healthy downstream whose call a sibling's failure stopped.
+mod stopped_sibling {
+    use std::time::Duration;
+
+    use statemachine::saga::{StepContext, StepError};
+    use statemachine::state_machine;
+
+    state_machine! {
+        pub saga Pair(Two) {
+            version 1;
+            parallel {
+                branch a(data.a) { step fail_a / undo_a; }
+                branch b(data.b) { step call_b / undo_b via payments; }
+            }
+        }
+    }
+
+    #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+    pub struct Two {
+        a: u32,
+        b: u32,
+    }
+
+    async fn fail_a(_: &(), _: &StepContext, _: &mut u32) -> Result<(), StepError> {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        Err(StepError::permanent("no", "a fails"))
+    }
+    async fn undo_a(_: &(), _: &StepContext, _: &mut u32) -> Result<(), StepError> {
+        Ok(())
+    }
+    /// Stops, as the docs suggest, when told to.
+    async fn call_b(_: &(), ctx: &StepContext, _: &mut u32) -> Result<(), StepError> {
+        let call = tokio::time::sleep(Duration::from_millis(50));
+        tokio::pin!(call);
+        tokio::select! {
+            () = &mut call => Ok(()),
+            () = ctx.cancelled() => Err(StepError::permanent("stopped", "cancelled")),
+        }
+    }
+    async fn undo_b(_: &(), _: &StepContext, _: &mut u32) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sibling_that_stops_when_told_does_not_count_against_its_downstream() {
+    use statemachine::saga::{BreakerConfig, BreakerState};
+    let executor = SagaExecutor::<stopped_sibling::Pair, _>::new(MemoryStore::new(), ())
+        .with_retry(quick())
+        .with_breaker(
+            "payments",
+            BreakerConfig {
+                failure_threshold: 1,
+                cool_down: Duration::from_secs(30),
+                trial_calls: 1,
+            },
+        );
+    let outcome = executor
+        .start("p-1", stopped_sibling::Two::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, SagaOutcome::Compensated { ref failed_step, .. } if failed_step == "fail_a")
+    );
+    let state = executor.breaker("payments").unwrap().state();
+    assert!(
+        matches!(state, BreakerState::Closed { .. }),
+        "a healthy downstream's breaker is {state:?}"
+    );
+}

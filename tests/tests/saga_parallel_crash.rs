@@ -1,9 +1,10 @@
 //! The parallel saga crash test: a child process runs sagas with a `parallel` block of
 //! three branches against SQLite and is killed with SIGKILL at random moments, 200
 //! times; a last run finishes them. Then every saga ended as its plan says, every
-//! step's effect was applied exactly once (the downstream keeps one row per
-//! idempotency key and counts the calls), every completed step of a compensated saga
-//! was compensated exactly once and nothing else was (but the `uncertain` step),
+//! step's effect was applied once per idempotency key (the downstream keeps one row
+//! per key and counts the calls: repeated calls after a crash are deduplicated, and no
+//! step ran under a second key), every completed step of a compensated saga was
+//! compensated and nothing else was (but the `uncertain` step),
 //! compensations ran in the reverse of the order the steps' completions were
 //! committed, and the checkpoints are contiguous.
 //!

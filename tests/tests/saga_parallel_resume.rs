@@ -229,3 +229,94 @@ async fn stored_branch_progress_that_does_not_fit_the_saga_is_refused() {
         SagaOutcome::Completed
     );
 }
+
+/// A sibling that checks for cancellation before it calls its downstream.
+mod careful {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use statemachine::saga::{StepContext, StepError};
+    use statemachine::state_machine;
+
+    state_machine! {
+        pub saga Careful(Two, Calls) {
+            version 1;
+            parallel {
+                branch a(data.a) { step fail_a / undo_a; }
+                branch b(data.b) { step book_b / undo_b; }
+            }
+        }
+    }
+
+    #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+    pub struct Two {
+        a: u32,
+        b: u32,
+    }
+
+    /// Effects by key, once each.
+    #[derive(Debug, Default)]
+    pub struct Calls(pub Mutex<Vec<String>>);
+
+    async fn fail_a(_: &Calls, _: &StepContext, _: &mut u32) -> Result<(), StepError> {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Err(StepError::permanent("no", "a fails"))
+    }
+    async fn undo_a(_: &Calls, _: &StepContext, _: &mut u32) -> Result<(), StepError> {
+        Ok(())
+    }
+    async fn book_b(calls: &Calls, ctx: &StepContext, _: &mut u32) -> Result<(), StepError> {
+        if ctx.is_cancelled() {
+            return Err(StepError::permanent("stopped", "cancelled before it began"));
+        }
+        {
+            let mut calls = calls.0.lock().unwrap();
+            if !calls.contains(&ctx.idempotency_key) {
+                calls.push(ctx.idempotency_key.clone());
+            }
+        }
+        // The booking is made; the answer takes 15 ms.
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        Ok(())
+    }
+    async fn undo_b(calls: &Calls, ctx: &StepContext, _: &mut u32) -> Result<(), StepError> {
+        calls.0.lock().unwrap().push(ctx.idempotency_key.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_interrupted_after_a_sibling_failed_is_attempted_again_as_usual_and_undone() {
+    // Commits: fork, start fail_a, start book_b, failed fail_a; the 5th (done book_b)
+    // dies, after the booking was made.
+    let inner = Arc::new(MemoryStore::new());
+    let first = SagaExecutor::<careful::Careful, _>::new(
+        Dying {
+            inner: inner.clone(),
+            left: Arc::new(AtomicU32::new(4)),
+        },
+        careful::Calls::default(),
+    )
+    .with_retry(quick());
+    assert!(first.start("c-1", careful::Two::default()).await.is_err());
+    assert_eq!(*first.env().0.lock().unwrap(), ["Careful/c-1/book_b"]);
+    let second = SagaExecutor::<careful::Careful, _>::new(inner.clone(), careful::Calls::default())
+        .with_retry(quick());
+    second
+        .env()
+        .0
+        .lock()
+        .unwrap()
+        .extend(first.env().0.lock().unwrap().iter().cloned());
+    let resumed = second.resume().await.unwrap();
+    assert!(matches!(
+        resumed.ended[0].1,
+        SagaOutcome::Compensated { .. }
+    ));
+    // Not told to stop, the attempt after the crash found the booking made (by its key),
+    // so the booking is undone.
+    assert_eq!(
+        *second.env().0.lock().unwrap(),
+        ["Careful/c-1/book_b", "Careful/c-1/book_b/compensation"]
+    );
+}

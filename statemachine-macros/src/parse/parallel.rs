@@ -33,7 +33,7 @@ impl BranchDecl {
         self.field
             .iter()
             .map(|m| match m {
-                Member::Named(name) => name.to_string(),
+                Member::Named(name) => syn::ext::IdentExt::unraw(name).to_string(),
                 Member::Unnamed(index) => index.index.to_string(),
             })
             .collect::<Vec<_>>()

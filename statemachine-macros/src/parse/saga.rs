@@ -125,6 +125,15 @@ impl Parse for SagaSyntax {
         let mut blocks = Vec::new();
         let mut errors = Vec::new();
         while !body.is_empty() {
+            let ahead = body.fork();
+            if ahead.call(Attribute::parse_outer).is_ok() && ahead.peek(kw::parallel) {
+                for attr in body.call(Attribute::parse_outer)? {
+                    errors.push(syn::Error::new_spanned(
+                        attr,
+                        "attributes and doc comments cannot be written on a parallel block; document its steps",
+                    ));
+                }
+            }
             if body.peek(kw::parallel) {
                 if let Err(error) =
                     super::parse_parallel(&body, &mut steps, &mut blocks, &mut errors)
@@ -219,7 +228,7 @@ pub(super) fn parse_saga_item(input: ParseStream) -> syn::Result<SagaItem> {
             Ok(word) if mark == StepMark::Plain => format!(
                 "unknown item `{word}` in a saga; expected `version N;`, a step like \
                  `step reserve_stock / release_stock;` (or `pivot step ..`, `readonly step ..`), \
-                 or `include OtherSaga;`"
+                 `include OtherSaga;`, or `parallel {{ branch .. }}`"
             ),
             _ => "expected `step`, like `step reserve_stock / release_stock;`".to_owned(),
         };

@@ -23,6 +23,11 @@ state_machine! {
             step stray / unstray;
         }
         parallel;
+        /// A block.
+        parallel {
+            branch x(data.hotel) { step x1 / undo_x1; }
+            branch y(data.flight) { step y1 / undo_y1; }
+        }
         step last / undo_last;
     }
 }

@@ -160,8 +160,13 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                 };
                 match answer {
                     Ok(result) => {
-                        if let Some(permit) = permit {
-                            permit.record(result.is_ok());
+                        // A step that stopped because a sibling failed says nothing
+                        // about its downstream either.
+                        let stopped =
+                            result.is_err() && cancel.is_some_and(CancellationToken::is_cancelled);
+                        match permit {
+                            Some(permit) if !stopped => permit.record(result.is_ok()),
+                            permit => drop(permit),
                         }
                         result
                     }
@@ -203,7 +208,7 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                 .saturating_add(began.elapsed())
                 .saturating_add(delay);
             let cancelled = cancel.is_some_and(CancellationToken::is_cancelled);
-            if cancelled && error.kind != STEP_CANCELLED {
+            if cancelled && error.retryable && error.kind != STEP_CANCELLED {
                 errors.push("not retried: a sibling branch failed for good".to_owned());
             }
             let exhausted = cancelled

@@ -338,7 +338,9 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
         // The step it was at, if the progress still reads: for a compensation, the last
         // compensable step below `progress.step`.
         let step = progress.as_ref().and_then(|p| {
-            if compensating {
+            if compensating && let Some(&last) = p.undo.as_ref().and_then(|undo| undo.last()) {
+                steps.get(last)
+            } else if compensating {
                 steps
                     .get(..p.step.min(steps.len()))?
                     .iter()

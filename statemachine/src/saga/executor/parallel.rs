@@ -12,6 +12,7 @@
 use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
 
+use super::attempts::STEP_CANCELLED;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -19,7 +20,7 @@ use super::{
     SagaExecutor,
 };
 use crate::Snapshot;
-use crate::saga::{Branch, Saga, StepKind};
+use crate::saga::{Branch, Saga, StepError, StepKind};
 use crate::store::Store;
 
 /// The instance as its latest checkpoint left it.
@@ -139,6 +140,12 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
             if cancel.is_cancelled() && !at.started {
                 return Ok(());
             }
+            // That attempt is not told to stop: its first one may have taken effect, and
+            // only an attempt that runs as usual (the downstream deduplicating it by its
+            // key) can say so. The grace bounds it.
+            let resumed = cancel.is_cancelled();
+            let fresh = CancellationToken::new();
+            let told = if resumed { &fresh } else { cancel };
             let index = at.next;
             let step = &steps[index];
             if !at.started {
@@ -148,23 +155,40 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                     |progress, _| progress.branches[b].started = true,
                 )?;
             }
-            let outcome = self
-                .attempts(
-                    &id,
-                    index,
-                    false,
-                    (at.attempts, at.spent_ms),
-                    &data,
-                    Some(cancel),
-                    |attempts, spent_ms, event| {
-                        self.commit_block(cursor, event, |progress, _| {
-                            let at = &mut progress.branches[b];
-                            at.attempts = attempts;
-                            at.spent_ms = spent_ms;
-                        })
-                    },
-                )
-                .await?;
+            let attempts = self.attempts(
+                &id,
+                index,
+                false,
+                (at.attempts, at.spent_ms),
+                &data,
+                Some(told),
+                |attempts, spent_ms, event| {
+                    self.commit_block(cursor, event, |progress, _| {
+                        let at = &mut progress.branches[b];
+                        at.attempts = attempts;
+                        at.spent_ms = spent_ms;
+                    })
+                },
+            );
+            let outcome = if resumed {
+                let grace = self.branch_grace;
+                match tokio::time::timeout(grace, attempts).await {
+                    Ok(outcome) => outcome?,
+                    Err(_) => Err((
+                        StepError::permanent(
+                            STEP_CANCELLED,
+                            format!(
+                                "a sibling branch had failed for good, and the attempt after \
+                                 the crash did not end within the grace of {grace:?}"
+                            ),
+                        ),
+                        at.attempts,
+                        Vec::new(),
+                    )),
+                }
+            } else {
+                attempts.await?
+            };
             match outcome {
                 Ok(mut left) => {
                     self.commit_block(cursor, format!("done {}", step.name), |progress, data| {
@@ -310,6 +334,9 @@ impl<S: Saga, St: Store> SagaExecutor<S, St> {
                 progress.step
             ));
         };
+        if progress.failed.is_none() && progress.branches.iter().any(|at| at.stopped) {
+            return Some("a branch stopped with no failure recorded".to_owned());
+        }
         let branches = definition.branches(block);
         if branches.len() != progress.branches.len() {
             return Some(format!(
