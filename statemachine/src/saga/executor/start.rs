@@ -8,7 +8,7 @@ use crate::{AuditRecord, InstanceId, RecordKind};
 
 impl<S: Saga, St: Store> SagaExecutor<S, St> {
     /// Stores a new instance and runs it to its end. A step that panics fails like a
-    /// step that returns an error (see "Panics" in the [module docs](super)); no panic
+    /// step that returns an error (see "Panics" in the [module docs](crate::saga)); no panic
     /// comes out of `start`.
     ///
     /// # Errors
