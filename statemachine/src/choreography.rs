@@ -174,7 +174,9 @@ impl Outgoing {
     /// the two events is a sub-process whose failure takes the parent down its failure
     /// path. A saga that waits for a person (`Stuck`, `CompensationFailed`) sends
     /// nothing until a retry or a compensation ends it; the parent's own deadline is
-    /// what bounds the wait.
+    /// what bounds the wait. An instance with id `id` that exists already takes the
+    /// start as delivered again: put the parent's sequence number in `id` when it can
+    /// enter the starting state again.
     #[cfg(feature = "sagas")]
     pub fn start_saga<S: crate::saga::Saga>(
         id: impl Into<InstanceId>,

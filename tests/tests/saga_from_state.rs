@@ -42,10 +42,25 @@ state_machine! {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Card {
     pub cents: u64,
     pub declined: bool,
+}
+
+/// Set: the next clone of a card panics, as buggy data code would, outside any step.
+static CLONE_PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl Clone for Card {
+    fn clone(&self) -> Self {
+        if CLONE_PANICS.swap(false, Ordering::SeqCst) {
+            panic!("the card's clone panicked");
+        }
+        Self {
+            cents: self.cents,
+            declined: self.declined,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -256,4 +271,46 @@ async fn a_start_whose_data_does_not_fit_the_saga_stays_in_the_outbox_with_the_r
     assert_eq!(world.store.outbox_count().unwrap(), 1);
     assert!(world.store.load("Charge", &"charge-o-3".into()).is_err());
     assert_eq!(world.state("o-3"), "Paying");
+}
+
+#[tokio::test]
+async fn a_started_saga_whose_run_fails_in_passing_is_run_again_by_its_timer() {
+    let clock = Arc::new(statemachine::ManualClock::new(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(1),
+    ));
+    let mut world = world();
+    let executor = SagaExecutor::<Charge, _>::new(world.store.clone(), Bank::default());
+    world.worker = Worker::new(world.store.clone())
+        .reacting(reactions(1))
+        .saga(executor)
+        .with_clock(clock.clone());
+    world.orders.create(Order::new("o-4").into()).unwrap();
+    world
+        .orders
+        .apply(&"o-4".into(), Place, &Meta::new())
+        .unwrap();
+    world.worker.deliver_due().await.unwrap();
+    // The run panics outside the steps: the saga stays where it was, and its timer is
+    // put back (no process restart, no `resume`, is needed to run it again).
+    CLONE_PANICS.store(true, Ordering::SeqCst);
+    let reports = world.worker.run_due().await.unwrap();
+    assert_eq!(reports.len(), 1);
+    assert!(
+        matches!(
+            reports[0].outcome,
+            statemachine::worker::Outcome::Retrying { .. }
+        ),
+        "{:?}",
+        reports[0].outcome
+    );
+    assert_eq!(world.saga_state("charge-o-4"), "Running");
+    assert!(
+        world.worker.run_due().await.unwrap().is_empty(),
+        "backing off"
+    );
+    clock.advance(std::time::Duration::from_secs(2));
+    world.round().await;
+    assert_eq!(world.saga_state("charge-o-4"), "Completed");
+    world.round().await;
+    assert_eq!(world.state("o-4"), "Paid");
 }

@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 
 use super::fire::{Outcome, chain, retry};
 use super::{Counters, Handler, Sagas, TimerReport, Worker};
+use crate::saga::SagaError;
 use crate::store::{DueTimer, Release, StoreError, TimerStore};
 use crate::{Clock, InstanceId};
 
@@ -110,50 +111,62 @@ impl<S: TimerStore + 'static> Worker<S> {
         done
     }
 
-    /// Runs a saga whose retry was requested, if it is still where the request left it.
+    /// Runs a saga whose timer came due (a retry was requested, or a machine's message
+    /// started it), if it is still where the timer was armed. The timer is removed once
+    /// the run ends; a run that meets a passing failure (a busy store, a conflicting
+    /// writer, a panic outside the steps) puts it back with a backoff, so the saga is run
+    /// again on a store whose worker does not look for unfinished sagas while it runs
+    /// (SQLite). A crash during the run leaves the timer armed: the saga is run again
+    /// from its last checkpoint.
     async fn run_saga(&self, saga: &dyn Sagas, timer: &DueTimer) -> Outcome {
-        if let Some(outcome) = crate::store::blocking(|| self.take_saga_timer(timer)) {
+        if let Some(outcome) = crate::store::blocking(|| self.check_saga_timer(timer)) {
             return outcome;
         }
-        let result = match saga.run(&timer.id).await {
-            Ok(outcome) => format!("{outcome:?}"),
-            Err(error) => chain(&error),
-        };
-        Outcome::SagaRan { result }
+        let result = saga.run(&timer.id).await;
+        crate::store::blocking(|| match result {
+            Ok(outcome) => match self.store.release(timer, Release::Discard) {
+                Ok(_) => Outcome::SagaRan {
+                    result: format!("{outcome:?}"),
+                },
+                Err(error) => retry(self.store.as_ref(), self.clock.as_ref(), timer, &error),
+            },
+            Err(error) if error.is_retryable() || matches!(error, SagaError::Panicked { .. }) => {
+                tracing::warn!(target: "statemachine::worker", saga = saga.name(), kind = error.kind(), "a saga run met a passing failure; its timer is put back to run it again");
+                retry(self.store.as_ref(), self.clock.as_ref(), timer, &error)
+            }
+            Err(error) => {
+                tracing::error!(target: "statemachine::worker", saga = saga.name(), kind = error.kind(), "a saga run failed; `resume` sets it aside");
+                match self.store.release(timer, Release::Discard) {
+                    Ok(_) => Outcome::SagaRan {
+                        result: chain(&error),
+                    },
+                    Err(again) => retry(self.store.as_ref(), self.clock.as_ref(), timer, &again),
+                }
+            }
+        })
     }
 
-    /// Removes a saga's retry timer before the run, if the saga is still where the
-    /// request left it; otherwise what became of the timer.
-    fn take_saga_timer(&self, timer: &DueTimer) -> Option<Outcome> {
+    /// Whether a saga's timer is stale (the saga moved on since it was armed, or is
+    /// gone): then what became of it. `None`: run the saga. A timer put back after a
+    /// run that failed in passing is not stale for the checkpoints that run wrote.
+    fn check_saga_timer(&self, timer: &DueTimer) -> Option<Outcome> {
         match self.store.load(&timer.machine, &timer.id) {
-            Ok(stored) if stored.snapshot.seq == timer.seq => {}
+            Ok(stored) if stored.snapshot.seq == timer.seq || timer.attempts > 0 => None,
             Ok(_) | Err(StoreError::NotFound { .. }) => {
-                return Some(match self.store.release(timer, Release::Discard) {
+                Some(match self.store.release(timer, Release::Discard) {
                     Ok(_) => Outcome::Stale,
                     Err(error) => Outcome::Stuck {
                         error: error.to_string(),
                     },
-                });
+                })
             }
-            Err(error) => {
-                return Some(retry(
-                    self.store.as_ref(),
-                    self.clock.as_ref(),
-                    timer,
-                    &error,
-                ));
-            }
-        }
-        // Removed first: a crash during the run leaves the saga to `resume`.
-        if let Err(error) = self.store.release(timer, Release::Discard) {
-            return Some(retry(
+            Err(error) => Some(retry(
                 self.store.as_ref(),
                 self.clock.as_ref(),
                 timer,
                 &error,
-            ));
+            )),
         }
-        None
     }
 
     pub(super) fn report(&self, timer: DueTimer, outcome: Outcome) -> TimerReport {
