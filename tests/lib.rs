@@ -363,6 +363,22 @@ pub mod durable_saga {
                 .collect()
         }
 
+        /// When each applied effect's key was first applied, as a number that grows
+        /// with each new key (its row id), by key.
+        ///
+        /// # Panics
+        ///
+        /// When the database cannot be read.
+        pub fn order(&self) -> std::collections::BTreeMap<String, i64> {
+            let conn = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let mut select = conn.prepare("SELECT key, rowid FROM effects").unwrap();
+            select
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        }
+
         /// Opens (creating) the effects database at `path`.
         pub fn open(path: &std::path::Path) -> rusqlite::Result<Self> {
             let conn = rusqlite::Connection::open(path)?;
