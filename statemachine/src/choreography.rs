@@ -228,6 +228,7 @@ impl Outgoing {
 
 /// The outbox topic of the messages that start saga `saga`
 /// ([`Outgoing::start_saga`]): `start/{saga}`.
+#[cfg(feature = "sagas")]
 pub fn saga_start_topic(saga: &str) -> String {
     format!("start/{saga}")
 }
