@@ -10,7 +10,8 @@
 //! `statemachine-test-child saga <db> <effects-db> <count>`
 //!   resumes every unfinished `Shipping` saga in `db`, then starts sagas `s-0` ..
 //!   `s-<count - 1>` that do not exist yet, each with its plan, printing `ended <id>
-//!   <outcome>` as each ends. Downstream effects go to `effects-db`, once per key.
+//!   <outcome>` as each ends, and `done` at the end. Downstream effects go to
+//!   `effects-db`, once per key.
 //!
 //! `statemachine-test-child tour <db> <effects-db> <count>`
 //!   as `saga`, for the `Tour` saga (`statemachine_tests::tour`), whose `parallel`
@@ -129,64 +130,30 @@ fn bump(db: &str, id: &str, count: &str, prefix: &str) -> Result<(), String> {
 }
 
 fn sagas(db: &str, effects: &str, count: &str) -> Result<(), String> {
-    use statemachine::saga::{RetryPolicy, SagaExecutor, SagaOutcome};
-    use statemachine_tests::durable_saga::{Effects, Plan, Shipping};
-
-    let count = number(count)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .map_err(|e| e.to_string())?;
-    runtime.block_on(async {
-        let store = SqliteStore::open(db).map_err(|e| e.to_string())?;
-        let effects = Effects::open(std::path::Path::new(effects)).map_err(|e| e.to_string())?;
-        let quick = RetryPolicy::default()
-            .with_initial_interval(std::time::Duration::from_millis(1))
-            .with_maximum_attempts(4);
-        let executor = SagaExecutor::<Shipping, _>::new(store, effects)
-            .with_retry(quick.clone())
-            .with_compensation_retry(quick);
-        let print = |id: &str, outcome: &SagaOutcome| {
-            let text = match outcome {
-                SagaOutcome::Completed => "completed".to_owned(),
-                SagaOutcome::Compensated { failed_step, .. } => {
-                    format!("compensated {failed_step}")
-                }
-                SagaOutcome::CompensationFailed { step, .. } => {
-                    format!("compensation-failed {step}")
-                }
-                SagaOutcome::Stuck { step, .. } => format!("stuck {step}"),
-                other => format!("{other:?}"),
-            };
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "ended {id} {text}");
-            let _ = out.flush();
-        };
-        let resumed = executor.resume().await.map_err(|e| e.to_string())?;
-        if let Some(failure) = resumed.failed.first() {
-            return Err(format!(
-                "resuming {} failed: {}",
-                failure.instance, failure.error
-            ));
-        }
-        for (id, outcome) in &resumed.ended {
-            print(id.as_str(), outcome);
-        }
-        for i in 0..count {
-            let id = format!("s-{i}");
-            match executor.start(id.as_str(), Plan::of(i)).await {
-                Ok(outcome) => print(&id, &outcome),
-                Err(statemachine::saga::SagaError::Store(StoreError::DuplicateId { .. })) => {}
-                Err(error) => return Err(error.to_string()),
-            }
-        }
-        Ok(())
-    })
+    use statemachine_tests::durable_saga::{Plan, Shipping};
+    run_sagas::<Shipping>(db, effects, count, "s", Plan::of)
 }
 
 fn tours(db: &str, effects: &str, count: &str) -> Result<(), String> {
-    use statemachine::saga::{RetryPolicy, SagaExecutor};
-    use statemachine_tests::tour::{Effects, Plan, Tour};
+    use statemachine_tests::tour::{Plan, Tour};
+    run_sagas::<Tour>(db, effects, count, "t", Plan::of)
+}
+
+/// Resumes every unfinished saga `S` in `db`, then starts instances `{prefix}-0` ..
+/// `{prefix}-<count - 1>` that do not exist yet with `plan(i)`, printing `ended <id>
+/// <outcome>` as each ends and `done` at the end. Effects go to `effects`.
+fn run_sagas<S>(
+    db: &str,
+    effects: &str,
+    count: &str,
+    prefix: &str,
+    plan: impl Fn(u64) -> S::Data,
+) -> Result<(), String>
+where
+    S: statemachine::saga::Saga<Env = statemachine_tests::durable_saga::Effects>,
+{
+    use statemachine::saga::{RetryPolicy, SagaExecutor, SagaOutcome};
+    use statemachine_tests::durable_saga::Effects;
 
     let count = number(count)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -200,9 +167,28 @@ fn tours(db: &str, effects: &str, count: &str) -> Result<(), String> {
         let quick = RetryPolicy::default()
             .with_initial_interval(std::time::Duration::from_millis(1))
             .with_maximum_attempts(4);
-        let executor = SagaExecutor::<Tour, _>::new(store, effects)
+        let executor = SagaExecutor::<S, _>::new(store, effects)
             .with_retry(quick.clone())
             .with_compensation_retry(quick);
+        let print = |line: String| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        };
+        let ended = |id: &str, outcome: &SagaOutcome| {
+            let text = match outcome {
+                SagaOutcome::Completed => "completed".to_owned(),
+                SagaOutcome::Compensated { failed_step, .. } => {
+                    format!("compensated {failed_step}")
+                }
+                SagaOutcome::CompensationFailed { step, .. } => {
+                    format!("compensation-failed {step}")
+                }
+                SagaOutcome::Stuck { step, .. } => format!("stuck {step}"),
+                other => format!("{other:?}"),
+            };
+            print(format!("ended {id} {text}"));
+        };
         let resumed = executor.resume().await.map_err(|e| e.to_string())?;
         if let Some(failure) = resumed.failed.first() {
             return Err(format!(
@@ -210,17 +196,18 @@ fn tours(db: &str, effects: &str, count: &str) -> Result<(), String> {
                 failure.instance, failure.error
             ));
         }
+        for (id, outcome) in &resumed.ended {
+            ended(id.as_str(), outcome);
+        }
         for i in 0..count {
-            let id = format!("t-{i}");
-            match executor.start(id.as_str(), Plan::of(i)).await {
-                Ok(_)
-                | Err(statemachine::saga::SagaError::Store(StoreError::DuplicateId { .. })) => {}
+            let id = format!("{prefix}-{i}");
+            match executor.start(id.as_str(), plan(i)).await {
+                Ok(outcome) => ended(&id, &outcome),
+                Err(statemachine::saga::SagaError::Store(StoreError::DuplicateId { .. })) => {}
                 Err(error) => return Err(error.to_string()),
             }
         }
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "done");
-        let _ = out.flush();
+        print("done".to_owned());
         Ok(())
     })
 }
